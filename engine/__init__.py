@@ -1,0 +1,6 @@
+"""vigil: a self-contained, YAML-driven alerting daemon."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+__all__ = ["__version__"]
