@@ -37,7 +37,7 @@ def parse_size(text: str | int) -> int:
         raise ValueError(f"{text!r} is not a size; expected e.g. 64MiB, 1GB, 1048576")
     n, unit, suffix = int(m.group(1)), m.group(2).upper(), m.group(3).lower()
     base = 1024 if suffix.startswith("i") or suffix == "" else 1000
-    return n * base ** " KMGT".index(unit or " ")
+    return int(n * base ** " KMGT".index(unit or " "))
 
 
 def format_duration(seconds: float) -> str:

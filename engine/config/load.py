@@ -24,10 +24,8 @@ import yaml
 
 from engine.errors import Problem
 
-try:  # the C parser is ~10x faster; fall back to pure Python where libyaml is absent
-    from yaml import CParser as _Parser  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on the build of PyYAML
-    from yaml.parser import Parser as _Parser  # type: ignore[assignment]
+# libyaml's parser is ~10x faster; the pure-Python one is the same API where it is absent
+_Parser: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 32
@@ -152,8 +150,9 @@ def load_text(
         raise YamlError(Problem(file, line, col, f"YAML syntax error: {what}")) from None
     except yaml.reader.ReaderError as e:
         line, col = _line_col(decoded[: e.position])
+        ch = e.character if isinstance(e.character, int) else ord(e.character or "\0")
         raise YamlError(
-            Problem(file, line, col, f"character {e.character!r} is not allowed in YAML")
+            Problem(file, line, col, f"character U+{ch:04X} is not allowed in YAML")
         ) from None
     except (yaml.YAMLError, RecursionError, ValueError, OverflowError) as e:
         # libyaml reports a few faults without a mark; they still name the file
@@ -188,8 +187,8 @@ class _Builder:
         self.events: Iterator[yaml.Event] = iter(())
 
     def fail(self, event: yaml.Event, message: str) -> YamlError:
-        m = event.start_mark
-        return YamlError(Problem(self.doc.file, m.line + 1, m.column + 1, message))
+        line, col = _event_mark(event)
+        return YamlError(Problem(self.doc.file, line, col, message))
 
     def build(self) -> Any:
         parser = _Parser(self.text)
@@ -222,7 +221,7 @@ class _Builder:
             raise self.fail(ev, f"anchor &{ev.anchor} is not allowed; write the value out")
         if ev.tag is not None and ev.tag not in _CORE_TAGS:
             raise self.fail(ev, f"tag {ev.tag} is not allowed")
-        return resolve_plain(ev.value) if ev.style is None and ev.implicit[0] else ev.value
+        return resolve_plain(ev.value) if not ev.style and ev.implicit[0] else ev.value
 
     def node(self, ev: yaml.Event, path: Path, depth: int) -> Any:
         if isinstance(ev, yaml.AliasEvent):
@@ -231,12 +230,11 @@ class _Builder:
         if anchor is not None:
             raise self.fail(ev, f"anchor &{anchor} is not allowed; write the value out")
         tag = getattr(ev, "tag", None)
-        m = ev.start_mark
-        self.doc.marks[path] = (m.line + 1, m.column + 1)
+        self.doc.marks[path] = _event_mark(ev)
         if isinstance(ev, yaml.ScalarEvent):
             if tag is not None and tag not in _CORE_TAGS:
                 raise self.fail(ev, f"tag {tag} is not allowed")
-            if ev.style is None and ev.implicit[0]:
+            if not ev.style and ev.implicit[0]:
                 return resolve_plain(ev.value)
             if tag is None or tag in ("!", "tag:yaml.org,2002:str"):
                 return ev.value
@@ -265,8 +263,14 @@ class _Builder:
                     raise self.fail(kev, "mapping keys must be plain strings")
                 key = self.scalar_key(kev)
                 if not isinstance(key, str):
-                    key = "" if key is None else str(key).lower() if isinstance(key, bool) else str(key)
-                km = (kev.start_mark.line + 1, kev.start_mark.column + 1)
+                    key = (
+                        ""
+                        if key is None
+                        else str(key).lower()
+                        if isinstance(key, bool)
+                        else str(key)
+                    )
+                km = _event_mark(kev)
                 kpath = (*path, key)
                 if key in result:
                     first = key_marks[kpath]
@@ -277,6 +281,11 @@ class _Builder:
                 result[key] = self.node(next(self.events), kpath, depth + 1)
             raise self.fail(ev, "unterminated mapping")  # pragma: no cover
         raise self.fail(ev, f"unexpected YAML event {type(ev).__name__}")  # pragma: no cover
+
+
+def _event_mark(event: yaml.Event) -> Mark:
+    m = event.start_mark
+    return (m.line + 1, m.column + 1) if m is not None else (1, 1)
 
 
 def _kind(value: Any) -> str:

@@ -53,7 +53,9 @@ class CollectorConfig:
     type: str
     interval: float | None  # None: the default interval
     timeout: float
-    settings: Mapping[str, Any] = field(default_factory=lambda: EMPTY)  # the type's own keys, validated by its schema
+    settings: Mapping[str, Any] = field(
+        default_factory=lambda: EMPTY
+    )  # the type's own keys, validated by its schema
     source: Source = NOWHERE
 
 
@@ -101,6 +103,7 @@ class Rule:
     compiled_resolve: Expression | None = None
     each: str | None = None
     compiled_each: Expression | None = None
+    compiled_value: Expression | None = None  # the observed value: the compared operand
     labels: Mapping[str, str] = field(default_factory=lambda: EMPTY)
     annotations: Mapping[str, str] = field(default_factory=lambda: EMPTY)
     no_data: NoData = "ok"
@@ -130,9 +133,13 @@ class RateLimit:
 class Channel:
     name: str
     type: str
-    settings: Mapping[str, Any] = field(default_factory=lambda: EMPTY)  # the type's own keys; secrets are Secret objects
+    settings: Mapping[str, Any] = field(
+        default_factory=lambda: EMPTY
+    )  # the type's own keys; secrets are Secret objects
     rate_limit: RateLimit | None = None
-    templates: Mapping[str, str] = field(default_factory=lambda: EMPTY)  # title/body overrides for this channel
+    templates: Mapping[str, str] = field(
+        default_factory=lambda: EMPTY
+    )  # title/body overrides for this channel
     source: Source = NOWHERE
 
 

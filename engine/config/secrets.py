@@ -64,7 +64,9 @@ def resolve(value: str, env: dict[str, str] | None = None) -> str | Secret:
             raise ValueError(f"${{{kind}:}} needs a name")
         if kind == "env":
             if arg not in environ:
-                raise ValueError(f"environment variable {arg} is not set (referenced as ${{env:{arg}}})")
+                raise ValueError(
+                    f"environment variable {arg} is not set (referenced as ${{env:{arg}}})"
+                )
             return environ[arg]
         try:
             with open(arg, "rb") as f:
@@ -109,3 +111,12 @@ def redact_value(key: str | int | None, value: Any) -> Any:
             return value
         return "***"
     return value
+
+
+def redact_deep(key: str | int | None, value: Any) -> Any:
+    """redact_value applied through mappings and lists."""
+    if isinstance(value, dict):
+        return {k: redact_deep(k, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_deep(key, v) for v in value]
+    return redact_value(key, value)

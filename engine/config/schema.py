@@ -1,0 +1,173 @@
+"""JSON Schema validation with every error mapped back to file:line:column.
+
+Valid files take the fast path (fastjsonschema compiles a schema into Python);
+only a file that fails it is walked by jsonschema to collect every error with
+its path, which we then word for a person and place with the YAML marks.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Callable, Iterable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import jsonschema
+
+from engine.config.load import Document, format_path
+from engine.config.secrets import redact_deep
+from engine.durations import DURATION_RE
+from engine.errors import Problem
+
+SCHEMA_NAMES = ("config", "rules", "channels", "ruletest")
+_SCHEMA_DIR_CANDIDATES = (
+    Path(__file__).resolve().parent.parent.parent / "schemas",  # source checkout / editable
+    Path(__file__).resolve().parent.parent / "schemas",  # packaged copy
+)
+
+_PATTERN_WORDS = {
+    DURATION_RE.pattern: "a duration such as 30s, 5m, 1h30m or 2d",
+}
+
+
+def schema_dir() -> Path:
+    for d in _SCHEMA_DIR_CANDIDATES:
+        if (d / "rules.schema.json").is_file():
+            return d
+    raise FileNotFoundError("the schemas/ folder is missing from this installation")
+
+
+@cache
+def schema(name: str) -> dict[str, Any]:
+    if name not in SCHEMA_NAMES:
+        raise KeyError(name)
+    with open(schema_dir() / f"{name}.schema.json", encoding="utf-8") as f:
+        loaded: dict[str, Any] = json.load(f)
+    return loaded
+
+
+@cache
+def _fast(name: str) -> Callable[[Any], Any]:
+    # formats are not asserted (draft-07 treats them as annotations); a bad date is
+    # caught by the model builder with a better message
+    return fastjsonschema.compile(schema(name), formats={"date-time": lambda _v: True})
+
+
+@cache
+def _slow(name: str) -> Any:
+    return jsonschema.Draft7Validator(schema(name))
+
+
+def validate(doc: Document, name: str) -> list[Problem]:
+    """Every schema error of `doc` against schema `name`, placed and worded."""
+    try:
+        _fast(name)(doc.data)
+        return []
+    except fastjsonschema.JsonSchemaException:
+        pass
+    problems: dict[tuple[int, int, str], Problem] = {}
+    for err in _slow(name).iter_errors(doc.data):
+        for p in _explain(doc, err):
+            problems.setdefault((p.line, p.col, p.message), p)
+    return sorted(problems.values())
+
+
+def _leaves(err: Any) -> Iterable[Any]:
+    """For anyOf/oneOf, the branch errors that went deepest are the useful ones."""
+    if err.validator in ("anyOf", "oneOf") and err.context:
+        depth = max(len(e.absolute_path) for e in err.context)
+        if depth > len(err.absolute_path):
+            deepest = [e for e in err.context if len(e.absolute_path) == depth]
+            for e in deepest:
+                yield from _leaves(e)
+            return
+    yield err
+
+
+def _explain(doc: Document, top: Any) -> Iterable[Problem]:
+    for err in _leaves(top):
+        path = tuple(err.absolute_path)
+        key = path[-1] if path else None
+        shown = redact_deep(key, err.instance)
+        v = err.validator
+        if v == "additionalProperties":
+            allowed = sorted(err.schema.get("properties", {}))
+            extra = [k for k in err.instance if k not in err.schema.get("properties", {})]
+            for k in extra:
+                hint = difflib.get_close_matches(k, allowed, n=1)
+                did = f"; did you mean {hint[0]!r}?" if hint else ""
+                yield doc.problem(
+                    (*path, k),
+                    f"unknown key {k!r}{did} (allowed: {', '.join(allowed)})",
+                    key=True,
+                )
+            continue
+        if v == "required":
+            missing = err.message.split("'")[1] if "'" in err.message else err.message
+            yield doc.problem(path, f"missing required key {missing!r}")
+            continue
+        if v == "type":
+            want = err.validator_value
+            want_s = " or ".join(want) if isinstance(want, list) else want
+            msg = f"expected {_article(want_s)}, got {_kind(err.instance)} {_show(shown)}"
+        elif v == "enum":
+            msg = f"expected one of {', '.join(map(str, err.validator_value))}; got {_show(shown)}"
+        elif v == "const":
+            msg = f"expected {err.validator_value!r}; got {_show(shown)}"
+        elif v == "pattern":
+            words = _PATTERN_WORDS.get(err.validator_value)
+            expect = words or f"a value matching {err.validator_value}"
+            msg = f"expected {expect}; got {_show(shown)}"
+        elif v in ("minItems", "maxItems", "minLength", "maxLength", "minimum", "maximum"):
+            msg = f"{_show(shown)} is invalid: {v} is {err.validator_value}"
+        elif v == "not" and isinstance(err.validator_value, dict):
+            req = err.validator_value.get("required")
+            msg = f"use only one of {', '.join(req)}" if req else "value is not allowed here"
+        elif v == "propertyNames":
+            msg = f"invalid name {_show(shown)}"
+        else:
+            msg = _clean(err.message, err.instance, shown)
+        yield doc.problem(path, msg)
+
+
+def _article(word: str) -> str:
+    return ("an " if word[:1] in "aeiou" else "a ") + word
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    return type(value).__name__
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict | list):
+        text = json.dumps(value, default=str)
+        return text if len(text) <= 60 else text[:57] + "..."
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _clean(message: str, instance: Any, shown: Any) -> str:
+    if shown is not instance:
+        message = message.replace(repr(instance), _show(shown))
+    return message if len(message) <= 200 else message[:197] + "..."
+
+
+def path_text(path: tuple[str | int, ...]) -> str:
+    return format_path(path)

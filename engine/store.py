@@ -1,0 +1,109 @@
+"""The durable alert state as plain JSON, rebuilt by folding journal events.
+
+The journal is the single source of truth; this module says what each event
+means for the state that survives a restart. The same `fold_event` serves the
+daemon's replay, snapshots and `vigil log compact`, so there is one meaning.
+
+State shape (all times are wall-clock epoch seconds):
+
+    {"alerts":   {fingerprint: {"rule", "labels", "severity", "state": "pending"|"firing",
+                                "value", "pending_since", "firing_since", "starts_at",
+                                "annotations", "ack": {...}|None, "escalation": int,
+                                "notified": {channel: {"key", "ts", "status"}},
+                                "flapping": bool}},
+     "silences": {id: {"matchers", "until", "starts", "reason", "created_by"}},
+     "collectors_down": {name: since}}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+STATE_VERSION = 1
+
+
+def initial_state() -> dict[str, Any]:
+    return {"v": STATE_VERSION, "alerts": {}, "silences": {}, "collectors_down": {}}
+
+
+def _ts(event: dict[str, Any]) -> float:
+    from datetime import datetime
+
+    ts = event.get("ts")
+    if isinstance(ts, int | float):
+        return float(ts)
+    if isinstance(ts, str):
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    return 0.0
+
+
+def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
+    """Apply one journal event to `state` in place. Unknown events are ignored,
+    so an older daemon can replay a newer journal's additions it does not know."""
+    kind = event.get("event")
+    alerts: dict[str, Any] = state["alerts"]
+    fp = event.get("alert")
+    if kind in ("pending", "firing") and isinstance(fp, str):
+        a = alerts.get(fp)
+        ts = event.get("at", _ts(event))
+        if a is None or (kind == "pending" and a.get("state") == "firing"):
+            a = alerts[fp] = {
+                "rule": event.get("rule"),
+                "labels": event.get("labels", {}),
+                "ack": None,
+                "escalation": 0,
+                "notified": {},
+                "flapping": False,
+            }
+        a["state"] = kind
+        a["severity"] = event.get("severity")
+        a["value"] = event.get("value")
+        if "annotations" in event:
+            a["annotations"] = event["annotations"]
+        if kind == "pending":
+            a["pending_since"] = ts
+        else:
+            a["firing_since"] = ts
+            a.setdefault("pending_since", ts)
+            a["starts_at"] = event.get("starts_at", ts)
+    elif kind in ("resolved", "inactive") and isinstance(fp, str):
+        alerts.pop(fp, None)
+    elif kind == "acknowledged" and isinstance(fp, str) and fp in alerts:
+        alerts[fp]["ack"] = {
+            "by": event.get("by"),
+            "note": event.get("note"),
+            "until": event.get("until"),
+            "at": _ts(event),
+        }
+    elif kind == "unacknowledged" and isinstance(fp, str) and fp in alerts:
+        alerts[fp]["ack"] = None
+    elif kind == "escalated" and isinstance(fp, str) and fp in alerts:
+        alerts[fp]["escalation"] = int(event.get("level", 0))
+    elif kind == "flapping" and isinstance(fp, str) and fp in alerts:
+        alerts[fp]["flapping"] = True
+    elif kind == "flapping_end" and isinstance(fp, str) and fp in alerts:
+        alerts[fp]["flapping"] = False
+    elif kind in ("notified", "notify_failed"):
+        # one notification covers many alerts; each remembers its last outcome per channel
+        channel = event.get("channel")
+        for afp in event.get("alerts", []):
+            a = alerts.get(afp)
+            if a is not None and isinstance(channel, str):
+                a["notified"][channel] = {
+                    "key": event.get("key"),
+                    "ts": _ts(event),
+                    "status": event.get("status"),
+                    "ok": kind == "notified",
+                }
+    elif kind == "silence_created":
+        sid = event.get("id")
+        if isinstance(sid, str):
+            state["silences"][sid] = {
+                k: event.get(k) for k in ("matchers", "until", "starts", "reason", "created_by")
+            }
+    elif kind == "silence_expired":
+        state["silences"].pop(event.get("id"), None)
+    elif kind == "collector_down":
+        state["collectors_down"][event.get("collector")] = _ts(event)
+    elif kind == "collector_up":
+        state["collectors_down"].pop(event.get("collector"), None)
