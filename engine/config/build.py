@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from engine.config import model as m
-from engine.config.load import Document, Path, YamlError
+from engine.config.load import MAX_BYTES, Document, Path, YamlError
 from engine.config.schema import validate as schema_validate
 from engine.config.secrets import Secret, has_ref, resolve
 from engine.durations import parse_duration, parse_size
@@ -90,7 +90,11 @@ class ConfigLoader:
     def _parse(self, path: str, kind: str) -> _Parsed:
         try:
             with open(path, "rb") as f:
-                raw = f.read(1024 * 1024 + 1)
+                size = os.fstat(f.fileno()).st_size
+                if size > MAX_BYTES:  # refused before reading, let alone parsing
+                    msg = f"file is {size} bytes; the limit is {MAX_BYTES}"
+                    return _Parsed(None, [Problem(path, 1, 1, msg)])
+                raw = f.read(MAX_BYTES + 1)
         except OSError as e:
             return _Parsed(None, [Problem(path, 0, 0, f"cannot read: {e.strerror}")])
         sha = hashlib.sha256(raw).hexdigest()

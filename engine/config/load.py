@@ -129,7 +129,7 @@ def load_text(
     """Parse one YAML document; raises YamlError with file:line:col on any problem."""
     raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
     if len(raw) > max_bytes:
-        raise YamlError(Problem(file, 0, 0, f"file is {len(raw)} bytes; the limit is {max_bytes}"))
+        raise YamlError(Problem(file, 1, 1, f"file is {len(raw)} bytes; the limit is {max_bytes}"))
     sha = hashlib.sha256(raw).hexdigest()
     try:
         decoded = raw.decode("utf-8")
@@ -164,7 +164,7 @@ def load_file(path: str, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEP
     try:
         size = os.stat(path).st_size
         if size > max_bytes:
-            raise YamlError(Problem(path, 0, 0, f"file is {size} bytes; the limit is {max_bytes}"))
+            raise YamlError(Problem(path, 1, 1, f"file is {size} bytes; the limit is {max_bytes}"))
         with open(path, "rb") as f:
             raw = f.read(max_bytes + 1)
     except OSError as e:
@@ -197,7 +197,7 @@ class _Builder:
             ev = next(self.events)  # StreamStart
             ev = next(self.events)
             if isinstance(ev, yaml.StreamEndEvent):
-                raise YamlError(Problem(self.doc.file, 0, 0, "file is empty; expected a mapping"))
+                raise YamlError(Problem(self.doc.file, 1, 1, "file is empty; expected a mapping"))
             start = ev
             ev = next(self.events)
             value = self.node(ev, (), 0)
@@ -211,7 +211,7 @@ class _Builder:
             if dispose:
                 dispose()
         if value is None:
-            raise YamlError(Problem(self.doc.file, 0, 0, "file is empty; expected a mapping"))
+            raise YamlError(Problem(self.doc.file, 1, 1, "file is empty; expected a mapping"))
         if not isinstance(value, dict):
             raise self.fail(start, f"top level is a {_kind(value)}; expected a mapping")
         return value

@@ -28,9 +28,27 @@ _SCHEMA_DIR_CANDIDATES = (
     Path(__file__).resolve().parent.parent / "schemas",  # packaged copy
 )
 
-_PATTERN_WORDS = {
-    DURATION_RE.pattern: "a duration such as 30s, 5m, 1h30m or 2d",
+# what a pattern means, in words, where the schema gives no examples
+_PATH_WORDS = {
+    "weekdays": "a weekday or range such as mon, mon-fri",
+    "times": "a time range such as 09:00-18:00",
+    "days_of_month": "a day of the month or range such as 1, 1-7",
+    "months": "a month or range such as jan, jan-mar, 1-3",
+    "timezone": "an IANA time zone name such as Europe/Berlin",
+    "channels": "a channel name (letters, digits, _ . -)",
+    "active_time": "a time interval name",
+    "mute_time": "a time interval name",
+    "equal": "a label name (letters, digits, _)",
+    "group_by": "a label name or ...",
+    "id": "an id of lowercase letters, digits and _ . - such as host_cpu_high",
+    "group": "a group name of letters, digits and _ . -",
 }
+
+
+@cache
+def _duration_pattern() -> str:
+    pattern: str = schema("rules")["definitions"]["duration"]["pattern"]
+    return pattern
 
 
 def schema_dir() -> Path:
@@ -118,9 +136,7 @@ def _explain(doc: Document, top: Any) -> Iterable[Problem]:
         elif v == "const":
             msg = f"expected {err.validator_value!r}; got {_show(shown)}"
         elif v == "pattern":
-            words = _PATTERN_WORDS.get(err.validator_value)
-            expect = words or f"a value matching {err.validator_value}"
-            msg = f"expected {expect}; got {_show(shown)}"
+            msg = f"expected {_pattern_words(err, path)}; got {_show(shown)}"
         elif v in ("minItems", "maxItems", "minLength", "maxLength", "minimum", "maximum"):
             msg = f"{_show(shown)} is invalid: {v} is {err.validator_value}"
         elif v == "not" and isinstance(err.validator_value, dict):
@@ -131,6 +147,23 @@ def _explain(doc: Document, top: Any) -> Iterable[Problem]:
         else:
             msg = _clean(err.message, err.instance, shown)
         yield doc.problem(path, msg)
+
+
+def _pattern_words(err: Any, path: tuple[Any, ...]) -> str:
+    pattern = err.validator_value
+    if pattern == DURATION_RE.pattern or pattern == _duration_pattern():
+        return "a duration such as 30s, 5m, 1h30m or 0"
+    if pattern.startswith("^(?=[^1-9]*[1-9])"):
+        return "a duration greater than 0 such as 15s, 5m or 1h30m"
+    named = [p for p in path if isinstance(p, str)]
+    if named and named[-1] in _PATH_WORDS:
+        return _PATH_WORDS[named[-1]]
+    examples = err.schema.get("examples")
+    if examples:
+        shown = [repr(e) for e in examples[:3] if isinstance(e, str)]
+        if shown:
+            return "a value like " + " or ".join(shown)
+    return f"a value matching {pattern}"
 
 
 def _article(word: str) -> str:

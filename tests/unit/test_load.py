@@ -56,8 +56,8 @@ def test_marks_of_values_and_keys() -> None:
         ("a: !custom x\n", "f.yaml:1:4: tag !custom is not allowed"),
         ("- 1\n- 2\n", "f.yaml:1:1: top level is a list; expected a mapping"),
         ("just text\n", "f.yaml:1:1: top level is a string; expected a mapping"),
-        ("", "f.yaml: file is empty; expected a mapping"),
-        ("# only a comment\n", "f.yaml: file is empty; expected a mapping"),
+        ("", "f.yaml:1:1: file is empty; expected a mapping"),
+        ("# only a comment\n", "f.yaml:1:1: file is empty; expected a mapping"),
         (
             "a: [1, 2\n",
             "f.yaml:2:1: YAML syntax error: while parsing a flow sequence did not find expected ',' or ']'",
@@ -74,7 +74,7 @@ def test_refusals_name_line_and_column(text: str | bytes, expected: str) -> None
 def test_size_cap_is_checked_before_parsing() -> None:
     assert (
         err("a: " + "x" * 200 + "\n", max_bytes=100)
-        == "f.yaml: file is 204 bytes; the limit is 100"
+        == "f.yaml:1:1: file is 204 bytes; the limit is 100"
     )
 
 
