@@ -1,0 +1,219 @@
+"""`command`: run a program (argv, never a shell) and read its stdout as metrics.
+
+parse: number  stdout is one number                  -> {"value": n}
+       json    stdout is a JSON object               -> its keys
+       lines   `key value` per line (# comments ok)  -> {key: number}
+
+The program runs in its own session so that a timeout kills the whole process
+group, grandchildren included. It gets a small environment (PATH, HOME, locale,
+TZ, TMPDIR) plus the configured `env`, not the daemon's: the daemon's
+environment holds the secrets its channels use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+from engine.collectors._util import Settings, seconds
+from engine.collectors.base import Sample, check_plain, number
+from engine.config.model import CollectorConfig
+from engine.config.secrets import Secret, reveal
+from engine.errors import CollectorError
+
+MAX_OUTPUT = 1024 * 1024
+MAX_STDERR = 64 * 1024  # only its first line is shown; the rest is drained and dropped
+MAX_MESSAGE = 200
+PASS_ENV = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "USER", "LOGNAME")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSettings:
+    argv: tuple[str | Secret, ...]
+    parse: str = "json"  # number | json | lines
+    env: Mapping[str, str | Secret] | None = None
+    cwd: str | None = None
+
+
+class CommandCollector:
+    type_name: ClassVar[str] = "command"
+
+    def __init__(self, config: CollectorConfig, settings: CommandSettings) -> None:
+        self.name = config.name
+        self.interval = config.interval
+        self.timeout = config.timeout
+        self.settings = settings
+        self._running: set[asyncio.subprocess.Process] = set()
+
+    @classmethod
+    def from_config(cls, config: CollectorConfig) -> Self:
+        s = Settings(cls.type_name, config.settings)
+        argv = s.get("argv")
+        if not isinstance(argv, list | tuple) or not argv:
+            raise ValueError(
+                "argv: expected a non-empty list such as [/usr/bin/queue-depth, --json]"
+            )
+        for i, a in enumerate(argv):
+            if not isinstance(a, str | Secret):
+                raise ValueError(f"argv[{i}]: expected a string; quote numbers like '5'")
+        env: dict[str, str | Secret] | None = None
+        if s.has("env"):
+            env = {}
+            for k, v in s.mapping("env").items():
+                if not isinstance(v, str | Secret):
+                    raise ValueError(f"env.{k}: expected a string; quote numbers like '5'")
+                env[str(k)] = v
+        settings = CommandSettings(
+            argv=tuple(argv),
+            parse=s.choice("parse", ("number", "json", "lines"), "json"),
+            env=env,
+            cwd=s.string("cwd") if s.has("cwd") else None,
+        )
+        s.done()
+        return cls(config, settings)
+
+    @classmethod
+    def metric_names(cls, config: CollectorConfig) -> frozenset[str] | None:
+        parse = config.settings.get("parse", "json")
+        return frozenset({"value"}) if parse == "number" else None
+
+    async def collect(self, now: float) -> Sample:
+        out = await self._run()
+        return _parse(self.settings.parse, out)
+
+    async def aclose(self) -> None:
+        for proc in list(self._running):
+            await _kill(proc)
+
+    async def _run(self) -> bytes:
+        argv = [reveal(a) for a in self.settings.argv]
+        shown = argv[0] if not isinstance(self.settings.argv[0], Secret) else "***"
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=self._env(),
+                cwd=self.settings.cwd,
+                start_new_session=True,  # its own process group, so a kill gets them all
+            )
+        except OSError as e:
+            raise CollectorError(f"cannot run {shown}: {e.strerror or e}") from None
+        self._running.add(proc)
+        assert proc.stdout is not None and proc.stderr is not None
+        # stderr is read alongside stdout: a child blocked on a full stderr pipe
+        # would otherwise never finish its stdout
+        err_task = asyncio.create_task(_read(proc.stderr, MAX_STDERR, drain=True))
+        try:
+            async with asyncio.timeout(self.timeout):
+                out = await _read(proc.stdout, MAX_OUTPUT)
+                if out is None:
+                    raise CollectorError(f"output larger than {MAX_OUTPUT} bytes")
+                err = await err_task
+                code = await proc.wait()
+        except TimeoutError:
+            raise CollectorError(f"timed out after {seconds(self.timeout)}") from None
+        finally:
+            # on timeout, too much output or cancellation: nothing of it may survive
+            if proc.returncode is None:
+                await _kill(proc)
+            if not err_task.done():
+                err_task.cancel()
+                await asyncio.gather(err_task, return_exceptions=True)
+            self._running.discard(proc)
+        if code != 0:
+            raise CollectorError(_exit_message(code, err or b""))
+        return out
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k in PASS_ENV or k.startswith("LC_")}
+        env.setdefault("PATH", DEFAULT_PATH)
+        for k, v in (self.settings.env or {}).items():
+            env[k] = reveal(v)
+        return env
+
+
+async def _read(stream: asyncio.StreamReader, limit: int, *, drain: bool = False) -> bytes | None:
+    """Everything up to EOF; past `limit`, None, or with `drain` the first `limit`
+    bytes while the rest is read and dropped (so the child never blocks on a pipe)."""
+    buf = bytearray()
+    while chunk := await stream.read(65536):
+        if len(buf) + len(chunk) > limit:
+            if not drain:
+                return None
+            buf += chunk[: max(0, limit - len(buf))]
+            continue
+        buf += chunk
+    return bytes(buf)
+
+
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # already gone
+    except PermissionError:  # the child changed its group; kill at least the child
+        proc.kill()
+    await proc.wait()
+
+
+def _exit_message(code: int, stderr: bytes) -> str:
+    what = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+    line = stderr.decode("utf-8", "replace").strip().split("\n", 1)[0].strip()
+    if len(line) > MAX_MESSAGE:
+        line = line[:MAX_MESSAGE] + "…"
+    return f"{what}: {line}" if line else what
+
+
+def _parse(kind: str, out: bytes) -> dict[str, Any]:
+    text = out.decode("utf-8", "replace")
+    if kind == "number":
+        try:
+            return {"value": number(text)}
+        except ValueError:
+            raise CollectorError(f"stdout is not a number: {_clip(text)!r}") from None
+    if kind == "json":
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise CollectorError(f"stdout is not JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise CollectorError(f"stdout is JSON {_json_kind(data)}, expected an object")
+        try:
+            check_plain(data, "stdout")
+        except ValueError as e:
+            raise CollectorError(str(e)) from None
+        return data
+    values: dict[str, Any] = {}
+    for i, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            values[parts[0]] = number(parts[1])
+        except ValueError:
+            raise CollectorError(
+                f"stdout line {i}: expected `name number`, got {_clip(line)!r}"
+            ) from None
+    return values
+
+
+def _clip(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= 60 else text[:60] + "…"
+
+
+def _json_kind(v: Any) -> str:
+    return {list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(v), "a number"
+    )
