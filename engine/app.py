@@ -188,11 +188,7 @@ class App:
             await self._emit([{"event": "collector_up", "collector": name}], durable=True)
 
     def _record_history(self, name: str, sample: Mapping[str, Any]) -> None:
-        now = self.wall()
-        record = self.history.record
-        for k, v in sample.items():
-            if isinstance(v, int | float) and not isinstance(v, bool):
-                record(f"{name}.{k}", now, float(v))
+        self.history.record_tree(name, self.wall(), sample)
 
     async def _collector_failed(self, name: str, error: str) -> None:
         self.hub.values.pop(name, None)
@@ -265,7 +261,6 @@ class App:
                 id=f"collect:{name}",
                 max_instances=1,
                 coalesce=True,
-                next_run_time=None,
             )
         for g in self.config.groups:
             # small jitter so that groups with the same interval do not all tick at once
@@ -322,16 +317,27 @@ class App:
         if self.journal is not None:
             await self.journal.close()
 
-    async def once(self) -> dict[str, Alert]:
-        """One collection and one evaluation pass of every group (for --once)."""
+    async def once(self) -> list[tuple[Rule, Mapping[str, str], Any, str]]:
+        """One collection and one evaluation pass of every group (for --once):
+        each alert instance with its observed value and its state."""
         self.start_collectors()
         await asyncio.gather(*(self.collect(n) for n in self.collectors))
         snap = self.hub.snapshot(self.wall(), self.mono())
+        rows: list[tuple[Rule, Mapping[str, str], Any, str]] = []
         for g in self.config.groups:
             self.evaluator.run_group(g, snap)
+            for rule in g.rules:
+                for fp, labels, result in self.evaluator.instances(rule, snap):
+                    alert = self.evaluator.alerts.get(fp)
+                    state: str = alert.state if alert is not None else "inactive"
+                    if result.kind == "no_data":
+                        state += " (no data)"
+                    elif result.kind == "error":
+                        state += f" (error: {result.error})"
+                    rows.append((rule, labels, result.value, state))
         for c in self.collectors.values():
             await c.aclose()
-        return self.evaluator.alerts
+        return rows
 
 
 def _pid() -> int:

@@ -7,7 +7,7 @@ fingerprint, which replay rebuilds and reload keeps.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -94,48 +94,12 @@ class Evaluator:
         return out
 
     def run_rule(self, rule: Rule, snap: Snapshot, out: list[Transition]) -> None:
-        missing = self._missing(rule, snap)
-        if rule.compiled_each is None:
-            fp = self._fingerprint(rule, rule.labels)
-            scope = EvalScope(values=snap.values, now=snap.wall, history=self.history)
-            result = Result("no_data") if missing else self._result(rule, scope)
-            self._step(rule, fp, rule.labels, result, snap, out)
-            return
         seen: set[str] = set()
-        if missing:
-            elements: Iterable[Any] = ()
-        else:
-            try:
-                got = rule.compiled_each.evaluate(
-                    EvalScope(values=snap.values, now=snap.wall, history=self.history)
-                )
-            except MissingData:
-                got = []
-            except ExprError as e:
-                got = []
-                # one error alert for the rule itself: its instances cannot be known
-                self._step(
-                    rule,
-                    self._fingerprint(rule, rule.labels),
-                    rule.labels,
-                    Result("error", error=f"each: {e.message}"),
-                    snap,
-                    out,
-                )
-            elements = got if isinstance(got, list) else []
-        for el in elements:
-            el_labels = el.get("labels") if isinstance(el, dict) else None
-            labels = (
-                MappingProxyType({**rule.labels, **{str(k): str(v) for k, v in el_labels.items()}})
-                if isinstance(el_labels, dict)
-                else rule.labels
-            )
-            fp = self._fingerprint(rule, labels)
+        for fp, labels, result in self.instances(rule, snap):
             seen.add(fp)
-            scope = EvalScope(
-                values=snap.values, it=el, it_key=fp, now=snap.wall, history=self.history
-            )
-            self._step(rule, fp, labels, self._result(rule, scope), snap, out)
+            self._step(rule, fp, labels, result, snap, out)
+        if rule.compiled_each is None:
+            return
         known = self._each_fps.setdefault(rule.id, set())
         # instances that vanished (a disk unmounted, a target removed) lose their data
         for fp in known - seen:
@@ -144,7 +108,49 @@ class Evaluator:
                 self._step(rule, fp, prev.labels, Result("no_data"), snap, out)
         known.clear()
         known.update(fp for fp in seen if fp in self.alerts)
-        known.update(fp for fp in self.alerts if self.alerts[fp].rule_id == rule.id)
+
+    def instances(
+        self, rule: Rule, snap: Snapshot
+    ) -> Iterator[tuple[str, Mapping[str, str], Result]]:
+        """Each alert instance of `rule` with its evaluation result: one for a plain
+        rule, one per element for `each` (plus one error instance if `each` fails)."""
+        missing = self._missing(rule, snap)
+        base = EvalScope(values=snap.values, now=snap.wall, history=self.history)
+        if rule.compiled_each is None:
+            fp = self._fingerprint(rule, rule.labels)
+            yield fp, rule.labels, Result("no_data") if missing else self._result(rule, base)
+            return
+        if missing:
+            return
+        try:
+            got = rule.compiled_each.evaluate(base)
+        except MissingData:
+            return
+        except ExprError as e:
+            # its instances cannot be known: one error alert for the rule itself
+            fp = self._fingerprint(rule, rule.labels)
+            yield fp, rule.labels, Result("error", error=f"each: {e.message}")
+            return
+        if not isinstance(got, list):
+            fp = self._fingerprint(rule, rule.labels)
+            yield (
+                fp,
+                rule.labels,
+                Result("error", error=f"each: expected a list, got {type(got).__name__}"),
+            )
+            return
+        for el in got:
+            el_labels = el.get("labels") if isinstance(el, dict) else None
+            labels = (
+                MappingProxyType({**rule.labels, **{str(k): str(v) for k, v in el_labels.items()}})
+                if isinstance(el_labels, dict)
+                else rule.labels
+            )
+            fp = self._fingerprint(rule, labels)
+            if rule.compiled.it_series:
+                # window functions over `it.x` read this element's own series
+                self.history.record_tree(fp, snap.wall, el)
+            yield fp, labels, self._result(rule, base.for_element(el, fp))
 
     def _missing(self, rule: Rule, snap: Snapshot) -> bool:
         for name in rule.compiled.names:

@@ -415,6 +415,15 @@ _ERRORS: Final = (
 )
 
 
+def _failure(e: BaseException) -> ExprError:
+    # Collectors report a metric they cannot read here as None (inodes on btrfs,
+    # latency of a target that is down). Comparing or computing with it means
+    # "no data", which the rule's no_data policy handles, not an expression bug.
+    if isinstance(e, TypeError) and "'NoneType'" in str(e.args[0] if e.args else ""):
+        return MissingData("a value it needs is null (not available)")
+    return ExprError(_describe(e))
+
+
 # --- the compiled expression --------------------------------------------------
 
 
@@ -458,7 +467,7 @@ class Expression:
         try:
             return self._fn(scope)
         except _ERRORS as e:
-            raise ExprError(_describe(e)) from None
+            raise _failure(e) from None
 
     def evaluate_bool(self, scope: EvalScope) -> bool:
         """Like evaluate, for rule conditions: a result that is not exactly
@@ -466,7 +475,7 @@ class Expression:
         try:
             r = self._fn(scope)
         except _ERRORS as e:
-            raise ExprError(_describe(e)) from None
+            raise _failure(e) from None
         if r is True or r is False:
             return r
         raise ExprError(f"expression yielded {type(r).__name__} {_show(r)}, not a boolean")

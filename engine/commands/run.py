@@ -28,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # one line per job run is noise at info level
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
     from engine.app import App, load_or_fail
 
     try:
@@ -42,8 +44,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     app = App(config, loader=loader, dry_run=args.dry_run)
     if args.once:
-        alerts = asyncio.run(app.once())
-        _print_once(app, alerts)
+        _print_once(app, asyncio.run(app.once()))
         return 0
     try:
         app.open_journal()
@@ -53,41 +54,24 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(app.run())
 
 
-def _print_once(app: Any, alerts: dict[str, Any]) -> None:
+def _print_once(app: Any, rows: list[Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    by_rule: dict[str, list[Any]] = {}
-    for a in alerts.values():
-        by_rule.setdefault(a.rule_id, []).append(a)
-    table = Table(title="vigil --once: one evaluation pass")
+    table = Table(title="vigil run --once: one evaluation pass")
     for col in ("group", "rule", "severity", "state", "labels", "value"):
-        table.add_column(col)
-    for g in app.config.groups:
-        for r in g.rules:
-            items = by_rule.get(r.id) or [None]
-            for a in items:
-                state = a.state if a else "inactive"
-                mark = (
-                    " (no data)"
-                    if a and a.no_data
-                    else f" (error: {a.error})"
-                    if a and a.error
-                    else ""
-                )
-                labels = ", ".join(
-                    f"{k}={v}" for k, v in sorted((a.labels if a else r.labels).items())
-                )
-                value = (
-                    ""
-                    if a is None or a.value is None
-                    else f"{a.value:.4g}"
-                    if isinstance(a.value, float)
-                    else str(a.value)
-                )
-                table.add_row(g.name, r.id, r.severity, state + mark, labels, value)
-    down = ", ".join(f"{n}: {e}" for n, e in app.hub.down.items())
+        table.add_column(col, overflow="fold")
+    for rule, labels, value, state in rows:
+        shown = "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+        table.add_row(
+            rule.group,
+            rule.id,
+            rule.severity,
+            state,
+            ", ".join(f"{k}={v}" for k, v in sorted(labels.items())),
+            shown,
+        )
     console = Console()
     console.print(table)
-    if down:
-        console.print(f"collectors down: {down}")
+    for name, error in app.hub.down.items():
+        console.print(f"collector {name} is down: {error}")

@@ -413,12 +413,19 @@ def _check_plugin(
         )
 
 
+# settings holding a file or folder; relative ones are relative to the YAML file
+# that names them, like every other path in the configuration
+_PATH_KEYS = frozenset({"path", "ca_file", "cwd"})
+
+
 def _resolve_tree(
     doc: Document, path: Path, value: Any, problems: list[Problem], env: Mapping[str, str] | None
 ) -> Any:
     """Resolve ${env:..}/${file:..} inside a settings tree; strings with one become Secrets."""
     if isinstance(value, str):
         if not has_ref(value):
+            if path and path[-1] in _PATH_KEYS and not os.path.isabs(value):
+                return os.path.normpath(os.path.join(os.path.dirname(doc.file) or ".", value))
             return value
         try:
             return resolve(value, dict(env) if env is not None else None)

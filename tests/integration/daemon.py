@@ -1,0 +1,116 @@
+"""Run `vigil run` as a real process on a temporary configuration.
+
+Tests write a `file` collector's JSON to change what the daemon sees, then read
+the journal (alerts.jsonl) to see what it decided.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+VIGIL = str(Path(sys.executable).parent / "vigil")
+
+
+class Daemon:
+    def __init__(self, root: Path, rules: str, channels: str = "", extra_config: str = "") -> None:
+        self.root = root
+        (root / "rules").mkdir(parents=True, exist_ok=True)
+        (root / "channels").mkdir(exist_ok=True)
+        (root / "rules" / "r.yaml").write_text(rules)
+        if channels:
+            (root / "channels" / "c.yaml").write_text(channels)
+        self.metrics = root / "metrics.json"
+        self.set_values({})
+        (root / "vigil.yaml").write_text(
+            "rules: [rules]\nchannels: [channels]\ndata_dir: data\n"
+            "collectors:\n"
+            "  - {name: system, type: system, enabled: false}\n"
+            f"  - {{name: app, type: file, path: {self.metrics}, format: json, interval: 100ms}}\n"
+            "  - {name: fixed, type: static, values: {limit: 10}}\n" + extra_config
+        )
+        self.proc: subprocess.Popen[str] | None = None
+        self.journal = root / "data" / "alerts.jsonl"
+
+    def set_values(self, values: dict[str, Any]) -> None:
+        tmp = self.metrics.with_suffix(".tmp")
+        tmp.write_text(json.dumps(values))
+        os.replace(tmp, self.metrics)  # never a half-written file for the collector
+
+    def start(self, *extra: str) -> subprocess.Popen[str]:
+        self.proc = subprocess.Popen(
+            [VIGIL, "run", "-c", str(self.root / "vigil.yaml"), *extra],
+            cwd=self.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.wait_for(lambda evs: any(e["event"] == "started" for e in evs), what="started")
+        return self.proc
+
+    def events(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        data = self.root / "data"
+        if not data.exists():
+            return out
+        for seg in sorted(data.glob("alerts*.jsonl"), key=_segment_order):
+            for line in seg.read_text().splitlines():
+                with contextlib.suppress(json.JSONDecodeError):  # a line being written now
+                    out.append(json.loads(line))
+        return out
+
+    def alert_events(self, rule: str) -> list[str]:
+        return [e["event"] for e in self.events() if e.get("rule") == rule and "alert" in e]
+
+    def wait_for(
+        self, cond: Callable[[list[dict[str, Any]]], bool], timeout: float = 15.0, what: str = ""
+    ) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            evs = self.events()
+            if cond(evs):
+                return evs
+            if self.proc is not None and self.proc.poll() is not None:
+                _, err = self.proc.communicate()
+                raise AssertionError(
+                    f"daemon exited {self.proc.returncode} waiting for {what}:\n{err[-3000:]}"
+                )
+            time.sleep(0.05)
+        raise AssertionError(
+            f"timed out waiting for {what}; events: {[e['event'] for e in self.events()][-30:]}"
+        )
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.communicate()
+        return code
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+        self.proc.communicate()
+
+
+def _segment_order(p: Path) -> tuple[int, str]:
+    # rotated segments (alerts-<first seq>.jsonl) before the active alerts.jsonl
+    return (1, "") if p.name == "alerts.jsonl" else (0, p.name)
+
+
+def by_rule(events: list[dict[str, Any]], rule: str) -> Iterator[dict[str, Any]]:
+    return (e for e in events if e.get("rule") == rule and "alert" in e)
