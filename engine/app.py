@@ -163,8 +163,10 @@ class App:
                 pending_since=mono_of(a.get("pending_since")),
                 firing_since=mono_of(a.get("firing_since")) if a["state"] == "firing" else None,
                 last_true=now_m,
-                streak=1,
+                streak=1,  # a `consecutive` count starts over after a restart
                 flapping=bool(a.get("flapping")),
+                # a flapping alert stays flapping until its changes age out again
+                changes=(now_m,) * rule.flapping.max_changes if a.get("flapping") else (),
             )
             self.evaluator.rules[rule.id] = rule
 

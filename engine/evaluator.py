@@ -101,11 +101,13 @@ class Evaluator:
         if rule.compiled_each is None:
             return
         known = self._each_fps.setdefault(rule.id, set())
-        # instances that vanished (a disk unmounted, a target removed) lose their data
+        # an instance that vanished (a disk unmounted, a target removed) is over: it
+        # resolves whatever the no_data policy, which is about metrics going missing
+        gone = Result("value", matched=False, resolve_ok=True)
         for fp in known - seen:
             prev = self.alerts.get(fp)
             if prev is not None:
-                self._step(rule, fp, prev.labels, Result("no_data"), snap, out)
+                self._step(rule, fp, prev.labels, gone, snap, out)
         known.clear()
         known.update(fp for fp in seen if fp in self.alerts)
 
