@@ -19,6 +19,9 @@ from engine.history import History
 from engine.state import IDLE, Alert, Event, Result, fingerprint, is_idle, step
 
 _NO_LABELS: Mapping[str, str] = MappingProxyType({})
+_NO_DATA = Result("no_data")
+_FALSE = Result("value", matched=False)
+_GONE = Result("value", matched=False, resolve_ok=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,8 @@ class Evaluator:
         self.rules: dict[str, Rule] = {}  # rule id -> rule, for alerts' rules
         self._each_fps: dict[str, set[str]] = {}  # rule id -> fingerprints of its instances
         self._fp: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+        # per rule object: its plain fingerprint and the collectors it reads
+        self._plan: dict[str, tuple[Rule, str, frozenset[str]]] = {}
 
     def _fingerprint(self, rule: Rule, labels: Mapping[str, str]) -> str:
         key = (rule.id, tuple(sorted(labels.items())))
@@ -85,44 +90,82 @@ class Evaluator:
             fp = self._fp[key] = fingerprint(rule.id, labels)
         return fp
 
+    def _plan_of(self, rule: Rule) -> tuple[Rule, str, frozenset[str]]:
+        plan = self._plan.get(rule.id)
+        if plan is None or plan[0] is not rule:
+            reads = rule.compiled.names - {"it"}
+            if rule.compiled_each is not None:
+                reads |= rule.compiled_each.names
+            plan = self._plan[rule.id] = (rule, fingerprint(rule.id, rule.labels), reads)
+            self.rules[rule.id] = rule
+        return plan
+
     def run_group(self, group: RuleGroup, snap: Snapshot) -> list[Transition]:
+        """One evaluation of every enabled rule of `group`: the transitions to journal."""
         out: list[Transition] = []
+        base = EvalScope(values=snap.values, now=snap.wall, history=self.history)
+        available = snap.values.keys() - snap.down if snap.down else snap.values.keys()
+        alerts = self.alerts
+        mono = snap.mono
         for rule in group.rules:
-            if rule.enabled:
-                self.rules[rule.id] = rule
-                self.run_rule(rule, snap, out)
+            if not rule.enabled:
+                continue
+            _, fp, reads = self._plan_of(rule)
+            if rule.compiled_each is not None:
+                self._run_each(rule, base, reads <= available, snap, out)
+                continue
+            # the hot path: one plain rule, usually quiet
+            prev = alerts.get(fp)
+            result = self._result(rule, base, prev) if reads <= available else _NO_DATA
+            alert, events = step(rule, prev, result, mono, labels=rule.labels)
+            if alert is not prev:
+                self._keep(fp, alert, events)
+            for ev in events:
+                out.append(Transition(ev, rule, snap.wall))
         return out
 
-    def run_rule(self, rule: Rule, snap: Snapshot, out: list[Transition]) -> None:
+    def _keep(self, fp: str, alert: Alert, events: tuple[Event, ...]) -> None:
+        if alert is IDLE or is_idle(alert) or (alert.state == "resolved" and not events):
+            self.alerts.pop(fp, None)
+        else:
+            self.alerts[fp] = alert
+
+    def _run_each(
+        self, rule: Rule, base: EvalScope, has_data: bool, snap: Snapshot, out: list[Transition]
+    ) -> None:
         seen: set[str] = set()
-        for fp, labels, result in self.instances(rule, snap):
+        for fp, labels, result in self._each_instances(rule, base, has_data, snap):
             seen.add(fp)
             self._step(rule, fp, labels, result, snap, out)
-        if rule.compiled_each is None:
-            return
         known = self._each_fps.setdefault(rule.id, set())
         # an instance that vanished (a disk unmounted, a target removed) is over: it
         # resolves whatever the no_data policy, which is about metrics going missing
-        gone = Result("value", matched=False, resolve_ok=True)
         for fp in known - seen:
             prev = self.alerts.get(fp)
             if prev is not None:
-                self._step(rule, fp, prev.labels, gone, snap, out)
+                self._step(rule, fp, prev.labels, _GONE, snap, out)
         known.clear()
         known.update(fp for fp in seen if fp in self.alerts)
 
     def instances(
         self, rule: Rule, snap: Snapshot
     ) -> Iterator[tuple[str, Mapping[str, str], Result]]:
-        """Each alert instance of `rule` with its evaluation result: one for a plain
-        rule, one per element for `each` (plus one error instance if `each` fails)."""
-        missing = self._missing(rule, snap)
+        """Each alert instance of `rule` with its evaluation result (with its value,
+        for display): one for a plain rule, one per element for `each`."""
+        _, fp, reads = self._plan_of(rule)
         base = EvalScope(values=snap.values, now=snap.wall, history=self.history)
+        has_data = reads <= (snap.values.keys() - snap.down)
         if rule.compiled_each is None:
-            fp = self._fingerprint(rule, rule.labels)
-            yield fp, rule.labels, Result("no_data") if missing else self._result(rule, base)
+            prev = self.alerts.get(fp) or IDLE  # any alert: the value is wanted
+            yield fp, rule.labels, self._result(rule, base, prev) if has_data else _NO_DATA
             return
-        if missing:
+        yield from self._each_instances(rule, base, has_data, snap)
+
+    def _each_instances(
+        self, rule: Rule, base: EvalScope, has_data: bool, snap: Snapshot
+    ) -> Iterator[tuple[str, Mapping[str, str], Result]]:
+        assert rule.compiled_each is not None
+        if not has_data:
             return
         try:
             got = rule.compiled_each.evaluate(base)
@@ -130,16 +173,11 @@ class Evaluator:
             return
         except ExprError as e:
             # its instances cannot be known: one error alert for the rule itself
-            fp = self._fingerprint(rule, rule.labels)
-            yield fp, rule.labels, Result("error", error=f"each: {e.message}")
+            yield self._plan_of(rule)[1], rule.labels, Result("error", error=f"each: {e.message}")
             return
         if not isinstance(got, list):
-            fp = self._fingerprint(rule, rule.labels)
-            yield (
-                fp,
-                rule.labels,
-                Result("error", error=f"each: expected a list, got {type(got).__name__}"),
-            )
+            why = f"each: expected a list, got {type(got).__name__}"
+            yield self._plan_of(rule)[1], rule.labels, Result("error", error=why)
             return
         for el in got:
             el_labels = el.get("labels") if isinstance(el, dict) else None
@@ -152,25 +190,28 @@ class Evaluator:
             if rule.compiled.it_series:
                 # window functions over `it.x` read this element's own series
                 self.history.record_tree(fp, snap.wall, el)
-            yield fp, labels, self._result(rule, base.for_element(el, fp))
+            scope = base.for_element(el, fp)
+            yield fp, labels, self._result(rule, scope, self.alerts.get(fp) or IDLE)
 
-    def _missing(self, rule: Rule, snap: Snapshot) -> bool:
-        for name in rule.compiled.names:
-            if name != "it" and (name in snap.down or name not in snap.values):
-                return True
-        return False
-
-    def _result(self, rule: Rule, scope: EvalScope) -> Result:
+    @staticmethod
+    def _result(rule: Rule, scope: EvalScope, prev: Alert | None) -> Result:
         try:
-            matched = rule.compiled.evaluate_bool(scope)
-            value = matched
+            if not rule.compiled.evaluate_bool(scope):
+                if prev is None:
+                    return _FALSE  # quiet and no alert: the value is not wanted
+                matched = False
+                resolve_ok = (
+                    rule.compiled_resolve.evaluate_bool(scope)
+                    if rule.compiled_resolve is not None
+                    else None
+                )
+            else:
+                matched, resolve_ok = True, None
+            value: Any = matched
             if rule.compiled_value is not None:
                 value = rule.compiled_value.evaluate(scope)
-            resolve_ok = None
-            if rule.compiled_resolve is not None and not matched:
-                resolve_ok = rule.compiled_resolve.evaluate_bool(scope)
         except MissingData:
-            return Result("no_data")
+            return _NO_DATA
         except ExprError as e:
             return Result("error", error=e.message)
         return Result("value", matched=matched, resolve_ok=resolve_ok, value=value)
@@ -187,10 +228,7 @@ class Evaluator:
         prev = self.alerts.get(fp)
         alert, events = step(rule, prev, result, snap.mono, labels=labels)
         if alert is not prev:
-            if alert is IDLE or is_idle(alert) or (alert.state == "resolved" and not events):
-                self.alerts.pop(fp, None)
-            else:
-                self.alerts[fp] = alert
+            self._keep(fp, alert, events)
         for ev in events:
             out.append(Transition(ev, rule, snap.wall))
 

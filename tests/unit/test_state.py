@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, cast
 
 import pytest
@@ -384,13 +383,13 @@ def test_flapping_disabled_by_max_changes_zero_clears_an_old_mark() -> None:
 def test_events_are_frozen_values() -> None:
     alert, events = step(rule(), None, TRUE, T0)
     assert events == (Event("firing", alert),)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         alert.state = "inactive"  # type: ignore[misc]
 
 
 def test_alert_field_order() -> None:
     # state.py builds alerts positionally on the hot path; a reordering must fail here.
-    assert [f.name for f in dataclasses.fields(Alert)] == [
+    assert list(Alert._fields) == [
         "fingerprint",
         "rule_id",
         "labels",

@@ -154,9 +154,10 @@ def simulate(rule: Rule, seq: list[tuple[float, Result]], labels: dict[str, str]
             assert alert.firing_since is not None and alert.last_true is not None
         if alert.state == "pending":
             assert alert.pending_since == m.run_start
-        # `streak` is the model's run of trues; resolved lasts one step (then the
-        # next episode, or inactive).
-        assert (alert.streak if alert is not IDLE else 0) == m.run_len
+        # `streak` is the model's run of trues while it can matter (until the alert
+        # fires; a steady firing alert without keep_firing_for is not rebuilt).
+        if alert.state != "firing" or rule.keep_firing_for > 0:
+            assert (alert.streak if alert is not IDLE else 0) == m.run_len
         if prev_state == "resolved" and eff is not None:
             assert alert.state != "resolved"
 
