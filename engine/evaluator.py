@@ -232,27 +232,25 @@ class Evaluator:
         for ev in events:
             out.append(Transition(ev, rule, snap.wall))
 
-    def forget_rules(self, keep: set[str], snap: Snapshot) -> list[Transition]:
-        """Resolve the alerts of rules no longer configured (reload removed them)."""
+    def adopt(self, rules: list[Rule], snap: Snapshot) -> list[Transition]:
+        """Take a reloaded rule set. Alerts whose rule and fingerprint still exist keep
+        their state and timers; alerts of removed rules, and of plain rules whose
+        identity labels changed (a new fingerprint), are resolved if they fired and
+        dropped otherwise. Returns the resolutions to journal and notify."""
+        by_id = {r.id: r for r in rules}
         out: list[Transition] = []
         for fp, alert in list(self.alerts.items()):
-            if alert.rule_id in keep:
+            new = by_id.get(alert.rule_id)
+            if new is not None and (new.compiled_each is not None or self._plan_of(new)[1] == fp):
                 continue
-            rule = self.rules.get(alert.rule_id)
-            if rule is not None and alert.state == "firing":
-                gone = Alert(
-                    alert.fingerprint,
-                    alert.rule_id,
-                    alert.labels,
-                    "resolved",
-                    alert.value,
-                    alert.pending_since,
-                    alert.firing_since,
-                )
-                out.append(Transition(Event("resolved", gone), rule, snap.wall))
+            old = self.rules.get(alert.rule_id) or new
+            if old is not None and alert.state == "firing":
+                gone = alert._replace(state="resolved")
+                out.append(Transition(Event("resolved", gone), old, snap.wall))
             del self.alerts[fp]
         for rid in list(self.rules):
-            if rid not in keep:
+            if rid not in by_id:
                 del self.rules[rid]
                 self._each_fps.pop(rid, None)
+                self._plan.pop(rid, None)
         return out
