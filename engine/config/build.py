@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from engine.config import model as m
-from engine.config.load import MAX_BYTES, Document, Path, YamlError
+from engine.config.load import MAX_BYTES, Document, Path, YamlError, load_text
 from engine.config.schema import validate as schema_validate
 from engine.config.secrets import Secret, has_ref, resolve
 from engine.durations import parse_duration, parse_size
@@ -85,26 +85,48 @@ class ConfigLoader:
     def __init__(self) -> None:
         self._parsed: dict[tuple[str, str, str], _Parsed] = {}
         self._groups: dict[tuple[str, str, str], tuple[m.RuleGroup | None, list[Problem]]] = {}
+        self._stamps: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+        self._raw: dict[str, bytes] = {}
+        self._ids: dict[str, _RuleIds] = {}  # sha256 -> what the cross-file checks need
 
     # -- files -------------------------------------------------------------
     def _parse(self, path: str, kind: str) -> _Parsed:
         try:
             with open(path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size > MAX_BYTES:  # refused before reading, let alone parsing
-                    msg = f"file is {size} bytes; the limit is {MAX_BYTES}"
+                st = os.fstat(f.fileno())
+                if st.st_size > MAX_BYTES:  # refused before reading, let alone parsing
+                    msg = f"file is {st.st_size} bytes; the limit is {MAX_BYTES}"
                     return _Parsed(None, [Problem(path, 1, 1, msg)])
-                raw = f.read(MAX_BYTES + 1)
+                # the same inode, size and change times: the content hash we read last
+                # time still holds, so a reload does not re-read unchanged files
+                stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                known = self._stamps.get(path)
+                if known is not None and known[0] == stamp:
+                    sha = known[1]
+                else:
+                    raw = f.read(MAX_BYTES + 1)
+                    sha = hashlib.sha256(raw).hexdigest()
+                    self._stamps[path] = (stamp, sha)
+                    self._raw[path] = raw
         except OSError as e:
             return _Parsed(None, [Problem(path, 0, 0, f"cannot read: {e.strerror}")])
-        sha = hashlib.sha256(raw).hexdigest()
         key = (path, sha, kind)
         hit = self._parsed.get(key)
         if hit is not None:
+            self._raw.pop(path, None)
             return hit
+        pending = self._raw.pop(path, None)
+        if pending is not None:
+            raw = pending
+        else:  # hashed earlier for another kind; read again
+            try:
+                with open(path, "rb") as f:
+                    raw = f.read(MAX_BYTES + 1)
+            except OSError as e:
+                return _Parsed(None, [Problem(path, 0, 0, f"cannot read: {e.strerror}")])
+            sha = hashlib.sha256(raw).hexdigest()
+            key = (path, sha, kind)
         try:
-            from engine.config.load import load_text
-
             doc = load_text(raw, path)
         except YamlError as e:
             out = _Parsed(None, [e.problem])
@@ -185,13 +207,16 @@ class ConfigLoader:
 
         groups: list[m.RuleGroup] = []
         group_docs: list[tuple[m.RuleGroup, Document]] = []
-        rule_docs: list[Document] = []
+        rule_docs: list[tuple[Document, _RuleIds]] = []
         for f in rule_files:
             parsed = self._parse(f, "rules")
             problems.extend(parsed.problems)
             if parsed.doc is None or parsed.problems:
                 continue
-            rule_docs.append(parsed.doc)
+            ids = self._ids.get(parsed.doc.sha256)
+            if ids is None:
+                ids = self._ids[parsed.doc.sha256] = _RuleIds.of(parsed.doc)
+            rule_docs.append((parsed.doc, ids))
             gkey = (f, parsed.doc.sha256, ctx.key)
             cached = self._groups.get(gkey)
             if cached is None:
@@ -940,45 +965,68 @@ def _build_interval(
 # -- across files -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _RuleIds:
+    """What the cross-file checks need of one rule file, computed once per content."""
+
+    group: str
+    group_at: tuple[int, int]
+    ids: tuple[tuple[str, int, int, int], ...]  # id, rule index, line, col
+    channel_refs: tuple[tuple[int, int, str], ...]  # rule index, item index, name
+
+    @classmethod
+    def of(cls, doc: Document) -> _RuleIds:
+        ids: list[tuple[str, int, int, int]] = []
+        refs: list[tuple[int, int, str]] = []
+        for i, rule in enumerate(doc.data["rules"]):
+            line, col = doc.mark(("rules", i, "id"))
+            ids.append((rule["id"], i, line, col))
+            refs.extend((i, j, c) for j, c in enumerate(rule.get("channels", ())))
+        return cls(doc.data["group"], doc.mark(("group",)), tuple(ids), tuple(refs))
+
+
 def _check_rule_cross_refs(
-    rule_docs: list[Document], notify: _Notify, problems: list[Problem], *, check_channels: bool
+    rule_docs: list[tuple[Document, _RuleIds]],
+    notify: _Notify,
+    problems: list[Problem],
+    *,
+    check_channels: bool,
 ) -> None:
     """Duplicate groups and rule ids across files (both places named) and rules'
     channel references; read from every schema-valid file, so a file with an
     expression error still takes part."""
-    seen_groups: dict[str, Document] = {}
-    seen_rules: dict[str, tuple[Document, Path]] = {}
-    for doc in rule_docs:
-        name = doc.data["group"]
-        if name in seen_groups:
-            first = seen_groups[name]
+    seen_groups: dict[str, tuple[Document, tuple[int, int]]] = {}
+    seen_rules: dict[str, tuple[str, int, int]] = {}
+    for doc, s in rule_docs:
+        if s.group in seen_groups:
+            first, at = seen_groups[s.group]
             problems.append(
                 doc.problem(
                     ("group",),
-                    f"duplicate group name {name!r} (first defined at {first.file}:{first.mark(('group',))[0]})",
+                    f"duplicate group name {s.group!r} (first defined at {first.file}:{at[0]})",
                 )
             )
         else:
-            seen_groups[name] = doc
-        for i, rule in enumerate(doc.data["rules"]):
-            path: Path = ("rules", i, "id")
-            rid = rule["id"]
-            if rid in seen_rules:
-                fdoc, fpath = seen_rules[rid]
-                fl, fc = fdoc.mark(fpath)
+            seen_groups[s.group] = (doc, s.group_at)
+        for rid, i, line, col in s.ids:
+            first_rule = seen_rules.setdefault(rid, (doc.file, line, col))
+            if first_rule != (doc.file, line, col):
+                ffile, fl, fc = first_rule
                 problems.append(
-                    doc.problem(
-                        path, f"duplicate rule id {rid!r} (first defined at {fdoc.file}:{fl}:{fc})"
+                    Problem(
+                        doc.file,
+                        line,
+                        col,
+                        f"duplicate rule id {rid!r} (first defined at {ffile}:{fl}:{fc})",
+                        f"rules[{i}].id",
                     )
                 )
-            else:
-                seen_rules[rid] = (doc, path)
-            if check_channels:
-                for j, c in enumerate(rule.get("channels", [])):
-                    if c not in notify.channel_names:
-                        problems.append(
-                            doc.problem(
-                                ("rules", i, "channels", j),
-                                _unknown("channel", c, notify.channel_names),
-                            )
+        if check_channels:
+            for i, j, c in s.channel_refs:
+                if c not in notify.channel_names:
+                    problems.append(
+                        doc.problem(
+                            ("rules", i, "channels", j),
+                            _unknown("channel", c, notify.channel_names),
                         )
+                    )
