@@ -1,66 +1,48 @@
-"""Wiring and lifecycle of the daemon: start, evaluate on schedule, stop.
+"""Wiring and lifecycle of the daemon: start, evaluate on schedule, reload, stop.
 
-Data flows one way: collectors fill `CollectorHub`; each group tick takes a
+Data flows one way: collectors fill the `CollectorHub`; each group tick takes a
 Snapshot, the Evaluator steps alerts, transitions are journaled (durable) and
-only then handed to the notifier. This module only wires; each step lives in
-its own module.
+only then handed to the Dispatcher. Commands from the API, signals and the file
+watcher take the same path: an event, journaled, folded into the durable state,
+then delivered. This module only wires; each step lives in its own module.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
+import os
 import signal
-import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from engine import __version__
 from engine.collectors.base import Collector, create
 from engine.config.build import ConfigLoader
-from engine.config.model import Config, Rule, RuleGroup
+from engine.config.model import Config, Rule, RuleGroup, Source
 from engine.errors import CollectorError, ConfigError
 from engine.evaluator import Evaluator, Snapshot, Transition
+from engine.expr import compile_expr
 from engine.history import History
 from engine.journal import Journal
-from engine.state import Alert
+from engine.metrics import Metrics
+from engine.notify.base import Channel
+from engine.notify.dispatch import Dispatcher
+from engine.notify.templates import render_annotations
+from engine.state import Alert, fingerprint
 from engine.store import fold_event, initial_state
+from engine.systemd import Notifier, watchdog_loop
 
 log = logging.getLogger("vigil")
 
-
-class Notifier(Protocol):
-    """Receives journaled events (already durable) for delivery."""
-
-    async def submit(self, events: Sequence[dict[str, Any]]) -> None: ...
-
-    async def aclose(self) -> None: ...
-
-
-class StdoutNotifier:
-    """Prints each alert transition as one line (the `log` output of `vigil run`)."""
-
-    def __init__(self, stream: Any = None) -> None:
-        self.stream = stream or sys.stdout
-
-    async def submit(self, events: Sequence[dict[str, Any]]) -> None:
-        for e in events:
-            if "alert" not in e:
-                continue
-            labels = ",".join(f"{k}={v}" for k, v in sorted(e.get("labels", {}).items()))
-            print(
-                f"{e.get('ts', '')} {e['event']:<9} {e.get('severity', ''):<8} "
-                f"{e.get('rule')} {{{labels}}} value={e.get('value')}",
-                file=self.stream,
-                flush=True,
-            )
-
-    async def aclose(self) -> None:
-        return None
+SNAPSHOT_EVERY_EVENTS = 20_000
+SNAPSHOT_EVERY_SECONDS = 600.0
+_ALERT_EVENTS = frozenset({"pending", "firing", "resolved"})
 
 
 @dataclass
@@ -69,76 +51,92 @@ class CollectorHub:
 
     values: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     down: dict[str, str] = field(default_factory=dict)  # name -> error
-    durations: dict[str, float] = field(default_factory=dict)
 
     def snapshot(self, wall: float, mono: float) -> Snapshot:
         # values are replaced whole per collection, so a shallow copy is a consistent view
         return Snapshot(dict(self.values), frozenset(self.down), wall, mono)
 
 
-def _max_window(config: Config) -> float:
-    windows = [
-        w for r in config.rules() for e in (r.compiled, r.compiled_resolve) if e for w in e.windows
-    ]
-    return max(windows, default=0.0)
+def max_window(config: Config) -> float:
+    exprs = [e for r in config.rules() for e in (r.compiled, r.compiled_resolve) if e]
+    return max((w for e in exprs for w in e.windows), default=0.0)
 
 
-def collector_rule(name: str) -> Rule:
-    """The synthetic rule behind `collector_down` alerts."""
-    from engine.config.model import Source
-    from engine.expr import compile_expr
-
+def synthetic_rule(rule_id: str, labels: Mapping[str, str], summary: str) -> Rule:
+    """The rule behind the daemon's own alerts (collector_down, config_invalid)."""
     return Rule(
-        id="collector_down",
+        id=rule_id,
         group="vigil",
         expr="True",
         compiled=compile_expr("True", names=()),
         severity="critical",
-        labels={"collector": name},
-        annotations={"summary": f"collector {name} is failing"},
+        labels=dict(labels),
+        annotations={"summary": summary},
         source=Source("<builtin>", 0, 0),
     )
 
 
 class App:
+    """The running daemon: owns live state and wires the modules together."""
+
     def __init__(
         self,
         config: Config,
         *,
         loader: ConfigLoader | None = None,
-        notifier: Notifier | None = None,
+        config_path: str | None = None,
         dry_run: bool = False,
+        channels: Mapping[str, Channel] | None = None,
         wall: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.loader = loader or ConfigLoader()
-        self.notifier: Notifier = notifier or StdoutNotifier()
+        self.config_path = config_path if config_path is not None else config.config_file
         self.dry_run = dry_run
         self.wall = wall
         self.mono = mono
         self.hub = CollectorHub()
-        self.history = History(max(_max_window(config), 60.0))
+        self.history = History(max(max_window(config), 60.0))
         self.evaluator = Evaluator(self.history)
         self.collectors: dict[str, Collector] = {}
         self.journal: Journal | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self.state: dict[str, Any] = initial_state()
+        self.metrics = Metrics()
+        self.systemd = Notifier.from_env()
+        self.dispatcher = Dispatcher(
+            config, emit=self._journal_only, state=self.state, channels=channels,
+            wall=wall, dry_run=dry_run,
+        )  # fmt: skip
         self.stopping = asyncio.Event()
-        self.group_durations: dict[str, float] = {}
-        self.overruns: dict[str, int] = {}
+        self.ready = False
+        self.started_at = wall()
+        self.last_reload: dict[str, Any] = {"ok": True, "at": self.started_at, "errors": []}
+        self.api_port: int | None = None
+        self._api_app: Any = None
         self._running_groups: set[str] = set()
+        self._reload_lock = asyncio.Lock()
+        self._inflight = 0  # appends not yet folded: no snapshot while > 0
+        self._last_snapshot = (0, mono())
+        self._tasks: list[asyncio.Task[Any]] = []
 
-    # -- start -----------------------------------------------------------------
+    # -- start -----------------------------------------------------------------------
     def open_journal(self) -> None:
-        self.journal = Journal(self.config.data_dir, self.config.log, clock=self.wall)
+        self.journal = Journal(
+            self.config.data_dir, self.config.log, clock=self.wall,
+            on_fsync=self.metrics.observe_fsync,
+        )  # fmt: skip
         replay = self.journal.open()
         for w in replay.warnings:
             log.warning("journal: %s", w)
         state = replay.state or initial_state()
         for ev in replay.events:
             fold_event(state, ev)
-        self.state = state
+        # the dispatcher holds the same dict: replace its content, not the object
+        self.state.clear()
+        self.state.update(state)
+        self._last_snapshot = (replay.snapshot_seq, self.mono())
         self._restore_alerts()
 
     def _restore_alerts(self) -> None:
@@ -146,14 +144,14 @@ class App:
         not announced again), pending timers continue from their wall-clock start."""
         now_w, now_m = self.wall(), self.mono()
         rules = {r.id: r for r in self.config.rules()}
+
+        def mono_of(wall_t: Any) -> float | None:
+            return None if wall_t is None else now_m - (now_w - float(wall_t))
+
         for fp, a in self.state["alerts"].items():
             rule = rules.get(a.get("rule"))
             if rule is None:
-                continue
-
-            def mono_of(wall_t: Any) -> float | None:
-                return None if wall_t is None else now_m - (now_w - float(wall_t))
-
+                continue  # its rule is gone: the reload path resolves such alerts
             self.evaluator.alerts[fp] = Alert(
                 fingerprint=fp,
                 rule_id=rule.id,
@@ -164,33 +162,41 @@ class App:
                 firing_since=mono_of(a.get("firing_since")) if a["state"] == "firing" else None,
                 last_true=now_m,
                 streak=1,  # a `consecutive` count starts over after a restart
-                flapping=bool(a.get("flapping")),
                 # a flapping alert stays flapping until its changes age out again
                 changes=(now_m,) * rule.flapping.max_changes if a.get("flapping") else (),
+                flapping=bool(a.get("flapping")),
             )
             self.evaluator.rules[rule.id] = rule
 
-    def start_collectors(self) -> None:
-        for cc in self.config.collectors:
+    # -- collectors ----------------------------------------------------------------------
+    def _start_collectors(self, config: Config) -> None:
+        for cc in config.collectors:
             self.collectors[cc.name] = create(cc)
 
     async def collect(self, name: str) -> None:
-        c = self.collectors[name]
+        c = self.collectors.get(name)
+        if c is None:  # removed by a reload while its job was due
+            return
         t0 = self.mono()
         try:
             sample = await asyncio.wait_for(c.collect(self.wall()), timeout=c.timeout + 1.0)
         except (CollectorError, TimeoutError, OSError) as e:
+            self.metrics.collector(name, up=False)
             await self._collector_failed(name, str(e) or type(e).__name__)
             return
-        self.hub.durations[name] = self.mono() - t0
+        if self.collectors.get(name) is not c:
+            return  # replaced meanwhile
+        self.metrics.collector(name, up=True, duration=self.mono() - t0)
         self.hub.values[name] = sample
-        self._record_history(name, sample)
+        self.history.record_tree(name, self.wall(), sample)
         if name in self.hub.down:
             del self.hub.down[name]
-            await self._emit([{"event": "collector_up", "collector": name}], durable=True)
-
-    def _record_history(self, name: str, sample: Mapping[str, Any]) -> None:
-        self.history.record_tree(name, self.wall(), sample)
+            rule = synthetic_rule("collector_down", {"collector": name}, "")
+            await self._emit(
+                [{"event": "collector_up", "collector": name},
+                 self._synthetic_event("resolved", rule, None)],
+                durable=True,
+            )  # fmt: skip
 
     async def _collector_failed(self, name: str, error: str) -> None:
         self.hub.values.pop(name, None)
@@ -198,37 +204,43 @@ class App:
         self.hub.down[name] = error
         if first:
             log.warning("collector %s failed: %s", name, error)
-            rule = collector_rule(name)
-            ev = {
-                "event": "collector_down",
-                "collector": name,
-                "error": error[:500],
-            }
-            from engine.state import fingerprint
+            rule = synthetic_rule(
+                "collector_down", {"collector": name}, f"collector {name} is failing"
+            )
+            await self._emit(
+                [{"event": "collector_down", "collector": name, "error": error[:500]},
+                 self._synthetic_event("firing", rule, error[:200])],
+                durable=True,
+            )  # fmt: skip
 
-            alert_ev = {
-                "event": "firing",
-                "alert": fingerprint(rule.id, rule.labels),
-                "rule": rule.id,
-                "group": "vigil",
-                "labels": dict(rule.labels),
-                "severity": rule.severity,
-                "value": error[:200],
-            }
-            await self._emit([ev, alert_ev], durable=True)
+    def _synthetic_event(self, kind: str, rule: Rule, value: Any) -> dict[str, Any]:
+        now = self.wall()
+        return {
+            "event": kind,
+            "alert": fingerprint(rule.id, rule.labels),
+            "rule": rule.id,
+            "group": rule.group,
+            "labels": dict(rule.labels),
+            "severity": rule.severity,
+            "value": value,
+            "annotations": dict(rule.annotations),
+            "pending_since": now,
+            "firing_since": now,
+        }
 
-    # -- evaluation ---------------------------------------------------------------
+    # -- evaluation ---------------------------------------------------------------------
     async def run_group(self, group: RuleGroup) -> None:
         if group.name in self._running_groups:
             # never stacked: the previous run of this group is still going
-            self.overruns[group.name] = self.overruns.get(group.name, 0) + 1
+            self.metrics.evaluation_overrun(group.name)
+            log.warning("group %s overran its interval of %ss", group.name, group.interval)
             return
         self._running_groups.add(group.name)
         try:
             t0 = self.mono()
             snap = self.hub.snapshot(self.wall(), t0)
             transitions = self.evaluator.run_group(group, snap)
-            self.group_durations[group.name] = self.mono() - t0
+            self.metrics.observe_evaluation(group.name, self.mono() - t0)
             if transitions:
                 await self._journal_transitions(transitions)
         finally:
@@ -236,93 +248,335 @@ class App:
 
     async def _journal_transitions(self, transitions: list[Transition]) -> None:
         mono = self.mono()
-        events = [t.as_journal(mono) for t in transitions]
+        events = []
+        for t in transitions:
+            ev = t.as_journal(mono)
+            if ev["event"] in _ALERT_EVENTS:
+                errors: list[str] = []
+                ev["annotations"] = render_annotations(
+                    t.rule.annotations, ev["labels"], ev["value"],
+                    rule=t.rule.id, severity=t.rule.severity, errors=errors,
+                )  # fmt: skip
+                for e in errors:
+                    events.append({"event": "template_failed", "rule": t.rule.id, "error": e})
+            events.append(ev)
         await self._emit(events, durable=True)
 
-    async def _emit(self, events: list[dict[str, Any]], *, durable: bool) -> None:
-        """Journal first (durable before anything is notified), then fold and notify."""
-        if self.journal is not None:
-            stamped = await self.journal.append(events, durable=durable)
-        else:
-            stamped = events
-        for ev in stamped:
-            fold_event(self.state, ev)
-        if not self.dry_run:
-            await self.notifier.submit(stamped)
+    async def _journal_only(
+        self, events: list[dict[str, Any]], durable: bool
+    ) -> list[dict[str, Any]]:
+        """Journal and fold, without notifying (the dispatcher's own outcomes)."""
+        self._inflight += 1
+        try:
+            if self.journal is not None:
+                stamped = await self.journal.append(events, durable=durable)
+            else:
+                stamped = [dict(e) for e in events]
+            for ev in stamped:
+                fold_event(self.state, ev)
+                if ev["event"] == "notified":
+                    self.metrics.notification(ev.get("channel", ""), ok=True)
+                elif ev["event"] == "notify_failed":
+                    self.metrics.notification(ev.get("channel", ""), ok=False)
+            return stamped
+        finally:
+            self._inflight -= 1
 
-    # -- lifecycle --------------------------------------------------------------------
+    async def _emit(self, events: list[dict[str, Any]], *, durable: bool) -> list[dict[str, Any]]:
+        """Journal first (durable before anything is notified), then fold and notify."""
+        stamped = await self._journal_only(events, durable)
+        for ev in stamped:
+            if ev["event"] in _ALERT_EVENTS:
+                labels = ",".join(f"{k}={v}" for k, v in sorted(ev.get("labels", {}).items()))
+                log.info(
+                    "%s %s {%s} value=%s", ev["event"], ev.get("rule"), labels, ev.get("value")
+                )
+        await self.dispatcher.submit(stamped)
+        return stamped
+
+    async def emit(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Journal commands (acks, silences, audits) durably, then deliver."""
+        return await self._emit(events, durable=True)
+
+    # -- snapshots ----------------------------------------------------------------------
+    async def _snapshots(self) -> None:
+        while not self.stopping.is_set():
+            await asyncio.sleep(5.0)
+            await self.maybe_snapshot()
+
+    async def maybe_snapshot(self, *, force: bool = False) -> None:
+        j = self.journal
+        if j is None or self._inflight:
+            return  # appended events not folded yet: the state would lag its seq
+        seq, at = self._last_snapshot
+        due = (
+            j.last_seq - seq >= SNAPSHOT_EVERY_EVENTS or self.mono() - at >= SNAPSHOT_EVERY_SECONDS
+        )
+        if j.last_seq > seq and (force or due):
+            state, last = copy.deepcopy(self.state), j.last_seq
+            self._last_snapshot = (last, self.mono())
+            await j.write_snapshot(state, last)
+            j.compact()
+
+    # -- reload ------------------------------------------------------------------------
+    async def reload(self, *, by: str = "signal", if_changed: bool = False) -> dict[str, Any]:
+        """Build the whole configuration aside; swap it in only if all of it is valid.
+
+        `if_changed` (file events) skips the swap when no file's content changed;
+        an explicit reload (SIGHUP, API) always swaps, since a secret behind
+        ${file:...} may have changed without any config file changing."""
+        async with self._reload_lock:
+            self.systemd.reloading("reloading configuration")
+            t0 = time.perf_counter()
+            try:
+                # parsing runs off the loop, so evaluation keeps its pace meanwhile
+                result = await asyncio.to_thread(self.loader.load, self.config_path)
+                if result.config is None:
+                    return await self._reject(result.problems, by)
+                unchanged = result.config.config_hash == self.config.config_hash
+                if if_changed and unchanged and self.last_reload["ok"]:
+                    return {"ok": True, "errors": [], "config_hash": self.config.config_hash}
+                await self._swap(result.config, by)
+                ms = (time.perf_counter() - t0) * 1000
+                log.info(
+                    "configuration reloaded (%s, by %s) in %.0f ms",
+                    result.config.config_hash,
+                    by,
+                    ms,
+                )
+                return {"ok": True, "errors": [], "config_hash": result.config.config_hash}
+            finally:
+                self.systemd.ready(self.summary())
+
+    async def _reject(self, problems: list[Any], by: str) -> dict[str, Any]:
+        errors = [p.format() for p in problems]
+        now = self.wall()
+        self.last_reload = {"ok": False, "at": now, "errors": errors}
+        self.metrics.reload(ok=False, at=now)
+        for e in errors[:20]:
+            log.error("reload rejected: %s", e)
+        rule = synthetic_rule(
+            "config_invalid", {}, f"configuration rejected: {errors[0] if errors else ''}"
+        )
+        events: list[dict[str, Any]] = [
+            {"event": "config_rejected", "by": by, "errors": errors[:500]}
+        ]
+        fp = fingerprint(rule.id, rule.labels)
+        if self.state["alerts"].get(fp, {}).get("state") != "firing":
+            events.append(self._synthetic_event("firing", rule, len(errors)))
+        await self._emit(events, durable=True)
+        return {"ok": False, "errors": errors}
+
+    async def _swap(self, new: Config, by: str) -> None:
+        old = self.config
+        snap = self.hub.snapshot(self.wall(), self.mono())
+        # collectors: keep the unchanged ones (and their connections, primed counters)
+        old_cc = {c.name: c for c in old.collectors}
+        new_cc = {c.name: c for c in new.collectors}
+        for name in list(self.collectors):
+            if old_cc.get(name) != new_cc.get(name):
+                c = self.collectors.pop(name)
+                self.hub.values.pop(name, None)
+                self.hub.down.pop(name, None)
+                await c.aclose()
+        for name, cc in new_cc.items():
+            if name not in self.collectors:
+                self.collectors[name] = create(cc)
+        self.history.max_window = max(self.history.max_window, max_window(new))
+        resolved = self.evaluator.adopt(new.rules(), snap)
+        self.config = new
+        self.dispatcher.reconfigure(new)
+        if self._api_app is not None:
+            from engine.api.server import update_api_config
+
+            update_api_config(self._api_app, new.api)  # tokens and limits; not the address
+        if self.scheduler is not None:
+            self._reschedule(old, new)
+        now = self.wall()
+        self.last_reload = {"ok": True, "at": now, "errors": []}
+        self.metrics.reload(ok=True, at=now)
+        events: list[dict[str, Any]] = [
+            {"event": "config_loaded", "hash": new.config_hash, "by": by,
+             "rules": len(new.rules()), "channels": len(new.channels)}
+        ]  # fmt: skip
+        rule = synthetic_rule("config_invalid", {}, "")
+        if self.state["alerts"].get(fingerprint(rule.id, rule.labels), {}).get("state") == "firing":
+            events.append(self._synthetic_event("resolved", rule, None))
+        if resolved:
+            mono = self.mono()
+            events.extend(t.as_journal(mono) for t in resolved)
+        await self._emit(events, durable=True)
+        # new collectors get their first values before their rules' next tick
+        fresh = [n for n in new_cc if n not in self.hub.values and n not in self.hub.down]
+        await asyncio.gather(*(self.collect(n) for n in fresh))
+
+    def _reschedule(self, old: Config, new: Config) -> None:
+        assert self.scheduler is not None
+        sched = self.scheduler
+        old_groups = {g.name: g for g in old.groups}
+        new_groups = {g.name: g for g in new.groups}
+        for name, g in old_groups.items():
+            if new_groups.get(name) != g:
+                sched.remove_job(f"group:{name}")
+                self.metrics.forget_group(name)
+        for name, g in new_groups.items():
+            if old_groups.get(name) != g:
+                self._add_group_job(sched, g)
+        old_cc = {c.name: c for c in old.collectors}
+        for c in old.collectors:
+            if c not in new.collectors:
+                sched.remove_job(f"collect:{c.name}")
+        for c in new.collectors:
+            if old_cc.get(c.name) != c:
+                self._add_collector_job(sched, c.name)
+
+    # -- scheduling ----------------------------------------------------------------------
+    def _add_collector_job(self, sched: AsyncIOScheduler, name: str) -> None:
+        c = self.collectors[name]
+        sched.add_job(
+            self.collect, "interval", args=[name], seconds=c.interval or self.config.default_interval,
+            id=f"collect:{name}", max_instances=1, coalesce=True, replace_existing=True,
+        )  # fmt: skip
+
+    def _add_group_job(self, sched: AsyncIOScheduler, g: RuleGroup) -> None:
+        # small jitter so that groups with the same interval do not all tick at once
+        sched.add_job(
+            self.run_group, "interval", args=[g], seconds=g.interval,
+            jitter=min(1.0, g.interval * 0.05), id=f"group:{g.name}",
+            max_instances=1, coalesce=True, replace_existing=True,
+        )  # fmt: skip
+
     def schedule(self) -> AsyncIOScheduler:
         sched = AsyncIOScheduler()
-        default = self.config.default_interval
-        for name, c in self.collectors.items():
-            sched.add_job(
-                self.collect,
-                "interval",
-                args=[name],
-                seconds=c.interval or default,
-                id=f"collect:{name}",
-                max_instances=1,
-                coalesce=True,
-            )
+        for name in self.collectors:
+            self._add_collector_job(sched, name)
         for g in self.config.groups:
-            # small jitter so that groups with the same interval do not all tick at once
-            sched.add_job(
-                self.run_group,
-                "interval",
-                args=[g],
-                seconds=g.interval,
-                jitter=min(1.0, g.interval * 0.05),
-                id=f"group:{g.name}",
-                max_instances=1,
-                coalesce=True,
-            )
+            self._add_group_job(sched, g)
         return sched
 
-    async def run(self) -> int:
+    # -- lifecycle --------------------------------------------------------------------------
+    def summary(self) -> str:
+        alerts = self.state["alerts"].values()
+        firing = sum(1 for a in alerts if a.get("state") == "firing")
+        pending = sum(1 for a in alerts if a.get("state") == "pending")
+        down = f", {len(self.hub.down)} collectors down" if self.hub.down else ""
+        bad = ", last reload rejected" if not self.last_reload["ok"] else ""
+        return f"{len(self.config.rules())} rules, {firing} firing, {pending} pending{down}{bad}"
+
+    def request_reload(self, by: str = "SIGHUP") -> None:
+        task = asyncio.get_running_loop().create_task(self.reload(by=by))
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks.remove)
+
+    async def run(self, *, serve_api: bool = True, watch: bool = True) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
-        self.start_collectors()
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        self._start_collectors(self.config)
         await self._emit(
             [
-                {"event": "started", "version": __version__, "pid": _pid()},
-                {
-                    "event": "config_loaded",
-                    "hash": self.config.config_hash,
-                    "rules": len(self.config.rules()),
-                    "channels": len(self.config.channels),
-                },
+                {"event": "started", "version": __version__, "pid": os.getpid()},
+                {"event": "config_loaded", "hash": self.config.config_hash,
+                 "rules": len(self.config.rules()), "channels": len(self.config.channels)},
             ],
             durable=True,
-        )
+        )  # fmt: skip
+        await self.dispatcher.start(self.state)
+        self.metrics.config_loaded(self.wall())
         # first values before the first evaluation, so rules do not start in no_data
         await asyncio.gather(*(self.collect(n) for n in self.collectors))
         self.scheduler = self.schedule()
         self.scheduler.start()
+        api_server = await self._serve_api() if serve_api else None
+        watcher = self._watch() if watch else None
+        self.ready = True
+        self.systemd.ready(self.summary())
         log.info(
-            "vigil %s ready: %d rules in %d groups",
-            __version__,
-            len(self.config.rules()),
-            len(self.config.groups),
-        )
+            "vigil %s ready: %d rules in %d groups%s", __version__, len(self.config.rules()),
+            len(self.config.groups), f", API on port {self.api_port}" if self.api_port else "",
+        )  # fmt: skip
+        background = [
+            asyncio.create_task(watchdog_loop(self.systemd, self.stopping), name="watchdog"),
+            asyncio.create_task(self._snapshots(), name="snapshots"),
+            asyncio.create_task(self._status_loop(), name="status"),
+        ]
         await self.stopping.wait()
+        self.ready = False
+        self.systemd.stopping()
+        for t in background:
+            t.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        if watcher is not None:
+            await watcher.stop()
+        if api_server is not None:
+            from engine.api.server import stop
+
+            await stop(*api_server)
         await self.shutdown()
         return 0
+
+    async def _status_loop(self) -> None:
+        last = ""
+        while True:
+            await asyncio.sleep(5.0)
+            text = self.summary()
+            if text != last:
+                self.systemd.status(text)
+                last = text
+            self.metrics.set_alerts(self.state["alerts"].values())
+            self.metrics.sync_channels(self.dispatcher.status())
+
+    async def _serve_api(self) -> Any:
+        from engine.api.server import bound_address, create_app, serve
+        from engine.control import Control
+
+        api = self.config.api
+        app = create_app(Control(self), api, registry=self.metrics.registry)
+        try:
+            server, task = await serve(app, api.host, api.port)
+        except OSError as e:
+            log.error("API not started: cannot listen on %s:%s: %s", api.host, api.port, e)
+            return None
+        self.api_port = bound_address(server)[1]
+        self._api_app = app
+        return server, task
+
+    def _watch(self) -> Any:
+        from engine.watch import ConfigWatcher
+
+        paths = [*self.config.rules_paths, *self.config.channels_paths]
+        if self.config_path:
+            paths.append(self.config_path)
+
+        async def changed() -> None:
+            await self.reload(by="file change", if_changed=True)
+
+        try:
+            watcher = ConfigWatcher(paths, changed, asyncio.get_running_loop())
+            watcher.start()
+        except OSError as e:  # inotify limits, unreadable folders
+            log.warning("not watching configuration files: %s", e)
+            return None
+        return watcher
 
     async def shutdown(self) -> None:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
+        for t in list(self._tasks):
+            t.cancel()
+        await self.dispatcher.aclose()
         for c in self.collectors.values():
             await c.aclose()
-        await self._emit([{"event": "stopped", "pid": _pid()}], durable=True)
-        await self.notifier.aclose()
+        await self._emit([{"event": "stopped", "pid": os.getpid()}], durable=True)
+        await self.maybe_snapshot(force=True)
         if self.journal is not None:
             await self.journal.close()
 
     async def once(self) -> list[tuple[Rule, Mapping[str, str], Any, str]]:
         """One collection and one evaluation pass of every group (for --once):
         each alert instance with its observed value and its state."""
-        self.start_collectors()
+        self._start_collectors(self.config)
         await asyncio.gather(*(self.collect(n) for n in self.collectors))
         snap = self.hub.snapshot(self.wall(), self.mono())
         rows: list[tuple[Rule, Mapping[str, str], Any, str]] = []
@@ -340,12 +594,6 @@ class App:
         for c in self.collectors.values():
             await c.aclose()
         return rows
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()
 
 
 def load_or_fail(config_path: str | None) -> tuple[Config, ConfigLoader]:

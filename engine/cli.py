@@ -19,6 +19,8 @@ COMMANDS = (
     "run",
     "validate",
     "schema",
+    "notify_test",
+    "client",
     "log",
 )
 

@@ -60,12 +60,14 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
         a["value"] = event.get("value")
         if "annotations" in event:
             a["annotations"] = event["annotations"]
+        # the evaluator's own times when the event carries them: they feed the
+        # notifications' idempotency keys, which must be the same after a restart
         if kind == "pending":
-            a["pending_since"] = ts
+            a["pending_since"] = event.get("pending_since", ts)
         else:
-            a["firing_since"] = ts
-            a.setdefault("pending_since", ts)
-            a["starts_at"] = event.get("starts_at", ts)
+            a["firing_since"] = event.get("firing_since", ts)
+            a["pending_since"] = event.get("pending_since", a.get("pending_since", ts))
+            a["starts_at"] = event.get("starts_at", a["firing_since"])
     elif kind in ("resolved", "inactive") and isinstance(fp, str):
         alerts.pop(fp, None)
     elif kind == "acknowledged" and isinstance(fp, str) and fp in alerts:

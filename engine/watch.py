@@ -25,6 +25,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 
 YAML = (".yaml", ".yml")
+_EDITS = frozenset({"created", "deleted", "modified", "moved", "closed"})
 
 
 def _relevant(path: str, config_files: frozenset[str]) -> bool:
@@ -40,6 +41,10 @@ class _Handler(FileSystemEventHandler):
         self.watcher = watcher
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        # reads (our own reload reads every file: opened, closed_no_write) and
+        # attribute changes are not edits; reacting to them would loop
+        if event.event_type not in _EDITS:
+            return
         paths = [os.fsdecode(event.src_path)]
         dest = getattr(event, "dest_path", "")
         if dest:

@@ -394,7 +394,7 @@ def _build_top(
         assert doc is not None
         listen = str(api["listen"])
         mhp = re.fullmatch(r"\[?([^\]]*)\]?:(\d{1,5})", listen)
-        if not mhp or not 0 < int(mhp.group(2)) < 65536:
+        if not mhp or not 0 <= int(mhp.group(2)) < 65536:
             problems.append(
                 doc.problem(
                     ("api", "listen"), f"expected host:port such as 127.0.0.1:9595; got {listen!r}"

@@ -2,19 +2,359 @@
 
 One SandboxedEnvironment per template set: named templates (`templates:` in
 channel files) are reachable from others through `{% include "name" %}`.
+
+The sandbox stops attribute escapes (`''.__class__` raises SecurityError rather
+than rendering empty) and caps the work a template may do, so a bad template
+cannot stall the daemon: every render has a budget of steps (calls, operators,
+filters, loop iterations, output pieces), a deadline (RENDER_SECONDS) and an
+output cap (MAX_OUTPUT). The deadline counts the rendering thread's CPU time, so
+a busy machine does not turn a good template into a refused one; compiling is
+outside the budget. `range()` is capped at MAX_RANGE items, and `*`, `**`,
+`+`, `%` and the amplifying filters and string methods are refused before they
+would build something larger than the cap. A notification whose template fails
+renders `fallback_text` instead, which is plain Python and cannot fail.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+import math
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import jinja2.meta
+from jinja2 import nodes
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
+
+if TYPE_CHECKING:
+    from engine.config.model import Config, Route
+    from engine.notify.base import AlertView
+
+__all__ = [
+    "MAX_OUTPUT",
+    "MAX_RANGE",
+    "RENDER_SECONDS",
+    "CappedEnvironment",
+    "Rendered",
+    "Renderer",
+    "check",
+    "fallback_text",
+    "is_template",
+    "make_env",
+    "render",
+    "render_annotations",
+]
+
+MAX_OUTPUT = 64 * 1024  # characters of one rendered text
+MAX_RANGE = 10_000  # items of one range()
+MAX_STEPS = 50_000  # calls, operators, filters, loop iterations and outputs per render
+RENDER_SECONDS = 0.1
+_MAX_PRODUCED = 4 * MAX_OUTPUT  # all `{{ }}` output, also what macros and blocks buffer
+_MAX_POW_BITS = 4096
+
+# Errors a template can raise while rendering: Jinja's own and what the built-in
+# filters raise on bad input. This is the boundary where operator-written code runs.
+RENDER_ERRORS: tuple[type[BaseException], ...] = (
+    jinja2.TemplateError,
+    TypeError,
+    ValueError,
+    ArithmeticError,
+    LookupError,
+    AttributeError,
+    RecursionError,
+)
+
+
+# -- the budget of one render -----------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Budget:
+    deadline: float
+    steps: int = 0
+    produced: int = 0
+
+
+_BUDGET: ContextVar[_Budget | None] = ContextVar("vigil_template_budget", default=None)
+_clock = time.thread_time  # CPU time: ~0.5 µs a read, so read every 16th step
+
+
+def _new_budget() -> _Budget:
+    return _Budget(_clock() + RENDER_SECONDS)
+
+
+def _tick() -> None:
+    b = _BUDGET.get()
+    if b is None:  # compiling or checking, not rendering
+        return
+    b.steps += 1
+    if b.steps > MAX_STEPS:
+        raise SecurityError(f"template does too much work (more than {MAX_STEPS} steps)")
+    if not b.steps & 15 and _clock() > b.deadline:
+        raise SecurityError(f"template took longer than {RENDER_SECONDS * 1000:.0f} ms of CPU")
+
+
+def _too_big(n: float) -> None:
+    if n > MAX_OUTPUT:
+        raise SecurityError(f"template would build a value larger than {MAX_OUTPUT} characters")
+
+
+def _check_size(value: Any) -> None:
+    if isinstance(value, str | bytes | list | tuple):
+        _too_big(len(value))
+
+
+_FORMAT_NUMBER = re.compile(r"\d+")
+
+
+def _check_format(fmt: Any) -> None:
+    """Refuse width/precision fields that would allocate beyond the cap."""
+    if isinstance(fmt, str):
+        for m in _FORMAT_NUMBER.finditer(fmt):
+            if len(m.group()) > 6 or int(m.group()) > MAX_OUTPUT:
+                raise SecurityError("format width or precision is too large")
+
+
+def _check_repeat(left: Any, right: Any) -> None:
+    for seq, n in ((left, right), (right, left)):
+        if isinstance(seq, str | bytes | list | tuple) and isinstance(n, int):
+            _too_big(len(seq) * max(n, 0))
+
+
+def _check_pow(left: Any, right: Any) -> None:
+    if (
+        isinstance(left, int)
+        and isinstance(right, int)
+        and abs(left) > 1
+        and right > 0
+        and right * math.log2(abs(left)) > _MAX_POW_BITS
+    ):
+        raise SecurityError("exponent is too large")
+
+
+def _check_replace(s: Any, old: Any, new: Any) -> None:
+    if isinstance(s, str) and isinstance(old, str) and isinstance(new, str):
+        count = s.count(old) if old else len(s) + 1
+        _too_big(len(s) + count * max(0, len(new) - len(old)))
+
+
+_WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+
+
+def _check_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    target = getattr(obj, "__wrapped__", obj)  # the sandbox wraps str.format
+    owner = getattr(target, "__self__", None)
+    if not isinstance(owner, str):
+        return
+    name = getattr(target, "__name__", "")
+    if name in _WIDTH_METHODS:
+        for a in (*args, *kwargs.values()):
+            if isinstance(a, int):
+                _too_big(a * (len(owner) if name == "expandtabs" else 1))
+    elif name == "replace" and len(args) >= 2:
+        _check_replace(owner, args[0], args[1])
+    elif name in ("format", "format_map"):
+        _check_format(owner)
+
+
+def _guard_iter(iterable: Any) -> Iterator[Any]:
+    """Wrapped around every for loop's iterable: each iteration is a step."""
+    for item in iterable:
+        _tick()
+        yield item
+
+
+def _capped_range(*args: int) -> range:
+    rng = range(*args)
+    if len(rng) > MAX_RANGE:
+        raise SecurityError(f"range() is capped at {MAX_RANGE} items")
+    return rng
+
+
+def _finalize(value: Any) -> Any:
+    b = _BUDGET.get()
+    if b is not None:
+        b.produced += len(value) if isinstance(value, str) else len(str(value))
+        if b.produced > _MAX_PRODUCED:
+            raise SecurityError(f"template output is larger than {_MAX_PRODUCED} characters")
+        _tick()
+    return value
+
+
+def _pre_filter(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    """Argument checks for the filters that can multiply their input."""
+
+    def arg(i: int, key: str) -> Any:
+        return args[i] if len(args) > i else kwargs.get(key)
+
+    if name == "replace":
+        _check_replace(arg(0, "s"), arg(1, "old"), arg(2, "new"))
+    elif name in ("center", "truncate", "wordwrap"):
+        w = arg(1, "width")
+        if isinstance(w, int):
+            _too_big(w)
+    elif name == "indent":
+        s, w = arg(0, "s"), arg(1, "width")
+        lines = str(s).count("\n") + 1
+        if isinstance(w, int | str):
+            _too_big(lines * (w if isinstance(w, int) else len(w)))
+    elif name == "format":
+        _check_format(arg(0, "value"))
+    elif name == "tojson":
+        ind = arg(1, "indent")
+        if isinstance(ind, int) and ind > 16:
+            raise SecurityError("tojson indent is too large")
+    elif name in ("slice", "batch"):
+        n = arg(1, "slices" if name == "slice" else "linecount")
+        if isinstance(n, int) and n > MAX_RANGE:
+            raise SecurityError(f"{name} count is capped at {MAX_RANGE}")
+
+
+def _capped_filter(name: str, f: Callable[..., Any]) -> Callable[..., Any]:
+    # Jinja passes context/environment first to filters marked pass_*; the checks
+    # want the filter's own arguments, so skip those.
+    skip = 1 if getattr(f, "jinja_pass_arg", None) is not None else 0
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _tick()
+        _pre_filter(name, args[skip:], kwargs)
+        rv = f(*args, **kwargs)
+        _check_size(rv)
+        return rv
+
+    return wrapper
+
+
+# -- extra filters people expect from Prometheus templates ------------------------------
+
+
+def _humanize(v: Any) -> str:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    for unit in ("", "k", "M", "G", "T", "P"):
+        if abs(x) < 1000:
+            return f"{x:.4g}{unit}"
+        x /= 1000
+    return f"{x:.4g}E"
+
+
+def _humanize_duration(v: Any) -> str:
+    try:
+        s = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if abs(s) < 60:
+        return f"{s:.4g}s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        n, s = divmod(s, size)
+        if n:
+            parts.append(f"{int(n)}{unit}")
+    return "".join(parts)
+
+
+def _humanize_percentage(v: Any) -> str:
+    try:
+        return f"{float(v) * 100:.4g}%"
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def _iso(v: Any) -> str:
+    from engine.notify.base import iso
+
+    try:
+        return iso(float(v)) or ""
+    except (TypeError, ValueError, OverflowError, OSError):
+        return str(v)
+
+
+EXTRA_FILTERS: dict[str, Callable[..., Any]] = {
+    "humanize": _humanize,
+    "humanize_duration": _humanize_duration,
+    "humanize_percentage": _humanize_percentage,
+    "iso": _iso,
+}
+
+
+# -- the environment --------------------------------------------------------------------
+
+
+class CappedEnvironment(SandboxedEnvironment):
+    """A SandboxedEnvironment that refuses unsafe access loudly and caps work."""
+
+    intercepted_binops = frozenset({"*", "**", "+", "%", "//"})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(finalize=_finalize, **options)
+        self.globals["range"] = _capped_range
+        self.globals["_loop_guard"] = _guard_iter
+        self.filters.update(EXTRA_FILTERS)
+        self.filters = {k: _capped_filter(k, f) for k, f in self.filters.items()}
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> jinja2.Undefined:
+        # The stock sandbox returns an Undefined that ChainableUndefined renders
+        # as "": an escape attempt would pass unnoticed. Refuse it instead.
+        raise SecurityError(
+            f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe"
+        )
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        _tick()
+        if operator == "*":
+            _check_repeat(left, right)
+        elif operator == "**":
+            _check_pow(left, right)
+        elif operator == "+":
+            if isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
+                _too_big(len(left) + len(right))
+        elif operator == "%":
+            _check_format(left)
+        rv = super().call_binop(context, operator, left, right)
+        _check_size(rv)
+        return rv
+
+    def call(
+        __self,  # Jinja's signature: `__` names keep kwargs free for the callee
+        __context: Context,
+        __obj: Any,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        _tick()
+        _check_call(__obj, args, kwargs)
+        rv = super().call(__context, __obj, *args, **kwargs)
+        _check_size(rv)
+        return rv
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        # Every for loop iterates through _loop_guard, so loops count as steps
+        # (Jinja offers no hook on iteration).
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Call(
+                nodes.Name("_loop_guard", "load", lineno=loop.lineno),
+                [loop.iter],
+                [],
+                None,
+                None,
+                lineno=loop.lineno,
+            )
+        return tree
 
 
 def make_env(named: Mapping[str, str] | None = None) -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+    return CappedEnvironment(
         loader=jinja2.DictLoader(dict(named or {})),
         autoescape=False,
         undefined=jinja2.ChainableUndefined,
@@ -23,6 +363,15 @@ def make_env(named: Mapping[str, str] | None = None) -> SandboxedEnvironment:
 
 
 _CHECK_ENV = make_env()
+
+# The shape nearly every annotation has: `{{ name.path | filter(literal, ...) }}`.
+# Text made only of such blocks is valid Jinja syntax, so it needs no full parse
+# (which costs ~0.5 ms a template: a lot for 10,000 rules). Anything else, or a
+# filter Jinja does not know, takes the full parse.
+_LIT = r"""(?:-?\d+(?:\.\d+)?|'[^'\\{}]*'|"[^"\\{}]*"|true|false|none)"""
+_FILTER = rf"\|\s*([A-Za-z_]\w*)(?:\(\s*(?:{_LIT}(?:\s*,\s*{_LIT})*)?\s*\))?\s*"
+_SIMPLE = re.compile(rf"\{{\{{-?\s*[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*\s*((?:{_FILTER})*)-?\}}\}}")
+_FILTER_NAME = re.compile(_FILTER)
 
 
 def is_template(text: str) -> bool:
@@ -33,7 +382,10 @@ def check(text: str, known: Mapping[str, str] | None = None) -> tuple[str, int] 
     """A syntax or reference problem in `text` as (message, 1-based line), or None."""
     if not is_template(text):
         return None
+    if _simple_ok(text):
+        return None
     try:
+        _CHECK_ENV.compile(text)  # compiling also catches unknown filters and tests
         ast = _CHECK_ENV.parse(text)
     except jinja2.TemplateSyntaxError as e:
         return f"template syntax error: {e.message}", e.lineno or 1
@@ -41,3 +393,324 @@ def check(text: str, known: Mapping[str, str] | None = None) -> tuple[str, int] 
         if ref is not None and (known is None or ref not in known):
             return f"unknown template {ref!r}", 1
     return None
+
+
+def _simple_ok(text: str) -> bool:
+    rest = text
+    for m in _SIMPLE.finditer(text):
+        for f in _FILTER_NAME.finditer(m.group(1)):
+            if f.group(1) not in _CHECK_ENV.filters:
+                return False
+    rest = _SIMPLE.sub("", text)
+    return not is_template(rest) and "}}" not in rest and "%}" not in rest and "#}" not in rest
+
+
+# -- rendering -------------------------------------------------------------------------
+
+
+def render(template: jinja2.Template, context: Mapping[str, Any]) -> str:
+    """Render under the caps; raises one of RENDER_ERRORS (SecurityError when refused).
+
+    A render nested in another shares the outer budget."""
+    outer = _BUDGET.get()
+    token = None
+    if outer is None:
+        token = _BUDGET.set(_new_budget())
+    try:
+        out: list[str] = []
+        size = 0
+        for chunk in template.generate(dict(context)):
+            size += len(chunk)
+            _too_big(size)
+            _tick()
+            out.append(chunk)
+        return "".join(out)
+    finally:
+        if token is not None:
+            _BUDGET.reset(token)
+
+
+def error_text(e: BaseException) -> str:
+    """A short, single-line description of a template failure."""
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {msg}"[:300] if msg else type(e).__name__
+
+
+class _Compiled:
+    """Compiled templates of one environment, by source text."""
+
+    def __init__(self, env: SandboxedEnvironment, size: int = 4096) -> None:
+        self.env = env
+        self.size = size
+        self.cache: dict[str, jinja2.Template] = {}
+
+    def get(self, source: str) -> jinja2.Template:
+        t = self.cache.get(source)
+        if t is None:
+            if len(self.cache) >= self.size:
+                self.cache.clear()  # rule sets are bounded; a full reset is simplest
+            t = self.cache[source] = self.env.from_string(source)
+        return t
+
+
+_ANNOTATIONS = _Compiled(make_env())
+
+
+def render_annotations(
+    annotations: Mapping[str, str],
+    labels: Mapping[str, str],
+    value: Any,
+    *,
+    rule: str = "",
+    severity: str = "",
+    errors: list[str] | None = None,
+) -> dict[str, str]:
+    """Rendered annotations of one alert. Context: `labels`, `value`, `rule`,
+    `severity`. A failing annotation renders as `<error expanding template: ...>`
+    (as Prometheus does) and its error is appended to `errors`."""
+    out: dict[str, str] = {}
+    ctx: dict[str, Any] | None = None
+    for k, text in annotations.items():
+        if not is_template(text):
+            out[k] = text
+            continue
+        if ctx is None:
+            ctx = {"labels": dict(labels), "value": value, "rule": rule, "severity": severity}
+        try:
+            out[k] = render(_ANNOTATIONS.get(text), ctx)
+        except RENDER_ERRORS as e:
+            msg = error_text(e)
+            out[k] = f"<error expanding template: {msg}>"
+            if errors is not None:
+                errors.append(f"annotation {k}: {msg}")
+    return out
+
+
+# -- notification text -------------------------------------------------------------------
+
+# Defaults are Jinja too (rendered by the same sandbox), so they double as examples.
+# They list at most LIST_MAX alerts (`list_max` in the context) and say how many
+# more there are, so a group of thousands stays well inside MAX_OUTPUT.
+LIST_MAX = 30
+_MORE = "{% if alerts|length > list_max %}... and {{ alerts|length - list_max }} more\n{% endif %}"
+_LABEL_LIST = (
+    "{% for k, v in a.labels|dictsort %}{{ k }}={{ v }}{% if not loop.last %}, {% endif %}"
+    "{% endfor %}"
+)
+DEFAULT_TITLE = (
+    "{% if kind == 'escalation' %}[ESCALATION {{ escalation_level }}] {% endif %}"
+    "[{{ status|upper }}{% if status == 'firing' %}:{{ firing|length }}{% endif %}] "
+    "{{ rules[:5]|join(', ') }}{% if rules|length > 5 %}, ...{% endif %}"
+    "{% if common_labels %} ({% for k, v in common_labels|dictsort %}{{ k }}={{ v }}"
+    "{% if not loop.last %} {% endif %}{% endfor %}){% endif %}"
+)
+DEFAULT_BODY = (
+    "{% for a in alerts[:list_max] %}"
+    "{{ a.status|upper }} {{ a.rule }} [{{ a.severity }}]"
+    "{% if a.annotations.summary %}: {{ a.annotations.summary }}{% endif %}\n"
+    "  value: {{ a.value }}\n"
+    "  labels: " + _LABEL_LIST + "\n"
+    "  since: {{ a.starts_at }}{% if a.ends_at %} until {{ a.ends_at }}{% endif %}\n"
+    "{% if a.annotations.description %}  {{ a.annotations.description }}\n{% endif %}"
+    "{% if a.annotations.runbook %}  runbook: {{ a.annotations.runbook }}\n{% endif %}"
+    "{% if a.acknowledged %}  acknowledged by {{ a.acknowledged.by }}"
+    "{% if a.acknowledged.note %}: {{ a.acknowledged.note }}{% endif %}\n{% endif %}"
+    "{% endfor %}" + _MORE
+)
+SLACK_BODY = (
+    "{% for a in alerts[:list_max] %}"
+    "*{{ a.status|upper }}* `{{ a.rule }}` [{{ a.severity }}]"
+    "{% if a.annotations.summary %}: {{ a.annotations.summary }}{% endif %}\n"
+    "> value: {{ a.value }} | " + _LABEL_LIST + " | since {{ a.starts_at }}"
+    "{% if a.ends_at %} until {{ a.ends_at }}{% endif %}\n"
+    "{% if a.annotations.runbook %}> <{{ a.annotations.runbook }}|runbook>\n{% endif %}"
+    "{% endfor %}" + _MORE
+)
+MARKDOWN_BODY = (
+    "{% for a in alerts[:list_max] %}"
+    "**{{ a.status|upper }}** `{{ a.rule }}` [{{ a.severity }}]"
+    "{% if a.annotations.summary %}: {{ a.annotations.summary }}{% endif %}\n"
+    "- value: {{ a.value }}\n- labels: " + _LABEL_LIST + "\n"
+    "- since: {{ a.starts_at }}{% if a.ends_at %} until {{ a.ends_at }}{% endif %}\n"
+    "{% if a.annotations.runbook %}- [runbook]({{ a.annotations.runbook }})\n{% endif %}"
+    "{% endfor %}" + _MORE
+)
+SHORT_BODY = (  # SMS and push: one line per alert
+    "{% for a in alerts[:list_max] %}{{ a.status|upper }} {{ a.rule }}"
+    "{% if a.annotations.summary %}: {{ a.annotations.summary }}{% endif %}\n{% endfor %}" + _MORE
+)
+DEFAULT_HTML = (
+    "<h3>{{ title|e }}</h3><table border='1' cellpadding='4' cellspacing='0'>"
+    "<tr><th>status</th><th>rule</th><th>severity</th><th>summary</th><th>value</th>"
+    "<th>labels</th><th>since</th></tr>"
+    "{% for a in alerts[:list_max] %}<tr><td>{{ a.status|upper }}</td><td>{{ a.rule|e }}</td>"
+    "<td>{{ a.severity|e }}</td><td>{{ a.annotations.summary|e }}"
+    "{% if a.annotations.runbook %} (<a href='{{ a.annotations.runbook|e }}'>runbook</a>)"
+    "{% endif %}</td><td>{{ a.value|e }}</td><td>"
+    "{% for k, v in a.labels|dictsort %}{{ k|e }}={{ v|e }}<br>{% endfor %}</td>"
+    "<td>{{ a.starts_at }}{% if a.ends_at %} – {{ a.ends_at }}{% endif %}</td></tr>"
+    "{% endfor %}</table>"
+    "{% if alerts|length > list_max %}<p>... and {{ alerts|length - list_max }} more</p>{% endif %}"
+)
+_TYPE_BODY = {
+    "slack": SLACK_BODY,
+    "mattermost": MARKDOWN_BODY,
+    "discord": MARKDOWN_BODY,
+    "teams": MARKDOWN_BODY,
+    "twilio": SHORT_BODY,
+    "pushover": SHORT_BODY,
+}
+_TYPE_HTML = {"email": DEFAULT_HTML}
+
+
+def defaults(channel_type: str) -> dict[str, str]:
+    """The built-in templates of a channel type: title, body and (email) html."""
+    out = {"title": DEFAULT_TITLE, "body": _TYPE_BODY.get(channel_type, DEFAULT_BODY)}
+    if channel_type in _TYPE_HTML:
+        out["html"] = _TYPE_HTML[channel_type]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    title: str
+    body: str
+    html: str | None
+    error: str | None = None  # set when the templates failed and the fallback was used
+
+
+def notification_context(
+    *,
+    channel: str,
+    channel_type: str,
+    status: str,
+    alerts: Sequence[AlertView],
+    group_key: str = "",
+    group_labels: Mapping[str, str] | None = None,
+    kind: str = "alerts",
+    escalation_level: int = 0,
+) -> dict[str, Any]:
+    """What notification templates see. Besides the group (`alerts`, `firing`,
+    `resolved`, `common_labels`, ...) the first alert's fields are at the top
+    level (`rule`, `severity`, `labels`, `annotations`, `value`), so templates
+    written for one alert read naturally."""
+    dicts = [a.as_dict() for a in alerts]
+    first = dicts[0] if dicts else {}
+    common: dict[str, str] = dict(alerts[0].labels) if alerts else {}
+    for a in alerts[1:]:
+        common = {k: v for k, v in common.items() if a.labels.get(k) == v}
+    common_ann: dict[str, str] = dict(alerts[0].annotations) if alerts else {}
+    for a in alerts[1:]:
+        common_ann = {k: v for k, v in common_ann.items() if a.annotations.get(k) == v}
+    return {
+        "channel": channel,
+        "channel_type": channel_type,
+        "status": status,
+        "kind": kind,
+        "escalation_level": escalation_level,
+        "group_key": group_key,
+        "group_labels": dict(group_labels or {}),
+        "common_labels": common,
+        "common_annotations": common_ann,
+        "alerts": dicts,
+        "firing": [d for d in dicts if d["status"] == "firing"],
+        "resolved": [d for d in dicts if d["status"] == "resolved"],
+        "rules": sorted({a.rule for a in alerts}),
+        "rule": first.get("rule", ""),
+        "severity": first.get("severity", ""),
+        "labels": first.get("labels", {}),
+        "annotations": first.get("annotations", {}),
+        "value": first.get("value"),
+        "starts_at": first.get("starts_at"),
+        "fingerprint": first.get("fingerprint", ""),
+        "list_max": LIST_MAX,
+    }
+
+
+def fallback_text(status: str, alerts: Iterable[AlertView], error: str | None) -> tuple[str, str]:
+    """Title and body that need no template: rule, severity, labels and status."""
+    views = list(alerts)
+    rules = sorted({a.rule for a in views})
+    firing = sum(1 for a in views if a.status == "firing")
+    head = f"[{status.upper()}{':' + str(firing) if status == 'firing' else ''}]"
+    title = f"{head} {', '.join(rules[:10])}"[:300]
+    lines = []
+    for a in views[:LIST_MAX]:
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(a.labels.items()))
+        lines.append(f"{a.status.upper()} {a.rule} [{a.severity}] {labels}"[:1000])
+    if len(views) > LIST_MAX:
+        lines.append(f"... and {len(views) - LIST_MAX} more")
+    if error:
+        lines.append("(the notification template failed; this is the fallback text)")
+    return title, "\n".join(lines) + "\n"
+
+
+class Renderer:
+    """Notification title/body/html for one Config.
+
+    Which template applies, most specific first: the route's `templates`, the
+    channel's `templates`, the config's named `<type>_title` / `<type>_body` /
+    `<type>_html`, the built-in default of the channel type. Named templates are
+    includable from all of them.
+    """
+
+    def __init__(self, config: Config, channel_types: Mapping[str, str]) -> None:
+        self.config = config
+        self.channel_types = dict(channel_types)
+        self._compiled = _Compiled(make_env(config.templates))
+
+    def sources(self, channel: str, route: Route | None) -> dict[str, str]:
+        """field -> template source for a channel on a route."""
+        ctype = self.channel_types.get(channel, "")
+        out = defaults(ctype)
+        for fld in ("title", "body", "html"):
+            named = self.config.templates.get(f"{ctype}_{fld}")
+            if named is not None:
+                out[fld] = named
+        ch = self.config.channel(channel)
+        for layer in (ch.templates if ch else {}, route.templates if route else {}):
+            for fld in ("title", "body", "html"):
+                if fld in layer:
+                    out[fld] = layer[fld]
+        return out
+
+    def render(
+        self,
+        *,
+        channel: str,
+        route: Route | None,
+        status: str,
+        alerts: Sequence[AlertView],
+        group_key: str = "",
+        group_labels: Mapping[str, str] | None = None,
+        kind: str = "alerts",
+        escalation_level: int = 0,
+    ) -> Rendered:
+        ctx = notification_context(
+            channel=channel,
+            channel_type=self.channel_types.get(channel, ""),
+            status=status,
+            alerts=alerts,
+            group_key=group_key,
+            group_labels=group_labels,
+            kind=kind,
+            escalation_level=escalation_level,
+        )
+        token = None
+        try:
+            # compiled before the budget starts: compiling is not the template's work
+            compiled = {k: self._compiled.get(v) for k, v in self.sources(channel, route).items()}
+            token = _BUDGET.set(_new_budget())
+            out: dict[str, str] = {}
+            for fld in ("title", "body", "html"):  # title first: html may show it
+                if fld in compiled:
+                    out[fld] = render(compiled[fld], ctx).strip("\n")
+                    ctx[fld] = out[fld]
+            return Rendered(out.get("title", ""), out.get("body", ""), out.get("html"))
+        except RENDER_ERRORS as e:
+            err = error_text(e)
+            title, body = fallback_text(status, alerts, err)
+            return Rendered(title, body, None, err)
+        finally:
+            if token is not None:
+                _BUDGET.reset(token)

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,6 +29,8 @@ class Daemon:
         (root / "rules" / "r.yaml").write_text(rules)
         if channels:
             (root / "channels" / "c.yaml").write_text(channels)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
         self.metrics = root / "metrics.json"
         self.set_values({})
         (root / "vigil.yaml").write_text(
@@ -35,7 +38,8 @@ class Daemon:
             "collectors:\n"
             "  - {name: system, type: system, enabled: false}\n"
             f"  - {{name: app, type: file, path: {self.metrics}, format: json, interval: 100ms}}\n"
-            "  - {name: fixed, type: static, values: {limit: 10}}\n" + extra_config
+            "  - {name: fixed, type: static, values: {limit: 10}}\n"
+            f"api: {{listen: '127.0.0.1:{self.port}'}}\n" + extra_config
         )
         self.proc: subprocess.Popen[str] | None = None
         self.journal = root / "data" / "alerts.jsonl"
@@ -105,6 +109,13 @@ class Daemon:
         self.proc.kill()
         self.proc.wait(10)
         self.proc.communicate()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _segment_order(p: Path) -> tuple[int, str]:

@@ -1,0 +1,153 @@
+"""The API server: a Starlette app, run by uvicorn inside the daemon's event loop.
+
+    app = create_app(facade, config.api, registry=metrics.registry)
+    server, task = await serve(app, config.api.host, config.api.port)
+    host, port = bound_address(server)          # the real port when 0 was asked for
+    ...
+    update_api_config(app, new_config.api)      # on reload: tokens, body limit
+    await stop(server, task)                    # on shutdown
+
+The daemon owns the process signals (SIGTERM, SIGHUP), so uvicorn installs none;
+the socket is bound here, before uvicorn starts, so a busy port is an OSError the
+daemon can report instead of uvicorn's sys.exit inside a task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Generator
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from engine.api.facade import DaemonFacade
+from engine.api.routes import ServerState, error_response, routes
+from engine.config.model import ApiConfig
+
+log = logging.getLogger("vigil.api")
+
+STARTUP_TIMEOUT = 10.0
+
+
+def create_app(facade: DaemonFacade, api: ApiConfig, *, registry: CollectorRegistry) -> Starlette:
+    """The ASGI app of the API, UI and /metrics (from `registry`)."""
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = f"no such endpoint: {request.method} {request.url.path[:200]}"
+        elif exc.status_code == 405:
+            message = f"method {request.method} not allowed on {request.url.path[:200]}"
+        return error_response(exc.status_code, message, exc.headers)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # the traceback goes to the daemon's log, never to the client
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return error_response(500, "internal error; see the daemon's log")
+
+    app = Starlette(
+        routes=routes(),
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+    )
+    app.state.vigil = ServerState(facade, api, registry)
+    return app
+
+
+def update_api_config(app: Starlette, api: ApiConfig) -> None:
+    """Use new tokens and body limit from now on (a changed listen address needs
+    a restart of the server: stop() then serve())."""
+    state: ServerState = app.state.vigil
+    state.api = api
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: the daemon's loop owns them."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:  # uvicorn >= 0.29.1
+        yield
+
+    def install_signal_handlers(self) -> None:  # older uvicorn
+        return None
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6 and host in ("::", ""):
+            # "[::]:9595" means every interface, IPv4 too, where the system allows
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(addr)
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def serve(app: Starlette, host: str, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    """Start serving `app` on host:port in the running loop; returns once it accepts.
+
+    Raises OSError when the address cannot be bound (in use, not local, no
+    permission). Port 0 picks a free port: see bound_address().
+    """
+    sock = _bind(host, port)
+    config = uvicorn.Config(
+        app,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,  # nothing forwards to us; never trust X-Forwarded-For
+        http="h11",
+        ws="none",
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=5,
+        limit_concurrency=256,  # beyond this, 503 rather than memory growth
+    )
+    server = _Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="vigil-api")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STARTUP_TIMEOUT
+    while not server.started:
+        if task.done():
+            sock.close()
+            task.result()  # raises what uvicorn raised
+            raise OSError(f"the API server on {host}:{port} stopped while starting")
+        if loop.time() > deadline:
+            task.cancel()
+            sock.close()
+            raise OSError(f"the API server on {host}:{port} did not start")
+        await asyncio.sleep(0.005)
+    return server, task
+
+
+def bound_address(server: uvicorn.Server) -> tuple[str, int]:
+    """The host and port the server listens on (useful after asking for port 0)."""
+    name = server.servers[0].sockets[0].getsockname()
+    return str(name[0]), int(name[1])
+
+
+async def stop(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    """Stop accepting, let requests in flight finish (up to 5 s), then return."""
+    server.should_exit = True
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout=10.0)
+    except TimeoutError:
+        server.force_exit = True
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,902 @@
+"""The notification decisions, pure and driven by an explicit clock.
+
+    ingest(event, now)  journaled alert events: firing, resolved, acknowledged, flapping, silences
+    due(now)            -> Notifications to hand to channels now
+    delivered(n, ok)    the outcome, so dedup counts only what really went out
+    next_deadline()     when `due` has something to do next (None: nothing scheduled)
+
+Per alert and channel, in Alertmanager's order: route → silence → inhibit →
+time interval → group → dedup/repeat → flapping hold → rate limit. No I/O, no
+clock reads, no tasks: the Dispatcher drives it on the wall clock, `vigil test`
+on a simulated one.
+
+Groups. Key = channel + route index + the values of the route's `group_by` labels
+("..." = all). A new group waits `group_wait`, then sends; later changes go out
+at most every `group_interval`; an unchanged group with unacknowledged firing
+alerts is re-sent every `repeat_interval`. A group's content is the set of
+(fingerprint, status, acknowledged) this channel should see; it counts as sent
+only once delivered. Resolved alerts stay in the group until sent (or until it
+is clear this channel never needs to hear of them).
+
+Who hears of what. Firing alerts that are silenced, inhibited, muted by time,
+or acknowledged are not sent, except that channels which close incidents
+(PagerDuty, Opsgenie: `closes_incidents`) do get acknowledged alerts (to
+acknowledge the incident). Resolved alerts go to channels that were told of
+them firing, and to incident-closing channels also when they were silenced,
+inhibited or acknowledged. A flapping alert's content is frozen at what was last
+sent until it stops flapping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+import json
+from collections import deque
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from engine.config.model import Config, Route, Rule, Silence, TimeInterval
+from engine.notify import router, templates
+from engine.notify.base import AlertView, Notification, iso
+from engine.notify.timeintervals import muted
+
+__all__ = [
+    "CLOSING_TYPES",
+    "MUTE_RECHECK",
+    "Pipeline",
+    "group_key",
+    "idempotency_key",
+    "make_digest",
+]
+
+Status = Literal["firing", "resolved"]
+
+# Types whose channels close incidents when the classes are not at hand (offline).
+CLOSING_TYPES = frozenset({"pagerduty", "opsgenie"})
+# A group or escalation muted by active_time/mute_time is looked at again this often.
+MUTE_RECHECK = 60.0
+DIGEST_LIST_MAX = 100  # alerts a digest's body lists by name
+
+
+def group_key(channel: str, route_index: int, labels: Mapping[str, str]) -> str:
+    """`<channel>|<route index>|{"label":"value",...}` with labels sorted."""
+    return f"{channel}|{route_index}|" + json.dumps(
+        dict(sorted(labels.items())), ensure_ascii=False, separators=(",", ":")
+    )
+
+
+def idempotency_key(channel: str, gkey: str, alerts: Iterable[AlertView]) -> str:
+    """SHA-256 of channel, group key and the sorted (fingerprint, status, starts_at)
+    of the alerts; an acknowledged alert adds "ack" (so an acknowledgement is a new
+    message to receivers that deduplicate). The same notification re-sent after a
+    crash carries the same key."""
+    items = sorted(
+        [a.fingerprint, a.status, iso(a.starts_at), *(["ack"] if a.acknowledged else [])]
+        for a in alerts
+    )
+    raw = json.dumps([channel, gkey, items], separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def make_digest(channel: str, held: Sequence[Notification], reason: str) -> Notification:
+    """One notification standing for `held` ones (rate limit or queue overflow):
+    how many and which alerts, each with its latest status."""
+    count = sum(int(n.extra.get("held", 1)) if n.kind == "digest" else 1 for n in held)
+    latest: dict[str, AlertView] = {}
+    for n in held:
+        for a in n.alerts:
+            latest[a.fingerprint] = a
+    alerts = tuple(sorted(latest.values(), key=_order))
+    status: Status = "firing" if any(a.status == "firing" for a in alerts) else "resolved"
+    title = f"[DIGEST] {count} notifications held by {reason} on {channel}"
+    lines = [f"{count} notifications were held by {reason}; their alerts now:"]
+    for a in alerts[:DIGEST_LIST_MAX]:
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(a.labels.items()))
+        lines.append(f"- {a.status.upper()} {a.rule} [{a.severity}] {labels}"[:1000])
+    if len(alerts) > DIGEST_LIST_MAX:
+        lines.append(f"... and {len(alerts) - DIGEST_LIST_MAX} more (all are in the alert list)")
+    key = hashlib.sha256(
+        json.dumps(["digest", channel, sorted(n.key for n in held)]).encode()
+    ).hexdigest()
+    return Notification(
+        channel=channel,
+        group_key=f"digest|{channel}",
+        status=status,
+        alerts=alerts,
+        key=key,
+        title=title,
+        body="\n".join(lines) + "\n",
+        kind="digest",
+        extra={"held": count, "reason": reason, "titles": [n.title for n in held][:50]},
+    )
+
+
+def _order(a: AlertView) -> tuple[int, str, list[tuple[str, str]]]:
+    return (0 if a.status == "firing" else 1, a.rule, sorted(a.labels.items()))
+
+
+def _ack(d: Mapping[str, Any], at: float) -> dict[str, Any]:
+    """An acknowledgement record; `until` as epoch seconds (the API may give ISO)."""
+    return {"by": d.get("by"), "note": d.get("note"), "until": _parse_ts(d.get("until")), "at": at}
+
+
+def _parse_ts(ts: Any) -> float | None:
+    if isinstance(ts, int | float):
+        return float(ts)
+    if isinstance(ts, str):
+        try:
+            return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+@dataclass(slots=True, eq=False)
+class _Alert:
+    fp: str
+    rule: str
+    labels: dict[str, str]
+    severity: str
+    match: dict[str, str]
+    value: Any
+    annotations: dict[str, str]
+    starts_at: float
+    status: Status = "firing"
+    ends_at: float | None = None
+    ack: dict[str, Any] | None = None
+    groups: dict[str, None] = field(default_factory=dict)  # keys; ordered: deterministic
+    esc_done: dict[int, int] = field(default_factory=dict)  # route index -> level reached
+    esc_channels: dict[str, int] = field(default_factory=dict)  # channel -> level told
+    esc_next: float | None = None  # when escalation is looked at next
+
+    def acked(self, now: float) -> bool:
+        if self.ack is None:
+            return False
+        until = self.ack.get("until")
+        return not (isinstance(until, int | float) and now >= until)
+
+
+Entry = tuple[Status, bool]  # (status, acknowledged) of one alert in a group's content
+
+
+@dataclass(slots=True, eq=False)
+class _Group:
+    key: str
+    channel: str
+    route_index: int
+    labels: dict[str, str]
+    created: float  # when its first alert started: group_wait counts from here
+    members: dict[str, None] = field(default_factory=dict)  # fingerprints, ordered
+    sent: dict[str, Entry] | None = None  # content of the last delivered notification
+    sent_at: float | None = None
+    flushed_at: float | None = None  # when due() last produced a notification
+    told_firing: set[str] = field(default_factory=set)  # told of these firing
+    next_flush: float | None = None
+    inflight: tuple[str, dict[str, Entry]] | None = None  # (key, content)
+
+
+class Pipeline:
+    """Notification decisions for one Config; see the module docstring."""
+
+    def __init__(
+        self,
+        config: Config,
+        channel_types: Mapping[str, str],
+        *,
+        closing: Collection[str] | None = None,
+    ) -> None:
+        self.alerts: dict[str, _Alert] = {}
+        self.groups: dict[str, _Group] = {}
+        self.api_silences: dict[str, Silence] = {}
+        self.flapping: set[str] = set()  # kept across resolve: the state machine does
+        self._heap: list[tuple[float, int, str, Any]] = []
+        self._seq = itertools.count()
+        self._events: list[dict[str, Any]] = []
+        self._alias: dict[str, str] = {}  # old group key -> new, across reconfigure
+        self._rl_sent: dict[str, deque[float]] = {}
+        self._rl_held: dict[str, list[Notification]] = {}
+        self._digests: dict[str, list[Notification]] = {}
+        self._immediate: list[Notification] = []
+        # Work deferred to one pass before due()/next_deadline(), so that a burst of
+        # events into one large group costs one recomputation, not one per event.
+        self._dirty: dict[str, None] = {}  # group keys to refresh, in order
+        self._inhibit_changes: set[tuple[int, tuple[str, ...]]] = set()
+        self._escalations_all = False
+        self._now = float("-inf")  # latest time seen
+        self._configure(config, channel_types, closing)
+        self._touch_boundaries(float("-inf"))  # config silences' starts/ends
+
+    # -- configuration -------------------------------------------------------------
+
+    def _configure(
+        self, config: Config, channel_types: Mapping[str, str], closing: Collection[str] | None
+    ) -> None:
+        self.config = config
+        self.channel_types = dict(channel_types)
+        self.closing = (
+            frozenset(closing)
+            if closing is not None
+            else frozenset(n for n, t in channel_types.items() if t in CLOSING_TYPES)
+        )
+        self.rules: dict[str, Rule] = {r.id: r for r in config.rules()}
+        self.intervals: dict[str, TimeInterval] = {t.name: t for t in config.time_intervals}
+        self.inhibitor = router.Inhibitor(config.inhibits)
+        self.renderer = templates.Renderer(config, channel_types)
+        self._rate = {c.name: c.rate_limit for c in config.channels if c.rate_limit}
+
+    def reconfigure(
+        self,
+        config: Config,
+        channel_types: Mapping[str, str],
+        now: float,
+        *,
+        closing: Collection[str] | None = None,
+    ) -> None:
+        """Swap the config. Groups of routes that are unchanged (same matchers and
+        group_by; they may have moved) keep their state; the rest start afresh."""
+        old_routes = self.config.routes
+        self._configure(config, channel_types, closing)
+        remap: dict[int, int] = {router.BYPASS_INDEX: router.BYPASS_INDEX}
+        new_sigs = [_route_sig(r) for r in config.routes]
+        for i, r in enumerate(old_routes):
+            sig = _route_sig(r)
+            if new_sigs.count(sig) == 1:
+                remap[i] = new_sigs.index(sig)
+        old_groups = self.groups
+        self.groups = {}
+        for g in old_groups.values():
+            j = remap.get(g.route_index)
+            if j is None or g.channel not in self.channel_types:
+                continue
+            g.route_index = j
+            new = group_key(g.channel, j, g.labels)
+            if new != g.key:
+                self._alias[g.key] = new
+                g.key = new
+                g.next_flush = None  # its heap entry has the old key: schedule anew
+            g.members.clear()
+            self.groups[new] = g
+        for a in self.alerts.values():
+            a.groups.clear()
+            a.esc_done = {remap[i]: v for i, v in a.esc_done.items() if i in remap}
+            if a.status == "firing":
+                self.inhibitor.set_firing(a.fp, a.match, True)
+        for a in list(self.alerts.values()):
+            self._assign(a, now)
+        for key in list(self.groups):
+            self._refresh(self.groups[key], now)
+        self._schedule_escalations_all(now)
+        self._touch_boundaries(now)
+
+    # -- input -----------------------------------------------------------------------
+
+    def load_state(self, state: Mapping[str, Any], now: float) -> None:
+        """Resume from the durable state (replayed journal): API silences,
+        acknowledgements, flapping marks, escalation levels, and for each firing
+        alert what each channel was already told. Alerts a channel was told of are
+        not re-sent (until repeat_interval); the others are sent, with the key the
+        lost notification had when the group held just them."""
+        for sid, d in (state.get("silences") or {}).items():
+            s = router.silence_from_state(str(sid), d)
+            if s is not None:
+                self.api_silences[s.id] = s
+        told: dict[str, dict[str, Any]] = {}
+        for fp, d in (state.get("alerts") or {}).items():
+            if d.get("state") != "firing":
+                continue
+            starts = _parse_ts(d.get("firing_since", d.get("starts_at")))
+            a = self._new_alert(
+                str(fp),
+                str(d.get("rule") or ""),
+                d.get("labels") or {},
+                str(d.get("severity") or ""),
+                d.get("value"),
+                d.get("annotations"),
+                starts if starts is not None else now,
+            )
+            ack = d.get("ack")
+            if isinstance(ack, Mapping):
+                a.ack = _ack(ack, _parse_ts(ack.get("at")) or now)
+                if a.ack["until"] is not None and a.ack["until"] > now:
+                    self._push(a.ack["until"], "touch", None)
+            level = int(d.get("escalation") or 0)
+            if d.get("flapping"):
+                self.flapping.add(a.fp)
+            self.alerts[a.fp] = a
+            self.inhibitor.set_firing(a.fp, a.match, True)
+            if level:
+                for ridx, _ in self._targets(a):
+                    a.esc_done[ridx] = level
+            told[a.fp] = dict(d.get("notified") or {})
+        for a in self.alerts.values():
+            self._assign(a, now)
+        for g in list(self.groups.values()):
+            sent: dict[str, Entry] = {}
+            at: float | None = None
+            for fp in g.members:
+                rec = told.get(fp, {}).get(g.channel)
+                if not isinstance(rec, Mapping) or not rec.get("ok", True):
+                    continue
+                if rec.get("status") != "firing":
+                    continue
+                ts = _parse_ts(rec.get("ts")) or now
+                a = self.alerts[fp]
+                ack_at = _parse_ts((a.ack or {}).get("at"))
+                sent[fp] = ("firing", a.ack is not None and ack_at is not None and ts >= ack_at)
+                g.told_firing.add(fp)
+                at = ts if at is None else max(at, ts)
+            if sent:
+                g.sent, g.sent_at, g.flushed_at = sent, at, at
+            self._refresh(g, now)
+        self._schedule_escalations_all(now)
+        self._touch_boundaries(now)
+
+    def ingest(self, event: Mapping[str, Any], now: float) -> None:
+        """Take one journaled event; unknown kinds are ignored."""
+        kind = event.get("event")
+        fp = event.get("alert")
+        if kind == "firing" and isinstance(fp, str):
+            self._on_firing(fp, event, now)
+        elif kind == "resolved" and isinstance(fp, str):
+            self._on_resolved(fp, event, now)
+        elif kind in ("acknowledged", "unacknowledged") and isinstance(fp, str):
+            a = self.alerts.get(fp)
+            if a is None:
+                return
+            if kind == "acknowledged":
+                a.ack = _ack(event, _parse_ts(event.get("ts")) or now)
+                until = a.ack["until"]
+                if until is not None and until > now:
+                    self._push(until, "touch", None)
+            else:
+                a.ack = None
+                self._schedule_escalations(a, now)
+            self._refresh_alert(a, now)
+        elif kind in ("flapping", "flapping_end") and isinstance(fp, str):
+            if kind == "flapping":
+                self.flapping.add(fp)
+            else:
+                self.flapping.discard(fp)
+            a = self.alerts.get(fp)
+            if a is not None:
+                self._refresh_alert(a, now)
+                if kind == "flapping_end":
+                    self._schedule_escalations(a, now)
+        elif kind in ("silence_created", "silenced") and fp is None and event.get("id"):
+            s = router.silence_from_state(str(event["id"]), event)
+            if s is not None:
+                self.api_silences[s.id] = s
+                self._touch_all(now)
+                self._touch_boundaries(now)
+        elif (
+            kind in ("silence_expired", "unsilenced")
+            and fp is None
+            and self.api_silences.pop(str(event.get("id")), None) is not None
+        ):
+            self._touch_all(now)
+
+    def _new_alert(
+        self,
+        fp: str,
+        rule: str,
+        labels: Mapping[str, Any],
+        severity: str,
+        value: Any,
+        annotations: Mapping[str, Any] | None,
+        starts: float,
+    ) -> _Alert:
+        lab = {str(k): str(v) for k, v in labels.items()}
+        if annotations is None:
+            r = self.rules.get(rule)
+            ann = (
+                templates.render_annotations(
+                    r.annotations, lab, value, rule=rule, severity=severity
+                )
+                if r is not None
+                else {}
+            )
+        else:
+            ann = {str(k): str(v) for k, v in annotations.items()}
+        return _Alert(
+            fp, rule, lab, severity, router.match_labels(lab, rule, severity), value, ann, starts
+        )
+
+    def _on_firing(self, fp: str, ev: Mapping[str, Any], now: float) -> None:
+        starts = _parse_ts(ev.get("starts_at", ev.get("firing_since"))) or _parse_ts(ev.get("ts"))
+        a = self.alerts.get(fp)
+        if a is not None and a.status == "firing":
+            # the same episode again (a replayed or repeated event): news only
+            a.value = ev.get("value", a.value)
+            if isinstance(ev.get("annotations"), Mapping):
+                a.annotations = {str(k): str(v) for k, v in ev["annotations"].items()}
+            return
+        new = self._new_alert(
+            fp,
+            str(ev.get("rule") or ""),
+            ev.get("labels") or {},
+            str(ev.get("severity") or ""),
+            ev.get("value"),
+            ev.get("annotations") if isinstance(ev.get("annotations"), Mapping) else None,
+            starts if starts is not None else now,
+        )
+        if a is not None:  # a new episode of an alert still in some group as resolved
+            new.groups = a.groups
+        self.alerts[fp] = new
+        self._assign(new, now)
+        self._refresh_alert(new, now)
+        self._schedule_escalations(new, now)
+        self._inhibit_changed(self.inhibitor.set_firing(fp, new.match, True), now)
+
+    def _on_resolved(self, fp: str, ev: Mapping[str, Any], now: float) -> None:
+        a = self.alerts.get(fp)
+        if a is None or a.status == "resolved":
+            return
+        a.status = "resolved"
+        a.ends_at = _parse_ts(ev.get("ts")) or now
+        a.value = ev.get("value", a.value)
+        # Escalation channels outside the route were told of the alert on their
+        # own; they hear of its end the same way (the group tells the rest).
+        for ch, level in a.esc_channels.items():
+            self._immediate.append(self._escalation_note(a, ch, level, now))
+        if a.esc_channels:
+            self._push(now, "now", None)
+        a.esc_next = None
+        self._refresh_alert(a, now)
+        self._inhibit_changed(self.inhibitor.set_firing(fp, a.match, False), now)
+        self._forget_if_done(a)
+
+    def _inhibit_changed(self, changes: list[tuple[int, tuple[str, ...]]], now: float) -> None:
+        self._inhibit_changes.update(changes)
+        self._now = max(self._now, now)
+
+    def _settle(self) -> None:
+        """Do the deferred work: alerts whose inhibition may have changed, groups
+        whose content may have changed, escalations to reschedule."""
+        now = self._now
+        if self._inhibit_changes:
+            changes, self._inhibit_changes = self._inhibit_changes, set()
+            for a in list(self.alerts.values()):
+                if self.inhibitor.affects(changes, a.match):
+                    self._dirty.update(a.groups)
+                    self._schedule_escalations(a, now)
+        if self._escalations_all:
+            self._escalations_all = False
+            self._schedule_escalations_all(now)
+        while self._dirty:
+            key = next(iter(self._dirty))
+            del self._dirty[key]
+            g = self.groups.get(key)
+            if g is not None:
+                self._refresh(g, now)
+
+    # -- routing into groups ------------------------------------------------------------
+
+    def _targets(self, a: _Alert) -> list[tuple[int, Route]]:
+        return router.targets(self.config, a.match, self.rules.get(a.rule))
+
+    def _route(self, index: int, a: _Alert | None = None) -> Route:
+        if index == router.BYPASS_INDEX:
+            rule = self.rules.get(a.rule) if a is not None else None
+            return router.bypass_route(rule) if rule is not None else Route((), ())
+        return self.config.routes[index]
+
+    def _assign(self, a: _Alert, now: float) -> None:
+        for idx, r in self._targets(a):
+            if r.group_by == ("...",) or "..." in r.group_by:
+                glabels = dict(a.match)
+            else:
+                glabels = {k: a.match.get(k, "") for k in r.group_by}
+            for ch in r.channels:
+                if ch not in self.channel_types:
+                    continue
+                key = group_key(ch, idx, glabels)
+                g = self.groups.get(key)
+                if g is None:
+                    g = self.groups[key] = _Group(key, ch, idx, glabels, created=a.starts_at)
+                g.members[a.fp] = None
+                a.groups[key] = None
+
+    def _group_route(self, g: _Group) -> Route:
+        if g.route_index == router.BYPASS_INDEX:
+            for fp in g.members:
+                return self._route(g.route_index, self.alerts.get(fp))
+            return Route((), ())
+        return self.config.routes[g.route_index]
+
+    # -- what a channel should see ------------------------------------------------------
+
+    def _silenced(self, a: _Alert, now: float) -> bool:
+        return (
+            router.silenced_by(self.config.silences, a.match, now) is not None
+            or router.silenced_by(self.api_silences.values(), a.match, now) is not None
+        )
+
+    def _muted(self, a: _Alert, now: float) -> bool:
+        return self._silenced(a, now) or self.inhibitor.inhibited(a.fp, a.match)
+
+    def _content(self, g: _Group, now: float) -> tuple[dict[str, Entry], list[str]]:
+        """(what the channel should now see, members it will never need to see)."""
+        closing = g.channel in self.closing
+        out: dict[str, Entry] = {}
+        drop: list[str] = []
+        sent = g.sent or {}
+        for fp in g.members:
+            a = self.alerts.get(fp)
+            if a is None:
+                drop.append(fp)
+                continue
+            if fp in self.flapping:  # held: frozen at what was last sent
+                if fp in sent:
+                    out[fp] = sent[fp]
+                continue
+            acked = a.acked(now)
+            if a.status == "firing":
+                if self._muted(a, now) or (acked and not closing):
+                    continue
+                out[fp] = ("firing", acked)
+            elif fp in g.told_firing or (closing and (acked or self._muted(a, now))):
+                out[fp] = ("resolved", acked)
+            else:
+                drop.append(fp)
+        return out, drop
+
+    def _refresh(self, g: _Group, now: float) -> None:
+        """Recompute when the group has to flush next (or drop it when empty)."""
+        if g.inflight is not None:
+            return  # decided when the outcome arrives
+        content, drop = self._content(g, now)
+        for fp in drop:
+            self._leave(g, fp)
+        if not g.members:
+            del self.groups[g.key]
+            return
+        route = self._group_route(g)
+        nxt: float | None
+        if g.sent is None:
+            nxt = None
+            if content:
+                # a first send that failed waits group_interval like any other retry
+                nxt = g.created + route.group_wait
+                if g.flushed_at is not None:
+                    nxt = max(nxt, g.flushed_at + route.group_interval)
+        elif content != g.sent:
+            if not content:
+                # nothing left to tell (all silenced, say): no message, but remember
+                g.sent = content
+                nxt = None
+            else:
+                nxt = (g.flushed_at or now) + route.group_interval
+        elif any(st == "firing" and not ack for st, ack in content.values()):
+            nxt = (g.sent_at or now) + route.repeat_interval
+        else:
+            nxt = None
+        self._set_flush(g, nxt)
+
+    def _set_flush(self, g: _Group, at: float | None) -> None:
+        if at != g.next_flush:
+            g.next_flush = at
+            if at is not None:
+                self._push(at, "group", g.key)
+
+    def _leave(self, g: _Group, fp: str) -> None:
+        g.members.pop(fp, None)
+        g.told_firing.discard(fp)
+        a = self.alerts.get(fp)
+        if a is not None:
+            a.groups.pop(g.key, None)
+            self._forget_if_done(a)
+
+    def _forget_if_done(self, a: _Alert) -> None:
+        if a.status == "resolved" and not a.groups and self.alerts.get(a.fp) is a:
+            del self.alerts[a.fp]
+
+    def _refresh_alert(self, a: _Alert, now: float) -> None:
+        self._dirty.update(a.groups)
+        self._now = max(self._now, now)
+
+    def _touch_all(self, now: float) -> None:
+        """Something that can change many alerts' visibility happened (a silence
+        began or ended, an acknowledgement expired)."""
+        self._dirty.update(dict.fromkeys(self.groups))
+        self._escalations_all = True
+        self._now = max(self._now, now)
+
+    def _touch_boundaries(self, now: float) -> None:
+        for s in (*self.config.silences, *self.api_silences.values()):
+            for t in (s.starts, s.until):
+                if t is not None and t > now:
+                    self._push(t, "touch", None)
+
+    # -- output ----------------------------------------------------------------------------
+
+    def _push(self, at: float, kind: str, arg: Any) -> None:
+        heapq.heappush(self._heap, (at, next(self._seq), kind, arg))
+
+    def _valid(self, kind: str, arg: Any, at: float) -> bool:
+        if kind == "group":
+            g = self.groups.get(arg)
+            return g is not None and g.next_flush == at and g.inflight is None
+        if kind == "rate":
+            return bool(self._rl_held.get(arg))
+        if kind == "esc":
+            a = self.alerts.get(arg)
+            return a is not None and a.status == "firing" and a.esc_next == at
+        return True
+
+    def next_deadline(self) -> float | None:
+        """The earliest time `due` has work (it may be in the past)."""
+        self._settle()
+        heap = self._heap
+        while heap and not self._valid(heap[0][2], heap[0][3], heap[0][0]):
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def take_events(self) -> list[dict[str, Any]]:
+        """Journal events the pipeline produced (escalated, template_failed)."""
+        out, self._events = self._events, []
+        return out
+
+    def due(self, now: float) -> list[Notification]:
+        """Notifications to send now, in the order they became due."""
+        out: list[Notification] = []
+        self._now = max(self._now, now)
+        self._settle()
+        for n in self._immediate:
+            self._offer(n, now, out)
+        self._immediate.clear()
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            at, _, kind, arg = heapq.heappop(heap)
+            if not self._valid(kind, arg, at):
+                continue
+            if kind == "group":
+                self._flush(self.groups[arg], now, out)
+            elif kind == "esc":
+                self._escalate(self.alerts[arg], now, out)
+            elif kind == "touch":
+                self._touch_all(now)
+            elif kind == "rate":
+                self._release(arg, now, out)
+            self._settle()
+            for n in self._immediate:  # resolved escalations raised on the way
+                self._offer(n, now, out)
+            self._immediate.clear()
+        return out
+
+    def _flush(self, g: _Group, now: float, out: list[Notification]) -> None:
+        g.next_flush = None
+        content, drop = self._content(g, now)
+        for fp in drop:
+            self._leave(g, fp)
+        route = self._group_route(g)
+        if not content or (content == g.sent and not self._repeat_due(g, route, content, now)):
+            if g.key in self.groups:
+                self._refresh(g, now)
+            return
+        if muted(route, self.intervals, now):
+            self._set_flush(g, now + min(route.group_interval, MUTE_RECHECK) or MUTE_RECHECK)
+            return
+        views = tuple(
+            sorted(
+                (self._view(self.alerts[fp], st, ack, now) for fp, (st, ack) in content.items()),
+                key=_order,
+            )
+        )
+        n = self._note(g.channel, route, g.key, g.labels, views)
+        g.inflight = (n.key, content)
+        g.flushed_at = now
+        self._offer(n, now, out)
+
+    def _repeat_due(
+        self, g: _Group, route: Route, content: Mapping[str, Entry], now: float
+    ) -> bool:
+        if not any(st == "firing" and not ack for st, ack in content.values()):
+            return False
+        return g.sent_at is None or now >= g.sent_at + route.repeat_interval
+
+    def _view(self, a: _Alert, status: Status, acked: bool, now: float) -> AlertView:
+        return AlertView(
+            fingerprint=a.fp,
+            rule=a.rule,
+            status=status,
+            severity=a.severity,
+            labels=a.labels,
+            annotations=a.annotations,
+            value=a.value,
+            starts_at=a.starts_at,
+            ends_at=a.ends_at if status == "resolved" else None,
+            acknowledged={k: v for k, v in (a.ack or {}).items() if k != "at"} if acked else None,
+            silenced=self._silenced(a, now),
+        )
+
+    def _note(
+        self,
+        channel: str,
+        route: Route | None,
+        gkey: str,
+        glabels: Mapping[str, str],
+        views: tuple[AlertView, ...],
+        *,
+        kind: Literal["alerts", "escalation"] = "alerts",
+        level: int = 0,
+    ) -> Notification:
+        status: Status = "firing" if any(v.status == "firing" for v in views) else "resolved"
+        r = self.renderer.render(
+            channel=channel,
+            route=route,
+            status=status,
+            alerts=views,
+            group_key=gkey,
+            group_labels=glabels,
+            kind=kind,
+            escalation_level=level,
+        )
+        if r.error is not None:
+            self._events.append(
+                {
+                    "event": "template_failed",
+                    "channel": channel,
+                    "group_key": gkey,
+                    "error": r.error,
+                }
+            )
+        return Notification(
+            channel=channel,
+            group_key=gkey,
+            status=status,
+            alerts=views,
+            key=idempotency_key(channel, gkey, views),
+            title=r.title,
+            body=r.body,
+            html=r.html,
+            kind=kind,
+            escalation_level=level,
+        )
+
+    # -- outcomes --------------------------------------------------------------------------
+
+    def delivered(self, n: Notification, ok: bool, now: float) -> None:
+        """The outcome of a notification `due` produced (after all retries)."""
+        if n.kind == "digest":
+            for held in self._digests.pop(n.key, ()):
+                self.delivered(held, ok, now)
+            return
+        key = self._alias.pop(n.group_key, n.group_key)
+        g = self.groups.get(key)
+        if g is None or g.inflight is None or g.inflight[0] != n.key:
+            return
+        content = g.inflight[1]
+        g.inflight = None
+        if ok:
+            g.sent, g.sent_at = content, now
+            for fp, (st, _) in content.items():
+                if st == "firing":
+                    g.told_firing.add(fp)
+                else:
+                    self._leave(g, fp)
+            if not g.members:
+                del self.groups[g.key]
+                return
+        else:
+            # try again at the next group_interval (the breaker may be open)
+            self._set_flush(g, now + self._group_route(g).group_interval)
+            return
+        self._refresh(g, now)
+
+    # -- rate limit ------------------------------------------------------------------------
+
+    def _offer(self, n: Notification, now: float, out: list[Notification]) -> None:
+        rl = self._rate.get(n.channel)
+        if rl is None:
+            out.append(n)
+            return
+        held = self._rl_held.setdefault(n.channel, [])
+        if not held and self._admit(n.channel, now):
+            out.append(n)
+            return
+        held.append(n)
+        self._release(n.channel, now, out)
+
+    def _admit(self, channel: str, now: float) -> bool:
+        rl = self._rate[channel]
+        sent = self._rl_sent.setdefault(channel, deque())
+        while sent and sent[0] <= now - rl.per:
+            sent.popleft()
+        if len(sent) < rl.max:
+            sent.append(now)
+            return True
+        self._push(sent[0] + rl.per, "rate", channel)
+        return False
+
+    def _release(self, channel: str, now: float, out: list[Notification]) -> None:
+        held = self._rl_held.get(channel)
+        if not held or channel not in self._rate or not self._admit(channel, now):
+            return
+        self._rl_held[channel] = []
+        if len(held) == 1:
+            out.append(held[0])  # one held message is better sent as itself
+            return
+        d = make_digest(channel, held, "the rate limit")
+        self._digests[d.key] = held
+        out.append(d)
+
+    # -- escalation ------------------------------------------------------------------------
+
+    def _schedule_escalations_all(self, now: float) -> None:
+        for a in self.alerts.values():
+            if a.status == "firing":
+                self._schedule_escalations(a, now)
+
+    def _schedule_escalations(self, a: _Alert, now: float, recheck: float | None = None) -> None:
+        """Set when `a` is looked at next for escalation: the next level's deadline
+        of each of its routes, or `recheck`; none while it cannot escalate
+        (acknowledged, flapping, silenced, inhibited: their end reschedules)."""
+        nxt: float | None = recheck
+        if a.status == "firing" and not (
+            a.acked(now) or a.fp in self.flapping or self._muted(a, now)
+        ):
+            for idx, r in self._targets(a):
+                done = a.esc_done.get(idx, 0)
+                if done < len(r.escalate):
+                    at = max(now, a.starts_at + r.escalate[done].after)
+                    nxt = at if nxt is None else min(nxt, at)
+        if nxt != a.esc_next:
+            a.esc_next = nxt
+            if nxt is not None:
+                self._push(nxt, "esc", a.fp)
+
+    def _escalate(self, a: _Alert, now: float, out: list[Notification]) -> None:
+        a.esc_next = None
+        recheck: float | None = None
+        if not (a.acked(now) or a.fp in self.flapping or self._muted(a, now)):
+            for idx, r in self._targets(a):
+                if a.esc_done.get(idx, 0) >= len(r.escalate):
+                    continue
+                if muted(r, self.intervals, now):
+                    recheck = now + MUTE_RECHECK
+                    continue
+                self._escalate_route(a, idx, r, now, out)
+        self._schedule_escalations(a, now, recheck)
+
+    def _escalate_route(
+        self, a: _Alert, idx: int, r: Route, now: float, out: list[Notification]
+    ) -> None:
+        while a.esc_done.get(idx, 0) < len(r.escalate):
+            level = a.esc_done.get(idx, 0) + 1
+            step = r.escalate[level - 1]
+            if a.starts_at + step.after > now:
+                return
+            a.esc_done[idx] = level
+            chans = [c for c in step.channels if c in self.channel_types]
+            for ch in chans:
+                if ch not in r.channels:  # route channels hear of the end from their group
+                    a.esc_channels[ch] = level
+                self._offer(self._escalation_note(a, ch, level, now, r), now, out)
+            self._events.append(
+                {
+                    "event": "escalated",
+                    "alert": a.fp,
+                    "rule": a.rule,
+                    "level": level,
+                    "channels": chans,
+                }
+            )
+
+    def _escalation_note(
+        self, a: _Alert, channel: str, level: int, now: float, route: Route | None = None
+    ) -> Notification:
+        view = self._view(a, a.status, a.acked(now), now)
+        gkey = f"{channel}|escalation{level}|{a.fp}"
+        return self._note(channel, route, gkey, {}, (view,), kind="escalation", level=level)
+
+
+def _route_sig(r: Route) -> tuple[Any, ...]:
+    """What a route's groups depend on: its matchers and group_by."""
+    ms = tuple(
+        (m.label, tuple(sorted(m.values)), m.regex.pattern if m.regex else None) for m in r.matchers
+    )
+    return (ms, r.group_by)

@@ -1,0 +1,183 @@
+"""Label matching for notifications: routes, silences, inhibition.
+
+Routes are tried in order; the first that matches wins, unless it says
+`continue: true`, in which case later matching routes apply too (Alertmanager's
+semantics, flattened to one level). A route without matchers matches everything.
+Silences from config files and from the API are the same `Silence` objects;
+inhibition is indexed so that checking one alert does not scan all alerts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any
+
+from engine.config.model import Config, Inhibit, Matcher, Route, Rule, Silence, matches_all
+
+__all__ = [
+    "BYPASS_INDEX",
+    "Inhibitor",
+    "bypass_route",
+    "match_labels",
+    "route",
+    "silence_active",
+    "silence_from_state",
+    "silenced_by",
+    "targets",
+]
+
+# Route index used in group keys for a rule's own `channels:` (no configured route).
+BYPASS_INDEX = -1
+
+
+def match_labels(labels: Mapping[str, str], rule: str, severity: str) -> dict[str, str]:
+    """The labels routes, silences and inhibit rules match on: the alert's
+    labels plus `rule` and `severity` (which win over labels of the same name)."""
+    return {**labels, "rule": rule, "severity": severity}
+
+
+def route(config: Config, labels: Mapping[str, str]) -> list[Route]:
+    """The routes `labels` (as made by `match_labels`) go to, in config order."""
+    return [r for _, r in _indexed(config, labels)]
+
+
+def _indexed(config: Config, labels: Mapping[str, str]) -> list[tuple[int, Route]]:
+    out: list[tuple[int, Route]] = []
+    for i, r in enumerate(config.routes):
+        if matches_all(r.matchers, labels):
+            out.append((i, r))
+            if not r.continue_:
+                break
+    return out
+
+
+def bypass_route(rule: Rule) -> Route:
+    """The implicit route of a rule that names its own channels: default timing,
+    grouped by rule, no escalation or time intervals."""
+    return Route(matchers=(), channels=tuple(rule.channels or ()))
+
+
+def targets(
+    config: Config, labels: Mapping[str, str], rule: Rule | None = None
+) -> list[tuple[int, Route]]:
+    """(route index, route) pairs for an alert; a rule with `channels` set
+    bypasses routing and gets its implicit route at index BYPASS_INDEX."""
+    if rule is not None and rule.channels is not None:
+        return [(BYPASS_INDEX, bypass_route(rule))]
+    return _indexed(config, labels)
+
+
+# -- silences ---------------------------------------------------------------------------
+
+
+def silence_from_state(sid: str, d: Mapping[str, Any]) -> Silence | None:
+    """A Silence from the durable state's API silence record (None if malformed).
+
+    Matchers are `[{"label", "values": [...]}|{"label", "value"}|{"label", "regex"}]`;
+    a `{"match": {...}, "match_re": {...}}` record (the config file shape) is read too.
+    """
+    raw = d.get("matchers")
+    matchers: list[Matcher] = []
+    try:
+        if isinstance(raw, list):
+            for m in raw:
+                label = str(m["label"])
+                if m.get("regex") is not None:
+                    matchers.append(Matcher(label, regex=re.compile(str(m["regex"]))))
+                else:
+                    vals = m.get("values", m.get("value"))
+                    vals = vals if isinstance(vals, list) else [vals]
+                    matchers.append(Matcher(label, frozenset(str(v) for v in vals)))
+        for k, v in (d.get("match") or {}).items():
+            matchers.append(
+                Matcher(str(k), frozenset(str(x) for x in (v if isinstance(v, list) else [v])))
+            )
+        for k, v in (d.get("match_re") or {}).items():
+            matchers.append(Matcher(str(k), regex=re.compile(str(v))))
+        until = float(d["until"])
+        starts = None if d.get("starts") is None else float(d["starts"])
+    except (KeyError, TypeError, ValueError, AttributeError, re.error):
+        return None
+    if not matchers:  # a silence without matchers would mute everything: refuse it
+        return None
+    return Silence(
+        sid,
+        tuple(matchers),
+        until,
+        str(d.get("reason", "")),
+        starts,
+        str(d.get("created_by") or "api"),
+    )
+
+
+def silence_active(s: Silence, now: float) -> bool:
+    return (s.starts is None or s.starts <= now) and now < s.until
+
+
+def silenced_by(
+    silences: Iterable[Silence], labels: Mapping[str, str], now: float
+) -> Silence | None:
+    """The first active silence matching `labels` (as made by `match_labels`)."""
+    for s in silences:
+        if silence_active(s, now) and matches_all(s.matchers, labels):
+            return s
+    return None
+
+
+# -- inhibition -------------------------------------------------------------------------
+
+
+class Inhibitor:
+    """Which alerts are inhibited: a target is inhibited while another firing alert
+    matches the rule's source with equal values of every `equal` label (a missing
+    label counts as the empty string, as in Alertmanager). Sources are indexed by
+    their `equal` values, so a lookup does not scan all alerts."""
+
+    def __init__(self, rules: Sequence[Inhibit]) -> None:
+        self.rules = tuple(rules)
+        self._sources: list[dict[tuple[str, ...], set[str]]] = [{} for _ in self.rules]
+
+    @staticmethod
+    def _key(rule: Inhibit, labels: Mapping[str, str]) -> tuple[str, ...]:
+        return tuple(labels.get(k, "") for k in rule.equal)
+
+    def set_firing(
+        self, fp: str, labels: Mapping[str, str], firing: bool
+    ) -> list[tuple[int, tuple[str, ...]]]:
+        """Record whether alert `fp` fires. Returns the (rule index, equal values)
+        whose sources changed: alerts matching those targets may have changed."""
+        changed: list[tuple[int, tuple[str, ...]]] = []
+        for i, (r, idx) in enumerate(zip(self.rules, self._sources, strict=True)):
+            if not matches_all(r.source_matchers, labels):
+                continue
+            key = self._key(r, labels)
+            fps = idx.get(key)
+            if firing and (fps is None or fp not in fps):
+                idx.setdefault(key, set()).add(fp)
+                changed.append((i, key))
+            elif not firing and fps is not None and fp in fps:
+                fps.discard(fp)
+                if not fps:
+                    del idx[key]
+                changed.append((i, key))
+        return changed
+
+    def affects(
+        self, changes: Collection[tuple[int, tuple[str, ...]]], labels: Mapping[str, str]
+    ) -> bool:
+        """Whether an alert with `labels` is a target of one of `changes` (a set:
+        the cost is per rule, not per change)."""
+        for i, r in enumerate(self.rules):
+            if (i, self._key(r, labels)) in changes and matches_all(r.target_matchers, labels):
+                return True
+        return False
+
+    def inhibited(self, fp: str, labels: Mapping[str, str]) -> bool:
+        for r, idx in zip(self.rules, self._sources, strict=True):
+            if not idx or not matches_all(r.target_matchers, labels):
+                continue
+            fps = idx.get(self._key(r, labels))
+            if fps and (len(fps) > 1 or fp not in fps):  # never by itself
+                return True
+        return False

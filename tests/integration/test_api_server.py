@@ -1,0 +1,98 @@
+"""The API served by real uvicorn inside a running event loop, over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from engine.api.server import bound_address, create_app, serve, stop
+from engine.metrics import Metrics
+from tests.unit.test_api_fakes import FakeFacade, api_config, bearer
+
+
+def test_serves_in_the_callers_loop_and_leaves_signals_alone() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        sigterm = asyncio.Event()
+        # the daemon's own handler: uvicorn must not replace it
+        loop.add_signal_handler(signal.SIGTERM, sigterm.set)
+        try:
+            facade = FakeFacade()
+            fp = facade.add_alert("cpu", {"host": "web-1"}, severity="critical")
+            metrics = Metrics()
+            app = create_app(facade, api_config(max_body_bytes=1000), registry=metrics.registry)
+            server, task = await serve(app, "127.0.0.1", 0)
+            host, port = bound_address(server)
+            assert host == "127.0.0.1" and port > 0
+
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
+                assert (await c.get("/health")).json() == {"status": "ok"}
+                r = await c.get("/api/v1/alerts", headers=bearer("viewer"))
+                assert [a["fingerprint"] for a in r.json()["alerts"]] == [fp]
+                assert r.headers["content-type"] == "application/json"
+                r = await c.post(
+                    f"/api/v1/alerts/{fp}/ack",
+                    json={"note": "on it", "for": "30m"},
+                    headers=bearer("operator"),
+                )
+                assert r.status_code == 200 and r.json()["acknowledged"]["note"] == "on it"
+                assert facade.audits[-1][:2] == ("ack", "oncall")
+                assert "server" not in r.headers  # no version banner
+
+                async def big() -> AsyncIterator[bytes]:
+                    for _ in range(50):
+                        yield b"x" * 100
+
+                r = await c.post("/api/v1/silences", content=big(), headers=bearer("operator"))
+                assert r.status_code == 413
+                r = await c.get("/metrics", headers=bearer("viewer"))
+                assert "vigil_build_info" in r.text
+
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.wait_for(sigterm.wait(), 2.0)
+            assert not server.should_exit  # uvicorn did not see the signal
+
+            t0 = time.monotonic()
+            await stop(server, task)
+            assert task.done() and time.monotonic() - t0 < 3.0
+            with pytest.raises(httpx.ConnectError):
+                async with httpx.AsyncClient() as c:
+                    await c.get(f"http://127.0.0.1:{port}/health")
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+    asyncio.run(main())
+
+
+def test_stop_does_not_wait_for_idle_keep_alive_connections() -> None:
+    async def main() -> None:
+        app = create_app(FakeFacade(), api_config(), registry=Metrics().registry)
+        server, task = await serve(app, "127.0.0.1", 0)
+        _, port = bound_address(server)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
+            assert (await c.get("/ready")).status_code == 200  # the connection stays open
+            t0 = time.monotonic()
+            await stop(server, task)
+            assert time.monotonic() - t0 < 3.0
+
+    asyncio.run(main())
+
+
+def test_busy_port_is_an_oserror_not_an_exit() -> None:
+    async def main() -> None:
+        with socket.socket() as blocker:
+            blocker.bind(("127.0.0.1", 0))
+            blocker.listen()
+            port = blocker.getsockname()[1]
+            app = create_app(FakeFacade(), api_config(), registry=Metrics().registry)
+            with pytest.raises(OSError):
+                await serve(app, "127.0.0.1", port)
+
+    asyncio.run(main())
