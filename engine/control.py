@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from engine import __version__
-from engine.api.facade import alert_view, filter_alerts, rfc3339, silence_view
+from engine.api.facade import AlertList, alert_view, filter_alerts, rfc3339, silence_view
+from engine.api.routes import encode
 from engine.collectors.push import PushCollector
 from engine.config.model import Silence
 from engine.durations import format_duration
@@ -48,11 +49,62 @@ def _config_silence_record(s: Silence) -> dict[str, Any]:
     }
 
 
+class _Entry:
+    """One alert's view and its JSON, as of the alert's `version`; never changed
+    once built (the view is handed out)."""
+
+    __slots__ = ("json", "match", "version", "view")
+
+    def __init__(
+        self,
+        fp: str,
+        stored: Mapping[str, Any],
+        version: int,
+        match: Mapping[str, str],
+        marks: _Marks,
+    ) -> None:
+        self.version = version
+        self.match = match
+        by, inhibited = marks.of(fp, match)
+        self.view = alert_view(fp, stored, silenced_by=by, inhibited=inhibited)
+        self.json = encode(self.view)
+
+    def stale(self, marks: _Marks) -> bool:
+        by, inhibited = marks.of(self.view["fingerprint"], self.match)
+        return bool(by != self.view["silenced_by"] or inhibited != self.view["inhibited"])
+
+
+class _Marks:
+    """What decides an alert's `silenced_by` and `inhibited` at one moment."""
+
+    __slots__ = ("active", "inhibitor")
+
+    def __init__(self, active: list[Silence], inhibitor: router.Inhibitor | None) -> None:
+        self.active = active
+        self.inhibitor = inhibitor
+
+    def of(self, fp: str, match: Mapping[str, str]) -> tuple[list[str], bool]:
+        by = [s.id for s in self.active if all(m.matches(match) for m in s.matchers)]
+        inhibited = self.inhibitor is not None and self.inhibitor.inhibited(fp, match)
+        return by, inhibited
+
+
+def _match_labels(stored: Mapping[str, Any]) -> Mapping[str, str]:
+    return router.match_labels(
+        stored.get("labels") or {}, stored.get("rule") or "", stored.get("severity") or ""
+    )
+
+
 class Control:
     """DaemonFacade over an App."""
 
     def __init__(self, app: App) -> None:
         self.app = app
+        self._cache: dict[str, _Entry] = {}  # fingerprint -> its view and JSON
+        self._marks: tuple[tuple[Silence, ...], tuple[str, ...]] | None = None  # in force
+        self._last: tuple[Any, AlertList] | None = None
+        self._inhibitor: router.Inhibitor | None = None  # ... the views were built with
+        self._sources: list[dict[tuple[str, ...], set[str]]] | None = None  # its sources then
 
     @property
     def ready(self) -> bool:
@@ -96,19 +148,90 @@ class Control:
         silenced: bool | None,
         acknowledged: bool | None,
     ) -> list[dict[str, Any]]:
-        now = self.app.wall()
+        """The alerts as views, with their JSON (see AlertList): each view and its
+        encoding are built once per change of the alert, or of the silences active
+        now, or of its inhibition, and reused by every listing until then. With
+        10,000 alerts, a listing is then a few milliseconds on the event loop,
+        which runs the evaluations too."""
+        app = self.app
+        now = app.wall()
         silences = self._silences()
-        alerts = self.app.state["alerts"]
-        # cheap filters before building views: 10,000 alerts per listing
-        items = (
-            (fp, a)
-            for fp, a in alerts.items()
-            if (state is None or a.get("state") == state)
-            and (severity is None or a.get("severity") == severity)
-            and (rule is None or a.get("rule") == rule)
+        active = [s for s in silences if router.silence_active(s, now)]
+        # the silences in force: config ones by value (a reload may change one's
+        # matchers but not its id), the API's by id (their records never change)
+        configured = len(app.config.silences)  # _silences() lists them first
+        marks = (
+            tuple(s for s in silences[:configured] if router.silence_active(s, now)),
+            tuple(s.id for s in silences[configured:] if router.silence_active(s, now)),
         )
-        views = [self._view(fp, a, silences, now) for fp, a in items]
-        return filter_alerts(views, labels=labels, silenced=silenced, acknowledged=acknowledged)
+        pipeline = app.dispatcher.pipeline
+        inhibitor = (
+            pipeline.inhibitor if pipeline is not None and pipeline.inhibitor.rules else None
+        )
+        recheck = self._inhibition_changed(inhibitor)
+        filters = (state, severity, rule, tuple(sorted(labels.items())), silenced, acknowledged)
+        key = (app.state_version, marks, filters)
+        if not recheck and self._last is not None and self._last[0] == key:
+            return self._last[1]
+        alerts = app.state["alerts"]
+        versions = app.alert_versions
+        cache = self._cache
+        # the silences in force or the inhibitions changed: look at every alert's
+        # marks again, and rebuild the views whose marks did change
+        recheck = recheck or self._marks != marks
+        self._marks = marks
+        current = _Marks(active, inhibitor)
+        entries: list[_Entry] = []
+        for fp, a in alerts.items():
+            # cheap filters before anything else: 10,000 alerts per listing
+            if (
+                (state is not None and a.get("state") != state)
+                or (severity is not None and a.get("severity") != severity)
+                or (rule is not None and a.get("rule") != rule)
+            ):
+                continue
+            version = versions.get(fp, 0)
+            e = cache.get(fp)
+            if e is None or e.version != version:
+                e = cache[fp] = _Entry(fp, a, version, _match_labels(a), current)
+            elif recheck and e.stale(current):
+                e = cache[fp] = _Entry(fp, a, version, e.match, current)
+            entries.append(e)
+        if len(cache) > len(alerts) + 1024:  # resolved alerts' entries
+            for fp in [fp for fp in cache if fp not in alerts]:
+                del cache[fp]
+        if labels or silenced is not None or acknowledged is not None:
+            views = filter_alerts(
+                [e.view for e in entries],
+                labels=labels,
+                silenced=silenced,
+                acknowledged=acknowledged,
+            )
+            keep = {id(v) for v in views}
+            entries = [e for e in entries if id(e.view) in keep]
+        out = AlertList(e.view for e in entries)
+        out.json = b'{"alerts":[' + b",".join(e.json for e in entries) + b"]}"
+        self._last = (key, out)
+        return out
+
+    def _inhibition_changed(self, inhibitor: router.Inhibitor | None) -> bool:
+        """Whether any alert's inhibition may differ from when the cached views were
+        built. The inhibitor changes as the notification pipeline takes in firing
+        and resolved alerts, which may be later than their events were folded into
+        the state; comparing its index of firing sources with a copy is exact and
+        costs one pass over the firing sources."""
+        if inhibitor is None:
+            changed = self._inhibitor is not None
+            self._inhibitor, self._sources = None, None
+            return changed
+        sources = getattr(inhibitor, "_sources", None)
+        if not isinstance(sources, list):
+            return True  # an Inhibitor without the index we know: check every alert
+        if inhibitor is self._inhibitor and sources == self._sources:
+            return False
+        self._inhibitor = inhibitor
+        self._sources = [{k: set(v) for k, v in idx.items()} for idx in sources]
+        return True
 
     def get_alert(self, fp: str) -> dict[str, Any] | None:
         stored = self.app.state["alerts"].get(fp)

@@ -21,7 +21,6 @@ from engine.state import IDLE, Alert, Event, Result, fingerprint, is_idle, step
 _NO_LABELS: Mapping[str, str] = MappingProxyType({})
 _NO_DATA = Result("no_data")
 _FALSE = Result("value", matched=False)
-_GONE = Result("value", matched=False, resolve_ok=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +142,9 @@ class Evaluator:
         for fp in known - seen:
             prev = self.alerts.get(fp)
             if prev is not None:
-                self._step(rule, fp, prev.labels, _GONE, snap, out)
+                # its last value, so that a resolved notification can still show it
+                gone = Result("value", matched=False, resolve_ok=True, value=prev.value)
+                self._step(rule, fp, prev.labels, gone, snap, out)
         known.clear()
         known.update(fp for fp in seen if fp in self.alerts)
 

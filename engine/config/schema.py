@@ -79,13 +79,21 @@ def _slow(name: str) -> Any:
     return jsonschema.Draft7Validator(schema(name))
 
 
+# Compiling a schema with fastjsonschema costs 30-300 ms, once per process; it pays
+# off from a dozen documents on. Below that, jsonschema checks each one directly.
+COMPILE_AFTER = 12
+_seen: dict[str, int] = {}
+
+
 def validate(doc: Document, name: str) -> list[Problem]:
     """Every schema error of `doc` against schema `name`, placed and worded."""
-    try:
-        _fast(name)(doc.data)
-        return []
-    except fastjsonschema.JsonSchemaException:
-        pass
+    n = _seen[name] = _seen.get(name, 0) + 1
+    if n > COMPILE_AFTER:
+        try:
+            _fast(name)(doc.data)
+            return []
+        except fastjsonschema.JsonSchemaException:
+            pass
     problems: dict[tuple[int, int, str], Problem] = {}
     for err in _slow(name).iter_errors(doc.data):
         for p in _explain(doc, err):

@@ -11,6 +11,11 @@
 `submit` never awaits delivery and one channel's worker never waits for another's,
 so a slow or dead channel delays only itself. Every outcome is journaled through
 `emit`; the pipeline hears it too, so a group counts as sent only once delivered.
+
+The pipeline's work runs on the event loop that also runs the evaluation ticks,
+so it is done in slices of about SLICE seconds: `submit` does one slice at once
+(all of a usual handful of events), the timer task does the rest of a burst
+(a thousand alerts firing together), yielding to the loop between slices.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import contextlib
 import hashlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +44,10 @@ log = logging.getLogger("vigil.notify")
 
 Emit = Callable[[list[dict[str, Any]], bool], Awaitable[list[dict[str, Any]]]]
 _Item = tuple[Notification, "asyncio.Future[Outcome] | None"]  # future: send_test waits
+
+SLICE = 0.002  # seconds of pipeline work before yielding to the event loop
+CHUNK = 16  # events ingested, or groups settled, between clock checks
+PUMP = 1  # notifications taken from due() between clock checks (one may hold 1,000 alerts)
 
 
 @dataclass(eq=False)
@@ -102,6 +112,7 @@ class Dispatcher:
         # None stops the emitter once everything before it is journaled
         self._outbox: asyncio.Queue[tuple[list[dict[str, Any]], bool] | None] = asyncio.Queue()
         self._folded: dict[str, list[Notification]] = {}  # queue digest key -> folded
+        self._inbox: deque[dict[str, Any]] = deque()  # submitted, not yet ingested
         self._timer_task: asyncio.Task[None] | None = None
         self._emitter_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()  # closing retired channels
@@ -115,7 +126,9 @@ class Dispatcher:
         crash kept from going out, with the same keys) and start the tasks."""
         for cfg in self.config.channels:
             self.workers[cfg.name] = self._worker(cfg)
-        self.pipeline = Pipeline(self.config, self._types(), closing=self._closing())
+        self.pipeline = Pipeline(
+            self.config, self._types(), closing=self._closing(), textless=self._textless()
+        )
         self.pipeline.load_state(state if state is not None else self.state, self.wall())
         for w in self.workers.values():
             w.task = asyncio.create_task(self._run(w), name=f"vigil-notify-{w.name}")
@@ -124,12 +137,14 @@ class Dispatcher:
         if self._early:
             early, self._early = self._early, []
             await self.submit(early)
-        self._pump()
+        self._work(time.perf_counter() + SLICE)
         self._wake.set()
 
     async def aclose(self) -> None:
         """Stop: let queued notifications go out for up to `drain_timeout`
         seconds, then cancel; close channels; journal the outcomes so far."""
+        if self.pipeline is not None:
+            self._work(float("inf"))  # what was submitted is queued before the timer stops
         self._stopping = True  # the timer stops: nothing new becomes due
         self._wake.set()
         deadline = time.monotonic() + self.drain_timeout
@@ -153,6 +168,8 @@ class Dispatcher:
         """Hot reload: unchanged channels keep their instance, queue and breaker;
         changed ones are rebuilt (queued notifications carry over); removed ones
         stop. Group state of unchanged routes is kept (Pipeline.reconfigure)."""
+        if self.pipeline is not None:
+            self._work(float("inf"))  # events submitted under the old config first
         new = {c.name: c for c in config.channels}
         for name in list(self.workers):
             if name not in new:
@@ -175,22 +192,27 @@ class Dispatcher:
                 w.config = cfg
         self.config = config
         if self.pipeline is not None:
-            self.pipeline.reconfigure(config, self._types(), self.wall(), closing=self._closing())
-            self._pump()
+            self.pipeline.reconfigure(
+                config,
+                self._types(),
+                self.wall(),
+                closing=self._closing(),
+                textless=self._textless(),
+            )
+            self._work(time.perf_counter() + SLICE)
             self._wake.set()
 
     # -- the Notifier protocol ------------------------------------------------------------
 
     async def submit(self, events: Sequence[dict[str, Any]]) -> None:
-        """Feed journaled events to the pipeline and queue what is due now.
-        Never waits for a delivery."""
+        """Feed journaled events to the pipeline and queue what is due now; a
+        burst that takes more than one slice goes on in the timer task. Never
+        waits for a delivery."""
         if self.pipeline is None:
             self._early.extend(events)
             return
-        now = self.wall()
-        for ev in events:
-            self.pipeline.ingest(ev, now)
-        self._pump()
+        self._inbox.extend(events)
+        self._work(time.perf_counter() + SLICE)
         self._wake.set()
 
     def wake(self) -> None:
@@ -255,6 +277,14 @@ class Dispatcher:
 
     def _types(self) -> dict[str, str]:
         return {c.name: c.type for c in self.config.channels}
+
+    def _textless(self) -> set[str]:
+        """Channels whose instances say they never read title/body/html."""
+        return {
+            name
+            for name, w in self.workers.items()
+            if w.channel is not None and not getattr(type(w.channel), "uses_text", True)
+        }
 
     def _closing(self) -> set[str]:
         out = set()
@@ -328,9 +358,31 @@ class Dispatcher:
 
     # -- tasks --------------------------------------------------------------------------
 
-    def _pump(self) -> None:
+    def _work(self, end: float) -> bool:
+        """Ingest submitted events, settle the groups they touched, then queue due
+        notifications, a few at a time, until all is done (False) or the
+        perf_counter() time `end` has passed (True: more to do). The first chunk
+        is always done. Nothing is taken from due() while events wait: a group
+        gets all of a burst's alerts at once."""
+        p = self.pipeline
+        assert p is not None
+        inbox = self._inbox
+        while True:
+            if inbox:
+                now = self.wall()
+                for _ in range(min(CHUNK, len(inbox))):
+                    p.ingest(inbox.popleft(), now)
+            elif p.settle(CHUNK) and not self._pump(PUMP):
+                return False
+            if time.perf_counter() >= end:
+                return True
+
+    def _pump(self, limit: int | None = None) -> bool:
+        """Queue up to about `limit` due notifications; True if more are due now."""
         assert self.pipeline is not None
-        for n in self.pipeline.due(self.wall()):
+        now = self.wall()
+        due = self.pipeline.due(now, limit)
+        for n in due:
             w = self.workers.get(n.channel)
             if w is None:
                 continue
@@ -342,12 +394,14 @@ class Dispatcher:
             for batch, d in ((durable, True), (other, False)):
                 if batch:
                     self._outbox.put_nowait((batch, d))
+        return limit is not None and len(due) >= limit
 
     async def _timer(self) -> None:
         assert self.pipeline is not None
         while not self._stopping:
             self._wake.clear()
-            self._pump()
+            while self._work(time.perf_counter() + SLICE) and not self._stopping:
+                await asyncio.sleep(0)  # a burst: let the evaluation loop run between slices
             deadline = self.pipeline.next_deadline()
             timeout = None if deadline is None else max(0.0, deadline - self.wall()) + 0.002
             # asyncio.timeout, not wait_for: 3.11's wait_for drops a cancel that

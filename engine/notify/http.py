@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import email.utils
 import functools
+import importlib.util
 import ipaddress
 import json
 import logging
@@ -33,6 +34,7 @@ import math
 import re
 import socket
 import ssl
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -79,6 +81,15 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# httpcore 1.0 imports sniffio inside current_async_library(), which runs at every
+# lock, event and semaphore setup: several times per request. anyio >= 4.11 no
+# longer installs sniffio, and Python does not cache a failed import, so each of
+# those searched all of sys.path again (about 2 ms of CPU per request, 10x httpx's
+# own cost; encode/httpcore discussion #1102). A None entry makes the import fail at
+# once; it only ever stands for a module that is not installed.
+if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 DEFAULT_TIMEOUT = 10.0
 MAX_BODY = 64 * 1024  # response bytes read; an error excerpt needs far less
@@ -471,6 +482,9 @@ class HttpClient:
     def __init__(self, options: HttpOptions, secrets: Iterable[str | Secret | None] = ()) -> None:
         self.options = options
         self._scrub_with = _scrub_terms(secrets)
+        # loads the CA bundle (tens of ms) now, when channels are built at start or
+        # reload, rather than in the middle of the first notification burst
+        _ssl_context()
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -712,6 +726,9 @@ class HttpChannel:
     # the channel can close what it opened (an incident, an alert), so it also
     # gets resolved notifications for silenced or acknowledged alerts
     closes_incidents: ClassVar[bool] = False
+    # the channel reads the notification's rendered title/body/html; False lets the
+    # pipeline skip rendering templates for it (a burst renders thousands)
+    uses_text: ClassVar[bool] = True
 
     def __init__(
         self, name: str, options: HttpOptions, secrets: Iterable[str | Secret | None]

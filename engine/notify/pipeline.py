@@ -29,6 +29,7 @@ sent until it stops flapping.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import itertools
@@ -75,11 +76,15 @@ def idempotency_key(channel: str, gkey: str, alerts: Iterable[AlertView]) -> str
     message to receivers that deduplicate). The same notification re-sent after a
     crash carries the same key."""
     items = sorted(
-        [a.fingerprint, a.status, iso(a.starts_at), *(["ack"] if a.acknowledged else [])]
+        [a.fingerprint, a.status, _iso(a.starts_at), *(["ack"] if a.acknowledged else [])]
         for a in alerts
     )
     raw = json.dumps([channel, gkey, items], separators=(",", ":"))
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+# an alert's start is formatted for every channel and every notification it is in
+_iso = functools.lru_cache(maxsize=16384)(iso)
 
 
 def make_digest(channel: str, held: Sequence[Notification], reason: str) -> Notification:
@@ -188,6 +193,7 @@ class Pipeline:
         channel_types: Mapping[str, str],
         *,
         closing: Collection[str] | None = None,
+        textless: Collection[str] = (),
     ) -> None:
         self.alerts: dict[str, _Alert] = {}
         self.groups: dict[str, _Group] = {}
@@ -201,21 +207,31 @@ class Pipeline:
         self._rl_held: dict[str, list[Notification]] = {}
         self._digests: dict[str, list[Notification]] = {}
         self._immediate: list[Notification] = []
+        # within one due() call: an alert's view, shared by the groups of all its
+        # channels (a 1,000-alert group to three channels builds 1,000 views, not 3,000)
+        self._views: dict[tuple[str, Status, bool], AlertView] | None = None
         # Work deferred to one pass before due()/next_deadline(), so that a burst of
         # events into one large group costs one recomputation, not one per event.
         self._dirty: dict[str, None] = {}  # group keys to refresh, in order
         self._inhibit_changes: set[tuple[int, tuple[str, ...]]] = set()
         self._escalations_all = False
         self._now = float("-inf")  # latest time seen
-        self._configure(config, channel_types, closing)
+        self._configure(config, channel_types, closing, textless)
         self._touch_boundaries(float("-inf"))  # config silences' starts/ends
 
     # -- configuration -------------------------------------------------------------
 
     def _configure(
-        self, config: Config, channel_types: Mapping[str, str], closing: Collection[str] | None
+        self,
+        config: Config,
+        channel_types: Mapping[str, str],
+        closing: Collection[str] | None,
+        textless: Collection[str],
     ) -> None:
         self.config = config
+        # channels that never read a notification's title/body/html (webhook sends
+        # the alerts as JSON): rendering their templates would be wasted work
+        self.textless = frozenset(textless)
         self.channel_types = dict(channel_types)
         self.closing = (
             frozenset(closing)
@@ -235,11 +251,12 @@ class Pipeline:
         now: float,
         *,
         closing: Collection[str] | None = None,
+        textless: Collection[str] = (),
     ) -> None:
         """Swap the config. Groups of routes that are unchanged (same matchers and
         group_by; they may have moved) keep their state; the rest start afresh."""
         old_routes = self.config.routes
-        self._configure(config, channel_types, closing)
+        self._configure(config, channel_types, closing, textless)
         remap: dict[int, int] = {router.BYPASS_INDEX: router.BYPASS_INDEX}
         new_sigs = [_route_sig(r) for r in config.routes]
         for i, r in enumerate(old_routes):
@@ -453,9 +470,17 @@ class Pipeline:
         self._inhibit_changes.update(changes)
         self._now = max(self._now, now)
 
-    def _settle(self) -> None:
+    def settle(self, limit: int | None = None) -> bool:
+        """Do the deferred work now; with `limit`, refresh at most that many groups
+        (so a driver can interleave a burst's work with other work). True when
+        nothing is left; due() and next_deadline() settle whatever is."""
+        self._settle(limit)
+        return not self._dirty
+
+    def _settle(self, limit: int | None = None) -> None:
         """Do the deferred work: alerts whose inhibition may have changed, groups
-        whose content may have changed, escalations to reschedule."""
+        whose content may have changed (up to `limit` of them), escalations to
+        reschedule."""
         now = self._now
         if self._inhibit_changes:
             changes, self._inhibit_changes = self._inhibit_changes, set()
@@ -466,7 +491,9 @@ class Pipeline:
         if self._escalations_all:
             self._escalations_all = False
             self._schedule_escalations_all(now)
-        while self._dirty:
+        left = len(self._dirty) if limit is None else limit
+        while self._dirty and left > 0:
+            left -= 1
             key = next(iter(self._dirty))
             del self._dirty[key]
             g = self.groups.get(key)
@@ -640,8 +667,17 @@ class Pipeline:
         out, self._events = self._events, []
         return out
 
-    def due(self, now: float) -> list[Notification]:
-        """Notifications to send now, in the order they became due."""
+    def due(self, now: float, limit: int | None = None) -> list[Notification]:
+        """Notifications to send now, in the order they became due. With `limit`,
+        stop once that many are out (a flush or escalation may add a few more):
+        the rest stays due, and next_deadline() says so."""
+        self._views = {}  # only within this call: nothing changes an alert meanwhile
+        try:
+            return self._due(now, limit)
+        finally:
+            self._views = None
+
+    def _due(self, now: float, limit: int | None) -> list[Notification]:
         out: list[Notification] = []
         self._now = max(self._now, now)
         self._settle()
@@ -649,7 +685,7 @@ class Pipeline:
             self._offer(n, now, out)
         self._immediate.clear()
         heap = self._heap
-        while heap and heap[0][0] <= now:
+        while heap and heap[0][0] <= now and (limit is None or len(out) < limit):
             at, _, kind, arg = heapq.heappop(heap)
             if not self._valid(kind, arg, at):
                 continue
@@ -699,6 +735,15 @@ class Pipeline:
         return g.sent_at is None or now >= g.sent_at + route.repeat_interval
 
     def _view(self, a: _Alert, status: Status, acked: bool, now: float) -> AlertView:
+        if self._views is None:
+            return self._make_view(a, status, acked, now)
+        key = (a.fp, status, acked)
+        view = self._views.get(key)
+        if view is None:
+            view = self._views[key] = self._make_view(a, status, acked, now)
+        return view
+
+    def _make_view(self, a: _Alert, status: Status, acked: bool, now: float) -> AlertView:
         return AlertView(
             fingerprint=a.fp,
             rule=a.rule,
@@ -725,6 +770,18 @@ class Pipeline:
         level: int = 0,
     ) -> Notification:
         status: Status = "firing" if any(v.status == "firing" for v in views) else "resolved"
+        if channel in self.textless:
+            return Notification(
+                channel=channel,
+                group_key=gkey,
+                status=status,
+                alerts=views,
+                key=idempotency_key(channel, gkey, views),
+                title="",
+                body="",
+                kind=kind,
+                escalation_level=level,
+            )
         r = self.renderer.render(
             channel=channel,
             route=route,
