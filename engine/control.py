@@ -393,5 +393,15 @@ class Control:
         text = await self.app.dispatcher.send_test(name)
         return {"ok": ": delivered" in text, "message": text}
 
+    def explain(self, rule: str, labels: Mapping[str, str]) -> dict[str, Any]:
+        from engine.explain import explain
+
+        app = self.app
+        return explain(
+            app.config, rule, labels=labels, values=dict(app.hub.values), state=app.state,
+            now=app.wall(), channel_status=app.dispatcher.status(), history=app.history,
+            collector_errors=dict(app.hub.down),
+        ).to_dict()  # fmt: skip
+
     async def audit(self, action: str, *, by: str, details: Mapping[str, Any]) -> None:
         await self.app.emit([{"event": "audit", "action": action, "by": by, **details}])

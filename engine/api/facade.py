@@ -138,6 +138,12 @@ class DaemonFacade(Protocol):
         breaker. {"ok": bool, "message": "..."}. KeyError if unknown."""
         ...
 
+    def explain(self, rule: str, labels: Mapping[str, str]) -> dict[str, Any]:
+        """engine.explain's Explanation.to_dict() for `rule` (and the alert with these
+        labels) on the live config, values, state and delivery status. Raises
+        engine.explain.UnknownRule (→ 404)."""
+        ...
+
     async def audit(self, action: str, *, by: str, details: Mapping[str, Any]) -> None:
         """Journal {"event": "audit", "action", "by", **details}. `by` is the API
         token's name (never the token). Called for every write and every denied

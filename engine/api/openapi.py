@@ -354,6 +354,16 @@ _PATHS: dict[str, Any] = {
             "responses": {"200": _json(_ref("Status"), "status"), **_READ},
         }
     },
+    "/api/v1/explain/{rule}": {
+        "get": {
+            "summary": "why a rule's alert is or is not firing, where it would be notified",
+            "parameters": [
+                _path("rule", "rule id"),
+                _query("label", {"type": "string"}, "name=value; repeat to narrow to one alert"),
+            ],
+            "responses": {"200": _json({"type": "object"}, "explanation"), **_READ, **_errors(404)},
+        }
+    },
     "/api/v1/metrics": {
         "post": {
             "summary": "feed a push collector (operator)",

@@ -462,6 +462,22 @@ async def list_alerts(call: Call) -> Response:
     return Response(body, headers=_API_HEADERS, media_type="application/json")
 
 
+async def explain_rule(call: Call) -> Response:
+    """Why a rule's alert is or is not firing, and where its notification would go."""
+    from engine.explain import UnknownRule
+
+    labels: dict[str, str] = {}
+    for item in call.request.query_params.getlist("label"):
+        k, sep, v = item.partition("=")
+        if not sep or not k:
+            raise ApiError(422, f"label: expected name=value, got {item[:60]!r}")
+        labels[k] = v
+    try:
+        return JSON(call.facade.explain(call.param("rule"), labels))
+    except UnknownRule as e:
+        raise ApiError(404, str(e)) from None
+
+
 async def get_alert(call: Call) -> Response:
     fp = call.param("fp")
     alert = call.facade.get_alert(fp)
@@ -669,6 +685,7 @@ ENDPOINTS: tuple[tuple[str, str, Role | None, Handler], ...] = (
     ("GET", "/api/v1/rules", "viewer", list_rules),
     ("GET", "/api/v1/channels", "viewer", list_channels),
     ("GET", "/api/v1/status", "viewer", status),
+    ("GET", "/api/v1/explain/{rule}", "viewer", explain_rule),
     ("POST", "/api/v1/metrics", "operator", push_metrics),
     ("POST", "/api/v1/reload", "admin", reload),
     ("POST", "/api/v1/channels/{name}/test", "admin", test_channel),

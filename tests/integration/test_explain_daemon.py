@@ -257,3 +257,36 @@ def test_online_daemon_from_env_and_errors(
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
     assert cli.main(["explain", "queue_deep", "--url", dead]) == 1
     assert capsys.readouterr().err == f"vigil: cannot reach vigil at {dead}: connection refused\n"
+
+
+@pytest.mark.slow
+def test_online_explain_against_the_real_daemon(tmp_path: Path) -> None:
+    # the daemon's own /api/v1/explain route, through `vigil explain --url`
+    d = Daemon(tmp_path, RULES, CHANNELS, tokens={"ops": ("viewer-secret", "viewer")})
+    d.set_values({"queue": 50, "workers": 2})
+    d.start()
+    try:
+        d.wait_for(lambda e: "firing" in d.alert_events("queue_deep"), what="firing")
+        r = subprocess.run(
+            [VIGIL, "explain", "queue_deep", "--url", d.url, "--format", "json"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={"VIGIL_TOKEN": "viewer-secret", "PATH": "/usr/bin:/bin"},
+        )
+        assert r.returncode == 0, r.stderr
+        doc = json.loads(r.stdout)
+        assert "queue_deep" in json.dumps(doc)
+        assert "archive" in json.dumps(doc)
+        r = subprocess.run(
+            [VIGIL, "explain", "queue_dep", "--url", d.url],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={"VIGIL_TOKEN": "viewer-secret", "PATH": "/usr/bin:/bin"},
+        )
+        assert r.returncode == 1
+        assert "unknown rule 'queue_dep'; did you mean queue_deep?" in r.stderr
+        assert "Traceback" not in r.stderr
+    finally:
+        d.stop()

@@ -249,6 +249,13 @@ class FakeFacade:
             return {"ok": True, "message": "hook: delivered in 0.01s (1 attempt(s))"}
         return {"ok": False, "message": "hook: failed after 3 attempt(s): HTTP 500"}
 
+    def explain(self, rule: str, labels: Mapping[str, str]) -> dict[str, Any]:
+        from engine.explain import UnknownRule
+
+        if rule not in ("cpu_high", "x", "{rule}"):
+            raise UnknownRule(f"unknown rule {rule!r}")
+        return {"v": 1, "rule": rule, "labels": dict(labels)}
+
     async def audit(self, action: str, *, by: str, details: Mapping[str, Any]) -> None:
         self.audits.append((action, by, dict(details)))
 
