@@ -127,6 +127,7 @@ class App:
         self.api_port: int | None = None
         self._api_app: Any = None
         self._running_groups: set[str] = set()
+        self._overrun_logged: dict[str, float] = {}
         self._collecting = 0  # collections in flight (drained at shutdown)
         self._reload_lock = asyncio.Lock()
         self._inflight = 0  # appends not yet folded: no snapshot while > 0
@@ -539,7 +540,22 @@ class App:
         )  # fmt: skip
 
     def schedule(self) -> AsyncIOScheduler:
+        from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
+
         sched = AsyncIOScheduler()
+
+        def skipped(event: JobSubmissionEvent) -> None:
+            # APScheduler skips a run while the previous one still goes (max_instances=1):
+            # an overrun, counted and reported at most once a minute per job
+            job = str(event.job_id)
+            if job.startswith("group:"):
+                self.metrics.evaluation_overrun(job[6:])
+            now = self.mono()
+            if now - self._overrun_logged.get(job, -60.0) >= 60.0:
+                self._overrun_logged[job] = now
+                log.warning("%s overran its interval; the run that was due is skipped", job)
+
+        sched.add_listener(skipped, EVENT_JOB_MAX_INSTANCES)
         for name in self.collectors:
             self._add_collector_job(sched, name)
         for g in self.config.groups:

@@ -124,7 +124,12 @@ class Notifier:
                 # SOCK_CLOEXEC (Python's default): the socket never leaks into children
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
                 self._sock.settimeout(SEND_TIMEOUT)
-            self._sock.sendto(data, self.address)
+            if fields[0].startswith(("WATCHDOG=", "STATUS=")):
+                # periodic: a full socket queue must not stall the event loop for the
+                # send timeout; the next ping or status line follows soon anyway
+                self._sock.sendto(data, socket.MSG_DONTWAIT, self.address)
+            else:
+                self._sock.sendto(data, self.address)
         except OSError as e:
             if not self._failing:
                 log.warning("cannot notify systemd at %s: %s", self._shown(), e)

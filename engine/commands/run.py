@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     # one line per job run is noise at info level
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # (and the daemon reports skipped runs itself, rate-limited)
+    logging.getLogger("apscheduler").setLevel(max(logging.ERROR, logging.getLogger().level))
     from engine.app import App, load_or_fail
 
     try:
