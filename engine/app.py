@@ -17,6 +17,7 @@ import os
 import signal
 import time
 import zlib
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -340,12 +341,21 @@ class App:
     async def _emit(self, events: list[dict[str, Any]], *, durable: bool) -> list[dict[str, Any]]:
         """Journal first (durable before anything is notified), then fold and notify."""
         stamped = await self._journal_only(events, durable)
-        for ev in stamped:
-            if ev["event"] in _ALERT_EVENTS:
+        alert_events = [ev for ev in stamped if ev["event"] in _ALERT_EVENTS]
+        if len(alert_events) <= 20:
+            for ev in alert_events:
                 labels = ",".join(f"{k}={v}" for k, v in sorted(ev.get("labels", {}).items()))
                 log.info(
                     "%s %s {%s} value=%s", ev["event"], ev.get("rule"), labels, ev.get("value")
                 )
+        else:  # a burst: one line, not a thousand (the journal has every event)
+            kinds = Counter(ev["event"] for ev in alert_events)
+            rules = Counter(str(ev.get("rule")) for ev in alert_events).most_common(3)
+            log.info(
+                "%d transitions (%s), most from %s", len(alert_events),
+                ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())),
+                ", ".join(f"{r} ({n})" for r, n in rules),
+            )  # fmt: skip
         await self.dispatcher.submit(stamped)
         return stamped
 
