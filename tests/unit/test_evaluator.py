@@ -1,0 +1,46 @@
+"""The evaluator: a rule whose expression blows up at run time is an error for
+that rule only, fast, and every other rule of the group keeps evaluating."""
+
+from __future__ import annotations
+
+import time
+
+from engine.config.model import Rule, RuleGroup
+from engine.evaluator import Evaluator, Snapshot
+from engine.expr import compile_expr
+from engine.history import History
+
+NAMES = {"system"}
+
+
+def rule(rid: str, expr: str) -> Rule:
+    return Rule(id=rid, group="g", expr=expr, compiled=compile_expr(expr, names=NAMES))
+
+
+# each passes the compile-time checks and fails only with these run-time values
+RUNTIME_BOMBS = [
+    "'-' * system.n + '1' == 'x'",  # string growth past the cap
+    "system.big ** system.big > 1",  # power bound
+    "1 << system.n > 1",  # shift bound
+    "str(system.huge) == '1'",  # int-to-str of a huge int
+    "system.n / system.zero > 1",  # ZeroDivisionError
+    "system.cpu > 'x'",  # TypeError
+]
+
+
+def test_runtime_failures_are_per_rule_errors_and_fast() -> None:
+    rules = [rule(f"bomb{i}", e) for i, e in enumerate(RUNTIME_BOMBS)]
+    rules.append(rule("cpu_high", "system.cpu > 90"))
+    group = RuleGroup("g", 15.0, tuple(rules))
+    values = {"system": {"n": 100000, "big": 1999999, "huge": 10**4000, "zero": 0, "cpu": 95.0}}
+    ev = Evaluator(History(60))
+    t0 = time.perf_counter()
+    out = ev.run_group(group, Snapshot(values, frozenset(), 1_800_000_000.0, 100.0))
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 0.1, elapsed
+    kinds = {(t.event.alert.rule_id, t.event.kind) for t in out}
+    assert ("cpu_high", "firing") in kinds  # the healthy rule kept evaluating
+    for i in range(len(RUNTIME_BOMBS)):
+        assert (f"bomb{i}", "error") in kinds
+        alert = next(a for a in ev.alerts.values() if a.rule_id == f"bomb{i}")
+        assert alert.state == "inactive" and alert.error
