@@ -666,7 +666,21 @@ class App:
                 self.systemd.status(text)
                 last = text
             self.metrics.set_alerts(self.state["alerts"].values())
+            self.metrics.set_rules(self._rule_states())
             self.metrics.sync_channels(self.dispatcher.status())
+
+    def _rule_states(self) -> dict[str, int]:
+        """Rules by their worst alert: firing > pending > inactive; and disabled."""
+        worst: dict[str, str] = {}
+        for a in self.state["alerts"].values():
+            rid, st = a.get("rule"), a.get("state")
+            if isinstance(rid, str) and (st == "firing" or worst.get(rid) is None):
+                worst[rid] = str(st)
+        counts = {"firing": 0, "pending": 0, "inactive": 0, "disabled": 0}
+        for r in self.config.rules():
+            state = "disabled" if not r.enabled else worst.get(r.id, "inactive")
+            counts[state] = counts.get(state, 0) + 1
+        return counts
 
     async def _serve_api(self) -> Any:
         from engine.api.server import bound_address, create_app, serve
