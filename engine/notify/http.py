@@ -46,9 +46,9 @@ import httpx
 from engine import __version__
 from engine.config.model import Channel as ChannelConfig
 from engine.config.secrets import Secret, reveal
-from engine.durations import parse_duration
 from engine.errors import DeliveryError, VigilError
 from engine.notify.base import AlertView, Notification
+from engine.settings import MISSING, SettingsReader
 
 __all__ = [
     "ALWAYS_REFUSED",
@@ -586,43 +586,18 @@ async def _read_capped(response: httpx.Response, limit: int = MAX_BODY) -> bytes
 
 # --- settings -----------------------------------------------------------------------
 
-_MISSING: Any = object()
+_MISSING: Any = MISSING  # the reader's own sentinel: `get` tells it apart
 # keys the loader keeps for itself; tolerated if a caller leaves them in settings
 _COMMON = frozenset({"name", "type", "rate_limit", "templates"})
 
 
-class Settings:
-    """Typed reads from one channel's settings, with messages that name the key.
-
-    Every read records the key; `done()` rejects keys nobody read, so a typo is an
-    error rather than a silently ignored setting. Values that may be secrets come
-    back as `str | Secret`; messages never show them.
-    """
+class Settings(SettingsReader):
+    """A channel's settings (see engine/settings.py), plus URLs, headers, networks.
+    Text settings of channels must not be empty."""
 
     def __init__(self, config: ChannelConfig) -> None:
+        super().__init__(f"a {config.type} channel", config.settings, _COMMON)
         self.type_name = config.type
-        self.raw = config.settings
-        self._seen: set[str] = set()
-
-    def done(self) -> None:
-        unknown = sorted(set(self.raw) - self._seen - _COMMON)
-        if unknown:
-            known = ", ".join(sorted(self._seen)) or "none"
-            raise ValueError(
-                f"unknown setting {unknown[0]!r} for a {self.type_name} channel; known: {known}"
-            )
-
-    def has(self, key: str) -> bool:
-        self._seen.add(key)
-        return key in self.raw
-
-    def get(self, key: str, default: Any = _MISSING) -> Any:
-        self._seen.add(key)
-        if key in self.raw:
-            return self.raw[key]
-        if default is _MISSING:
-            raise ValueError(f"{key}: required for a {self.type_name} channel")
-        return default
 
     def text(self, key: str, default: Any = _MISSING) -> str | Secret:
         v = self.get(key, default)
@@ -630,27 +605,8 @@ class Settings:
             raise ValueError(f"{key}: expected a non-empty string")
         return v
 
-    def string(self, key: str, default: Any = _MISSING) -> str:
-        v = self.text(key, default)
-        if isinstance(v, Secret):
-            raise ValueError(f"{key}: cannot be a secret reference")
-        return v
-
     def optional(self, key: str) -> str | None:
         return self.string(key) if self.has(key) else None
-
-    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
-        v = self.string(key, default)
-        if v not in choices:
-            raise ValueError(f"{key}: expected one of {', '.join(choices)}; got {v!r}")
-        return v
-
-    def duration(self, key: str, default: float) -> float:
-        v = self.get(key, default)
-        try:
-            return parse_duration(v)
-        except (ValueError, TypeError, AttributeError):
-            raise ValueError(f"{key}: expected a duration such as 10s, 5m") from None
 
     def url(self, key: str, default: Any = _MISSING) -> str | Secret:
         """An http(s) URL with a host; the message shows a secret one as ***."""
