@@ -78,7 +78,8 @@ def child(data_dir: Path, seed: int, out: int) -> None:
 
 
 def run_child(data_dir: Path, seed: int, delay: float) -> tuple[int, list[int]]:
-    """Fork a writer, SIGKILL it `delay` seconds after it is ready; return what it said."""
+    """Fork a writer, SIGKILL it `delay` seconds after its first durable append;
+    return what it said."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
@@ -87,10 +88,13 @@ def run_child(data_dir: Path, seed: int, delay: float) -> tuple[int, list[int]]:
     os.close(w)
     with os.fdopen(r, "rb") as pipe:
         ready = pipe.readline()
+        # the random delay counts from the first durable append, so that a loaded
+        # machine (a slow child start) still kills children in the middle of work
+        first = pipe.readline()
         time.sleep(delay)
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
-        rest = pipe.read()
+        rest = first + pipe.read()
     assert ready.startswith(b"ready "), f"child did not start: {ready!r} {rest[-500:]!r}"
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (
         f"child ended on its own (status {status}) before the kill: {rest[-2000:].decode()}"
