@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
@@ -25,6 +24,7 @@ from engine.collectors.base import Sample, check_plain, number
 from engine.config.model import CollectorConfig
 from engine.config.secrets import Secret, reveal
 from engine.errors import CollectorError
+from engine.process import kill_group
 
 MAX_OUTPUT = 1024 * 1024
 MAX_STDERR = 64 * 1024  # only its first line is shown; the rest is drained and dropped
@@ -89,7 +89,7 @@ class CommandCollector:
 
     async def aclose(self) -> None:
         for proc in list(self._running):
-            await _kill(proc)
+            await kill_group(proc)
 
     async def _run(self) -> bytes:
         argv = [reveal(a) for a in self.settings.argv]
@@ -123,7 +123,7 @@ class CommandCollector:
         finally:
             # on timeout, too much output or cancellation: nothing of it may survive
             if proc.returncode is None:
-                await _kill(proc)
+                await kill_group(proc)
             if not err_task.done():
                 err_task.cancel()
                 await asyncio.gather(err_task, return_exceptions=True)
@@ -152,16 +152,6 @@ async def _read(stream: asyncio.StreamReader, limit: int, *, drain: bool = False
             continue
         buf += chunk
     return bytes(buf)
-
-
-async def _kill(proc: asyncio.subprocess.Process) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass  # already gone
-    except PermissionError:  # the child changed its group; kill at least the child
-        proc.kill()
-    await proc.wait()
 
 
 def _exit_message(code: int, stderr: bytes) -> str:

@@ -26,7 +26,6 @@ import asyncio
 import errno
 import json
 import os
-import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
@@ -42,6 +41,7 @@ from engine.errors import DeliveryError
 from engine.notify import templates
 from engine.notify.base import Notification
 from engine.notify.file_channel import strict_json
+from engine.process import kill_group
 
 _KNOWN = frozenset({"argv", "env", "cwd", "timeout"})
 DEFAULT_TIMEOUT = 30.0
@@ -183,7 +183,7 @@ class ExecChannel:
             ) from None
         finally:
             if proc.returncode is None:  # timeout or cancellation: leave nothing behind
-                await _kill(proc)
+                await kill_group(proc)
             if not io.done():
                 io.cancel()
                 await asyncio.gather(io, return_exceptions=True)
@@ -203,7 +203,7 @@ class ExecChannel:
 
     async def aclose(self) -> None:
         for proc in list(self._running):
-            await _kill(proc)
+            await kill_group(proc)
 
 
 def _context(n: Notification) -> dict[str, Any]:
@@ -237,13 +237,3 @@ async def _drain(stream: asyncio.StreamReader) -> bytes:
         if len(buf) < MAX_OUTPUT:
             buf += chunk[: MAX_OUTPUT - len(buf)]
     return bytes(buf)
-
-
-async def _kill(proc: asyncio.subprocess.Process) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass  # already gone
-    except PermissionError:  # the child changed its group; kill at least the child
-        proc.kill()
-    await proc.wait()
