@@ -33,8 +33,6 @@ import json
 import math
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,10 +49,9 @@ from engine.durations import format_duration, parse_duration
 from engine.errors import Problem
 from engine.evaluator import Evaluator, Snapshot
 from engine.history import History
-from engine.journal import FORMAT_VERSION, format_ts
+from engine.journal_format import FORMAT_VERSION, format_ts
 from engine.notify.base import Notification, iso
 from engine.notify.pipeline import Pipeline
-from engine.notify.templates import Renderer
 from engine.ruletest_series import MISSING, SeriesError, parse_series
 from engine.store import fold_event, initial_state
 
@@ -274,7 +271,6 @@ class _TestFile:
     config: Config
     cases: list[_Case]
     channel_types: dict[str, str] = field(default_factory=dict)
-    renderer: Renderer | None = None  # shared by the file's tests
 
 
 # -- loading --------------------------------------------------------------------------------
@@ -286,13 +282,6 @@ class _Loader:
     def __init__(self) -> None:
         self.configs = ConfigLoader()
         self._built: dict[tuple[Any, ...], LoadResult] = {}
-        self._tmp: str | None = None
-        self._renderers: dict[tuple[str, ...], Renderer] = {}
-
-    def close(self) -> None:
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
 
     def load(self, path: str) -> tuple[_TestFile | None, list[Problem]]:
         try:
@@ -339,19 +328,7 @@ class _Loader:
         if p.problems:
             return None, p.problems
         types = {c.name: c.type for c in config.channels}
-        renderer = self._renderer(channel_files, config, types)
-        return _TestFile(path, interval, config, cases, types, renderer), []
-
-    def _renderer(
-        self, channel_files: list[str], config: Config, types: dict[str, str]
-    ) -> Renderer:
-        """The notification Renderer, shared by every test with the same channel
-        files (it reads only what they define, and caches compiled templates)."""
-        key = tuple(channel_files)
-        hit = self._renderers.get(key)
-        if hit is None:
-            hit = self._renderers[key] = Renderer(config, types)
-        return hit
+        return _TestFile(path, interval, config, cases, types), []
 
     def _config(
         self, rule_files: list[str], channel_files: list[str], collectors: list[str]
@@ -360,20 +337,12 @@ class _Loader:
         hit = self._built.get(key)
         if hit is not None:
             return hit
-        if self._tmp is None:
-            self._tmp = tempfile.mkdtemp(prefix="vigil-test-")
-        # The collectors a test provides, as a vigil.yaml: `push` collectors hold
-        # whatever they are given, which is what the series do.
-        cfg = os.path.join(self._tmp, f"vigil-{len(self._built)}.yaml")
-        lines = ["collectors:"]
-        lines += [
-            f"  - {{name: {n}, type: {'system' if n == 'system' else 'push'}}}" for n in collectors
-        ]
-        if not collectors:
-            lines = []
-        with open(cfg, "w", encoding="utf-8") as f:
-            f.write("\n".join([*lines, "data_dir: data", ""]))
-        result = self.configs.load(cfg, [*rule_files, *channel_files], env=_env(channel_files))
+        # The collectors a test provides: `push` collectors hold whatever they are
+        # given, which is what the series do.
+        types = {n: "system" if n == "system" else "push" for n in collectors}
+        result = self.configs.load(
+            None, [*rule_files, *channel_files], env=_env(channel_files), collector_types=types
+        )
         self._built[key] = result
         return result
 
@@ -771,10 +740,6 @@ class _Sim:
         self.pipeline: Pipeline | None = None
         if self.config.channels:
             self.pipeline = Pipeline(self.config, tf.channel_types)
-            # one Renderer for the file's tests: it only caches compiled templates,
-            # and compiling them for every test would cost more than the simulation
-            if tf.renderer is not None:
-                self.pipeline.renderer = tf.renderer
             self.pipeline.load_state(self.state, case.start)
 
     # -- clock ---------------------------------------------------------------------
@@ -1271,17 +1236,11 @@ def _run_case(tf: _TestFile, case: _Case) -> CaseResult:
 
 def run_file(path: str, *, loader: _Loader | None = None) -> FileResult:
     """Load and run one test file."""
-    own = loader is None
-    ld = loader or _Loader()
-    try:
-        tf, problems = ld.load(path)
-        out = FileResult(path, problems)
-        if tf is not None:
-            out.cases = [_run_case(tf, c) for c in tf.cases]
-        return out
-    finally:
-        if own:
-            ld.close()
+    tf, problems = (loader or _Loader()).load(path)
+    out = FileResult(path, problems)
+    if tf is not None:
+        out.cases = [_run_case(tf, c) for c in tf.cases]
+    return out
 
 
 def test_files(paths: Iterable[str]) -> tuple[list[str], list[Problem]]:
@@ -1308,15 +1267,44 @@ def test_files(paths: Iterable[str]) -> tuple[list[str], list[Problem]]:
 test_files.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
-def run_files(paths: Iterable[str]) -> tuple[list[FileResult], list[Problem]]:
+def run_files(paths: Iterable[str], *, jobs: int = 1) -> tuple[list[FileResult], list[Problem]]:
     """Run every test file named by `paths` (files or folders); problems with the
-    paths themselves are returned apart."""
+    paths themselves are returned apart.
+
+    With `jobs` > 1 and enough files (two a process at least, so that starting one
+    pays off), up to that many forked processes run the files, each from the state
+    this process has (nothing is re-imported); results come back in file order,
+    but their cases carry no `notifications` (those hold live objects that do not
+    pickle): failures and events are all there."""
     files, problems = test_files(paths)
+    jobs = min(jobs, len(files) // 2)
+    if jobs > 1 and _can_fork():
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            # one file at a time: files differ in size, so workers take the next free one
+            return pool.map(_run_in_worker, files, chunksize=1), problems
     loader = _Loader()
-    try:
-        return [run_file(f, loader=loader) for f in files], problems
-    finally:
-        loader.close()
+    return [run_file(f, loader=loader) for f in files], problems
+
+
+def _can_fork() -> bool:
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+_worker_loader: _Loader | None = None
+
+
+def _run_in_worker(path: str) -> FileResult:
+    global _worker_loader
+    if _worker_loader is None:  # one per worker process: it caches the files it loaded
+        _worker_loader = _Loader()
+    result = run_file(path, loader=_worker_loader)
+    for case in result.cases:
+        case.notifications = []
+    return result
 
 
 def step_values(path: str, test: str | None = None) -> tuple[float, list[dict[str, Any]]]:
@@ -1324,11 +1312,7 @@ def step_values(path: str, test: str | None = None) -> tuple[float, list[dict[st
     `path` (the first, or the one named `test`) up to its last assertion: what a
     real daemon must be fed to see the same series. Raises ValueError when the
     file is invalid or has no such test."""
-    loader = _Loader()
-    try:
-        tf, problems = loader.load(path)
-    finally:
-        loader.close()
+    tf, problems = _Loader().load(path)
     if tf is None:
         raise ValueError("; ".join(p.format() for p in problems))
     for case in tf.cases:

@@ -27,13 +27,21 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--format", choices=("text", "json", "github"), default="text")
     p.add_argument("-v", "--verbose", action="store_true", help="list every test")
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run test files in N processes (default: one per CPU; 1: in this process)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from engine.ruletest import run_files
 
-    results, path_problems = run_files(args.paths)
+    results, path_problems = run_files(args.paths, jobs=args.jobs or _cpus())
     problems = sorted(path_problems + [p for r in results for p in r.problems])
     cases = [c for r in results for c in r.cases]
     failed = [c for c in cases if not c.passed]
@@ -46,6 +54,13 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         return 2
     return 1 if failed else 0
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the CPUs this process may use
+    except AttributeError:  # not on every platform
+        return os.cpu_count() or 1
 
 
 def _color(stream: TextIO) -> bool:

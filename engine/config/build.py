@@ -11,20 +11,19 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
 from engine.config import model as m
+from engine.config import template_syntax
 from engine.config.load import MAX_BYTES, Document, Path, YamlError, load_text
 from engine.config.schema import validate as schema_validate
 from engine.config.secrets import Secret, has_ref, resolve
 from engine.durations import parse_duration, parse_size
 from engine.errors import ExprError, Problem
 from engine.expr import compile_expr
-from engine.notify import templates
 
 YAML_SUFFIXES = (".yaml", ".yml")
 # ./vigil.yaml, else the shipped example (deploy/vigil.yaml) when run from a checkout
@@ -145,11 +144,15 @@ class ConfigLoader:
         paths: Sequence[str] = (),
         *,
         env: Mapping[str, str] | None = None,
+        collector_types: Mapping[str, str] | None = None,
     ) -> LoadResult:
+        """`collector_types` (name -> type) stand in for vigil.yaml: no config file is
+        read and every other setting is its default (`vigil test`: the collectors
+        are what the test's series provide)."""
         problems: list[Problem] = []
         files: list[str] = []
         explicit_config = config_path is not None
-        if config_path is None:
+        if config_path is None and collector_types is None:
             config_path = default_config_path()
         base_dir = os.path.dirname(config_path) if config_path else "."
 
@@ -191,6 +194,8 @@ class ConfigLoader:
                 if parsed.doc is None:
                     return LoadResult(None, sorted(problems), files)
         top = _build_top(cfg_doc, base_dir, problems, env)
+        if collector_types is not None:
+            top["collectors"] = _given_collectors(collector_types)
 
         if not paths:
             rule_files = list(
@@ -423,6 +428,14 @@ def _build_top(
     return out
 
 
+def _given_collectors(types: Mapping[str, str]) -> tuple[m.CollectorConfig, ...]:
+    """Collectors given by name and type, with the defaults a vigil.yaml entry gets."""
+    out = [m.CollectorConfig(n, t, None, 10.0) for n, t in sorted(types.items())]
+    if "system" not in types:
+        out.insert(0, m.CollectorConfig("system", "system", None, 10.0))
+    return tuple(out)
+
+
 def _check_plugin(
     doc: Document, path: Path, group: str, type_name: str, name: str, problems: list[Problem]
 ) -> None:
@@ -590,7 +603,7 @@ def _build_rule(
         )
     for key in ("labels", "annotations"):
         for k, v in r.get(key, {}).items():
-            bad = templates.check(v)
+            bad = template_syntax.check(v)
             if bad is not None:
                 problems.append(doc.problem((*path, key, k), bad[0]))
     if len(problems) > start:
@@ -682,7 +695,7 @@ def _build_notify(
             template_defs[k] = (doc, ("templates", k))
             n.templates[k] = v
     for k, (tdoc, tpath) in template_defs.items():
-        bad = templates.check(n.templates[k], n.templates)
+        bad = template_syntax.check(n.templates[k], n.templates)
         if bad is not None:
             problems.append(tdoc.problem(tpath, bad[0]))
 
@@ -709,7 +722,7 @@ def _build_notify(
                 )
             tpl = c.get("templates", {})
             for tk, tv in tpl.items():
-                bad = templates.check(tv, n.templates)
+                bad = template_syntax.check(tv, n.templates)
                 if bad is not None:
                     problems.append(doc.problem((*path, "templates", tk), bad[0]))
             settings = {
@@ -746,7 +759,7 @@ def _build_notify(
         for i, r in enumerate(doc.data.get("routes", [])):
             path = ("routes", i)
             for tk, tv in r.get("templates", {}).items():
-                bad = templates.check(tv, n.templates)
+                bad = template_syntax.check(tv, n.templates)
                 if bad is not None:
                     problems.append(doc.problem((*path, "templates", tk), bad[0]))
             escal = tuple(
@@ -926,6 +939,8 @@ def _ranges(
 def _build_interval(
     doc: Document, path: Path, t: dict[str, Any], problems: list[Problem]
 ) -> m.TimeInterval:
+    import zoneinfo  # only time intervals need it
+
     tz = t.get("timezone", "UTC")
     try:
         zoneinfo.ZoneInfo(tz)

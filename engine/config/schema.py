@@ -1,13 +1,13 @@
 """JSON Schema validation with every error mapped back to file:line:column.
 
-Valid files take the fast path (fastjsonschema compiles a schema into Python);
-only a file that fails it is walked by jsonschema to collect every error with
-its path, which we then word for a person and place with the YAML marks.
+Valid files take the fast path (fastjsonschema compiles a schema into Python,
+kept on disk by schema_cache); only a file that fails it is walked by jsonschema
+to collect every error with its path, which we then word for a person and place
+with the YAML marks. jsonschema is imported only then.
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Callable, Iterable
 from functools import cache
@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import fastjsonschema
-import jsonschema
 
+from engine.config import schema_cache
 from engine.config.load import Document, format_path
 from engine.config.secrets import redact_deep
 from engine.durations import DURATION_RE
@@ -59,28 +59,52 @@ def schema_dir() -> Path:
 
 
 @cache
-def schema(name: str) -> dict[str, Any]:
+def _raw(name: str) -> bytes:
     if name not in SCHEMA_NAMES:
         raise KeyError(name)
-    with open(schema_dir() / f"{name}.schema.json", encoding="utf-8") as f:
-        loaded: dict[str, Any] = json.load(f)
-    return loaded
+    return (schema_dir() / f"{name}.schema.json").read_bytes()
 
 
 @cache
+def schema(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(_raw(name))
+    return loaded
+
+
+# The fast path only checks: defaults stay out of the data (as with jsonschema),
+# and formats are not asserted (draft-07 treats them as annotations; a bad date is
+# caught by the model builder with a better message).
+_FAST_OPTIONS: dict[str, Any] = {
+    "use_default": False,
+    "formats": {"date-time": lambda _v: True},
+}
+
+
+@cache
+def _compile(name: str) -> Callable[[Any], Any]:
+    """fastjsonschema's validator of `name`, generated in this process."""
+    return fastjsonschema.compile(schema(name), **_FAST_OPTIONS)
+
+
+@cache
+def _cached(name: str) -> Callable[[Any], Any] | None:
+    return schema_cache.load(name, _raw(name), lambda: schema(name), **_FAST_OPTIONS)
+
+
 def _fast(name: str) -> Callable[[Any], Any]:
-    # formats are not asserted (draft-07 treats them as annotations); a bad date is
-    # caught by the model builder with a better message
-    return fastjsonschema.compile(schema(name), formats={"date-time": lambda _v: True})
+    """The fast validator of `name`: from the disk cache, else compiled here."""
+    return _cached(name) or _compile(name)
 
 
 @cache
 def _slow(name: str) -> Any:
+    import jsonschema  # ~150 ms to import; only a file with errors needs it
+
     return jsonschema.Draft7Validator(schema(name))
 
 
-# Compiling a schema with fastjsonschema costs 30-300 ms, once per process; it pays
-# off from a dozen documents on. Below that, jsonschema checks each one directly.
+# Without a usable cache, compiling a schema costs 30-300 ms, once per process; it
+# pays off from a dozen documents on. Below that, jsonschema checks each one directly.
 COMPILE_AFTER = 12
 _seen: dict[str, int] = {}
 
@@ -88,9 +112,10 @@ _seen: dict[str, int] = {}
 def validate(doc: Document, name: str) -> list[Problem]:
     """Every schema error of `doc` against schema `name`, placed and worded."""
     n = _seen[name] = _seen.get(name, 0) + 1
-    if n > COMPILE_AFTER:
+    fast = _cached(name) or (_compile(name) if n > COMPILE_AFTER else None)
+    if fast is not None:
         try:
-            _fast(name)(doc.data)
+            fast(doc.data)
             return []
         except fastjsonschema.JsonSchemaException:
             pass
@@ -120,6 +145,8 @@ def _explain(doc: Document, top: Any) -> Iterable[Problem]:
         shown = redact_deep(key, err.instance)
         v = err.validator
         if v == "additionalProperties":
+            import difflib
+
             allowed = sorted(err.schema.get("properties", {}))
             extra = [k for k in err.instance if k not in err.schema.get("properties", {})]
             for k in extra:

@@ -17,13 +17,19 @@ renders `fallback_text` instead, which is plain Python and cannot fail.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import importlib.util
+import marshal
 import math
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
+from types import CodeType
 from typing import TYPE_CHECKING, Any
 
 import jinja2
@@ -32,6 +38,9 @@ from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
+
+from engine.config import disk_cache
+from engine.config.template_syntax import is_template, simple_ok
 
 if TYPE_CHECKING:
     from engine.config.model import Config, Route
@@ -217,6 +226,7 @@ def _pre_filter(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> 
             raise SecurityError(f"{name} count is capped at {MAX_RANGE}")
 
 
+@functools.cache  # one wrapper per filter for all environments: they keep no state
 def _capped_filter(name: str, f: Callable[..., Any]) -> Callable[..., Any]:
     # Jinja passes context/environment first to filters marked pass_*; the checks
     # want the filter's own arguments, so skip those.
@@ -364,25 +374,13 @@ def make_env(named: Mapping[str, str] | None = None) -> SandboxedEnvironment:
 
 _CHECK_ENV = make_env()
 
-# The shape nearly every annotation has: `{{ name.path | filter(literal, ...) }}`.
-# Text made only of such blocks is valid Jinja syntax, so it needs no full parse
-# (which costs ~0.5 ms a template: a lot for 10,000 rules). Anything else, or a
-# filter Jinja does not know, takes the full parse.
-_LIT = r"""(?:-?\d+(?:\.\d+)?|'[^'\\{}]*'|"[^"\\{}]*"|true|false|none)"""
-_FILTER = rf"\|\s*([A-Za-z_]\w*)(?:\(\s*(?:{_LIT}(?:\s*,\s*{_LIT})*)?\s*\))?\s*"
-_SIMPLE = re.compile(rf"\{{\{{-?\s*[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*\s*((?:{_FILTER})*)-?\}}\}}")
-_FILTER_NAME = re.compile(_FILTER)
-
-
-def is_template(text: str) -> bool:
-    return "{{" in text or "{%" in text or "{#" in text
-
 
 def check(text: str, known: Mapping[str, str] | None = None) -> tuple[str, int] | None:
     """A syntax or reference problem in `text` as (message, 1-based line), or None."""
     if not is_template(text):
         return None
-    if _simple_ok(text):
+    # the shape nearly every annotation has needs no full parse (template_syntax)
+    if simple_ok(text, _CHECK_ENV.filters):
         return None
     try:
         _CHECK_ENV.compile(text)  # compiling also catches unknown filters and tests
@@ -393,16 +391,6 @@ def check(text: str, known: Mapping[str, str] | None = None) -> tuple[str, int] 
         if ref is not None and (known is None or ref not in known):
             return f"unknown template {ref!r}", 1
     return None
-
-
-def _simple_ok(text: str) -> bool:
-    rest = text
-    for m in _SIMPLE.finditer(text):
-        for f in _FILTER_NAME.finditer(m.group(1)):
-            if f.group(1) not in _CHECK_ENV.filters:
-                return False
-    rest = _SIMPLE.sub("", text)
-    return not is_template(rest) and "}}" not in rest and "%}" not in rest and "#}" not in rest
 
 
 # -- rendering -------------------------------------------------------------------------
@@ -449,11 +437,71 @@ class _Compiled:
         if t is None:
             if len(self.cache) >= self.size:
                 self.cache.clear()  # rule sets are bounded; a full reset is simplest
-            t = self.cache[source] = self.env.from_string(source)
+            env = self.env
+            code = _compile(env, source)
+            t = self.cache[source] = env.template_class.from_code(
+                env, code, env.make_globals(None), None
+            )
         return t
 
 
+# Compiling a template costs ~0.7 ms (Jinja's parse and code generation, then
+# Python's compile), in every process: `vigil test` on a few hundred rules spends
+# more on it than on simulating them. The code is kept in the disk cache, keyed
+# by the source and by what shapes the code: Jinja's version, Python's bytecode
+# magic and this module (the sandbox's rewriting and options live here). Every
+# environment make_env() builds compiles a source to the same code: named
+# templates are looked up when rendering.
+
+
+@functools.cache
+def _code_base() -> str | None:
+    try:
+        own = Path(__file__).read_bytes()
+    except OSError:
+        return None
+    h = hashlib.sha256(b"jinja template\0" + jinja2.__version__.encode() + b"\0")
+    h.update(importlib.util.MAGIC_NUMBER)
+    h.update(own)
+    return h.hexdigest()[:16]
+
+
+def _compile(env: SandboxedEnvironment, source: str) -> CodeType:
+    """`env.compile(source)`, through the disk cache; raises TemplateSyntaxError."""
+    base = _code_base() if disk_cache.directory() is not None else None
+    if base is None:
+        code: CodeType = env.compile(source)
+        return code
+    key = hashlib.sha256(f"{base}\0{source}".encode("utf-8", "surrogatepass")).hexdigest()
+    entry = f"jinja-{base}/{key[:32]}"
+    payload = disk_cache.read(entry, key)
+    if payload is not None:
+        try:
+            cached = marshal.loads(payload)
+        except (EOFError, ValueError, TypeError):
+            cached = None
+        if isinstance(cached, CodeType):
+            return cached
+    code = env.compile(source)
+    disk_cache.write(entry, key, marshal.dumps(code))
+    _prune_once(f"jinja-{base}")
+    return code
+
+
+@functools.cache
+def _prune_once(keep: str) -> None:
+    disk_cache.prune("jinja-*", keep=keep)  # what other versions of this module compiled
+
+
 _ANNOTATIONS = _Compiled(make_env())
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled_for(named: tuple[tuple[str, str], ...]) -> _Compiled:
+    """The environment and compiled templates of one set of named templates,
+    shared by every Renderer of the process: a Pipeline per config (reload, each
+    `vigil test` case) then compiles the default templates once, not each time."""
+    return _Compiled(make_env(dict(named)))
 
 
 def render_annotations(
@@ -657,7 +705,17 @@ class Renderer:
     def __init__(self, config: Config, channel_types: Mapping[str, str]) -> None:
         self.config = config
         self.channel_types = dict(channel_types)
-        self._compiled = _Compiled(make_env(config.templates))
+        self._compiled = _compiled_for(tuple(sorted(config.templates.items())))
+
+    def warm(self) -> None:
+        """Compile every channel's templates now (a few ms each), at start or
+        reload, rather than on the event loop in the middle of the first burst."""
+        routes: list[Route | None] = [None, *self.config.routes]
+        for channel in self.channel_types:
+            for route in routes:
+                for source in self.sources(channel, route).values():
+                    with contextlib.suppress(*RENDER_ERRORS):
+                        self._compiled.get(source)
 
     def sources(self, channel: str, route: Route | None) -> dict[str, str]:
         """field -> template source for a channel on a route."""

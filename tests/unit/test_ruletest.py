@@ -488,11 +488,11 @@ def test_the_app_journals_what_vigil_test_predicts(tmp_path: Path) -> None:
     app = App(cfg.config, wall=lambda: clock["wall"], mono=lambda: clock["mono"])
     seen: list[dict[str, Any]] = []
 
-    async def emit(events: list[dict[str, Any]], *, durable: bool) -> list[dict[str, Any]]:
-        seen.extend(events)
-        return events
+    def submit(events: list[dict[str, Any]], *, durable: bool) -> tuple[list[Any], None]:
+        seen.extend(events)  # what the app hands its journal
+        return events, None
 
-    app._emit = emit  # type: ignore[method-assign]
+    app._submit = submit  # type: ignore[method-assign]
 
     async def drive() -> None:
         for i, q in enumerate(series["queue"]):
@@ -541,6 +541,24 @@ def test_formats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert out[-1] == "0 of 1 tests passed in 1 file(s)"
     assert main(["test", "-v", str(ROOT / "rules/tests")]) == 0
     assert 'ok "cpu above 90 is pending' in capsys.readouterr().out
+
+
+def test_the_collectors_a_test_provides_stand_in_for_vigil_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No vigil.yaml is read (not even one in the current folder): the series'
+    collectors are `push` ones, `system` is there as in the daemon."""
+    from engine.config.build import ConfigLoader
+
+    (tmp_path / "vigil.yaml").write_text("collectors: not a list\n")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rules.yaml").write_text(RULES)
+    result = ConfigLoader().load(None, ["rules.yaml"], collector_types={"app": "push"})
+    assert result.ok, result.problems
+    assert result.config is not None
+    got = [(c.name, c.type) for c in result.config.collectors]
+    assert got == [("system", "system"), ("app", "push")]
+    assert result.files == ["rules.yaml"]
 
 
 def test_missing_paths_are_usage_problems(capsys: pytest.CaptureFixture[str]) -> None:

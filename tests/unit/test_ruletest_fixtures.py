@@ -79,3 +79,14 @@ def test_many_files_invalid_wins_and_failures_are_still_reported(
     assert f'{DIR}/wrong_state.yaml:9: FAIL "queue deep fires after 2m" at 2m' in out
     assert f"{DIR}/bad_series.yaml:5:28:" in out
     assert "rules/tests/host.yaml: " in out and "tests passed" in out
+
+
+@pytest.mark.parametrize("formats", [["--format", "text", "-v"], ["--format", "json"]])
+def test_files_in_several_processes_give_the_same_output(
+    formats: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    files = [f"{DIR}/{name}.yaml" for name in FIXTURES] + ["rules/tests"]
+    serial = run(capsys, "-j", "1", *formats, *files)
+    assert run(capsys, "-j", "3", *formats, *files) == serial
+    assert serial.startswith("exit: 2\n")

@@ -116,6 +116,18 @@ def test_check_still_validates() -> None:
     assert bad is not None and bad[0].startswith("template syntax error")
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["{{ value }}", "a {{ labels.host }} b", "{{ x | nope }}", "{{ not }}", "{{ x }", "{% if %}"],
+)
+def test_the_loaders_check_without_jinja_agrees_with_the_full_check(text: str) -> None:
+    """engine/config/template_syntax.py answers the simple shapes itself."""
+    from engine.config import template_syntax
+
+    assert template_syntax.check(text) == T.check(text)
+    assert (T.check(text) is None) == (text in ("{{ value }}", "a {{ labels.host }} b"))
+
+
 # -- annotations ---------------------------------------------------------------------------
 
 
