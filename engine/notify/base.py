@@ -121,8 +121,14 @@ class Channel(Protocol):
     failures a retry may fix (timeouts, connection errors, HTTP 5xx and 429 with
     `retry_after` from Retry-After), `retryable=False` for the rest (HTTP 4xx, bad
     payload). It never retries itself, never sleeps for backoff, and never puts a
-    secret into the error message. The channel owns its clients (an
-    httpx.AsyncClient, an SMTP connection) and releases them in `aclose`.
+    secret into the error message. The channel owns its clients (an HttpClient,
+    an SMTP connection) and releases them in `aclose`.
+
+    Optional class attributes the dispatcher reads: `concurrency` (how many
+    notifications it sends at once, default 1: a channel keeping one connection,
+    such as SMTP, must not be entered twice), `uses_text` (False: title/body are
+    not rendered for it), `closes_incidents` (it also gets resolves of silenced
+    or acknowledged alerts).
     """
 
     type_name: ClassVar[str]
