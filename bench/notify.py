@@ -87,6 +87,9 @@ def receiver_main(mode: str, out: str) -> None:
     """A minimal HTTP/1.1 server with keep-alive: records each request as one JSON
     line [t, path, idempotency key, body] and answers 200 (mode `ok`) or never
     (mode `hang`: the connection stays open, the request unanswered)."""
+    # the receivers stand for services on other machines: on this one they must not
+    # take the daemon's CPU (2 cores for the daemon, 3 receivers and this bench)
+    os.nice(10)
     sink = open(out, "a")  # noqa: SIM115 - lives as long as the process
 
     class Proto(asyncio.Protocol):
@@ -443,10 +446,10 @@ def burst(s: Setup) -> dict[str, Any]:
     d = s.daemon
     time.sleep(1.0)  # a few quiet ticks first
     d.set_level(N)
-    wait(s.all_received, 30, 0.02)
+    wait(s.all_received, 30, 0.1)  # receivers stamp arrival: polling rarely costs nothing
     time.sleep(1.0)  # the probes go on a while after the burst
     fired = s.fired()
-    t0 = max(fired.values())  # one append: they all carry the same ts
+    t0 = min(fired.values())  # the first slice of the burst's appends
     lat = latencies(s, fired)
     # the burst group's run that journaled the transitions: the one that began last before t0
     start, took = max((r for r in d.probes("run-burst") if r[0] <= t0), default=(t0, 0.0))
@@ -511,7 +514,7 @@ def trickle(s: Setup) -> dict[str, Any]:
     for level in range(TRICKLE, N + 1, TRICKLE):
         d.set_level(level)
         time.sleep(0.1)
-    wait(s.all_received, 30, 0.05)
+    wait(s.all_received, 30, 0.1)
     fired = s.fired()
     lat = latencies(s, fired)
     since = min(fired.values())

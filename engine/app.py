@@ -10,14 +10,12 @@ then delivered. This module only wires; each step lives in its own module.
 from __future__ import annotations
 
 import asyncio
-import copy
-import gc
 import logging
 import os
 import signal
 import time
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,19 +23,23 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from engine import __version__
+from engine import __version__, slices
 from engine.alert_events import ALERT_EVENTS, journal_events
+from engine.alert_tally import Tally, tally
+from engine.alert_tally import steps as tally_steps
 from engine.collectors.base import Collector, create
 from engine.config.build import ConfigLoader
 from engine.config.model import Config, Rule, RuleGroup, Source
 from engine.errors import CollectorError, ConfigError
 from engine.evaluator import Evaluator, Snapshot, Transition
 from engine.expr import compile_expr
+from engine.gc_pacing import GcPacer
 from engine.history import History
 from engine.journal import Journal
 from engine.metrics import Metrics
 from engine.notify.base import Channel
 from engine.notify.dispatch import Dispatcher
+from engine.snapshot_copy import StateCopy
 from engine.state import Alert, Event, fingerprint
 from engine.store import fold_event, initial_state
 from engine.systemd import Notifier, watchdog_loop
@@ -47,7 +49,6 @@ log = logging.getLogger("vigil")
 SNAPSHOT_EVERY_EVENTS = 20_000
 SNAPSHOT_EVERY_SECONDS = 600.0
 SHUTDOWN_DRAIN_SECONDS = 5.0
-GC_FREEZE_AFTER_SECONDS = 3.0  # after ready: every group has run once (spread <= 1 s)
 _ALERT_EVENTS = ALERT_EVENTS
 
 
@@ -116,6 +117,9 @@ class App:
         self.state_version = 0  # +1 per event folded into `state`
         self.alert_versions: dict[str, int] = {}  # fingerprint -> state_version of its change
         self.metrics = Metrics()
+        self._tally_cache: tuple[int, Tally] | None = None  # (state_version, counts)
+        self._copying: StateCopy | None = None  # a snapshot being taken
+        self.gc = GcPacer(self._next_due)
         self.systemd = Notifier.from_env()
         self.dispatcher = Dispatcher(
             config, emit=self._journal_only, state=self.state, channels=channels,
@@ -293,16 +297,70 @@ class App:
         try:
             t0 = self.mono()
             snap = self.hub.snapshot(self.wall(), t0)
-            transitions = self.evaluator.run_group(group, snap)
-            self.metrics.observe_evaluation(group.name, self.mono() - t0)
+            transitions: list[Transition] = []
+            config = self.config
+            took, t = 0.0, time.perf_counter()  # evaluation time, without the pauses
+            slices.begin()
+            for _ in self.evaluator.steps(group, snap, transitions):
+                if slices.spent():
+                    took += time.perf_counter() - t
+                    await slices.pause()
+                    t = time.perf_counter()
+                    if self.config is not config:
+                        break  # a reload swapped the rules: the rest is theirs now
+            self.metrics.observe_evaluation(group.name, took + time.perf_counter() - t)
             if transitions:
                 await self._journal_transitions(transitions)
         finally:
             self._running_groups.discard(group.name)
 
     async def _journal_transitions(self, transitions: list[Transition]) -> None:
-        # the same records `vigil test` predicts (engine/alert_events.py)
-        await self._emit(journal_events(transitions, self.mono()), durable=True)
+        """Journal and notify a tick's transitions (the records `vigil test` predicts,
+        engine/alert_events.py). A burst goes in slices: each is rendered and
+        queued for the journal (in order) while earlier ones are being written;
+        each is folded and notified as soon as it is durable. So a thousand
+        alerts firing at once never hold the loop for long, and the first of
+        them are on their way before the last are rendered."""
+        now = self.mono()
+        written: deque[tuple[list[dict[str, Any]], asyncio.Future[None] | None]] = deque()
+        events: list[dict[str, Any]] = []
+        done = 0
+        self._inflight += 1
+        self.dispatcher.hold()
+        try:
+            while done < len(transitions) or written:
+                batch: list[dict[str, Any]] = []
+                while done < len(transitions) and not (batch and slices.spent()):
+                    batch += journal_events(transitions[done : done + 8], now)
+                    done += 8
+                if batch:
+                    events += batch
+                    written.append(self._submit(batch, durable=True))
+                while written and (written[0][1] is None or written[0][1].done()):
+                    stamped, fut = written.popleft()
+                    if fut is not None:
+                        fut.result()  # raises what the journal raised
+                    self._fold(stamped)
+                    await self.dispatcher.submit(stamped)
+                    if slices.spent():
+                        break
+                if done < len(transitions) or (written and written[0][1] is None):
+                    await slices.pause()
+                elif written:
+                    fut = written[0][1]
+                    assert fut is not None
+                    await asyncio.wait([fut])
+        finally:
+            self._inflight -= 1
+            self.dispatcher.release()
+        self._log_transitions(events)
+
+    def _submit(
+        self, events: list[dict[str, Any]], *, durable: bool
+    ) -> tuple[list[dict[str, Any]], asyncio.Future[None] | None]:
+        if self.journal is None:
+            return [dict(e) for e in events], None
+        return self.journal.submit(events, durable=durable)
 
     async def _journal_only(
         self, events: list[dict[str, Any]], durable: bool
@@ -310,20 +368,25 @@ class App:
         """Journal and fold, without notifying (the dispatcher's own outcomes)."""
         self._inflight += 1
         try:
-            if self.journal is not None:
-                stamped = await self.journal.append(events, durable=durable)
-            else:
-                stamped = [dict(e) for e in events]
-            for ev in stamped:
-                fold_event(self.state, ev)
-                self._changed(ev)
-                if ev["event"] == "notified":
-                    self.metrics.notification(ev.get("channel", ""), ok=True)
-                elif ev["event"] == "notify_failed":
-                    self.metrics.notification(ev.get("channel", ""), ok=False)
+            stamped, fut = self._submit(events, durable=durable)
+            if fut is not None:
+                await fut
+            self._fold(stamped)
             return stamped
         finally:
             self._inflight -= 1
+
+    def _fold(self, stamped: list[dict[str, Any]]) -> None:
+        copying = self._copying
+        for ev in stamped:
+            if copying is not None:
+                copying.before_fold(ev)
+            fold_event(self.state, ev)
+            self._changed(ev)
+            if ev["event"] == "notified":
+                self.metrics.notification(ev.get("channel", ""), ok=True)
+            elif ev["event"] == "notify_failed":
+                self.metrics.notification(ev.get("channel", ""), ok=False)
 
     def _changed(self, ev: Mapping[str, Any]) -> None:
         """Versions for readers that cache what they derive from the state (the API's
@@ -338,10 +401,19 @@ class App:
             else:
                 self.alert_versions.pop(fp, None)
 
-    async def _emit(self, events: list[dict[str, Any]], *, durable: bool) -> list[dict[str, Any]]:
+    async def _emit(
+        self, events: list[dict[str, Any]], *, durable: bool, quiet: bool = False
+    ) -> list[dict[str, Any]]:
         """Journal first (durable before anything is notified), then fold and notify."""
         stamped = await self._journal_only(events, durable)
-        alert_events = [ev for ev in stamped if ev["event"] in _ALERT_EVENTS]
+        if not quiet:
+            self._log_transitions(stamped)
+        await self.dispatcher.submit(stamped)
+        return stamped
+
+    @staticmethod
+    def _log_transitions(events: list[dict[str, Any]]) -> None:
+        alert_events = [ev for ev in events if ev["event"] in _ALERT_EVENTS]
         if len(alert_events) <= 20:
             for ev in alert_events:
                 labels = ",".join(f"{k}={v}" for k, v in sorted(ev.get("labels", {}).items()))
@@ -356,8 +428,6 @@ class App:
                 ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())),
                 ", ".join(f"{r} ({n})" for r, n in rules),
             )  # fmt: skip
-        await self.dispatcher.submit(stamped)
-        return stamped
 
     async def emit(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Journal commands (acks, silences, audits) durably, then deliver."""
@@ -371,16 +441,24 @@ class App:
 
     async def maybe_snapshot(self, *, force: bool = False) -> None:
         j = self.journal
-        if j is None or self._inflight:
+        if j is None or self._inflight or self._copying is not None:
             return  # appended events not folded yet: the state would lag its seq
         seq, at = self._last_snapshot
         due = (
             j.last_seq - seq >= SNAPSHOT_EVERY_EVENTS or self.mono() - at >= SNAPSHOT_EVERY_SECONDS
         )
         if j.last_seq > seq and (force or due):
-            state, last = copy.deepcopy(self.state), j.last_seq
+            last = j.last_seq
             self._last_snapshot = (last, self.mono())
-            await j.write_snapshot(state, last)
+            # copy-on-write, in slices: events folded meanwhile keep it at `last`
+            self._copying = copy = StateCopy(self.state, last)
+            try:
+                slices.begin()
+                for _ in copy.steps():
+                    await slices.check()
+            finally:
+                self._copying = None
+            await j.write_snapshot_encoded(copy.encoded(), last)
             j.compact()
 
     # -- reload ------------------------------------------------------------------------
@@ -446,6 +524,7 @@ class App:
 
     async def _swap(self, new: Config, by: str) -> None:
         old = self.config
+        self.gc.thaw_soon()  # what the old configuration leaves in cycles
         snap = self.hub.snapshot(self.wall(), self.mono())
         # collectors: keep the unchanged ones (and their connections, primed counters)
         old_cc = {c.name: c for c in old.collectors}
@@ -574,12 +653,25 @@ class App:
 
     # -- lifecycle --------------------------------------------------------------------------
     def summary(self) -> str:
-        alerts = self.state["alerts"].values()
-        firing = sum(1 for a in alerts if a.get("state") == "firing")
-        pending = sum(1 for a in alerts if a.get("state") == "pending")
+        t = self._tally_cache
+        if t is None or t[0] != self.state_version:
+            t = self._tally_cache = (self.state_version, tally(list(self.state["alerts"].values())))
+        firing, pending = t[1].count("firing"), t[1].count("pending")
         down = f", {len(self.hub.down)} collectors down" if self.hub.down else ""
         bad = ", last reload rejected" if not self.last_reload["ok"] else ""
         return f"{len(self.config.rules())} rules, {firing} firing, {pending} pending{down}{bad}"
+
+    async def _tally(self) -> Tally:
+        """The alert counts, computed in slices and kept until the state changes."""
+        t = self._tally_cache
+        if t is not None and t[0] == self.state_version:
+            return t[1]
+        version, out = self.state_version, Tally()
+        slices.begin()
+        for _ in tally_steps(list(self.state["alerts"].values()), out):
+            await slices.check()
+        self._tally_cache = (version, out)
+        return out
 
     def request_reload(self, by: str = "SIGHUP") -> None:
         task = asyncio.get_running_loop().create_task(self.reload(by=by))
@@ -609,6 +701,7 @@ class App:
         self.scheduler.start()
         api_server = await self._serve_api() if serve_api else None
         watcher = self._watch() if watch else None
+        self.gc.freeze_startup()
         self.ready = True
         self.systemd.ready(self.summary())
         log.info(
@@ -619,7 +712,7 @@ class App:
             asyncio.create_task(watchdog_loop(self.systemd, self.stopping), name="watchdog"),
             asyncio.create_task(self._snapshots(), name="snapshots"),
             asyncio.create_task(self._status_loop(), name="status"),
-            asyncio.create_task(self._freeze_startup_heap(), name="gc-freeze"),
+            asyncio.create_task(self.gc.run(), name="gc-pacing"),
         ]
         await self.stopping.wait()
         self.ready = False
@@ -636,51 +729,25 @@ class App:
         await self.shutdown()
         return 0
 
-    async def _freeze_startup_heap(self) -> None:
-        """Once start-up is over (configuration, replayed state, the first evaluation
-        of every group), move what it built out of the garbage collector's sight.
-
-        A full collection walks every container object: with 10,000 rules and
-        alerts that is a few hundred thousand objects and 100-400 ms with the loop
-        stopped, at moments the allocation rate decides (API traffic makes them
-        frequent): evaluations due meanwhile run late. What start-up built lives
-        as long as the process (modules, rules, alert state), so it is frozen
-        once; reference counting still frees it, only its cycles are not looked
-        for again (a configuration replaced by a reload leaves a few dozen)."""
-        await asyncio.sleep(GC_FREEZE_AFTER_SECONDS)
-        t0 = time.perf_counter()
-        gc.collect()
-        gc.freeze()
-        log.debug(
-            "froze %d start-up objects in %.0f ms",
-            gc.get_freeze_count(),
-            (time.perf_counter() - t0) * 1000,
-        )
+    def _next_due(self) -> float | None:
+        """Seconds until the scheduler's next job (the garbage collector's gap)."""
+        if self.scheduler is None:
+            return None
+        times = [j.next_run_time for j in self.scheduler.get_jobs() if j.next_run_time]
+        return min(times).timestamp() - self.wall() if times else None
 
     async def _status_loop(self) -> None:
         last = ""
         while True:
             await asyncio.sleep(5.0)
+            counts = await self._tally()
             text = self.summary()
             if text != last:
                 self.systemd.status(text)
                 last = text
-            self.metrics.set_alerts(self.state["alerts"].values())
-            self.metrics.set_rules(self._rule_states())
+            self.metrics.set_alert_counts(counts.by_state_severity)
+            self.metrics.set_rules(counts.rule_states(self.config.rules()))
             self.metrics.sync_channels(self.dispatcher.status())
-
-    def _rule_states(self) -> dict[str, int]:
-        """Rules by their worst alert: firing > pending > inactive; and disabled."""
-        worst: dict[str, str] = {}
-        for a in self.state["alerts"].values():
-            rid, st = a.get("rule"), a.get("state")
-            if isinstance(rid, str) and (st == "firing" or worst.get(rid) is None):
-                worst[rid] = str(st)
-        counts = {"firing": 0, "pending": 0, "inactive": 0, "disabled": 0}
-        for r in self.config.rules():
-            state = "disabled" if not r.enabled else worst.get(r.id, "inactive")
-            counts[state] = counts.get(state, 0) + 1
-        return counts
 
     async def _serve_api(self) -> Any:
         from engine.api.server import bound_address, create_app, serve

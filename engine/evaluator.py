@@ -19,6 +19,8 @@ from engine.history import History
 from engine.state import IDLE, Alert, Event, Result, fingerprint, is_idle, step
 
 _NO_LABELS: Mapping[str, str] = MappingProxyType({})
+# rules or `each` elements per piece of Evaluator.steps: ~0.1-0.5 ms of work
+STEP = 64
 _NO_DATA = Result("no_data")
 _FALSE = Result("value", matched=False)
 
@@ -102,16 +104,25 @@ class Evaluator:
     def run_group(self, group: RuleGroup, snap: Snapshot) -> list[Transition]:
         """One evaluation of every enabled rule of `group`: the transitions to journal."""
         out: list[Transition] = []
+        for _ in self.steps(group, snap, out):
+            pass
+        return out
+
+    def steps(self, group: RuleGroup, snap: Snapshot, out: list[Transition]) -> Iterator[None]:
+        """run_group in pieces: appends transitions to `out` and yields every STEP
+        rules or `each` elements, so that the daemon can let its event loop run
+        between pieces of a large group (other groups' ticks stay on time)."""
         base = EvalScope(values=snap.values, now=snap.wall, history=self.history)
         available = snap.values.keys() - snap.down if snap.down else snap.values.keys()
         alerts = self.alerts
         mono = snap.mono
+        n = 0
         for rule in group.rules:
             if not rule.enabled:
                 continue
             _, fp, reads = self._plan_of(rule)
             if rule.compiled_each is not None:
-                self._run_each(rule, base, reads <= available, snap, out)
+                yield from self._run_each(rule, base, reads <= available, snap, out)
                 continue
             # the hot path: one plain rule, usually quiet
             prev = alerts.get(fp)
@@ -121,7 +132,9 @@ class Evaluator:
                 self._keep(fp, alert, events)
             for ev in events:
                 out.append(Transition(ev, rule, snap.wall))
-        return out
+            n += 1
+            if n % STEP == 0:
+                yield
 
     def _keep(self, fp: str, alert: Alert, events: tuple[Event, ...]) -> None:
         if alert is IDLE or is_idle(alert) or (alert.state == "resolved" and not events):
@@ -131,11 +144,13 @@ class Evaluator:
 
     def _run_each(
         self, rule: Rule, base: EvalScope, has_data: bool, snap: Snapshot, out: list[Transition]
-    ) -> None:
+    ) -> Iterator[None]:
         seen: set[str] = set()
         for fp, labels, result in self._each_instances(rule, base, has_data, snap):
             seen.add(fp)
             self._step(rule, fp, labels, result, snap, out)
+            if len(seen) % STEP == 0:
+                yield
         known = self._each_fps.setdefault(rule.id, set())
         # an instance that vanished (a disk unmounted, a target removed) is over: it
         # resolves whatever the no_data policy, which is about metrics going missing

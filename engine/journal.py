@@ -39,7 +39,6 @@ import asyncio
 import collections
 import contextlib
 import fcntl
-import functools
 import json
 import json.encoder
 import os
@@ -50,12 +49,12 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from engine.config.model import LogConfig
-from engine.config.secrets import Secret
 from engine.errors import JournalError, JournalLocked
+from engine.journal_format import FORMAT_VERSION, format_ts, parse_ts
+from engine.json_text import compact_json, compact_json_ascii
 
 __all__ = [
     "ACTIVE",
@@ -77,7 +76,6 @@ __all__ = [
     "verify",
 ]
 
-FORMAT_VERSION = 1
 ACTIVE = "alerts.jsonl"
 LOCK = "lock"
 DEFAULT_RETENTION = 30 * 86400.0
@@ -103,39 +101,22 @@ _NO_WAIT, _WAIT_WRITE, _WAIT_FSYNC = 0, 1, 2
 # --------------------------------------------------------------------- format
 
 
-def _default(o: object) -> object:
-    """JSON for what json does not know; a Secret never reaches the disk."""
-    if isinstance(o, Secret):
-        return "***"
-    if isinstance(o, Mapping):
-        return dict(o)
-    if isinstance(o, set | frozenset):
-        return sorted(o, key=str)
-    raise TypeError(f"a {type(o).__name__} cannot be written to the journal")
+_encode = compact_json
+_encode_ascii = compact_json_ascii
 
 
-def _make_encoder(ensure_ascii: bool) -> Callable[[object], str]:
-    """Compact JSON text of an object, Secrets redacted.
-
-    Calls CPython's C encoder directly: JSONEncoder.encode() builds a new one
-    on every call, which is half the cost of a typical event. No circular
-    check (a cycle raises RecursionError): events are trees.
-    """
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is not None:
-        # these are the C quoting functions whenever the C encoder exists
-        quote = (
-            json.encoder.encode_basestring_ascii if ensure_ascii else json.encoder.encode_basestring
-        )
-        it = make(None, _default, quote, None, ":", ",", False, False, True)
-        return lambda o: "".join(it(o, 0))
-    return json.JSONEncoder(
-        ensure_ascii=ensure_ascii, separators=(",", ":"), default=_default
-    ).encode
+def encode_json(obj: Any) -> bytes:
+    """Compact JSON as the journal writes it (lone surrogates as \\u escapes)."""
+    try:
+        return _encode(obj).encode("utf-8")
+    except UnicodeEncodeError:
+        return _encode_ascii(obj).encode("ascii")
 
 
-_encode = _make_encoder(ensure_ascii=False)
-_encode_ascii = _make_encoder(ensure_ascii=True)
+def _seal_encoded(body: bytes) -> bytes:
+    """An encoded JSON object (`{...}`) as one checksummed line."""
+    head = body[:-1]
+    return b'%s,"crc":"%08x"}\n' % (head, zlib.crc32(head))
 
 
 def _seal(obj: Mapping[str, Any]) -> bytes:
@@ -147,25 +128,6 @@ def _seal(obj: Mapping[str, Any]) -> bytes:
         body = _encode_ascii(obj).encode("ascii")
     head = body[:-1]
     return b'%s,"crc":"%08x"}\n' % (head, zlib.crc32(head))
-
-
-@functools.lru_cache(maxsize=8)
-def _second(sec: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-
-
-def format_ts(t: float) -> str:
-    """UTC ISO-8601 with milliseconds: 2026-11-22T20:00:00.123Z."""
-    sec, ms = divmod(round(t * 1000), 1000)
-    return f"{_second(sec)}.{ms:03d}Z"
-
-
-def parse_ts(ts: str) -> float:
-    """Seconds since the epoch for a journal timestamp (any ISO-8601; naive means UTC)."""
-    d = datetime.fromisoformat(ts)
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=UTC)
-    return d.timestamp()
 
 
 class _BadLine(Exception):
@@ -710,10 +672,22 @@ class Journal:
         fsyncs. Raises JournalError if the journal cannot write (disk full, I/O
         error); after that every append fails until the journal is reopened.
         """
+        stamped, done = self.submit(events, durable=durable)
+        if done is not None:
+            await done
+        return stamped
+
+    def submit(
+        self, events: Sequence[Mapping[str, Any]], *, durable: bool = True
+    ) -> tuple[list[Event], asyncio.Future[None] | None]:
+        """append() without waiting: the events are stamped and queued now (so
+        their order is the order of the calls) and the future, if any, is done
+        when they are as durable as the policy promises. Raises as append() does.
+        """
         if self._lock_fd is None or self._failed is not None or self._closing:
             self._check_usable()  # raises the right error
         if not events:
-            return []
+            return [], None
         blob, stamped = self._stamp(events)
         writer, wake = self._writer, self._wake
         if writer is None or wake is None or writer.done():
@@ -724,12 +698,11 @@ class Journal:
         level = self._level_durable if durable else self._level_other
         if level == _NO_WAIT:
             wake.set()
-            return stamped
+            return stamped, None
         fut: asyncio.Future[None] = writer.get_loop().create_future()
         (self._sync_waiters if level == _WAIT_FSYNC else self._write_waiters).append(fut)
         wake.set()
-        await fut
-        return stamped
+        return stamped, fut
 
     def append_sync(
         self, events: Sequence[Mapping[str, Any]], *, durable: bool = True
@@ -961,6 +934,22 @@ class Journal:
         await asyncio.get_running_loop().run_in_executor(
             self._executor, self._store_snapshot, blob, seq
         )
+        return os.path.join(self.data_dir, f"snapshot-{seq:012d}.json")
+
+    async def write_snapshot_encoded(self, state_json: bytes, seq: int) -> str:
+        """write_snapshot() of a state already encoded as JSON (see
+        engine/snapshot_copy.py); the line is sealed off the event loop."""
+        self._check_usable()
+        if not 0 <= seq <= self._seq:
+            raise ValueError(f"snapshot seq {seq} is not within the log (last seq {self._seq})")
+        head = b'{"v":%d,"seq":%d,"state":%s}' % (FORMAT_VERSION, seq, state_json)
+        await self.flush()
+        assert self._executor is not None
+
+        def store() -> None:
+            self._store_snapshot(_seal_encoded(head), seq)
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, store)
         return os.path.join(self.data_dir, f"snapshot-{seq:012d}.json")
 
     def write_snapshot_sync(self, state: Mapping[str, Any], seq: int) -> str:

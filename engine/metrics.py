@@ -158,6 +158,10 @@ class Metrics:
         for a in alerts:
             key = (str(a.get("state")), str(a.get("severity")))
             counts[key] = counts.get(key, 0) + 1
+        self.set_alert_counts(counts)
+
+    def set_alert_counts(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """Active alerts per (state, severity), counted by the caller."""
         for key in self._alert_keys - set(counts):
             self.alerts.labels(*key).set(0)
         for key, n in counts.items():

@@ -112,7 +112,7 @@ async def serve(app: Starlette, host: str, port: int) -> tuple[uvicorn.Server, a
         access_log=False,
         server_header=False,
         proxy_headers=False,  # nothing forwards to us; never trust X-Forwarded-For
-        http="h11",
+        http="httptools",  # C parser: a fraction of h11's CPU per request
         ws="none",
         timeout_keep_alive=5,
         timeout_graceful_shutdown=5,

@@ -13,7 +13,7 @@ so a slow or dead channel delays only itself. Every outcome is journaled through
 `emit`; the pipeline hears it too, so a group counts as sent only once delivered.
 
 The pipeline's work runs on the event loop that also runs the evaluation ticks,
-so it is done in slices of about SLICE seconds: `submit` does one slice at once
+so it is done in the loop's shared time slices (engine/slices.py): `submit` does one slice at once
 (all of a usual handful of events), the timer task does the rest of a burst
 (a thousand alerts firing together), yielding to the loop between slices.
 """
@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import registry
+from engine import registry, slices
 from engine.config.model import Channel as ChannelConfig
 from engine.config.model import Config
 from engine.errors import DeliveryError, VigilError
@@ -45,7 +45,6 @@ log = logging.getLogger("vigil.notify")
 Emit = Callable[[list[dict[str, Any]], bool], Awaitable[list[dict[str, Any]]]]
 _Item = tuple[Notification, "asyncio.Future[Outcome] | None"]  # future: send_test waits
 
-SLICE = 0.002  # seconds of pipeline work before yielding to the event loop
 CHUNK = 16  # events ingested, or groups settled, between clock checks
 PUMP = 1  # notifications taken from due() between clock checks (one may hold 1,000 alerts)
 
@@ -58,8 +57,8 @@ class _Worker:
     error: str | None  # why `channel` could not be built
     queue: BoundedQueue[_Item]
     breaker: Breaker
-    task: asyncio.Task[None] | None = None
-    busy: bool = False
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    busy: int = 0  # sends in flight
     stopped: bool = False  # removed by a reload: the worker ends
     retired: list[Channel] = field(default_factory=list)  # replaced on reload, close when idle
     sent: int = 0
@@ -118,6 +117,7 @@ class Dispatcher:
         self._background: set[asyncio.Task[None]] = set()  # closing retired channels
         self._early: list[dict[str, Any]] = []  # submitted before start
         self._stopping = False
+        self._holds = 0  # bursts being submitted in slices: flush no group yet
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -130,21 +130,22 @@ class Dispatcher:
             self.config, self._types(), closing=self._closing(), textless=self._textless()
         )
         self.pipeline.load_state(state if state is not None else self.state, self.wall())
+        self.pipeline.renderer.warm()
         for w in self.workers.values():
-            w.task = asyncio.create_task(self._run(w), name=f"vigil-notify-{w.name}")
+            self._spawn(w)
         self._timer_task = asyncio.create_task(self._timer(), name="vigil-notify-timer")
         self._emitter_task = asyncio.create_task(self._emitter(), name="vigil-notify-journal")
         if self._early:
             early, self._early = self._early, []
             await self.submit(early)
-        self._work(time.perf_counter() + SLICE)
+        self._work()
         self._wake.set()
 
     async def aclose(self) -> None:
         """Stop: let queued notifications go out for up to `drain_timeout`
         seconds, then cancel; close channels; journal the outcomes so far."""
         if self.pipeline is not None:
-            self._work(float("inf"))  # what was submitted is queued before the timer stops
+            self._work(bounded=False)  # what was submitted is queued before the timer stops
         self._stopping = True  # the timer stops: nothing new becomes due
         self._wake.set()
         deadline = time.monotonic() + self.drain_timeout
@@ -152,7 +153,7 @@ class Dispatcher:
             len(w.queue) or w.busy for w in self.workers.values()
         ):
             await asyncio.sleep(0.01)
-        tasks = [w.task for w in self.workers.values() if w.task is not None]
+        tasks = [t for w in self.workers.values() for t in w.tasks]
         await _cancel([*tasks, *([self._timer_task] if self._timer_task else [])])
         for w in self.workers.values():
             for ch in (*w.retired, *([w.channel] if w.channel else [])):
@@ -169,7 +170,7 @@ class Dispatcher:
         changed ones are rebuilt (queued notifications carry over); removed ones
         stop. Group state of unchanged routes is kept (Pipeline.reconfigure)."""
         if self.pipeline is not None:
-            self._work(float("inf"))  # events submitted under the old config first
+            self._work(bounded=False)  # events submitted under the old config first
         new = {c.name: c for c in config.channels}
         for name in list(self.workers):
             if name not in new:
@@ -179,7 +180,7 @@ class Dispatcher:
             if w is None:
                 w = self.workers[name] = self._worker(cfg)
                 if self.pipeline is not None:
-                    w.task = asyncio.create_task(self._run(w), name=f"vigil-notify-{name}")
+                    self._spawn(w)
             elif (cfg.type, cfg.settings) != (w.config.type, w.config.settings):
                 fresh = self._worker(cfg)
                 if w.channel is not None:
@@ -199,7 +200,8 @@ class Dispatcher:
                 closing=self._closing(),
                 textless=self._textless(),
             )
-            self._work(time.perf_counter() + SLICE)
+            self.pipeline.renderer.warm()
+            self._work()
             self._wake.set()
 
     # -- the Notifier protocol ------------------------------------------------------------
@@ -212,7 +214,17 @@ class Dispatcher:
             self._early.extend(events)
             return
         self._inbox.extend(events)
-        self._work(time.perf_counter() + SLICE)
+        # a usual handful of events is done at once; a burst's slice goes on in the timer
+        self._work(bounded=len(self._inbox) > CHUNK)
+        self._wake.set()
+
+    def hold(self) -> None:
+        """More of one burst is coming (submitted slice by slice): take it all in
+        before any group is flushed, so a group gets the whole burst at once."""
+        self._holds += 1
+
+    def release(self) -> None:
+        self._holds -= 1
         self._wake.set()
 
     def wake(self) -> None:
@@ -338,8 +350,8 @@ class Dispatcher:
 
     def _retire(self, w: _Worker) -> None:
         w.stopped = True
-        if w.task is not None:
-            w.task.cancel()
+        for t in w.tasks:
+            t.cancel()
         for n, fut in w.queue.drain():
             if fut is not None and not fut.done():
                 fut.set_result(Outcome(False, 0, "channel removed by reload"))
@@ -358,12 +370,12 @@ class Dispatcher:
 
     # -- tasks --------------------------------------------------------------------------
 
-    def _work(self, end: float) -> bool:
+    def _work(self, bounded: bool = True) -> bool:
         """Ingest submitted events, settle the groups they touched, then queue due
-        notifications, a few at a time, until all is done (False) or the
-        perf_counter() time `end` has passed (True: more to do). The first chunk
-        is always done. Nothing is taken from due() while events wait: a group
-        gets all of a burst's alerts at once."""
+        notifications, a few at a time, until all is done (False) or, if
+        `bounded`, the loop's time slice is used up (True: more to do; see
+        engine/slices.py). The first chunk is always done. Nothing is taken
+        from due() while events wait: a group gets all of a burst's alerts at once."""
         p = self.pipeline
         assert p is not None
         inbox = self._inbox
@@ -372,9 +384,9 @@ class Dispatcher:
                 now = self.wall()
                 for _ in range(min(CHUNK, len(inbox))):
                     p.ingest(inbox.popleft(), now)
-            elif p.settle(CHUNK) and not self._pump(PUMP):
+            elif p.settle(CHUNK) and (self._holds > 0 or not self._pump(PUMP)):
                 return False
-            if time.perf_counter() >= end:
+            if bounded and slices.spent():
                 return True
 
     def _pump(self, limit: int | None = None) -> bool:
@@ -400,8 +412,8 @@ class Dispatcher:
         assert self.pipeline is not None
         while not self._stopping:
             self._wake.clear()
-            while self._work(time.perf_counter() + SLICE) and not self._stopping:
-                await asyncio.sleep(0)  # a burst: let the evaluation loop run between slices
+            while self._work() and not self._stopping:
+                await slices.pause()  # a burst: let the evaluation loop run between slices
             deadline = self.pipeline.next_deadline()
             timeout = None if deadline is None else max(0.0, deadline - self.wall()) + 0.002
             # asyncio.timeout, not wait_for: 3.11's wait_for drops a cancel that
@@ -420,15 +432,27 @@ class Dispatcher:
         except (VigilError, OSError) as e:
             log.error("could not journal %d notification events: %s", len(events), e)
 
+    def _spawn(self, w: _Worker) -> None:
+        """The channel's sender tasks: as many as its type sends at once (HTTP
+        channels several, so that a thousand groups do not queue behind one
+        round trip each). A group's notifications still go one at a time: the
+        pipeline has at most one of each group in flight."""
+        width = max(1, int(getattr(type(w.channel), "concurrency", 1)))
+        w.tasks = [
+            asyncio.create_task(self._run(w), name=f"vigil-notify-{w.name}-{i}")
+            for i in range(width)
+        ]
+
     async def _run(self, w: _Worker) -> None:
         while not w.stopped:  # on aclose it drains its queue until cancelled
             n, fut = await w.queue.get()
-            w.busy = True
+            w.busy += 1
             try:
                 outcome = await self._deliver(w, n)
             finally:
-                w.busy = False
-                self._close_retired(w)
+                w.busy -= 1
+                if not w.busy:
+                    self._close_retired(w)
             if fut is not None and not fut.done():
                 fut.set_result(outcome)
             self._report(w, n, outcome)

@@ -41,6 +41,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from engine.config.model import Config, Route, Rule, Silence, TimeInterval
+from engine.json_text import compact_json, compact_json_ascii
 from engine.notify import router, templates
 from engine.notify.base import AlertView, Notification, iso
 from engine.notify.timeintervals import muted
@@ -65,9 +66,7 @@ DIGEST_LIST_MAX = 100  # alerts a digest's body lists by name
 
 def group_key(channel: str, route_index: int, labels: Mapping[str, str]) -> str:
     """`<channel>|<route index>|{"label":"value",...}` with labels sorted."""
-    return f"{channel}|{route_index}|" + json.dumps(
-        dict(sorted(labels.items())), ensure_ascii=False, separators=(",", ":")
-    )
+    return f"{channel}|{route_index}|" + compact_json(dict(sorted(labels.items())))
 
 
 def idempotency_key(channel: str, gkey: str, alerts: Iterable[AlertView]) -> str:
@@ -79,7 +78,7 @@ def idempotency_key(channel: str, gkey: str, alerts: Iterable[AlertView]) -> str
         [a.fingerprint, a.status, _iso(a.starts_at), *(["ack"] if a.acknowledged else [])]
         for a in alerts
     )
-    raw = json.dumps([channel, gkey, items], separators=(",", ":"))
+    raw = compact_json_ascii([channel, gkey, items])
     return hashlib.sha256(raw.encode()).hexdigest()
 
 

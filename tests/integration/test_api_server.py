@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -94,5 +95,40 @@ def test_busy_port_is_an_oserror_not_an_exit() -> None:
             app = create_app(FakeFacade(), api_config(), registry=Metrics().registry)
             with pytest.raises(OSError):
                 await serve(app, "127.0.0.1", port)
+
+    asyncio.run(main())
+
+
+def test_a_large_listing_arrives_whole_over_a_slow_reader() -> None:
+    """Bodies over PIECE bytes are written piecewise; the client sees one body
+    of the declared length, also when it reads slowly (flow control)."""
+    from engine.api.routes import PIECE
+
+    async def main() -> None:
+        facade = FakeFacade()
+        for i in range(3000):
+            facade.add_alert("cpu", {"host": f"web-{i:05d}", "pad": "x" * 60})
+        app = create_app(facade, api_config(), registry=Metrics().registry)
+        server, task = await serve(app, "127.0.0.1", 0)
+        port = bound_address(server)[1]
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            token = bearer("viewer")["Authorization"]
+            writer.write(
+                f"GET /api/v1/alerts HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n"
+                "Connection: close\r\n\r\n".encode()
+            )
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            assert length > 2 * PIECE and b"transfer-encoding" not in head.lower()
+            body = b""
+            while chunk := await reader.read(16 * 1024):
+                body += chunk
+                await asyncio.sleep(0.001)  # a slow reader
+            writer.close()
+            assert len(body) == length
+            assert len(json.loads(body)["alerts"]) == 3000
+        finally:
+            await stop(server, task)
 
     asyncio.run(main())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -251,3 +252,30 @@ def test_appends_racing_rotation_never_see_a_closed_journal(tmp_path: Path) -> N
     run(tmp_path, "transitions", body, segment_bytes=150)
     assert len(list(tmp_path.glob("alerts-*.jsonl"))) >= 60  # a rotation per durable batch
     assert [e["seq"] for e in iter_events(tmp_path)] == list(range(1, written[0] + 1))
+
+
+def test_a_copied_state_snapshot_replays_like_a_plain_one(tmp_path: Path) -> None:
+    from engine.snapshot_copy import StateCopy
+    from engine.store import fold_event, initial_state
+
+    state = initial_state()
+
+    async def body(j: Journal, fs: Fsyncs) -> None:
+        events = [
+            {"event": "firing", "alert": f"a{i}", "rule": "r", "labels": {"x": "\udcff"}}
+            for i in range(600)
+        ]
+        for e in await j.append(events):
+            fold_event(state, e)
+        copy = StateCopy(state, j.last_seq)
+        for _ in copy.steps():
+            pass
+        path = await j.write_snapshot_encoded(copy.encoded(), j.last_seq)
+        assert Path(path).name == "snapshot-000000000600.json"
+
+    run(tmp_path, "transitions", body)
+    j = Journal(tmp_path, LogConfig())
+    r = j.open()
+    assert (r.snapshot_seq, r.events, r.last_seq) == (600, [], 600)
+    assert r.state == json.loads(json.dumps(state))  # the lone surrogate survives as JSON has it
+    j.close_sync()

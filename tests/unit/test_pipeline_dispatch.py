@@ -493,3 +493,49 @@ def test_aclose_drains_queued_notifications() -> None:
         assert time.monotonic() - t0 < 2.0  # done when drained, not at the timeout
 
     run(main)
+
+
+# -- concurrency ----------------------------------------------------------------------------------
+
+
+class WideChannel(FakeChannel):
+    concurrency: ClassVar[int] = 3
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.inflight = 0
+        self.most = 0
+
+    async def send(self, n: Notification) -> None:
+        self.inflight += 1
+        self.most = max(self.most, self.inflight)
+        try:
+            await super().send(n)
+        finally:
+            self.inflight -= 1
+
+
+def test_a_channel_sends_as_many_at_once_as_it_says_and_a_group_stays_in_order() -> None:
+    async def main() -> None:
+        wide = WideChannel("ops")
+        route = R("ops", group_by=("host",), group_interval=0.05)
+        d, _, _ = setup(route, channels={"ops": wide})
+        gate = wide.gate = asyncio.Event()
+        await d.start()
+        now = time.time()
+        await d.submit([fire(f"a{i}", now, host=str(i)) for i in range(6)])
+        await until(lambda: wide.inflight == 3)
+        # a0 resolves while its firing notification is still being sent
+        await d.submit([{**fire("a0", now, host="0"), "event": "resolved", "ends_at": now}])
+        await asyncio.sleep(0.1)  # past group_interval: the resolve is due
+        assert wide.inflight == 3  # not more: the rest wait in the queue
+        gate.set()
+        await until(lambda: len(wide.sent) == 7)
+        assert wide.most == 3
+        # the pipeline has one notification per group in flight: the resolve
+        # went out after its firing, never beside or before it
+        a0 = [n.status for n in wide.sent if n.alerts[0].fingerprint == "a0"]
+        assert a0 == ["firing", "resolved"]
+        await d.aclose()
+
+    run(main)
