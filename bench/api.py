@@ -44,11 +44,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import itertools
 
 import httpx
 import psutil
+from machine import cpu_ticks, steal_pct
 
 from engine.api.routes import encode
 from engine.api.server import bound_address, create_app, serve
@@ -333,10 +335,12 @@ def real_daemon(args: argparse.Namespace) -> None:
             load.start()
             time.sleep(1.5)  # the child's interpreter start-up; its clients begin after it
             t_load = time.perf_counter()
+            steal0 = cpu_ticks()
             c2 = tick_count(d.http)
             cpu0 = sum(proc.cpu_times()[:2])
             done, times = q.get(timeout=args.load_seconds + 120)
             t_load_end = time.perf_counter()
+            steal1 = cpu_ticks()
             cpu = sum(proc.cpu_times()[:2]) - cpu0
             c3 = tick_count(d.http)
             load.join(10)
@@ -362,7 +366,9 @@ def real_daemon(args: argparse.Namespace) -> None:
             print(
                 f"target tick delay <= {TICK_TARGET_MS:.0f} ms extra under load: {verdict} it "
                 f"(max {extra:.1f} ms; load average {os.getloadavg()[0]:.2f} "
-                f"on {os.cpu_count()} CPUs)"
+                f"on {os.cpu_count()} CPUs; the hypervisor took {steal_pct(steal0, steal1):.0f}% "
+                "of the machine's CPU time meanwhile (vCPU steal, /proc/stat), which delays "
+                "the loop whatever it does)"
             )
         finally:
             d.stop()

@@ -198,7 +198,7 @@ def step(
     # Steady firing: the condition still holds with the same value. `streak` only
     # gates pending and `last_true` only feeds keep_firing_for, so when that is 0
     # there is nothing to record and the alert stays the same object.
-    elif (
+    elif (  # noqa: SIM114 - two shortcuts, each with its own reason
         result.kind == "value"
         and prev is not None
         and prev.state == "firing"
@@ -206,7 +206,22 @@ def step(
         and not prev.no_data
         and prev.error is None
         and not prev.flapping
+        and (not prev.changes or prev.changes[0] > now - rule.flapping.window)
         and _same(result.value, prev.value)
+    ):
+        return prev, NO_EVENTS
+    # Still no data (a metric a test or a collector does not provide): a quiet
+    # alert marked no_data stays as it is under `ok` and `keep`.
+    elif (
+        result.kind == "no_data"
+        and prev is not None
+        and prev.no_data
+        and prev.state == "inactive"
+        and rule.no_data != "alert"
+        and prev.streak == 0
+        and prev.error is None
+        and not prev.flapping
+        and not prev.changes
     ):
         return prev, NO_EVENTS
     # No alert yet: start from the blank IDLE; _advance builds the identity only

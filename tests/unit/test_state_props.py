@@ -274,3 +274,21 @@ def test_fingerprint_differs_when_identity_differs(
 ) -> None:
     if (r1, l1) != (r2, l2):
         assert fingerprint(r1, l1) != fingerprint(r2, l2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rules(), steps)
+def test_the_no_data_shortcut_agrees_with_the_full_step(
+    rule: Rule, seq: list[tuple[float, Result]]
+) -> None:
+    """A no_data result on an alert already marked no_data takes step()'s shortcut;
+    it returns exactly what the full state machine (_advance) would."""
+    from engine.state import _advance
+
+    now, prev = T0, None
+    for dt, res in seq:
+        now += dt
+        got = step(rule, prev, res, now, labels=LABELS)
+        if res.kind == "no_data" and prev is not None:
+            assert got == _advance(rule, prev, res, now, LABELS)
+        prev = None if is_idle(got[0]) else got[0]

@@ -1,0 +1,21 @@
+"""What the machine did during a measurement, for benchmarks to print beside
+their figures: on a virtual machine the hypervisor may take the vCPU away
+("steal"), which delays an event loop whatever the program does."""
+
+from __future__ import annotations
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """(all, steal) jiffies of the machine so far, from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+
+
+def steal_pct(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of the machine's CPU time the hypervisor took between two readings."""
+    total = after[0] - before[0]
+    return 100.0 * (after[1] - before[1]) / total if total > 0 else 0.0
