@@ -384,7 +384,11 @@ class Dispatcher:
                 now = self.wall()
                 for _ in range(min(CHUNK, len(inbox))):
                     p.ingest(inbox.popleft(), now)
-            elif p.settle(CHUNK) and (self._holds > 0 or not self._pump(PUMP)):
+            elif self._holds > 0:
+                # a burst is still coming in: settle its groups once it is all in (a
+                # group of a thousand alerts would be re-examined for every slice)
+                return False
+            elif p.settle(CHUNK) and not self._pump(PUMP):
                 return False
             if bounded and slices.spent():
                 return True
@@ -414,7 +418,8 @@ class Dispatcher:
             self._wake.clear()
             while self._work() and not self._stopping:
                 await slices.pause()  # a burst: let the evaluation loop run between slices
-            deadline = self.pipeline.next_deadline()
+            # while a burst comes in, release() wakes us: no deadline to look at yet
+            deadline = None if self._holds > 0 else self.pipeline.next_deadline()
             timeout = None if deadline is None else max(0.0, deadline - self.wall()) + 0.002
             # asyncio.timeout, not wait_for: 3.11's wait_for drops a cancel that
             # arrives as the wake event is set, and the task would never stop

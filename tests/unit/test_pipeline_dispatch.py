@@ -539,3 +539,26 @@ def test_a_channel_sends_as_many_at_once_as_it_says_and_a_group_stays_in_order()
         await d.aclose()
 
     run(main)
+
+
+def test_a_burst_submitted_in_slices_reaches_its_group_whole() -> None:
+    """The app journals a burst slice by slice; held, the dispatcher flushes the
+    shared group once, with every alert, after the last slice (not a first
+    notification with the first slice and the rest a group_interval later)."""
+
+    async def main() -> None:
+        d, ch, _ = setup(R("ops", group_by=("team",)))
+        await d.start()
+        now = time.time()
+        d.hold()
+        for part in range(5):
+            await d.submit([fire(f"a{part}-{i}", now, team="db") for i in range(40)])
+            await asyncio.sleep(0.01)
+            assert ch["ops"].sent == [] and len(d.workers["ops"].queue) == 0
+        d.release()
+        await until(lambda: len(ch["ops"].sent) == 1)
+        await asyncio.sleep(0.02)
+        assert len(ch["ops"].sent) == 1 and len(ch["ops"].sent[0].alerts) == 200
+        await d.aclose()
+
+    run(main)
