@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from engine import slices
 from engine.api.auth import Principal, Unauthorized, authenticate
 from engine.api.facade import DaemonFacade, matcher_view, rfc3339
 from engine.config.model import SEVERITIES, ApiConfig, Matcher, Role
@@ -479,6 +480,8 @@ class PiecewiseResponse(Response):
         )
         view = memoryview(self.body)
         for at in range(0, len(view), PIECE):
+            if at:
+                await slices.check()  # other clients' pieces and the ticks take turns
             more = at + PIECE < len(view)
             await send(
                 {"type": "http.response.body", "body": view[at : at + PIECE], "more_body": more}

@@ -24,9 +24,12 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from engine import slices
 from engine.api.facade import DaemonFacade
 from engine.api.routes import ServerState, error_response, routes
 from engine.config.model import ApiConfig
@@ -34,6 +37,23 @@ from engine.config.model import ApiConfig
 log = logging.getLogger("vigil.api")
 
 STARTUP_TIMEOUT = 10.0
+
+
+class TakeTurns:
+    """Requests start in the loop's shared time slice (engine/slices.py).
+
+    Fifty clients' requests read in one loop iteration would otherwise all be
+    handled in the next one, with the evaluation tick due meanwhile waiting
+    behind them; so each request first waits for the slice, and a burst of them
+    is spread over a few iterations, ticks in between."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await slices.check()
+        await self.app(scope, receive, send)
 
 
 def create_app(facade: DaemonFacade, api: ApiConfig, *, registry: CollectorRegistry) -> Starlette:
@@ -55,6 +75,7 @@ def create_app(facade: DaemonFacade, api: ApiConfig, *, registry: CollectorRegis
 
     app = Starlette(
         routes=routes(),
+        middleware=[Middleware(TakeTurns)],
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
     app.state.vigil = ServerState(facade, api, registry)
