@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import logging.handlers
 import sys
+from queue import SimpleQueue
 from typing import Any
 
 from engine.errors import ConfigError, JournalError
@@ -28,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    listener = _log_from_a_thread()
     # one line per job run is noise at info level
     # (and the daemon reports skipped runs itself, rate-limited)
     logging.getLogger("apscheduler").setLevel(max(logging.ERROR, logging.getLogger().level))
@@ -52,7 +55,25 @@ def run(args: argparse.Namespace) -> int:
     except JournalError as e:
         print(f"vigil: {e}", file=sys.stderr)
         return 1
-    return asyncio.run(app.run())
+    try:
+        return asyncio.run(app.run())
+    finally:
+        listener.stop()  # what is queued is written before the process ends
+
+
+def _log_from_a_thread() -> logging.handlers.QueueListener:
+    """Log records are queued by the event loop and written by a thread: a write
+    to a slow disk or a full pipe (journald under load) must not stall the loop
+    that runs the evaluation ticks. Records are formatted when logged."""
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    queue: SimpleQueue[logging.LogRecord] = SimpleQueue()
+    for h in handlers:
+        root.removeHandler(h)
+    root.addHandler(logging.handlers.QueueHandler(queue))
+    listener = logging.handlers.QueueListener(queue, *handlers, respect_handler_level=True)
+    listener.start()
+    return listener
 
 
 def _print_once(app: Any, rows: list[Any]) -> None:

@@ -82,10 +82,8 @@ __all__ = [
     "value_text",
 ]
 
+# each request at debug level (a burst is thousands; the journal records outcomes)
 log = logging.getLogger(__name__)
-# the request line keeps the logger and format it had when httpx sent the requests:
-# operators' log settings, and the contract suite, know it by that name
-_request_log = logging.getLogger("httpx")
 
 DEFAULT_TIMEOUT = 10.0
 MAX_BODY = 64 * 1024  # response bytes read; an error excerpt needs far less
@@ -499,14 +497,6 @@ class HttpClient:
         except wire.WireError as e:
             raise self.error(f"{_where(method, url)}: {_describe(e)}", retryable=True) from None
         reply = Reply(response.status, response.headers, response.body)
-        if _request_log.isEnabledFor(logging.INFO):
-            _request_log.info(
-                'HTTP Request: %s %s "HTTP/1.1 %d %s"',
-                method,
-                redact_url(url),
-                reply.status,
-                _reason(reply.status),
-            )
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s -> HTTP %d in %.0f ms",
