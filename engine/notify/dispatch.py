@@ -46,6 +46,7 @@ Emit = Callable[[list[dict[str, Any]], bool], Awaitable[list[dict[str, Any]]]]
 _Item = tuple[Notification, "asyncio.Future[Outcome] | None"]  # future: send_test waits
 
 CHUNK = 16  # events ingested, or groups settled, between clock checks
+EMIT_BATCH = 256  # outcome events per journal append at most
 PUMP = 1  # notifications taken from due() between clock checks (one may hold 1,000 alerts)
 
 
@@ -428,8 +429,26 @@ class Dispatcher:
                     await self._wake.wait()
 
     async def _emitter(self) -> None:
-        while (item := await self._outbox.get()) is not None:
-            await self._journal(*item)
+        """Journal outcomes in order: what is waiting goes in one append per run of
+        the same durability (a burst's thousand `notified` events are a few
+        appends, not a thousand), within the loop's time slice."""
+        outbox = self._outbox
+        while (item := await outbox.get()) is not None:
+            events, durable = list(item[0]), item[1]
+            stop = False
+            while not outbox.empty() and len(events) < EMIT_BATCH:
+                nxt = outbox.get_nowait()
+                if nxt is None:
+                    stop = True
+                    break
+                if nxt[1] != durable:
+                    await self._journal(events, durable)
+                    events, durable = [], nxt[1]
+                events.extend(nxt[0])
+            await self._journal(events, durable)
+            if stop:
+                return
+            await slices.check()
 
     async def _journal(self, events: list[dict[str, Any]], durable: bool) -> None:
         try:

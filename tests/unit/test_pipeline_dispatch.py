@@ -562,3 +562,29 @@ def test_a_burst_submitted_in_slices_reaches_its_group_whole() -> None:
         await d.aclose()
 
     run(main)
+
+
+def test_outcomes_waiting_together_are_journaled_in_few_appends_and_in_order() -> None:
+    async def main() -> None:
+        calls: list[tuple[int, bool]] = []
+        journal = Journal()
+
+        async def emit(events: list[dict[str, Any]], durable: bool) -> list[dict[str, Any]]:
+            calls.append((len(events), durable))
+            return await journal(events, durable)
+
+        d, ch, _ = setup(R("ops", group_by=("host",)))
+        d.emit = emit
+        gate = ch["ops"].gate = asyncio.Event()
+        await d.start()
+        now = time.time()
+        await d.submit([fire(f"a{i}", now, host=str(i)) for i in range(30)])
+        await until(lambda: ch["ops"].attempts >= 1)
+        gate.set()
+        await until(lambda: len(journal.of("notified")) == 30)
+        assert len(calls) < 30  # outcomes waiting together share an append
+        hosts = [e["group_key"] for e in journal.of("notified")]
+        assert hosts == [n.group_key for n in ch["ops"].sent]  # in the order they were reported
+        await d.aclose()
+
+    run(main)
