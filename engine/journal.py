@@ -101,16 +101,13 @@ _NO_WAIT, _WAIT_WRITE, _WAIT_FSYNC = 0, 1, 2
 # --------------------------------------------------------------------- format
 
 
-_encode = compact_json
-_encode_ascii = compact_json_ascii
-
-
 def encode_json(obj: Any) -> bytes:
-    """Compact JSON as the journal writes it (lone surrogates as \\u escapes)."""
+    """Compact JSON as the journal writes it: lone surrogates (from
+    surrogateescape'd input) only survive as \\u escapes."""
     try:
-        return _encode(obj).encode("utf-8")
+        return compact_json(obj).encode("utf-8")
     except UnicodeEncodeError:
-        return _encode_ascii(obj).encode("ascii")
+        return compact_json_ascii(obj).encode("ascii")
 
 
 def _seal_encoded(body: bytes) -> bytes:
@@ -121,13 +118,7 @@ def _seal_encoded(body: bytes) -> bytes:
 
 def _seal(obj: Mapping[str, Any]) -> bytes:
     """`obj` as one checksummed line, newline included."""
-    try:
-        body = _encode(obj).encode("utf-8")
-    except UnicodeEncodeError:
-        # lone surrogates (from surrogateescape'd input) only survive as \u escapes
-        body = _encode_ascii(obj).encode("ascii")
-    head = body[:-1]
-    return b'%s,"crc":"%08x"}\n' % (head, zlib.crc32(head))
+    return _seal_encoded(encode_json(obj))
 
 
 class _BadLine(Exception):
@@ -902,10 +893,11 @@ class Journal:
 
     # --------------------------------------------------------------- snapshots
 
-    def _snapshot_blob(self, state: Mapping[str, Any], seq: int) -> bytes:
+    def _snapshot_head(self, state_json: bytes, seq: int) -> bytes:
+        """The snapshot object around an encoded state, without its checksum."""
         if not 0 <= seq <= self._seq:
             raise ValueError(f"snapshot seq {seq} is not within the log (last seq {self._seq})")
-        return _seal({"v": FORMAT_VERSION, "seq": seq, "state": state})
+        return b'{"v":%d,"seq":%d,"state":%s}' % (FORMAT_VERSION, seq, state_json)
 
     def _store_snapshot(self, blob: bytes, seq: int) -> list[str]:
         path = os.path.join(self.data_dir, f"snapshot-{seq:012d}.json")
@@ -927,22 +919,13 @@ class Journal:
         log is fsynced first, so a snapshot never gets ahead of it. Keeps the two
         newest snapshots and removes segments that are covered and expired.
         """
-        self._check_usable()
-        blob = self._snapshot_blob(state, seq)
-        await self.flush()
-        assert self._executor is not None
-        await asyncio.get_running_loop().run_in_executor(
-            self._executor, self._store_snapshot, blob, seq
-        )
-        return os.path.join(self.data_dir, f"snapshot-{seq:012d}.json")
+        return await self.write_snapshot_encoded(encode_json(state), seq)
 
     async def write_snapshot_encoded(self, state_json: bytes, seq: int) -> str:
         """write_snapshot() of a state already encoded as JSON (see
         engine/snapshot_copy.py); the line is sealed off the event loop."""
         self._check_usable()
-        if not 0 <= seq <= self._seq:
-            raise ValueError(f"snapshot seq {seq} is not within the log (last seq {self._seq})")
-        head = b'{"v":%d,"seq":%d,"state":%s}' % (FORMAT_VERSION, seq, state_json)
+        head = self._snapshot_head(state_json, seq)
         await self.flush()
         assert self._executor is not None
 
@@ -955,9 +938,9 @@ class Journal:
     def write_snapshot_sync(self, state: Mapping[str, Any], seq: int) -> str:
         self._check_usable()
         self._no_writer("write_snapshot_sync")
-        blob = self._snapshot_blob(state, seq)
+        head = self._snapshot_head(encode_json(state), seq)
         self.flush_sync()
-        self._store_snapshot(blob, seq)
+        self._store_snapshot(_seal_encoded(head), seq)
         return os.path.join(self.data_dir, f"snapshot-{seq:012d}.json")
 
     def compact(self, retention_seconds: float | None = None) -> list[str]:

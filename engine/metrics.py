@@ -151,17 +151,9 @@ class Metrics:
             self.rules.labels(state).set(n)
         self._rule_states |= set(counts)
 
-    def set_alerts(self, alerts: Iterable[Mapping[str, Any]]) -> None:
-        """Count active alerts (store or API shape: "state", "severity") by state
-        and severity; combinations no longer present go to 0."""
-        counts: dict[tuple[str, str], int] = {}
-        for a in alerts:
-            key = (str(a.get("state")), str(a.get("severity")))
-            counts[key] = counts.get(key, 0) + 1
-        self.set_alert_counts(counts)
-
     def set_alert_counts(self, counts: Mapping[tuple[str, str], int]) -> None:
-        """Active alerts per (state, severity), counted by the caller."""
+        """Active alerts per (state, severity) (engine/alert_tally.py counts them);
+        combinations no longer present go to 0."""
         for key in self._alert_keys - set(counts):
             self.alerts.labels(*key).set(0)
         for key, n in counts.items():

@@ -769,46 +769,38 @@ class Pipeline:
         level: int = 0,
     ) -> Notification:
         status: Status = "firing" if any(v.status == "firing" for v in views) else "resolved"
-        if channel in self.textless:
-            return Notification(
+        title = body = ""
+        html: str | None = None
+        if channel not in self.textless:  # textless channels never read the text
+            r = self.renderer.render(
                 channel=channel,
-                group_key=gkey,
+                route=route,
                 status=status,
                 alerts=views,
-                key=idempotency_key(channel, gkey, views),
-                title="",
-                body="",
+                group_key=gkey,
+                group_labels=glabels,
                 kind=kind,
                 escalation_level=level,
             )
-        r = self.renderer.render(
-            channel=channel,
-            route=route,
-            status=status,
-            alerts=views,
-            group_key=gkey,
-            group_labels=glabels,
-            kind=kind,
-            escalation_level=level,
-        )
-        if r.error is not None:
-            self._events.append(
-                {
-                    "event": "template_failed",
-                    "channel": channel,
-                    "group_key": gkey,
-                    "error": r.error,
-                }
-            )
+            if r.error is not None:
+                self._events.append(
+                    {
+                        "event": "template_failed",
+                        "channel": channel,
+                        "group_key": gkey,
+                        "error": r.error,
+                    }
+                )
+            title, body, html = r.title, r.body, r.html
         return Notification(
             channel=channel,
             group_key=gkey,
             status=status,
             alerts=views,
             key=idempotency_key(channel, gkey, views),
-            title=r.title,
-            body=r.body,
-            html=r.html,
+            title=title,
+            body=body,
+            html=html,
             kind=kind,
             escalation_level=level,
         )

@@ -710,12 +710,13 @@ class Renderer:
     def warm(self) -> None:
         """Compile every channel's templates now (a few ms each), at start or
         reload, rather than on the event loop in the middle of the first burst."""
-        routes: list[Route | None] = [None, *self.config.routes]
-        for channel in self.channel_types:
-            for route in routes:
-                for source in self.sources(channel, route).values():
-                    with contextlib.suppress(*RENDER_ERRORS):
-                        self._compiled.get(source)
+        pairs: list[tuple[str, Route | None]] = [(c, None) for c in self.channel_types]
+        for r in self.config.routes:  # escalation levels render with their route's templates
+            pairs += [(c, r) for c in (*r.channels, *(c for e in r.escalate for c in e.channels))]
+        for channel, route in pairs:
+            for source in self.sources(channel, route).values():
+                with contextlib.suppress(*RENDER_ERRORS):
+                    self._compiled.get(source)
 
     def sources(self, channel: str, route: Route | None) -> dict[str, str]:
         """field -> template source for a channel on a route."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine import __version__
+from engine.alert_tally import tally
 from engine.metrics import Metrics
 
 
@@ -25,7 +26,7 @@ def test_every_metric_is_exposed_with_its_name() -> None:
     m.observe_evaluation("host", 0.003)
     m.evaluation_overrun("host")
     m.set_rules({"enabled": 3, "disabled": 1})
-    m.set_alerts([{"state": "firing", "severity": "critical"}])
+    m.set_alert_counts(tally([{"state": "firing", "severity": "critical"}]).by_state_severity)
     m.sync_channels({"hook": {"queued": 2, "breaker": "open", "sent": 5, "failed": 1}})
     m.reload(ok=False, at=1234.0)
     m.observe_fsync(0.002)
@@ -72,16 +73,18 @@ def test_registries_are_private() -> None:
 def test_alerts_by_state_and_severity_go_back_to_zero() -> None:
     m = Metrics()
     assert value(m, "vigil_alerts", state="firing", severity="critical") == 0
-    m.set_alerts(
-        [
-            {"state": "firing", "severity": "critical"},
-            {"state": "firing", "severity": "critical"},
-            {"state": "pending", "severity": "info"},
-        ]
+    m.set_alert_counts(
+        tally(
+            [
+                {"state": "firing", "severity": "critical"},
+                {"state": "firing", "severity": "critical"},
+                {"state": "pending", "severity": "info"},
+            ]
+        ).by_state_severity
     )
     assert value(m, "vigil_alerts", state="firing", severity="critical") == 2
     assert value(m, "vigil_alerts", state="pending", severity="info") == 1
-    m.set_alerts([])
+    m.set_alert_counts(tally([]).by_state_severity)
     assert value(m, "vigil_alerts", state="firing", severity="critical") == 0
     assert value(m, "vigil_alerts", state="pending", severity="info") == 0
 

@@ -257,3 +257,29 @@ def test_large_groups_stay_within_the_caps() -> None:
     assert mail.html is not None and "and 1970 more" in mail.html
     _, body = T.fallback_text("firing", alerts, "boom")
     assert body.count("\n") < T.LIST_MAX + 5
+
+
+def test_warm_compiles_what_each_route_and_escalation_will_render() -> None:
+    from engine.config.model import Escalation
+
+    route_title = "{{ alerts|length }} for the pager {{ channel }}"
+    esc_title = "escalated {{ escalation_level }}: {{ channel }}"
+    r = renderer(
+        channels=(
+            Channel("ops", "slack"),
+            Channel("boss", "email", templates={"title": esc_title}),
+        ),
+        routes=(
+            Route(
+                (),
+                ("ops",),
+                templates={"title": route_title},
+                escalate=(Escalation(60, ("boss",)),),
+            ),
+        ),
+    )
+    compiled = r._compiled.cache
+    assert route_title not in compiled and esc_title not in compiled
+    r.warm()
+    assert route_title in compiled and esc_title in compiled
+    assert T.defaults("slack")["body"] in compiled  # the channel's own default, off any route
