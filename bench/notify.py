@@ -48,7 +48,10 @@ late while the daemon is not running at all. The receivers run at nice 10: they
 stand for services on other machines and must not take the daemon's CPU.
 Run it with BENCH_GC_FREEZE=1 to see what gc.freeze() after
 start-up would change, BENCH_PROFILE=<file> to cProfile the daemon,
-BENCH_SLOW=1 to have asyncio name every callback over 5 ms in run/daemon.log.
+BENCH_SLOW=1 to have asyncio name every callback over 5 ms in run/daemon.log,
+BENCH_ITER=<file> to have the daemon write there what filled each loop iteration
+over 5 ms (bench/loop_probe.py; with BENCH_SAMPLE=1, the engine code seen in each
+callback over 3 ms instead), BENCH_ONLY_A=<n> to run only (a), n times.
 
 No asserts: this prints figures for a person to read.
 """
@@ -194,6 +197,11 @@ def daemon_main(config: str, probe_out: str) -> int:
     from engine.cli import main
 
     sink = open(probe_out, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
+    if os.environ.get("BENCH_ITER"):
+        import loop_probe
+
+        out = open(os.environ["BENCH_ITER"], "a", buffering=1)  # noqa: SIM115
+        (loop_probe.steps if os.environ.get("BENCH_SAMPLE") else loop_probe.iterations)(out)
     inner = aex.run_coroutine_job
 
     async def timed_job(job: Any, alias: str, run_times: list[Any], logger: str) -> Any:
@@ -594,6 +602,11 @@ def main() -> None:
     t0 = time.monotonic()
     frozen = " (BENCH_GC_FREEZE: gc.freeze() at start)" if os.environ.get("BENCH_GC_FREEZE") else ""
     print(f"{N:,} alerts -> 3 webhook channels (2 healthy, 1 black hole){frozen}\n")
+    if os.environ.get("BENCH_ONLY_A"):  # (a) alone, for comparing runs
+        for _ in range(int(os.environ["BENCH_ONLY_A"])):
+            with Setup("['...']") as s:
+                show_burst("(a) one group per alert (group_by: ['...'])", burst(s), AM["per_alert"])
+        return
     with Setup("['...']") as s:
         a = burst(s)
         d = restart(s)

@@ -699,6 +699,7 @@ class App:
         await asyncio.gather(*(self.collect(n) for n in self.collectors))
         self.scheduler = self.schedule()
         self.scheduler.start()
+        slices.watch_ticks(self._next_due)  # big notification steps go between ticks
         api_server = await self._serve_api() if serve_api else None
         watcher = self._watch() if watch else None
         self.gc.freeze_startup()
@@ -716,6 +717,7 @@ class App:
         ]
         await self.stopping.wait()
         self.ready = False
+        slices.watch_ticks(None)
         self.systemd.stopping()
         for t in background:
             t.cancel()
@@ -730,7 +732,8 @@ class App:
         return 0
 
     def _next_due(self) -> float | None:
-        """Seconds until the scheduler's next job (the garbage collector's gap)."""
+        """Seconds until the scheduler's next job (the gap the garbage collector and
+        big notification steps wait for)."""
         if self.scheduler is None:
             return None
         times = [j.next_run_time for j in self.scheduler.get_jobs() if j.next_run_time]

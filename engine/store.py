@@ -88,12 +88,13 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
     elif kind in ("notified", "notify_failed"):
         # one notification covers many alerts; each remembers its last outcome per channel
         channel = event.get("channel")
+        at = _ts(event)  # once: a notification may carry a thousand alerts
         for afp in event.get("alerts", []):
             a = alerts.get(afp)
             if a is not None and isinstance(channel, str):
                 a["notified"][channel] = {
                     "key": event.get("key"),
-                    "ts": _ts(event),
+                    "ts": at,
                     "status": event.get("status"),
                     "ok": kind == "notified",
                 }

@@ -46,8 +46,9 @@ Emit = Callable[[list[dict[str, Any]], bool], Awaitable[list[dict[str, Any]]]]
 _Item = tuple[Notification, "asyncio.Future[Outcome] | None"]  # future: send_test waits
 
 CHUNK = 16  # events ingested, or groups settled, between clock checks
-EMIT_BATCH = 256  # outcome events per journal append at most
+EMIT_BATCH = 32  # outcome events per journal append at most (each a fold: one slice)
 PUMP = 1  # notifications taken from due() between clock checks (one may hold 1,000 alerts)
+ALERT_COST = 30e-6  # seconds to render one alert of a notification
 
 
 @dataclass(eq=False)
@@ -417,8 +418,10 @@ class Dispatcher:
         assert self.pipeline is not None
         while not self._stopping:
             self._wake.clear()
+            await self._room()
             while self._work() and not self._stopping:
                 await slices.pause()  # a burst: let the evaluation loop run between slices
+                await self._room()
             # while a burst comes in, release() wakes us: no deadline to look at yet
             deadline = None if self._holds > 0 else self.pipeline.next_deadline()
             timeout = None if deadline is None else max(0.0, deadline - self.wall()) + 0.002
@@ -427,6 +430,13 @@ class Dispatcher:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
+
+    async def _room(self) -> None:
+        """A notification of many alerts is rendered in one piece: first wait
+        until that fits before the next evaluation tick (engine/slices.py)."""
+        p = self.pipeline
+        if p is not None and not self._inbox and not self._holds:
+            await slices.room(p.next_size(self.wall()) * ALERT_COST)
 
     async def _emitter(self) -> None:
         """Journal outcomes in order: what is waiting goes in one append per run of
@@ -472,6 +482,9 @@ class Dispatcher:
             n, fut = await w.queue.get()
             w.busy += 1
             try:
+                # a send is a step in the loop's shared time slice: sixteen senders
+                # woken together would otherwise run back to back
+                await slices.check()
                 outcome = await self._deliver(w, n)
             finally:
                 w.busy -= 1
@@ -480,6 +493,7 @@ class Dispatcher:
             if fut is not None and not fut.done():
                 fut.set_result(outcome)
             self._report(w, n, outcome)
+            await slices.check()  # after the report: a cancel here loses no outcome
 
     async def _deliver(self, w: _Worker, n: Notification) -> Outcome:
         if self.dry_run:

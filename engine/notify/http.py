@@ -168,11 +168,17 @@ class NetworkPolicy:
         """
         host = host.strip("[]")
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-            )
-        except (OSError, UnicodeError) as e:
-            raise wire.ConnectError(f"cannot resolve {host}: {e}") from None
+            # an address needs no resolver: getaddrinfo would cost a thread hop
+            infos: list[tuple[Any, ...]] = [
+                (None, None, None, None, (str(ipaddress.ip_address(host)),))
+            ]
+        except ValueError:
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+                )
+            except (OSError, UnicodeError) as e:
+                raise wire.ConnectError(f"cannot resolve {host}: {e}") from None
         allowed: list[str] = []
         reasons: list[str] = []
         for *_, sockaddr in infos:

@@ -62,6 +62,7 @@ CLOSING_TYPES = frozenset({"pagerduty", "opsgenie"})
 # A group or escalation muted by active_time/mute_time is looked at again this often.
 MUTE_RECHECK = 60.0
 DIGEST_LIST_MAX = 100  # alerts a digest's body lists by name
+SETTLE_WEIGHT = 64  # members of a group that count as one group in settle(limit)
 
 
 def group_key(channel: str, route_index: int, labels: Mapping[str, str]) -> str:
@@ -470,8 +471,9 @@ class Pipeline:
         self._now = max(self._now, now)
 
     def settle(self, limit: int | None = None) -> bool:
-        """Do the deferred work now; with `limit`, refresh at most that many groups
-        (so a driver can interleave a burst's work with other work). True when
+        """Do the deferred work now; with `limit`, refresh about that many groups,
+        a big one counting once per SETTLE_WEIGHT members (so a driver can
+        interleave a burst's work with other work). True when
         nothing is left; due() and next_deadline() settle whatever is."""
         self._settle(limit)
         return not self._dirty
@@ -492,10 +494,11 @@ class Pipeline:
             self._schedule_escalations_all(now)
         left = len(self._dirty) if limit is None else limit
         while self._dirty and left > 0:
-            left -= 1
             key = next(iter(self._dirty))
             del self._dirty[key]
             g = self.groups.get(key)
+            # a group counts once per SETTLE_WEIGHT members: refreshing one looks at each
+            left -= 1 if g is None else 1 + len(g.members) // SETTLE_WEIGHT
             if g is not None:
                 self._refresh(g, now)
 
@@ -660,6 +663,16 @@ class Pipeline:
         while heap and not self._valid(heap[0][2], heap[0][3], heap[0][0]):
             heapq.heappop(heap)
         return heap[0][0] if heap else None
+
+    def next_size(self, now: float) -> int:
+        """How many alerts the next notification due by `now` carries at most
+        (0: none due): a driver can make room for a big one first."""
+        heap = self._heap
+        while heap and not self._valid(heap[0][2], heap[0][3], heap[0][0]):
+            heapq.heappop(heap)
+        if not heap or heap[0][0] > now or heap[0][2] != "group":
+            return 0
+        return len(self.groups[heap[0][3]].members)
 
     def take_events(self) -> list[dict[str, Any]]:
         """Journal events the pipeline produced (escalated, template_failed)."""

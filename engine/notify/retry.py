@@ -201,7 +201,9 @@ class BoundedQueue(Generic[T]):
         self.fold = fold
         self.foldable = foldable
         self._items: deque[T] = deque()
-        self._ready = asyncio.Event()
+        # one future per waiting getter, woken one per put: an Event would wake
+        # every sender of a channel for each notification, all but one in vain
+        self._getters: deque[asyncio.Future[None]] = deque()
         self.folded = 0  # items folded so far, for metrics
 
     def __len__(self) -> int:
@@ -211,7 +213,14 @@ class BoundedQueue(Generic[T]):
         if len(self._items) >= self.maxsize:
             self._fold()
         self._items.append(item)
-        self._ready.set()
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        while self._getters:
+            w = self._getters.popleft()
+            if not w.done():
+                w.set_result(None)
+                return
 
     def _fold(self) -> None:
         items = list(self._items)
@@ -228,18 +237,25 @@ class BoundedQueue(Generic[T]):
         self.folded += len(picked)
 
     def get_nowait(self) -> T:
-        item = self._items.popleft()
-        if not self._items:
-            self._ready.clear()
-        return item
+        return self._items.popleft()
 
     async def get(self) -> T:
         while not self._items:
-            await self._ready.wait()
-        return self.get_nowait()
+            w = asyncio.get_running_loop().create_future()
+            self._getters.append(w)
+            try:
+                await w
+            except asyncio.CancelledError:
+                # woken and cancelled at once: pass the wake-up on, or an item waits
+                if w.done() and not w.cancelled() and self._items:
+                    self._wake_one()
+                raise
+        item = self._items.popleft()
+        if self._items:
+            self._wake_one()  # more waiting: the next getter too
+        return item
 
     def drain(self) -> list[T]:
         items = list(self._items)
         self._items.clear()
-        self._ready.clear()
         return items

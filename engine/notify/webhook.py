@@ -10,7 +10,6 @@ sent. docs/webhook-signature.md shows how a receiver verifies it.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
 import hmac
@@ -19,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
+from engine import slices
 from engine.config.secrets import Secret, reveal
 from engine.notify.base import ChannelConfig, Notification
 from engine.notify.http import HttpChannel, HttpOptions, Settings, dumps
@@ -27,7 +27,7 @@ from engine.notify.http import HttpChannel, HttpOptions, Settings, dumps
 PROTOCOL_HEADERS = ("content-type", "idempotency-key", "x-vigil-timestamp", "x-vigil-signature")
 # A body is encoded this many alerts at a time, letting the event loop run in
 # between: 1,000 alerts take tens of ms, which would hold up evaluation ticks.
-CHUNK_ALERTS = 100
+CHUNK_ALERTS = 16  # alerts encoded between looks at the loop's time slice
 _ALERTS_KEY = b',"alerts":[]'
 
 
@@ -41,15 +41,15 @@ class WebhookSettings:
 
 
 async def encode(n: Notification) -> bytes:
-    """`dumps(n.as_dict())`, byte for byte, with the event loop let through every
-    CHUNK_ALERTS alerts. The alerts are spliced into the encoded rest: `"alerts":[]`
+    """`dumps(n.as_dict())`, byte for byte, in steps of CHUNK_ALERTS alerts within
+    the loop's time slices (engine/slices.py). The alerts are spliced into the encoded rest: `"alerts":[]`
     with bare quotes can only be the key (quotes inside strings are escaped)."""
     head = dumps(dataclasses.replace(n, alerts=()).as_dict())
     at = head.index(_ALERTS_KEY)
     parts = [head[:at], b',"alerts":[']
     for i in range(0, len(n.alerts), CHUNK_ALERTS):
         if i:
-            await asyncio.sleep(0)
+            await slices.check()
             parts.append(b",")
         parts.append(b",".join(dumps(a.as_dict()) for a in n.alerts[i : i + CHUNK_ALERTS]))
     parts += [b"]", head[at + len(_ALERTS_KEY) :]]

@@ -623,3 +623,27 @@ def test_acknowledgement_until_may_be_an_iso_string() -> None:
     assert step(p, T0 + 60) == []
     [n] = step(p, T0 + 100)
     assert fps(n) == [("a", "firing")]
+
+
+def test_next_size_tells_how_big_the_next_due_notification_is() -> None:
+    p = pipe(route("ops", group_by=("team",), group_wait=10))
+    for i in range(5):
+        p.ingest(fire(f"a{i}", host=f"h{i}", team="x"), T0)
+    p.ingest(fire("b", host="hb", team="y"), T0 + 1)
+    assert p.settle()
+    assert p.next_size(T0 + 5) == 0  # nothing due yet
+    assert p.next_size(T0 + 10) == 5  # team x's group, due first
+    [n] = p.due(T0 + 10, 1)
+    assert len(n.alerts) == 5
+    assert p.next_size(T0 + 11) == 1  # team y's
+
+
+def test_settle_counts_a_big_group_as_several() -> None:
+    p = pipe(route("ops", group_by=("team",)))
+    for i in range(200):
+        p.ingest(fire(f"a{i}", host=f"h{i}", team="x"), T0)
+    for t in ("y", "z"):
+        p.ingest(fire(f"b{t}", host="h", team=t), T0)
+    # team x's group (200 members) weighs 1 + 200 // 64 = 4: a limit of 4 ends there
+    assert not p.settle(4)
+    assert p.settle(2)

@@ -173,3 +173,54 @@ def test_bounded_queue_get_waits() -> None:
 
 async def _nosleep(_: float) -> None:
     return None
+
+
+def test_bounded_queue_wakes_one_getter_per_item() -> None:
+    """Eight senders wait on one channel's queue: an item wakes one of them, not
+    all eight (each woken in vain would cost a step of the event loop)."""
+
+    async def main() -> tuple[list[str], int]:
+        q: BoundedQueue[str] = BoundedQueue(8, lambda xs: "d")
+        got: list[str] = []
+        wakeups = 0
+
+        async def sender() -> None:
+            nonlocal wakeups
+            while True:
+                item = await q.get()
+                wakeups += 1
+                got.append(item)
+
+        tasks = [asyncio.create_task(sender()) for _ in range(8)]
+        await asyncio.sleep(0)
+        q.put_nowait("x")
+        for _ in range(3):
+            await asyncio.sleep(0)
+        q.put_nowait("y")
+        q.put_nowait("z")
+        for _ in range(3):
+            await asyncio.sleep(0)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return got, wakeups
+
+    got, wakeups = run(main())
+    assert sorted(got) == ["x", "y", "z"] and wakeups == 3
+
+
+def test_bounded_queue_a_cancelled_getter_passes_its_item_on() -> None:
+    """A getter woken for an item and cancelled before it ran must not strand
+    the item: the next waiting getter gets it."""
+
+    async def main() -> str:
+        q: BoundedQueue[str] = BoundedQueue(4, lambda xs: "d")
+        first = asyncio.create_task(q.get())
+        second = asyncio.create_task(q.get())
+        await asyncio.sleep(0)
+        q.put_nowait("x")  # wakes `first`
+        first.cancel()  # ... which is cancelled before it runs
+        await asyncio.gather(first, return_exceptions=True)
+        return await asyncio.wait_for(second, 1)
+
+    assert run(main()) == "x"
