@@ -19,3 +19,15 @@ def steal_pct(before: tuple[int, int], after: tuple[int, int]) -> float:
     """The share of the machine's CPU time the hypervisor took between two readings."""
     total = after[0] - before[0]
     return 100.0 * (after[1] - before[1]) / total if total > 0 else 0.0
+
+
+def process_cpu(pid: int) -> float:
+    """Seconds of CPU (user + system) process `pid` has used so far, from /proc."""
+    import os
+
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

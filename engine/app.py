@@ -329,13 +329,9 @@ class App:
         self.dispatcher.hold()
         try:
             while done < len(transitions) or written:
-                batch: list[dict[str, Any]] = []
-                while done < len(transitions) and not (batch and slices.spent()):
-                    batch += journal_events(transitions[done : done + 8], now)
-                    done += 8
-                if batch:
-                    events += batch
-                    written.append(self._submit(batch, durable=True))
+                # what is durable first (folded and on its way to the channels),
+                # then the next slice rendered and stamped, in what is left of
+                # the time slice
                 while written and (written[0][1] is None or written[0][1].done()):
                     stamped, fut = written.popleft()
                     if fut is not None:
@@ -344,6 +340,13 @@ class App:
                     await self.dispatcher.submit(stamped)
                     if slices.spent():
                         break
+                batch: list[dict[str, Any]] = []
+                while done < len(transitions) and not slices.spent():
+                    batch += journal_events(transitions[done : done + 8], now)
+                    done += 8
+                if batch:
+                    events += batch
+                    written.append(self._submit(batch, durable=True))
                 if done < len(transitions) or (written and written[0][1] is None):
                     await slices.pause()
                 elif written:

@@ -75,8 +75,9 @@ async def pause() -> None:
 
 
 async def check() -> None:
-    """pause() if the window is used up or a timer is due."""
-    if spent():
+    """pause() until there is room in a window and no timer is due: a task
+    that finds the window used up by others resumed before it waits again."""
+    while spent():
         await pause()
 
 
