@@ -197,11 +197,6 @@ def daemon_main(config: str, probe_out: str) -> int:
     from engine.cli import main
 
     sink = open(probe_out, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
-    if os.environ.get("BENCH_AGG"):
-        sys.path.insert(0, "/tmp")
-        import aggprobe
-
-        aggprobe.install(os.environ["BENCH_AGG"])
     if os.environ.get("BENCH_ITER"):
         import loop_probe
 

@@ -69,16 +69,24 @@ async def pause() -> None:
     """Let the loop run (timers, I/O, other tasks), then go on in a window."""
     global _window_end
     yielded = time.perf_counter()
+    timer = _timer_due()
     await asyncio.sleep(0)
+    if timer:
+        # the timer ran in that iteration; what it started (a scheduler's job is a
+        # task created there) runs in the next one: let it go first
+        await asyncio.sleep(0)
     if _window_end <= yielded:  # the window we left is over: the first one back opens one
         _window_end = time.perf_counter() + SLICE
 
 
 async def check() -> None:
-    """pause() until there is room in a window and no timer is due: a task
-    that finds the window used up by others resumed before it waits again."""
-    while spent():
+    """pause() if the window is used up or a timer is due; then, as long as the
+    window is used up by tasks that resumed before this one, pause again.
+    (Timers are not looked at again: one that is always due must not starve it.)"""
+    if spent():
         await pause()
+        while time.perf_counter() >= _window_end:
+            await pause()
 
 
 def watch_ticks(next_tick: Callable[[], float | None] | None) -> None:

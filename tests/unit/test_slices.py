@@ -65,3 +65,55 @@ def test_room_gives_up_when_ticks_never_leave_a_gap() -> None:
 
     waited = asyncio.run(main())
     assert slices.ROOM_WAIT <= waited < slices.ROOM_WAIT + 0.5
+
+
+def test_a_timer_always_due_does_not_starve_check() -> None:
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        fired = 0
+
+        def again() -> None:  # re-arms itself already due: "always a timer due"
+            nonlocal fired
+            fired += 1
+            loop.call_at(loop.time() - 0.001, again)
+
+        loop.call_at(loop.time() - 0.001, again)
+        await asyncio.wait_for(slices.check(), 1)
+        return fired
+
+    assert asyncio.run(main()) >= 1
+
+
+def test_tasks_resumed_together_share_one_window() -> None:
+    """Ten tasks each wanting 1 ms of work after a pause: about two run per
+    iteration (SLICE = 2 ms), not all ten back to back."""
+
+    async def main() -> list[int]:
+        iteration = 0
+        ran: list[int] = []
+
+        async def count_iterations() -> None:
+            nonlocal iteration
+            while True:
+                await asyncio.sleep(0)
+                iteration += 1
+
+        async def worker() -> None:
+            await slices.pause()
+            await slices.check()
+            t = time.perf_counter()
+            while time.perf_counter() - t < 0.001:
+                pass
+            ran.append(iteration)
+
+        counter = asyncio.create_task(count_iterations())
+        slices.begin()
+        while not slices.spent():
+            pass  # use up the window: all workers start with a pause
+        await asyncio.gather(*(worker() for _ in range(10)))
+        counter.cancel()
+        return ran
+
+    ran = asyncio.run(main())
+    per_iteration = max(ran.count(i) for i in set(ran))
+    assert len(ran) == 10 and per_iteration <= 3
