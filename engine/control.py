@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from engine import __version__
+from engine import __version__, slices
 from engine.api.facade import AlertList, alert_view, filter_alerts, rfc3339, silence_view
 from engine.api.routes import encode
 from engine.collectors.push import PushCollector
@@ -47,6 +47,9 @@ def _config_silence_record(s: Silence) -> dict[str, Any]:
         "reason": s.reason,
         "created_by": s.created_by,
     }
+
+
+PREPARE_PASSES = 3  # passes of prepare_alerts over alerts that changed while it ran
 
 
 class _Entry:
@@ -101,6 +104,7 @@ class Control:
     def __init__(self, app: App) -> None:
         self.app = app
         self._cache: dict[str, _Entry] = {}  # fingerprint -> its view and JSON
+        self._prepared = -1  # the state version prepare_alerts last built views for
         self._marks: tuple[tuple[Silence, ...], tuple[str, ...]] | None = None  # in force
         self._last: tuple[Any, AlertList] | None = None
         self._inhibitor: router.Inhibitor | None = None  # ... the views were built with
@@ -137,6 +141,44 @@ class Control:
         pipeline = self.app.dispatcher.pipeline
         inhibited = pipeline.inhibitor.inhibited(fp, labels) if pipeline is not None else False
         return alert_view(fp, stored, silenced_by=by, inhibited=inhibited)
+
+    async def prepare_alerts(self) -> None:
+        """Build, in the loop's time slices, the views a listing would otherwise
+        build at once: after a burst changed thousands of alerts, the first
+        listing would hold the loop for a hundred milliseconds or more. Alerts
+        that change while it runs (a burst being folded) are built in another
+        pass, a few at most; the listing that follows finds the views ready
+        (silence and inhibition marks are still checked by the listing itself)."""
+        app = self.app
+        for _ in range(PREPARE_PASSES):
+            if app.state_version == self._prepared:
+                return  # nothing changed since the last pass: every view is built
+            version_at_start = app.state_version
+            await self._prepare_pass()
+            self._prepared = version_at_start
+
+    async def _prepare_pass(self) -> None:
+        app = self.app
+        now = app.wall()
+        active = [s for s in self._silences() if router.silence_active(s, now)]
+        pipeline = app.dispatcher.pipeline
+        inhibitor = (
+            pipeline.inhibitor if pipeline is not None and pipeline.inhibitor.rules else None
+        )
+        current = _Marks(active, inhibitor)
+        cache = self._cache
+        slices.begin()
+        for fp in list(app.state["alerts"]):
+            if slices.spent():
+                await slices.pause()
+            # read again after a pause: the alert may have changed or gone meanwhile
+            a = app.state["alerts"].get(fp)
+            if a is None:
+                continue
+            version = app.alert_versions.get(fp, 0)
+            e = cache.get(fp)
+            if e is None or e.version != version:
+                cache[fp] = _Entry(fp, a, version, _match_labels(a), current)
 
     def list_alerts(
         self,

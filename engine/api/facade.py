@@ -46,6 +46,12 @@ class DaemonFacade(Protocol):
     ready: bool
     """True once the configuration is loaded and the journal replayed (GET /ready)."""
 
+    async def prepare_alerts(self) -> None:
+        """Called before list_alerts: do ahead, in steps that let the event loop
+        run, whatever list_alerts would otherwise do in one go (a facade with
+        nothing to prepare returns at once)."""
+        ...
+
     def list_alerts(
         self,
         *,

@@ -440,6 +440,7 @@ async def list_alerts(call: Call) -> Response:
         if not sep or not k:
             raise ApiError(422, f"label: expected name=value, got {item[:60]!r}")
         labels[k] = v
+    await call.facade.prepare_alerts()
     alerts = call.facade.list_alerts(
         state=_one_of("state", q.get("state"), ALERT_STATES),
         severity=_one_of("severity", q.get("severity"), SEVERITIES),

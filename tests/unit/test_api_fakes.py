@@ -145,6 +145,9 @@ class FakeFacade:
         return alert_view(fp, a, silenced_by=silenced_by)
 
     # -- DaemonFacade ----------------------------------------------------------------------
+    async def prepare_alerts(self) -> None:
+        return None  # the fake builds nothing ahead
+
     def list_alerts(
         self,
         *,
