@@ -73,6 +73,19 @@ def _max_window(rules: list[Rule]) -> float:
     return max((w for e in exprs for w in e.windows), default=0.0)
 
 
+def _windowed(rules: list[Rule]) -> set[str]:
+    """The collectors whose values a window function may read (avg_over, rate ...):
+    only their samples need a history. Every name a rule reads counts once any
+    of its expressions has a window."""
+    out: set[str] = set()
+    for r in rules:
+        exprs = [e for e in (r.compiled, r.compiled_resolve, r.compiled_each) if e]
+        if any(e.windows for e in exprs):
+            out.update(n for e in exprs for n in e.names)
+    out.discard("it")  # an element's samples are recorded by the evaluator
+    return out
+
+
 def synthetic_rule(rule_id: str, labels: Mapping[str, str], summary: str) -> Rule:
     """The rule behind the daemon's own alerts (collector_down, config_invalid)."""
     return Rule(
@@ -109,6 +122,8 @@ class App:
         self.mono = mono
         self.hub = CollectorHub()
         self.history = History(max(max_window(config), 60.0))
+        # a collection of 10,000 values costs ~200 ms to record: only what a window reads
+        self._recorded = _windowed(config.rules())
         self.evaluator = Evaluator(self.history)
         self.collectors: dict[str, Collector] = {}
         self.journal: Journal | None = None
@@ -246,7 +261,8 @@ class App:
             return  # replaced meanwhile
         self.metrics.collector(name, up=True, duration=self.mono() - t0)
         self.hub.values[name] = sample
-        self.history.record_tree(name, self.wall(), sample)
+        if name in self._recorded:
+            self.history.record_tree(name, self.wall(), sample)
         if name in self.hub.down:
             del self.hub.down[name]
             rule = synthetic_rule("collector_down", {"collector": name}, "")
@@ -546,6 +562,7 @@ class App:
         same = {id(g) for g in old.groups}
         changed = [r for g in new.groups if id(g) not in same for r in g.rules]
         self.history.max_window = max(self.history.max_window, _max_window(changed))
+        self._recorded |= _windowed(changed)  # grows only, like the window
         rules = new.rules()
         before = dict(self.evaluator.alerts)
         old_rules = dict(self.evaluator.rules)

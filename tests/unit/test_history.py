@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 
 from engine.history import MAX_TREE_DEPTH, MAX_TREE_LEAVES, History, key_part
@@ -143,3 +146,36 @@ def test_bad_sizes_are_refused() -> None:
         History(-1)
     with pytest.raises(ValueError):
         History(60, max_samples_per_series=1)
+
+
+def test_the_daemon_records_only_collectors_a_window_reads(tmp_path: Path) -> None:
+    """A collection of 10,000 values costs ~200 ms to record; a collector no
+    window function reads is not recorded at all (and a reload that adds such a
+    rule starts recording it)."""
+    from engine.app import App
+    from engine.config.build import ConfigLoader
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "group: g\ninterval: 1m\nrules:\n"
+        "  - {id: avg_high, expr: 'avg_over(fixed.limit, \"5m\") > 100'}\n"
+        "  - {id: plain, expr: 'spare.n > 5'}\n"
+    )
+    (tmp_path / "vigil.yaml").write_text(
+        "collectors:\n  - {name: app, type: push}\n"
+        "  - {name: fixed, type: static, values: {limit: 10}}\n"
+        "  - {name: spare, type: static, values: {n: 1}}\n"
+        f"rules: [{rules}]\nchannels: []\ndata_dir: {tmp_path / 'data'}\n"
+    )
+    cfg = ConfigLoader().load(str(tmp_path / "vigil.yaml"))
+    assert cfg.config is not None, cfg.problems
+    app = App(cfg.config)
+    assert app._recorded == {"fixed"}
+    app._start_collectors(cfg.config)
+
+    async def collect_all() -> None:
+        await asyncio.gather(*(app.collect(n) for n in app.collectors))
+
+    asyncio.run(collect_all())
+    assert "fixed.limit" in app.history
+    assert "spare.n" not in app.history and "app.load" not in app.history
