@@ -24,6 +24,9 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+SWITCH_INTERVAL = 0.001  # seconds a thread may hold the GIL while another waits
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -55,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
     except JournalError as e:
         print(f"vigil: {e}", file=sys.stderr)
         return 1
+    # The event loop shares the GIL with the journal's, the collectors' and the
+    # log's threads: one of them running Python would keep a due tick waiting up
+    # to the switch interval (5 ms by default) before the loop gets the GIL back.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     try:
         return asyncio.run(app.run())
     finally:
