@@ -717,12 +717,14 @@ class App:
         self.metrics.config_loaded(self.wall())
         # first values before the first evaluation, so rules do not start in no_data
         await asyncio.gather(*(self.collect(n) for n in self.collectors))
+        # the API server and the file watcher first: importing and starting them
+        # holds the loop for 100-200 ms, which would make the first ticks late
+        api_server = await self._serve_api() if serve_api else None
+        watcher = self._watch() if watch else None
+        self.gc.freeze_startup()  # a full collection: before the first tick too
         self.scheduler = self.schedule()
         self.scheduler.start()
         slices.watch_ticks(self._next_due)  # big notification steps go between ticks
-        api_server = await self._serve_api() if serve_api else None
-        watcher = self._watch() if watch else None
-        self.gc.freeze_startup()
         self.ready = True
         self.systemd.ready(self.summary())
         log.info(
