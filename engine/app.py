@@ -715,11 +715,12 @@ class App:
         )  # fmt: skip
         await self.dispatcher.start(self.state)
         self.metrics.config_loaded(self.wall())
+        # the API server and the file watcher before the scheduler: importing and
+        # starting them holds the loop for 100-200 ms, which would make the first
+        # ticks late; the API also before the first collection, which may probe it
+        api_server = await self._serve_api() if serve_api else None
         # first values before the first evaluation, so rules do not start in no_data
         await asyncio.gather(*(self.collect(n) for n in self.collectors))
-        # the API server and the file watcher first: importing and starting them
-        # holds the loop for 100-200 ms, which would make the first ticks late
-        api_server = await self._serve_api() if serve_api else None
         watcher = self._watch() if watch else None
         self.gc.freeze_startup()  # a full collection: before the first tick too
         self.scheduler = self.schedule()

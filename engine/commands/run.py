@@ -37,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
     # one line per job run is noise at info level
     # (and the daemon reports skipped runs itself, rate-limited)
     logging.getLogger("apscheduler").setLevel(max(logging.ERROR, logging.getLogger().level))
+    # nor is one line per HTTP probe (httpx logs each request at info); a probe
+    # that fails is reported by the collector itself
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     from engine.app import App, load_or_fail
 
     try:
