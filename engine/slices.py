@@ -18,8 +18,8 @@ retry's backoff, a request's timeout), the window counts as used up, so work
 in progress yields at its next step and the timer runs in the next iteration
 instead of after the rest of the window.
 
-Some work cannot be cut (rendering and sending one notification of a thousand
-alerts takes tens of milliseconds). Before such a step, `room(cost)` waits until
+Some work cannot be cut (building one notification of a thousand alerts takes
+tens of milliseconds). Before such a step, `room(cost)` waits until
 it fits before the next scheduled tick (the app says when that is:
 `watch_ticks`), so the step runs just after a tick rather than in its way.
 """
