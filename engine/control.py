@@ -161,24 +161,31 @@ class Control:
         app = self.app
         now = app.wall()
         active = [s for s in self._silences() if router.silence_active(s, now)]
-        pipeline = app.dispatcher.pipeline
-        inhibitor = (
-            pipeline.inhibitor if pipeline is not None and pipeline.inhibitor.rules else None
-        )
-        current = _Marks(active, inhibitor)
-        cache = self._cache
+        current = _Marks(active, self._active_inhibitor())
         slices.begin()
         for fp in list(app.state["alerts"]):
             if slices.spent():
                 await slices.pause()
             # read again after a pause: the alert may have changed or gone meanwhile
             a = app.state["alerts"].get(fp)
-            if a is None:
-                continue
-            version = app.alert_versions.get(fp, 0)
-            e = cache.get(fp)
-            if e is None or e.version != version:
-                cache[fp] = _Entry(fp, a, version, _match_labels(a), current)
+            if a is not None:
+                self._entry(fp, a, current, recheck=False)
+
+    def _active_inhibitor(self) -> router.Inhibitor | None:
+        """The pipeline's inhibitor when it has rules (None: nothing is inhibited)."""
+        pipeline = self.app.dispatcher.pipeline
+        return pipeline.inhibitor if pipeline is not None and pipeline.inhibitor.rules else None
+
+    def _entry(self, fp: str, a: Mapping[str, Any], marks: _Marks, *, recheck: bool) -> _Entry:
+        """Alert `fp`'s cached view, rebuilt if the alert changed since, or (with
+        `recheck`) if its silence or inhibition marks did."""
+        version = self.app.alert_versions.get(fp, 0)
+        e = self._cache.get(fp)
+        if e is None or e.version != version:
+            e = self._cache[fp] = _Entry(fp, a, version, _match_labels(a), marks)
+        elif recheck and e.stale(marks):
+            e = self._cache[fp] = _Entry(fp, a, version, e.match, marks)
+        return e
 
     def list_alerts(
         self,
@@ -206,17 +213,13 @@ class Control:
             tuple(s for s in silences[:configured] if router.silence_active(s, now)),
             tuple(s.id for s in silences[configured:] if router.silence_active(s, now)),
         )
-        pipeline = app.dispatcher.pipeline
-        inhibitor = (
-            pipeline.inhibitor if pipeline is not None and pipeline.inhibitor.rules else None
-        )
+        inhibitor = self._active_inhibitor()
         recheck = self._inhibition_changed(inhibitor)
         filters = (state, severity, rule, tuple(sorted(labels.items())), silenced, acknowledged)
         key = (app.state_version, marks, filters)
         if not recheck and self._last is not None and self._last[0] == key:
             return self._last[1]
         alerts = app.state["alerts"]
-        versions = app.alert_versions
         cache = self._cache
         # the silences in force or the inhibitions changed: look at every alert's
         # marks again, and rebuild the views whose marks did change
@@ -232,13 +235,7 @@ class Control:
                 or (rule is not None and a.get("rule") != rule)
             ):
                 continue
-            version = versions.get(fp, 0)
-            e = cache.get(fp)
-            if e is None or e.version != version:
-                e = cache[fp] = _Entry(fp, a, version, _match_labels(a), current)
-            elif recheck and e.stale(current):
-                e = cache[fp] = _Entry(fp, a, version, e.match, current)
-            entries.append(e)
+            entries.append(self._entry(fp, a, current, recheck=recheck))
         if len(cache) > len(alerts) + 1024:  # resolved alerts' entries
             for fp in [fp for fp in cache if fp not in alerts]:
                 del cache[fp]

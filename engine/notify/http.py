@@ -167,22 +167,9 @@ class NetworkPolicy:
         dual-stack accident); wire.ConnectError when the name does not resolve.
         """
         host = host.strip("[]")
-        try:
-            # an address needs no resolver: getaddrinfo would cost a thread hop
-            infos: list[tuple[Any, ...]] = [
-                (None, None, None, None, (str(ipaddress.ip_address(host)),))
-            ]
-        except ValueError:
-            try:
-                infos = await asyncio.get_running_loop().getaddrinfo(
-                    host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-                )
-            except (OSError, UnicodeError) as e:
-                raise wire.ConnectError(f"cannot resolve {host}: {e}") from None
         allowed: list[str] = []
         reasons: list[str] = []
-        for *_, sockaddr in infos:
-            text = str(sockaddr[0])
+        for text in await _addresses(host, port):
             ip = ipaddress.ip_address(text.split("%", 1)[0])
             reason = self.refusal(ip)
             if reason is None:
@@ -197,6 +184,22 @@ class NetworkPolicy:
         if not allowed:
             raise AddressRefused(f"address refused: {'; '.join(reasons) or host}")
         return allowed
+
+
+async def _addresses(host: str, port: int) -> list[str]:
+    """`host`'s addresses as text: an address is its own (getaddrinfo would cost
+    a round trip through a thread), a name is resolved."""
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+        )
+    except (OSError, UnicodeError) as e:
+        raise wire.ConnectError(f"cannot resolve {host}: {e}") from None
+    return [str(sockaddr[0]) for *_, sockaddr in infos]
 
 
 @functools.cache

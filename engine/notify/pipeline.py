@@ -659,20 +659,24 @@ class Pipeline:
     def next_deadline(self) -> float | None:
         """The earliest time `due` has work (it may be in the past)."""
         self._settle()
-        heap = self._heap
-        while heap and not self._valid(heap[0][2], heap[0][3], heap[0][0]):
-            heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        head = self._head()
+        return head[0] if head else None
 
     def next_size(self, now: float) -> int:
         """How many alerts the next notification due by `now` carries at most
         (0: none due): a driver can make room for a big one first."""
+        head = self._head()
+        if head is None or head[0] > now or head[2] != "group":
+            return 0
+        return len(self.groups[head[3]].members)
+
+    def _head(self) -> tuple[float, int, str, Any] | None:
+        """The earliest entry of the timer heap that still holds, dropping the
+        ones that went stale before it."""
         heap = self._heap
         while heap and not self._valid(heap[0][2], heap[0][3], heap[0][0]):
             heapq.heappop(heap)
-        if not heap or heap[0][0] > now or heap[0][2] != "group":
-            return 0
-        return len(self.groups[heap[0][3]].members)
+        return heap[0] if heap else None
 
     def take_events(self) -> list[dict[str, Any]]:
         """Journal events the pipeline produced (escalated, template_failed)."""
