@@ -51,7 +51,9 @@ start-up would change, BENCH_PROFILE=<file> to cProfile the daemon,
 BENCH_SLOW=1 to have asyncio name every callback over 5 ms in run/daemon.log,
 BENCH_ITER=<file> to have the daemon write there what filled each loop iteration
 over 5 ms (bench/loop_probe.py; with BENCH_SAMPLE=1, the engine code seen in each
-callback over 3 ms instead), BENCH_ONLY_A=<n> to run only (a), n times.
+callback over 3 ms instead), BENCH_PHASES=<file> to have it write there the
+loop thread's CPU time by phase (evaluation, journal, pipeline, sends...) in 50 ms
+buckets (bench/phase_probe.py), BENCH_ONLY_A=<n> to run only (a), n times.
 
 No asserts: this prints figures for a person to read.
 """
@@ -263,6 +265,10 @@ def daemon_main(config: str, probe_out: str) -> int:
 
     App.run_group = timed_group  # type: ignore[method-assign]
     App.run = run_with_probes  # type: ignore[method-assign]
+    if os.environ.get("BENCH_PHASES"):
+        import phase_probe
+
+        phase_probe.install(os.environ["BENCH_PHASES"])
     if os.environ.get("BENCH_PROFILE"):
         import cProfile
 

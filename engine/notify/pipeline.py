@@ -67,7 +67,11 @@ SETTLE_WEIGHT = 64  # members of a group that count as one group in settle(limit
 
 def group_key(channel: str, route_index: int, labels: Mapping[str, str]) -> str:
     """`<channel>|<route index>|{"label":"value",...}` with labels sorted."""
-    return f"{channel}|{route_index}|" + compact_json(dict(sorted(labels.items())))
+    return f"{channel}|{route_index}|" + _labels_json(labels)
+
+
+def _labels_json(labels: Mapping[str, str]) -> str:
+    return compact_json(dict(sorted(labels.items())))
 
 
 def idempotency_key(channel: str, gkey: str, alerts: Iterable[AlertView]) -> str:
@@ -75,12 +79,12 @@ def idempotency_key(channel: str, gkey: str, alerts: Iterable[AlertView]) -> str
     of the alerts; an acknowledged alert adds "ack" (so an acknowledgement is a new
     message to receivers that deduplicate). The same notification re-sent after a
     crash carries the same key."""
-    items = sorted(
-        [a.fingerprint, a.status, _iso(a.starts_at), *(["ack"] if a.acknowledged else [])]
-        for a in alerts
-    )
-    raw = compact_json_ascii([channel, gkey, items])
+    raw = compact_json_ascii([channel, gkey, sorted(_key_item(a) for a in alerts)])
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _key_item(a: AlertView) -> list[str | None]:
+    return [a.fingerprint, a.status, _iso(a.starts_at), *(["ack"] if a.acknowledged else [])]
 
 
 # an alert's start is formatted for every channel and every notification it is in
@@ -157,6 +161,15 @@ class _Alert:
     esc_done: dict[int, int] = field(default_factory=dict)  # route index -> level reached
     esc_channels: dict[str, int] = field(default_factory=dict)  # channel -> level told
     esc_next: float | None = None  # when escalation is looked at next
+    targets: list[tuple[int, Route]] | None = None  # routes, for the current config
+    # silenced / muted (silenced or inhibited) as of mute epoch `marks_epoch`
+    marks_epoch: int = -1
+    silenced: bool = False
+    muted: bool = False
+    rev: int = 0  # +1 whenever what a view shows changes (value, status, ack, ...)
+    view: AlertView | None = None  # the last view built, for `view_key`
+    view_key: tuple[int, Status, bool, bool] | None = None
+    key_item: str = ""  # the view's entry in idempotency_key's JSON
 
     def acked(self, now: float) -> bool:
         if self.ack is None:
@@ -182,6 +195,7 @@ class _Group:
     told_firing: set[str] = field(default_factory=set)  # told of these firing
     next_flush: float | None = None
     inflight: tuple[str, dict[str, Entry]] | None = None  # (key, content)
+    key_prefix: str | None = None  # idempotency_key's JSON up to the alerts
 
 
 class Pipeline:
@@ -207,15 +221,20 @@ class Pipeline:
         self._rl_held: dict[str, list[Notification]] = {}
         self._digests: dict[str, list[Notification]] = {}
         self._immediate: list[Notification] = []
-        # within one due() call: an alert's view, shared by the groups of all its
-        # channels (a 1,000-alert group to three channels builds 1,000 views, not 3,000)
-        self._views: dict[tuple[str, Status, bool], AlertView] | None = None
         # Work deferred to one pass before due()/next_deadline(), so that a burst of
         # events into one large group costs one recomputation, not one per event.
         self._dirty: dict[str, None] = {}  # group keys to refresh, in order
         self._inhibit_changes: set[tuple[int, tuple[str, ...]]] = set()
         self._escalations_all = False
         self._now = float("-inf")  # latest time seen
+        # Whether an alert is silenced or inhibited changes only when a silence is
+        # added, removed, starts or ends, or an inhibiting alert fires or resolves.
+        # Each such change starts a new epoch; an alert's marks are computed once
+        # per epoch, not for every group and channel it is in. The epoch is also
+        # new whenever `now` leaves [_mute_from, _mute_until), the span between
+        # two silence boundaries it was computed in.
+        self._mute_epoch = 0
+        self._mute_from = self._mute_until = 0.0
         self._configure(config, channel_types, closing, textless)
         self._touch_boundaries(float("-inf"))  # config silences' starts/ends
 
@@ -243,6 +262,8 @@ class Pipeline:
         self.inhibitor = router.Inhibitor(config.inhibits)
         self.renderer = templates.Renderer(config, channel_types)
         self._rate = {c.name: c.rate_limit for c in config.channels if c.rate_limit}
+        self._escalating = any(r.escalate for r in config.routes)
+        self._new_mute_epoch()
 
     def reconfigure(
         self,
@@ -273,12 +294,13 @@ class Pipeline:
             new = group_key(g.channel, j, g.labels)
             if new != g.key:
                 self._alias[g.key] = new
-                g.key = new
+                g.key, g.key_prefix = new, None
                 g.next_flush = None  # its heap entry has the old key: schedule anew
             g.members.clear()
             self.groups[new] = g
         for a in self.alerts.values():
             a.groups.clear()
+            a.targets = None
             a.esc_done = {remap[i]: v for i, v in a.esc_done.items() if i in remap}
             if a.status == "firing":
                 self.inhibitor.set_firing(a.fp, a.match, True)
@@ -301,6 +323,7 @@ class Pipeline:
             s = router.silence_from_state(str(sid), d)
             if s is not None:
                 self.api_silences[s.id] = s
+        self._new_mute_epoch()
         told: dict[str, dict[str, Any]] = {}
         for fp, d in (state.get("alerts") or {}).items():
             if d.get("state") != "firing":
@@ -364,6 +387,7 @@ class Pipeline:
             a = self.alerts.get(fp)
             if a is None:
                 return
+            a.rev += 1
             if kind == "acknowledged":
                 a.ack = _ack(event, _parse_ts(event.get("ts")) or now)
                 until = a.ack["until"]
@@ -427,6 +451,7 @@ class Pipeline:
         a = self.alerts.get(fp)
         if a is not None and a.status == "firing":
             # the same episode again (a replayed or repeated event): news only
+            a.rev += 1
             a.value = ev.get("value", a.value)
             if isinstance(ev.get("annotations"), Mapping):
                 a.annotations = {str(k): str(v) for k, v in ev["annotations"].items()}
@@ -452,6 +477,7 @@ class Pipeline:
         a = self.alerts.get(fp)
         if a is None or a.status == "resolved":
             return
+        a.rev += 1
         a.status = "resolved"
         a.ends_at = _parse_ts(ev.get("ts")) or now
         a.value = ev.get("value", a.value)
@@ -467,7 +493,9 @@ class Pipeline:
         self._forget_if_done(a)
 
     def _inhibit_changed(self, changes: list[tuple[int, tuple[str, ...]]], now: float) -> None:
-        self._inhibit_changes.update(changes)
+        if changes:
+            self._inhibit_changes.update(changes)
+            self._new_mute_epoch()
         self._now = max(self._now, now)
 
     def settle(self, limit: int | None = None) -> bool:
@@ -505,7 +533,9 @@ class Pipeline:
     # -- routing into groups ------------------------------------------------------------
 
     def _targets(self, a: _Alert) -> list[tuple[int, Route]]:
-        return router.targets(self.config, a.match, self.rules.get(a.rule))
+        if a.targets is None:
+            a.targets = router.targets(self.config, a.match, self.rules.get(a.rule))
+        return a.targets
 
     def _route(self, index: int, a: _Alert | None = None) -> Route:
         if index == router.BYPASS_INDEX:
@@ -519,10 +549,11 @@ class Pipeline:
                 glabels = dict(a.match)
             else:
                 glabels = {k: a.match.get(k, "") for k in r.group_by}
+            labels_json = _labels_json(glabels)  # group_key's, once for all channels
             for ch in r.channels:
                 if ch not in self.channel_types:
                     continue
-                key = group_key(ch, idx, glabels)
+                key = f"{ch}|{idx}|{labels_json}"
                 g = self.groups.get(key)
                 if g is None:
                     g = self.groups[key] = _Group(key, ch, idx, glabels, created=a.starts_at)
@@ -539,13 +570,43 @@ class Pipeline:
     # -- what a channel should see ------------------------------------------------------
 
     def _silenced(self, a: _Alert, now: float) -> bool:
-        return (
+        self._marks(a, now)
+        return a.silenced
+
+    def _muted(self, a: _Alert, now: float) -> bool:
+        self._marks(a, now)
+        return a.muted
+
+    def _marks(self, a: _Alert, now: float) -> None:
+        """Bring `a.silenced` and `a.muted` up to date for `now`."""
+        if not self._mute_from <= now < self._mute_until:
+            self._new_mute_epoch(now)
+        elif a.marks_epoch == self._mute_epoch:
+            return
+        a.marks_epoch = self._mute_epoch
+        a.silenced = (
             router.silenced_by(self.config.silences, a.match, now) is not None
             or router.silenced_by(self.api_silences.values(), a.match, now) is not None
         )
+        a.muted = a.silenced or self.inhibitor.inhibited(a.fp, a.match)
 
-    def _muted(self, a: _Alert, now: float) -> bool:
-        return self._silenced(a, now) or self.inhibitor.inhibited(a.fp, a.match)
+    def _new_mute_epoch(self, now: float | None = None) -> None:
+        """Every alert's marks are to be computed again (at `now`: also the span of
+        time, between silence boundaries, the new marks hold for)."""
+        self._mute_epoch += 1
+        if now is None:
+            self._mute_from = self._mute_until = 0.0  # empty: the next _marks sets it
+            return
+        lo, hi = float("-inf"), float("inf")
+        for s in (*self.config.silences, *self.api_silences.values()):
+            for t in (s.starts, s.until):
+                if t is None:
+                    continue
+                if t <= now:
+                    lo = max(lo, t)
+                else:
+                    hi = min(hi, t)
+        self._mute_from, self._mute_until = lo, hi
 
     def _content(self, g: _Group, now: float) -> tuple[dict[str, Entry], list[str]]:
         """(what the channel should now see, members it will never need to see)."""
@@ -630,6 +691,7 @@ class Pipeline:
     def _touch_all(self, now: float) -> None:
         """Something that can change many alerts' visibility happened (a silence
         began or ended, an acknowledgement expired)."""
+        self._new_mute_epoch()
         self._dirty.update(dict.fromkeys(self.groups))
         self._escalations_all = True
         self._now = max(self._now, now)
@@ -687,11 +749,7 @@ class Pipeline:
         """Notifications to send now, in the order they became due. With `limit`,
         stop once that many are out (a flush or escalation may add a few more):
         the rest stays due, and next_deadline() says so."""
-        self._views = {}  # only within this call: nothing changes an alert meanwhile
-        try:
-            return self._due(now, limit)
-        finally:
-            self._views = None
+        return self._due(now, limit)
 
     def _due(self, now: float, limit: int | None) -> list[Notification]:
         out: list[Notification] = []
@@ -732,13 +790,26 @@ class Pipeline:
         if muted(route, self.intervals, now):
             self._set_flush(g, now + min(route.group_interval, MUTE_RECHECK) or MUTE_RECHECK)
             return
-        views = tuple(
-            sorted(
-                (self._view(self.alerts[fp], st, ack, now) for fp, (st, ack) in content.items()),
-                key=_order,
+        if len(content) == 1:
+            [(fp, (st, ack))] = content.items()
+            views: tuple[AlertView, ...] = (self._view(self.alerts[fp], st, ack, now),)
+        else:
+            views = tuple(
+                sorted(
+                    (
+                        self._view(self.alerts[fp], st, ack, now)
+                        for fp, (st, ack) in content.items()
+                    ),
+                    key=_order,
+                )
             )
-        )
-        n = self._note(g.channel, route, g.key, g.labels, views)
+        # idempotency_key(), from the pieces kept for it (fingerprints are unique in
+        # a group, so sorting by them sorts the items)
+        if g.key_prefix is None:
+            g.key_prefix = compact_json_ascii([g.channel, g.key])[:-1] + ",["
+        items = ",".join(self.alerts[fp].key_item for fp in sorted(content))
+        key = hashlib.sha256(f"{g.key_prefix}{items}]]".encode()).hexdigest()
+        n = self._note(g.channel, route, g.key, g.labels, views, key=key)
         g.inflight = (n.key, content)
         g.flushed_at = now
         self._offer(n, now, out)
@@ -751,13 +822,15 @@ class Pipeline:
         return g.sent_at is None or now >= g.sent_at + route.repeat_interval
 
     def _view(self, a: _Alert, status: Status, acked: bool, now: float) -> AlertView:
-        if self._views is None:
-            return self._make_view(a, status, acked, now)
-        key = (a.fp, status, acked)
-        view = self._views.get(key)
-        if view is None:
-            view = self._views[key] = self._make_view(a, status, acked, now)
-        return view
+        """The alert as notifications show it; built once and shared by the groups
+        of all its channels (a 1,000-alert group to three channels builds 1,000
+        views, not 3,000) until something it shows changes."""
+        self._marks(a, now)
+        key = (a.rev, status, acked, a.silenced)
+        if a.view is None or a.view_key != key:
+            a.view, a.view_key = view, _ = self._make_view(a, status, acked, now), key
+            a.key_item = compact_json_ascii(_key_item(view))
+        return a.view
 
     def _make_view(self, a: _Alert, status: Status, acked: bool, now: float) -> AlertView:
         return AlertView(
@@ -771,7 +844,7 @@ class Pipeline:
             starts_at=a.starts_at,
             ends_at=a.ends_at if status == "resolved" else None,
             acknowledged={k: v for k, v in (a.ack or {}).items() if k != "at"} if acked else None,
-            silenced=self._silenced(a, now),
+            silenced=a.silenced,  # _view brought the marks up to date
         )
 
     def _note(
@@ -784,8 +857,13 @@ class Pipeline:
         *,
         kind: Literal["alerts", "escalation"] = "alerts",
         level: int = 0,
+        key: str | None = None,
     ) -> Notification:
-        status: Status = "firing" if any(v.status == "firing" for v in views) else "resolved"
+        status: Status = "resolved"
+        for v in views:
+            if v.status == "firing":
+                status = "firing"
+                break
         title = body = ""
         html: str | None = None
         if channel not in self.textless:  # textless channels never read the text
@@ -814,7 +892,7 @@ class Pipeline:
             group_key=gkey,
             status=status,
             alerts=views,
-            key=idempotency_key(channel, gkey, views),
+            key=key if key is not None else idempotency_key(channel, gkey, views),
             title=title,
             body=body,
             html=html,
@@ -901,8 +979,10 @@ class Pipeline:
         of each of its routes, or `recheck`; none while it cannot escalate
         (acknowledged, flapping, silenced, inhibited: their end reschedules)."""
         nxt: float | None = recheck
-        if a.status == "firing" and not (
-            a.acked(now) or a.fp in self.flapping or self._muted(a, now)
+        if (
+            self._escalating
+            and a.status == "firing"
+            and not (a.acked(now) or a.fp in self.flapping or self._muted(a, now))
         ):
             for idx, r in self._targets(a):
                 done = a.esc_done.get(idx, 0)

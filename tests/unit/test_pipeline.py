@@ -492,6 +492,39 @@ def test_template_failure_sends_fallback_and_reports() -> None:
     )
 
 
+def test_views_and_keys_follow_every_change() -> None:
+    """Views are built once per alert and reused, and muting is computed once per
+    silence span: a change of value, acknowledgement or status, and a silence
+    that starts later, must still show in the next notification and its key."""
+    later = Silence("s1", (M("host", "h2"),), until=T0 + 9000, reason="r", starts=T0 + 500)
+    p = pipe(route("pd", "ops", group_interval=60, repeat_interval=1000), silences=(later,))
+    p.ingest(fire("a", host="h1"), T0)
+    p.ingest(fire("b", host="h2"), T0)
+    first = {n.channel: n for n in step(p, T0)}
+    for n in first.values():
+        assert n.key == idempotency_key(n.channel, n.group_key, n.alerts)
+    p.ingest({**fire("a", host="h1"), "value": 99.0}, T0 + 10)  # the same episode, news
+    p.ingest(mark("acknowledged", "a", T0 + 20, by="bob", until=None), T0 + 20)
+    both = {n.channel: n for n in step(p, T0 + 60)}
+    assert fps(both["ops"]) == [("b", "firing")]  # ops no longer shows the acknowledged
+    n = both["pd"]  # pd shows it acknowledged
+    assert n.key != first["pd"].key
+    assert n.key == idempotency_key("pd", n.group_key, n.alerts)
+    a = {v.fingerprint: v for v in n.alerts}["a"]
+    assert a.value == 99.0 and a.acknowledged == {"by": "bob", "note": None, "until": None}
+    # b is silenced from T0 + 500 on: no channel shows it firing any more
+    p.ingest(resolve("a", T0 + 600, host="h1"), T0 + 600)
+    out = {n.channel: n for n in step(p, T0 + 600)}
+    assert fps(out["pd"]) == fps(out["ops"]) == [("a", "resolved")]
+    assert out["pd"].key == idempotency_key("pd", out["pd"].group_key, out["pd"].alerts)
+    # its end goes to both (both were told it fired), marked silenced
+    p.ingest(resolve("b", T0 + 700, host="h2"), T0 + 700)
+    for n in step(p, T0 + 700):
+        assert [(v.fingerprint, v.status, v.silenced) for v in n.alerts] == [
+            ("b", "resolved", True)
+        ]
+
+
 # -- keys and resume ----------------------------------------------------------------------------
 
 
