@@ -31,3 +31,21 @@ def process_cpu(pid: int) -> float:
     except (OSError, IndexError):
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def speed_ms(rounds: int = 3) -> float:
+    """Milliseconds a fixed piece of pure-Python work takes (the fastest of `rounds`).
+
+    This VM's speed drifts: the same loop takes from about 1x to 1.8x its best time
+    from one second to the next, with no steal reported. Benchmarks print this
+    beside their figures, so a slow figure can be told from a slow machine."""
+    import time
+
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        acc: dict[int, int] = {}
+        for i in range(60_000):
+            acc[i & 1023] = acc.get(i & 1023, 0) + i
+        best = min(best, time.perf_counter() - t0)
+    return best * 1e3

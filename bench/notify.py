@@ -81,7 +81,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from machine import cpu_ticks, process_cpu, steal_pct  # noqa: E402
+from machine import cpu_ticks, process_cpu, speed_ms, steal_pct  # noqa: E402
 
 N = 1_000
 TRICKLE = 5  # alerts firing per 100 ms tick in (c)
@@ -483,12 +483,14 @@ def burst(s: Setup) -> dict[str, Any]:
     """Fire all N alerts in one tick; wait until both healthy receivers have them."""
     d = s.daemon
     time.sleep(1.0)  # a few quiet ticks first
+    speed = [speed_ms()]
     ticks0 = cpu_ticks()
     assert d.proc is not None
     cpu0 = process_cpu(d.proc.pid)
     d.set_level(N)
     wait(s.all_received, 30, 0.1)  # receivers stamp arrival: polling rarely costs nothing
     cpu = process_cpu(d.proc.pid) - cpu0
+    speed.append(speed_ms())
     time.sleep(1.0)  # the probes go on a while after the burst
     fired = s.fired()
     t0 = min(fired.values())  # the first slice of the burst's appends
@@ -519,6 +521,7 @@ def burst(s: Setup) -> dict[str, Any]:
         "gc_ms": max((x for _, x in gcs), default=0.0) * 1e3,
         "fired": len(fired),
         "cpu_s": cpu,
+        "speed_ms": speed,
     }
 
 
@@ -586,6 +589,11 @@ def show_burst(title: str, r: dict[str, Any], am: str) -> None:
         f"    all {r['fired']:,} at both healthy receivers {r['all_s']:.3f} s after they were"
         f" journaled (target <= 0.5 s; Alertmanager 0.25: {am}); the daemon's CPU from the"
         f" file's rewrite until then: {r['cpu_s']:.2f} s"
+    )
+    print(
+        f"    machine speed: a fixed Python loop took {r['speed_ms'][0]:.1f} ms before the"
+        f" burst and {r['speed_ms'][1]:.1f} ms after it (bench/machine.py speed_ms; this VM's"
+        " speed drifts by up to 1.8x)"
     )
     print(
         f"    first after {r['first_ms']:.0f} ms; per alert p50 {r['p50_ms']:.0f} ms,"

@@ -17,6 +17,7 @@ State shape (all times are wall-clock epoch seconds):
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 STATE_VERSION = 1
@@ -27,8 +28,6 @@ def initial_state() -> dict[str, Any]:
 
 
 def _ts(event: dict[str, Any]) -> float:
-    from datetime import datetime
-
     ts = event.get("ts")
     if isinstance(ts, int | float):
         return float(ts)
@@ -45,7 +44,7 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
     fp = event.get("alert")
     if kind in ("pending", "firing") and isinstance(fp, str):
         a = alerts.get(fp)
-        ts = event.get("at", _ts(event))
+        ts = event["at"] if "at" in event else _ts(event)
         if a is None or (kind == "pending" and a.get("state") == "firing"):
             a = alerts[fp] = {
                 "rule": event.get("rule"),
