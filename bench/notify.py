@@ -53,7 +53,7 @@ BENCH_ITER=<file> to have the daemon write there what filled each loop iteration
 over 5 ms (bench/loop_probe.py; with BENCH_SAMPLE=1, the engine code seen in each
 callback over 3 ms instead), BENCH_PHASES=<file> to have it write there the
 loop thread's CPU time by phase (evaluation, journal, pipeline, sends...) in 50 ms
-buckets (bench/phase_probe.py), BENCH_ONLY_A=<n> to run only (a), n times.
+buckets (bench/phase_probe.py), BENCH_ONLY_A=<n> or BENCH_ONLY_C=<n> to run only (a) or (c), n times.
 
 No asserts: this prints figures for a person to read.
 """
@@ -332,6 +332,17 @@ class Daemon:
                 out.append((float(parts[1]), float(parts[2])))
         return out
 
+    def gc_pauses(self, since: float = 0.0) -> list[tuple[float, float, str]]:
+        """(wall time it began, seconds, generation) of each GC pause over 5 ms."""
+        if not self.probe.exists():
+            return []
+        out = []
+        for line in self.probe.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 4 and parts[0] == "gc" and float(parts[1]) >= since:
+                out.append((float(parts[1]), float(parts[2]), parts[3]))
+        return out
+
     def set_level(self, level: int) -> None:
         tmp = self.run / "metrics.tmp"
         tmp.write_text(json.dumps({"level": level}))
@@ -567,8 +578,20 @@ def trickle(s: Setup) -> dict[str, Any]:
     fired = s.fired()
     lat = latencies(s, fired)
     since = min(fired.values())
-    tick_ms, gap_ms = late_ms(d.probes("tick", since))
+    ticks = d.probes("tick", since)
+    tick_ms, gap_ms = late_ms(ticks)
+    # what the latest tick waited for: a GC pause that ended just before it started?
+    worst = max(ticks, key=lambda t: t[1], default=(since, 0.0))
+    behind = [
+        f"{g} {x * 1e3:.0f} ms"
+        for t, x, g in d.gc_pauses(since)
+        if worst[0] - worst[1] - 0.005 <= t + x <= worst[0] + 0.001
+    ]
+    pauses = d.gc_pauses(since)
+    longest = max(pauses, key=lambda p: p[1], default=(0.0, 0.0, "-"))
     return {
+        "worst_tick_gc": ", ".join(behind) or "none",
+        "gc_gen": longest[2],
         "p50_ms": statistics.median(lat) * 1e3,
         "p99_ms": pct(lat, 99) * 1e3,
         "max_ms": max(lat) * 1e3,
@@ -621,6 +644,18 @@ def main() -> None:
     t0 = time.monotonic()
     frozen = " (BENCH_GC_FREEZE: gc.freeze() at start)" if os.environ.get("BENCH_GC_FREEZE") else ""
     print(f"{N:,} alerts -> 3 webhook channels (2 healthy, 1 black hole){frozen}\n")
+    if os.environ.get("BENCH_ONLY_C"):  # (c) alone, for comparing runs
+        for _ in range(int(os.environ["BENCH_ONLY_C"])):
+            with Setup("['...']") as s:
+                c = trickle(s)
+            print(
+                f"(c) p50 {c['p50_ms']:.1f} ms, p99 {c['p99_ms']:.1f} ms; tick delay max"
+                f" {c['tick_ms']:.1f} ms; longest GC pause {c['gc_ms']:.0f} ms ({c['gc_gen']});"
+                f" GC pauses ending while the latest tick waited: {c['worst_tick_gc']};"
+                f" loop lag max {c['lag_ms']:.1f} ms, own work {c['work_ms']:.1f} ms;"
+                f" steal {c['steal']:.0f}%"
+            )
+        return
     if os.environ.get("BENCH_ONLY_A"):  # (a) alone, for comparing runs
         for _ in range(int(os.environ["BENCH_ONLY_A"])):
             with Setup("['...']") as s:
@@ -640,7 +675,8 @@ def main() -> None:
         f"    p50 {c['p50_ms']:.1f} ms, p99 {c['p99_ms']:.1f} ms (target <= 50 ms), max"
         f" {c['max_ms']:.0f} ms over {c['n']:,} deliveries ({c['batches']} journal batches);"
         f" tick delay max {c['tick_ms']:.1f} ms late, longest gap {c['gap_ms']:.0f} ms beyond"
-        f" the interval; longest GC pause {c['gc_ms']:.0f} ms"
+        f" the interval; longest GC pause {c['gc_ms']:.0f} ms ({c['gc_gen']}); GC pauses"
+        f" ending while the latest tick waited: {c['worst_tick_gc']}"
     )
     print(
         f"    event loop lag max {c['lag_ms']:.1f} ms, of it the loop's own work at most"

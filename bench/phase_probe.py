@@ -26,7 +26,10 @@ _depth = [0]
 
 
 def _account(phase: str, cpu: float) -> None:
-    _buckets[int(time.time() / BUCKET)][phase] += cpu
+    bucket = _buckets[int(time.time() / BUCKET)]
+    bucket[phase] += cpu
+    if cpu > bucket[phase + " max"]:
+        bucket[phase + " max"] = cpu  # the longest single call or step
 
 
 def _wrap(owner: Any, name: str, phase: str) -> None:
@@ -126,6 +129,7 @@ def install(out: str) -> None:
     _wrap(pipeline.Pipeline, "delivered", "pipe_delivered")
     _wrap(retry.BoundedQueue, "put_nowait", "queue_put")
     _wrap(dispatch.Dispatcher, "_report", "report")
+    _wrap_async(dispatch.Dispatcher, "_journal", "emit_outcomes")
     _wrap_async(webhook, "encode", "webhook_encode")
     _wrap_async(nhttp.HttpClient, "request", "http_request")
 
