@@ -104,7 +104,7 @@ def make_digest(channel: str, held: Sequence[Notification], reason: str) -> Noti
     title = f"[DIGEST] {count} notifications held by {reason} on {channel}"
     lines = [f"{count} notifications were held by {reason}; their alerts now:"]
     for a in alerts[:DIGEST_LIST_MAX]:
-        labels = ", ".join(f"{k}={v}" for k, v in sorted(a.labels.items()))
+        labels = ", ".join(f"{k}={v}" for k, v in _order(a)[2])
         lines.append(f"- {a.status.upper()} {a.rule} [{a.severity}] {labels}"[:1000])
     if len(alerts) > DIGEST_LIST_MAX:
         lines.append(f"... and {len(alerts) - DIGEST_LIST_MAX} more (all are in the alert list)")
@@ -124,8 +124,24 @@ def make_digest(channel: str, held: Sequence[Notification], reason: str) -> Noti
     )
 
 
-def _order(a: AlertView) -> tuple[int, str, list[tuple[str, str]]]:
-    return (0 if a.status == "firing" else 1, a.rule, sorted(a.labels.items()))
+Order = tuple[int, str, list[tuple[str, str]]]
+# Views are shared by every channel's groups and digests, and a digest folded into
+# the next one sorts its alerts again: each view's key is computed once. A view
+# is kept as long as its entry, so its id() cannot be reused meanwhile.
+_ORDER_KEYS: dict[int, tuple[AlertView, Order]] = {}
+_ORDER_KEYS_MAX = 16_384
+
+
+def _order(a: AlertView) -> Order:
+    """Firing first, then by rule and labels: how a notification lists its alerts."""
+    hit = _ORDER_KEYS.get(id(a))
+    if hit is not None and hit[0] is a:
+        return hit[1]
+    key = (0 if a.status == "firing" else 1, a.rule, sorted(a.labels.items()))
+    if len(_ORDER_KEYS) >= _ORDER_KEYS_MAX:
+        _ORDER_KEYS.clear()
+    _ORDER_KEYS[id(a)] = (a, key)
+    return key
 
 
 def _ack(d: Mapping[str, Any], at: float) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from engine.config.model import (
     Channel,
@@ -21,8 +21,8 @@ from engine.config.model import (
     TimeInterval,
     TimeRange,
 )
-from engine.notify.base import Notification, iso
-from engine.notify.pipeline import MUTE_RECHECK, Pipeline, idempotency_key
+from engine.notify.base import AlertView, Notification, iso
+from engine.notify.pipeline import MUTE_RECHECK, Pipeline, idempotency_key, make_digest
 from engine.store import fold_event, initial_state
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC).timestamp()  # a Monday
@@ -398,6 +398,28 @@ def test_rate_limit_holds_and_sends_one_digest() -> None:
     assert "3 notifications held" in d.title and "r1" in d.body and "host=h3" in d.body
     p.delivered(d, True, T0 + 60)
     assert step(p, T0 + 3000) == []  # the held groups count as sent
+
+
+def test_a_digest_of_digests_lists_each_alert_once_in_order() -> None:
+    def view(
+        fp: str, rule: str, status: Literal["firing", "resolved"] = "firing", **labels: str
+    ) -> AlertView:
+        return AlertView(fp, rule, status, "warning", labels, {}, 1.0, T0)
+
+    def note(*views: AlertView) -> Notification:
+        return Notification("ops", "g", "firing", views, f"k-{views[0].fingerprint}", "t", "b")
+
+    a_old, a_new = view("a", "r2", host="h2"), view("a", "r2", "resolved", host="h2")
+    first = make_digest("ops", [note(a_old), note(view("b", "r1", zone="z", host="h9"))], "x")
+    second = make_digest("ops", [first, note(view("c", "r1", host="h1")), note(a_new)], "x")
+    assert second.extra["held"] == 4
+    # firing first, then by rule and labels; `a` once, with its latest status
+    assert [(v.fingerprint, v.status) for v in second.alerts] == [
+        ("c", "firing"),
+        ("b", "firing"),
+        ("a", "resolved"),
+    ]
+    assert "- FIRING r1 [warning] host=h9, zone=z" in second.body
 
 
 def test_rate_limited_single_notification_is_sent_as_itself() -> None:
