@@ -129,7 +129,7 @@ Order = tuple[int, str, list[tuple[str, str]]]
 # the next one sorts its alerts again: each view's key is computed once. A view
 # is kept as long as its entry, so its id() cannot be reused meanwhile.
 _ORDER_KEYS: dict[int, tuple[AlertView, Order]] = {}
-_ORDER_KEYS_MAX = 16_384
+_ORDER_KEYS_MAX = 4_096  # views kept alive at most: a few MB
 
 
 def _order(a: AlertView) -> Order:
