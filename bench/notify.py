@@ -570,11 +570,13 @@ def trickle(s: Setup) -> dict[str, Any]:
     """(c): TRICKLE more alerts fire per 100 ms, until all N fire."""
     d = s.daemon
     time.sleep(0.5)
+    speed = [speed_ms()]
     ticks0 = cpu_ticks()
     for level in range(TRICKLE, N + 1, TRICKLE):
         d.set_level(level)
         time.sleep(0.1)
     wait(s.all_received, 30, 0.1)
+    speed.append(speed_ms())
     fired = s.fired()
     lat = latencies(s, fired)
     since = min(fired.values())
@@ -590,6 +592,7 @@ def trickle(s: Setup) -> dict[str, Any]:
     pauses = d.gc_pauses(since)
     longest = max(pauses, key=lambda p: p[1], default=(0.0, 0.0, "-"))
     return {
+        "speed_ms": speed,
         "worst_tick_gc": ", ".join(behind) or "none",
         "gc_gen": longest[2],
         "p50_ms": statistics.median(lat) * 1e3,
@@ -653,7 +656,8 @@ def main() -> None:
                 f" {c['tick_ms']:.1f} ms; longest GC pause {c['gc_ms']:.0f} ms ({c['gc_gen']});"
                 f" GC pauses ending while the latest tick waited: {c['worst_tick_gc']};"
                 f" loop lag max {c['lag_ms']:.1f} ms, own work {c['work_ms']:.1f} ms;"
-                f" steal {c['steal']:.0f}%"
+                f" steal {c['steal']:.0f}%; speed loop {c['speed_ms'][0]:.1f}/"
+                f"{c['speed_ms'][1]:.1f} ms before/after"
             )
         return
     if os.environ.get("BENCH_ONLY_A"):  # (a) alone, for comparing runs
@@ -680,7 +684,9 @@ def main() -> None:
     )
     print(
         f"    event loop lag max {c['lag_ms']:.1f} ms, of it the loop's own work at most"
-        f" {c['work_ms']:.1f} ms; vCPU steal {c['steal']:.0f}% (/proc/stat)"
+        f" {c['work_ms']:.1f} ms; vCPU steal {c['steal']:.0f}% (/proc/stat); machine speed:"
+        f" the fixed loop took {c['speed_ms'][0]:.1f} ms before and {c['speed_ms'][1]:.1f} ms"
+        " after"
     )
     print("(d) kill -9 with all alerts firing and notified, restart, 2 s = 20 evaluation cycles")
     print(
