@@ -439,8 +439,11 @@ class _Compiled:
                 self.cache.clear()  # rule sets are bounded; a full reset is simplest
             env = self.env
             code = _compile(env, source)
+            # globals as a plain dict, not Jinja's ChainMap over env.globals: each
+            # render copies them into its context, and copying a ChainMap took
+            # half of rendering a one-line annotation (env.globals is complete by now)
             t = self.cache[source] = env.template_class.from_code(
-                env, code, env.make_globals(None), None
+                env, code, dict(env.make_globals(None)), None
             )
         return t
 
