@@ -26,8 +26,15 @@ def _default(o: object) -> object:
     raise TypeError(f"a {type(o).__name__} cannot be written as JSON")
 
 
-def _make_encoder(ensure_ascii: bool) -> Callable[[object], str]:
-    """Compact JSON text of an object, Secrets redacted.
+def make_encoder(
+    *,
+    ensure_ascii: bool,
+    default: Callable[[object], object] = _default,
+    allow_nan: bool = True,
+) -> Callable[[object], str]:
+    """Compact JSON text of an object; `default` converts what JSON does not know
+    (by default: Secrets redacted, mappings, sets); without `allow_nan`, NaN and
+    infinities raise ValueError, as json.dumps(allow_nan=False) does.
 
     Calls CPython's C encoder directly: JSONEncoder.encode() builds a new one
     on every call, which is half the cost of a typical event. No circular
@@ -39,12 +46,16 @@ def _make_encoder(ensure_ascii: bool) -> Callable[[object], str]:
         quote = (
             json.encoder.encode_basestring_ascii if ensure_ascii else json.encoder.encode_basestring
         )
-        it = make(None, _default, quote, None, ":", ",", False, False, True)
+        it = make(None, default, quote, None, ":", ",", False, False, allow_nan)
         return lambda o: "".join(it(o, 0))
     return json.JSONEncoder(
-        ensure_ascii=ensure_ascii, separators=(",", ":"), default=_default
+        ensure_ascii=ensure_ascii,
+        separators=(",", ":"),
+        default=default,
+        allow_nan=allow_nan,
+        check_circular=False,
     ).encode
 
 
-compact_json = _make_encoder(ensure_ascii=False)
-compact_json_ascii = _make_encoder(ensure_ascii=True)
+compact_json = make_encoder(ensure_ascii=False)
+compact_json_ascii = make_encoder(ensure_ascii=True)

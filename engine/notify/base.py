@@ -7,6 +7,7 @@ circuit breaker and journaling all live once, in the pipeline, not in channels.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ __all__ = ["AlertView", "Channel", "ChannelConfig", "DeliveryError", "Notificati
 Status = Literal["firing", "resolved"]
 
 
+@functools.lru_cache(maxsize=16384)  # an alert's start: once per channel and notification
 def iso(ts: float | None) -> str | None:
     """UTC ISO-8601 with milliseconds and Z, the one time format on the wire."""
     if ts is None:

@@ -49,6 +49,7 @@ from engine import __version__
 from engine.config.model import Channel as ChannelConfig
 from engine.config.secrets import Secret, reveal
 from engine.errors import DeliveryError, VigilError
+from engine.json_text import make_encoder
 from engine.notify import wire
 from engine.notify.base import AlertView, Notification
 from engine.settings import MISSING, SettingsReader
@@ -396,14 +397,16 @@ def _finite(o: Any) -> Any:
     return o
 
 
+# the C encoder itself: json.dumps() builds a JSONEncoder for every request body
+_encode = make_encoder(ensure_ascii=False, default=_default, allow_nan=False)
+
+
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON; values JSON cannot hold become strings."""
     try:
-        text = json.dumps(
-            obj, default=_default, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-        )
+        text = _encode(obj)
     except ValueError:
-        text = json.dumps(_finite(obj), default=_default, ensure_ascii=False, separators=(",", ":"))
+        text = _encode(_finite(obj))
     return text.encode()
 
 

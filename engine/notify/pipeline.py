@@ -29,7 +29,6 @@ sent until it stops flapping.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import heapq
 import itertools
@@ -84,11 +83,7 @@ def idempotency_key(channel: str, gkey: str, alerts: Iterable[AlertView]) -> str
 
 
 def _key_item(a: AlertView) -> list[str | None]:
-    return [a.fingerprint, a.status, _iso(a.starts_at), *(["ack"] if a.acknowledged else [])]
-
-
-# an alert's start is formatted for every channel and every notification it is in
-_iso = functools.lru_cache(maxsize=16384)(iso)
+    return [a.fingerprint, a.status, iso(a.starts_at), *(["ack"] if a.acknowledged else [])]
 
 
 def make_digest(channel: str, held: Sequence[Notification], reason: str) -> Notification:
