@@ -4,8 +4,8 @@ Run from the repository root:  .venv/bin/python bench/pipeline.py [--rounds N]
 
 1,000 alerts fire at once, routed to 3 webhook channels with one group per alert
 (group_by: ['...'], as in bench/notify.py (a)): ingest the 1,000 `firing` events,
-settle the 3,000 groups, take the 3,000 notifications from due() one at a time
-(as the dispatcher does) and report each delivered. Then a channel's full queue:
+settle the 3,000 groups, take the 3,000 notifications from due() PUMP alerts at
+a time (as the dispatcher does) and report each delivered. Then a channel's full queue:
 1,000 one-alert notifications put into a 256-place queue, whose overflow is
 folded into digests (bench/notify.py's healthy receivers get 238 requests).
 
@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from engine.config.model import Channel, Config, Route  # noqa: E402
 from engine.notify.base import AlertView, Notification, iso  # noqa: E402
+from engine.notify.dispatch import PUMP  # noqa: E402
 from engine.notify.pipeline import Pipeline, make_digest  # noqa: E402
 from engine.notify.retry import BoundedQueue  # noqa: E402
 
@@ -72,7 +73,7 @@ def pipeline_round(config: Config, events: list[dict[str, object]]) -> dict[str,
         pass
     t2 = time.perf_counter()
     out: list[Notification] = []
-    while batch := p.due(T0 + 0.01, 1):
+    while batch := p.due(T0 + 0.01, max_alerts=PUMP):
         out += batch
     t3 = time.perf_counter()
     for n in out:

@@ -47,7 +47,7 @@ _Item = tuple[Notification, "asyncio.Future[Outcome] | None"]  # future: send_te
 
 CHUNK = 16  # events ingested, or groups settled, between clock checks
 EMIT_BATCH = 32  # outcome events per journal append at most (each a fold: one slice)
-PUMP = 1  # notifications taken from due() between clock checks (one may hold 1,000 alerts)
+PUMP = 16  # alerts taken from due() between clock checks (one notification may hold 1,000)
 ALERT_COST = 30e-6  # seconds to render one alert of a notification
 
 
@@ -396,10 +396,11 @@ class Dispatcher:
                 return True
 
     def _pump(self, limit: int | None = None) -> bool:
-        """Queue up to about `limit` due notifications; True if more are due now."""
+        """Queue due notifications carrying up to about `limit` alerts; True if
+        more may be due now."""
         assert self.pipeline is not None
         now = self.wall()
-        due = self.pipeline.due(now, limit)
+        due = self.pipeline.due(now, max_alerts=limit)
         for n in due:
             w = self.workers.get(n.channel)
             if w is None:
@@ -412,7 +413,7 @@ class Dispatcher:
             for batch, d in ((durable, True), (other, False)):
                 if batch:
                     self._outbox.put_nowait((batch, d))
-        return limit is not None and len(due) >= limit
+        return limit is not None and sum(len(n.alerts) for n in due) >= limit
 
     async def _timer(self) -> None:
         assert self.pipeline is not None

@@ -756,21 +756,30 @@ class Pipeline:
         out, self._events = self._events, []
         return out
 
-    def due(self, now: float, limit: int | None = None) -> list[Notification]:
+    def due(
+        self, now: float, limit: int | None = None, *, max_alerts: int | None = None
+    ) -> list[Notification]:
         """Notifications to send now, in the order they became due. With `limit`,
-        stop once that many are out (a flush or escalation may add a few more):
-        the rest stays due, and next_deadline() says so."""
-        return self._due(now, limit)
-
-    def _due(self, now: float, limit: int | None) -> list[Notification]:
+        stop once that many are out, with `max_alerts` once they carry that many
+        alerts (a flush or escalation may add a few more): the rest stays due,
+        and next_deadline() says so."""
         out: list[Notification] = []
+        if limit is None and max_alerts is not None:
+            limit = max_alerts  # a notification carries one alert at least
         self._now = max(self._now, now)
         self._settle()
         for n in self._immediate:
             self._offer(n, now, out)
         self._immediate.clear()
         heap = self._heap
+        counted = carried = 0  # of `out`: notifications counted, the alerts they carry
         while heap and heap[0][0] <= now and (limit is None or len(out) < limit):
+            if max_alerts is not None:
+                for n in out[counted:]:
+                    carried += len(n.alerts)
+                counted = len(out)
+                if carried >= max_alerts:
+                    break
             at, _, kind, arg = heapq.heappop(heap)
             if not self._valid(kind, arg, at):
                 continue

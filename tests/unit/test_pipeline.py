@@ -547,6 +547,19 @@ def test_views_and_keys_follow_every_change() -> None:
         ]
 
 
+def test_due_stops_at_an_alert_budget() -> None:
+    p = pipe(route("ops", group_by=("host",)))
+    for i in range(5):
+        p.ingest(fire(f"a{i}", host="big"), T0)
+    for i in range(4):
+        p.ingest(fire(f"s{i}", host=f"h{i}"), T0)
+    # the 5-alert group first (it became due first), then one-alert groups
+    assert [len(n.alerts) for n in p.due(T0, max_alerts=3)] == [5]  # one may exceed it
+    assert [len(n.alerts) for n in p.due(T0, max_alerts=3)] == [1, 1, 1]
+    assert [len(n.alerts) for n in p.due(T0, max_alerts=3)] == [1]
+    assert p.due(T0, max_alerts=3) == []
+
+
 # -- keys and resume ----------------------------------------------------------------------------
 
 
