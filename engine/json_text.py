@@ -57,5 +57,8 @@ def make_encoder(
     ).encode
 
 
+# a str as a JSON string, non-ASCII escaped (the C function when there is one)
+quote_ascii: Callable[[str], str] = json.encoder.encode_basestring_ascii
+
 compact_json = make_encoder(ensure_ascii=False)
 compact_json_ascii = make_encoder(ensure_ascii=True)

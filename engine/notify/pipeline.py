@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 from engine.config.model import Config, Route, Rule, Silence, TimeInterval
 from engine.json_text import compact_json, compact_json_ascii
+from engine.json_text import quote_ascii as _quote
 from engine.notify import router, templates
 from engine.notify.base import AlertView, Notification, iso
 from engine.notify.timeintervals import muted
@@ -826,7 +827,8 @@ class Pipeline:
         # idempotency_key(), from the pieces kept for it (fingerprints are unique in
         # a group, so sorting by them sorts the items)
         if g.key_prefix is None:
-            g.key_prefix = compact_json_ascii([g.channel, g.key])[:-1] + ",["
+            # compact_json_ascii([channel, key]) without its "]", at a third of the cost
+            g.key_prefix = f"[{_quote(g.channel)},{_quote(g.key)},["
         items = ",".join(self.alerts[fp].key_item for fp in sorted(content))
         key = hashlib.sha256(f"{g.key_prefix}{items}]]".encode()).hexdigest()
         n = self._note(g.channel, route, g.key, g.labels, views, key=key)
