@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from engine.errors import DeliveryError
 
@@ -181,49 +181,48 @@ async def deliver(
         await sleep(policy.delay(attempt, retry_after, rand))
 
 
-class BoundedQueue(Generic[T]):
+class BoundedQueue(asyncio.Queue[T]):
     """A FIFO with a maximum length whose overflow is folded, never dropped.
 
-    When a put would exceed `maxsize`, `fold` is given the oldest items that
+    When a put would exceed `limit`, `fold` is given the oldest items that
     `foldable` accepts (at least two, about half of the queue) and returns one
-    item (a digest) that takes the place of the oldest of them.
+    item (a digest) that takes the place of the oldest of them. Waiting and
+    waking are asyncio.Queue's: one waiting getter is woken per item, so eight
+    senders of a channel are not all woken for each notification.
     """
+
+    _queue: deque[T]  # asyncio.Queue's storage, made in _init
 
     def __init__(
         self,
-        maxsize: int,
+        limit: int,
         fold: Callable[[Sequence[T]], T],
         foldable: Callable[[T], bool] = lambda _: True,
     ) -> None:
-        if maxsize < 2:
-            raise ValueError("maxsize must be at least 2")
-        self.maxsize = maxsize
+        if limit < 2:
+            raise ValueError("limit must be at least 2")
+        super().__init__()  # unbounded to asyncio: a put never waits, overflow folds
+        self.limit = limit
         self.fold = fold
         self.foldable = foldable
-        self._items: deque[T] = deque()
-        # one future per waiting getter, woken one per put: an Event would wake
-        # every sender of a channel for each notification, all but one in vain
-        self._getters: deque[asyncio.Future[None]] = deque()
         self.folded = 0  # items folded so far, for metrics
 
     def __len__(self) -> int:
-        return len(self._items)
+        return self.qsize()
 
-    def put_nowait(self, item: T) -> None:
-        if len(self._items) >= self.maxsize:
+    def _init(self, maxsize: int) -> None:
+        self._queue = deque()
+
+    def _put(self, item: T) -> None:
+        if len(self._queue) >= self.limit:
             self._fold()
-        self._items.append(item)
-        self._wake_one()
+        self._queue.append(item)
 
-    def _wake_one(self) -> None:
-        while self._getters:
-            w = self._getters.popleft()
-            if not w.done():
-                w.set_result(None)
-                return
+    def _get(self) -> T:
+        return self._queue.popleft()
 
     def _fold(self) -> None:
-        items = list(self._items)
+        items = list(self._queue)
         want = max(2, len(items) // 2)
         idx = [i for i, it in enumerate(items) if self.foldable(it)][:want]
         if len(idx) < 2:  # nothing foldable enough: fold the oldest regardless
@@ -233,29 +232,10 @@ class BoundedQueue(Generic[T]):
         keep = set(idx)
         rest = [it for i, it in enumerate(items) if i not in keep]
         rest.insert(min(idx[0], len(rest)), digest)
-        self._items = deque(rest)
+        self._queue = deque(rest)
         self.folded += len(picked)
 
-    def get_nowait(self) -> T:
-        return self._items.popleft()
-
-    async def get(self) -> T:
-        while not self._items:
-            w = asyncio.get_running_loop().create_future()
-            self._getters.append(w)
-            try:
-                await w
-            except asyncio.CancelledError:
-                # woken and cancelled at once: pass the wake-up on, or an item waits
-                if w.done() and not w.cancelled() and self._items:
-                    self._wake_one()
-                raise
-        item = self._items.popleft()
-        if self._items:
-            self._wake_one()  # more waiting: the next getter too
-        return item
-
     def drain(self) -> list[T]:
-        items = list(self._items)
-        self._items.clear()
+        items = list(self._queue)
+        self._queue.clear()
         return items

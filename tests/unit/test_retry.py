@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Sequence
 
 import pytest
@@ -175,24 +176,36 @@ async def _nosleep(_: float) -> None:
     return None
 
 
+class _CountingLoop(asyncio.SelectorEventLoop):
+    """Counts, per task, the steps scheduled for it: how often it was woken."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wakeups: Counter[str] = Counter()
+
+    def call_soon(self, callback, *args, context=None):  # type: ignore[no-untyped-def,override]
+        owner = getattr(callback, "__self__", None)
+        if isinstance(owner, asyncio.Task):
+            self.wakeups[owner.get_name()] += 1
+        return super().call_soon(callback, *args, context=context)
+
+
 def test_bounded_queue_wakes_one_getter_per_item() -> None:
     """Eight senders wait on one channel's queue: an item wakes one of them, not
     all eight (each woken in vain would cost a step of the event loop)."""
+    loop = _CountingLoop()
 
-    async def main() -> tuple[list[str], int]:
+    async def main() -> list[str]:
         q: BoundedQueue[str] = BoundedQueue(8, lambda xs: "d")
         got: list[str] = []
-        wakeups = 0
 
         async def sender() -> None:
-            nonlocal wakeups
             while True:
-                item = await q.get()
-                wakeups += 1
-                got.append(item)
+                got.append(await q.get())
 
-        tasks = [asyncio.create_task(sender()) for _ in range(8)]
-        await asyncio.sleep(0)
+        tasks = [asyncio.create_task(sender(), name=f"sender{i}") for i in range(8)]
+        await asyncio.sleep(0)  # all eight wait
+        loop.wakeups.clear()
         q.put_nowait("x")
         for _ in range(3):
             await asyncio.sleep(0)
@@ -200,13 +213,17 @@ def test_bounded_queue_wakes_one_getter_per_item() -> None:
         q.put_nowait("z")
         for _ in range(3):
             await asyncio.sleep(0)
+        woken = sum(n for name, n in loop.wakeups.items() if name.startswith("sender"))
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        return got, wakeups
+        assert woken == 3  # one wake-up per item
+        return got
 
-    got, wakeups = run(main())
-    assert sorted(got) == ["x", "y", "z"] and wakeups == 3
+    try:
+        assert sorted(loop.run_until_complete(main())) == ["x", "y", "z"]
+    finally:
+        loop.close()
 
 
 def test_bounded_queue_a_cancelled_getter_passes_its_item_on() -> None:
