@@ -67,7 +67,11 @@ SETTLE_WEIGHT = 64  # members of a group that count as one group in settle(limit
 
 def group_key(channel: str, route_index: int, labels: Mapping[str, str]) -> str:
     """`<channel>|<route index>|{"label":"value",...}` with labels sorted."""
-    return f"{channel}|{route_index}|" + _labels_json(labels)
+    return _group_key(channel, route_index, _labels_json(labels))
+
+
+def _group_key(channel: str, route_index: int, labels_json: str) -> str:
+    return f"{channel}|{route_index}|{labels_json}"
 
 
 def _labels_json(labels: Mapping[str, str]) -> str:
@@ -75,16 +79,28 @@ def _labels_json(labels: Mapping[str, str]) -> str:
 
 
 def idempotency_key(channel: str, gkey: str, alerts: Iterable[AlertView]) -> str:
-    """SHA-256 of channel, group key and the sorted (fingerprint, status, starts_at)
-    of the alerts; an acknowledged alert adds "ack" (so an acknowledgement is a new
-    message to receivers that deduplicate). The same notification re-sent after a
-    crash carries the same key."""
-    raw = compact_json_ascii([channel, gkey, sorted(_key_item(a) for a in alerts)])
-    return hashlib.sha256(raw.encode()).hexdigest()
+    """SHA-256 of the ASCII JSON `[channel, group key, items]`, items being each
+    alert's [fingerprint, status, starts_at] sorted (by fingerprint: unique in a
+    notification); an acknowledged alert adds "ack" (so an acknowledgement is a
+    new message to receivers that deduplicate). The same notification re-sent
+    after a crash carries the same key."""
+    items = (_key_item(a) for a in sorted(alerts, key=lambda a: a.fingerprint))
+    return _hash_key(_key_prefix(channel, gkey), items)
 
 
-def _key_item(a: AlertView) -> list[str | None]:
-    return [a.fingerprint, a.status, iso(a.starts_at), *(["ack"] if a.acknowledged else [])]
+def _key_item(a: AlertView) -> str:
+    """One alert's item of idempotency_key(), as JSON."""
+    item = [a.fingerprint, a.status, iso(a.starts_at), *(["ack"] if a.acknowledged else [])]
+    return compact_json_ascii(item)
+
+
+def _key_prefix(channel: str, gkey: str) -> str:
+    """idempotency_key()'s JSON up to its items (json's own string quoting)."""
+    return f"[{_quote(channel)},{_quote(gkey)},["
+
+
+def _hash_key(prefix: str, items: Iterable[str]) -> str:
+    return hashlib.sha256(f"{prefix}{','.join(items)}]]".encode()).hexdigest()
 
 
 def make_digest(channel: str, held: Sequence[Notification], reason: str) -> Notification:
@@ -565,7 +581,7 @@ class Pipeline:
             for ch in r.channels:
                 if ch not in self.channel_types:
                     continue
-                key = f"{ch}|{idx}|{labels_json}"
+                key = _group_key(ch, idx, labels_json)
                 g = self.groups.get(key)
                 if g is None:
                     g = self.groups[key] = _Group(key, ch, idx, glabels, created=a.starts_at)
@@ -757,16 +773,12 @@ class Pipeline:
         out, self._events = self._events, []
         return out
 
-    def due(
-        self, now: float, limit: int | None = None, *, max_alerts: int | None = None
-    ) -> list[Notification]:
-        """Notifications to send now, in the order they became due. With `limit`,
-        stop once that many are out, with `max_alerts` once they carry that many
-        alerts (a flush or escalation may add a few more): the rest stays due,
-        and next_deadline() says so."""
+    def due(self, now: float, max_alerts: int | None = None) -> list[Notification]:
+        """Notifications to send now, in the order they became due. With
+        `max_alerts`, stop once they carry that many alerts (one notification,
+        or a flush or escalation, may add more): the rest stays due, and
+        next_deadline() says so."""
         out: list[Notification] = []
-        if limit is None and max_alerts is not None:
-            limit = max_alerts  # a notification carries one alert at least
         self._now = max(self._now, now)
         self._settle()
         for n in self._immediate:
@@ -774,7 +786,7 @@ class Pipeline:
         self._immediate.clear()
         heap = self._heap
         counted = carried = 0  # of `out`: notifications counted, the alerts they carry
-        while heap and heap[0][0] <= now and (limit is None or len(out) < limit):
+        while heap and heap[0][0] <= now:
             if max_alerts is not None:
                 for n in out[counted:]:
                     carried += len(n.alerts)
@@ -824,13 +836,10 @@ class Pipeline:
                     key=_order,
                 )
             )
-        # idempotency_key(), from the pieces kept for it (fingerprints are unique in
-        # a group, so sorting by them sorts the items)
+        # idempotency_key(views), from the pieces kept for it
         if g.key_prefix is None:
-            # compact_json_ascii([channel, key]) without its "]", at a third of the cost
-            g.key_prefix = f"[{_quote(g.channel)},{_quote(g.key)},["
-        items = ",".join(self.alerts[fp].key_item for fp in sorted(content))
-        key = hashlib.sha256(f"{g.key_prefix}{items}]]".encode()).hexdigest()
+            g.key_prefix = _key_prefix(g.channel, g.key)
+        key = _hash_key(g.key_prefix, (self.alerts[fp].key_item for fp in sorted(content)))
         n = self._note(g.channel, route, g.key, g.labels, views, key=key)
         g.inflight = (n.key, content)
         g.flushed_at = now
@@ -851,7 +860,7 @@ class Pipeline:
         key = (a.rev, status, acked, a.silenced)
         if a.view is None or a.view_key != key:
             a.view, a.view_key = view, _ = self._make_view(a, status, acked, now), key
-            a.key_item = compact_json_ascii(_key_item(view))
+            a.key_item = _key_item(view)
         return a.view
 
     def _make_view(self, a: _Alert, status: Status, acked: bool, now: float) -> AlertView:

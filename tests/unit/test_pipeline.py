@@ -3,6 +3,8 @@ dedup/repeat, flapping hold, rate limit, escalation, resume."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -576,6 +578,20 @@ def test_idempotency_key_is_deterministic() -> None:
     assert q.due(T0)[0].key == n.key
 
 
+def test_idempotency_key_format_is_stable() -> None:
+    """A notification re-sent after an upgrade must carry the key it had: the
+    documented format, checked against json.dumps itself."""
+    # pd closes incidents: it is told of acknowledged alerts too
+    p = pipe(route("pd", group_by=("team",)))
+    p.ingest(fire("b", team="équipe"), T0)  # a group key with non-ASCII: escaped
+    p.ingest(fire("a", team="équipe"), T0)
+    p.ingest(mark("acknowledged", "a", T0, by="bob"), T0)
+    [n] = p.due(T0)
+    items = [["a", "firing", iso(T0), "ack"], ["b", "firing", iso(T0)]]
+    raw = json.dumps(["pd", n.group_key, items], ensure_ascii=True, separators=(",", ":"))
+    assert n.key == hashlib.sha256(raw.encode()).hexdigest()
+
+
 def crashed_run() -> tuple[dict[str, Any], str]:
     """Journal a firing event, produce its notification, crash before delivery."""
     state = initial_state()
@@ -701,7 +717,7 @@ def test_next_size_tells_how_big_the_next_due_notification_is() -> None:
     assert p.settle()
     assert p.next_size(T0 + 5) == 0  # nothing due yet
     assert p.next_size(T0 + 10) == 5  # team x's group, due first
-    [n] = p.due(T0 + 10, 1)
+    [n] = p.due(T0 + 10, max_alerts=1)
     assert len(n.alerts) == 5
     assert p.next_size(T0 + 11) == 1  # team y's
 
