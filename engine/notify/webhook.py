@@ -25,9 +25,9 @@ from engine.notify.http import HttpChannel, HttpOptions, Settings, dumps
 
 # set by vigil, after the configured headers, so configuration cannot forge them
 PROTOCOL_HEADERS = ("content-type", "idempotency-key", "x-vigil-timestamp", "x-vigil-signature")
-# A body is encoded this many alerts at a time, letting the event loop run in
-# between: 1,000 alerts take tens of ms, which would hold up evaluation ticks.
-CHUNK_ALERTS = 16  # alerts encoded between looks at the loop's time slice
+# A body is encoded this many alerts at a time, with a look at the loop's time
+# slice in between: 1,000 alerts take tens of ms, which would hold up ticks.
+CHUNK_ALERTS = 16
 _ALERTS_KEY = b',"alerts":[]'
 
 
@@ -42,8 +42,9 @@ class WebhookSettings:
 
 async def encode(n: Notification) -> bytes:
     """`dumps(n.as_dict())`, byte for byte, in steps of CHUNK_ALERTS alerts within
-    the loop's time slices (engine/slices.py). The alerts are spliced into the encoded rest: `"alerts":[]`
-    with bare quotes can only be the key (quotes inside strings are escaped)."""
+    the loop's time slices (engine/slices.py). The alerts are spliced into the
+    encoded rest: `"alerts":[]` with bare quotes can only be the key (quotes
+    inside strings are escaped)."""
     head = dumps(dataclasses.replace(n, alerts=()).as_dict())
     at = head.index(_ALERTS_KEY)
     parts = [head[:at], b',"alerts":[']
