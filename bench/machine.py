@@ -33,6 +33,25 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children_cpu(pid: int) -> float:
+    """Seconds of CPU the live children of `pid` have used so far (the daemon's
+    sender process), from /proc."""
+    import os
+
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            total += process_cpu(int(entry))
+    return total
+
+
 def speed_ms(rounds: int = 3) -> float:
     """Milliseconds a fixed piece of pure-Python work takes (the fastest of `rounds`).
 

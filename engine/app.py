@@ -113,6 +113,7 @@ class App:
         channels: Mapping[str, Channel] | None = None,
         wall: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
+        sender_process: bool = False,
     ) -> None:
         self.config = config
         self.loader = loader or ConfigLoader()
@@ -138,7 +139,7 @@ class App:
         self.systemd = Notifier.from_env()
         self.dispatcher = Dispatcher(
             config, emit=self._journal_only, state=self.state, channels=channels,
-            wall=wall, dry_run=dry_run,
+            wall=wall, dry_run=dry_run, sender_process=sender_process,
         )  # fmt: skip
         self.stopping = asyncio.Event()
         self.ready = False

@@ -52,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    app = App(config, loader=loader, dry_run=args.dry_run)
+    # the channels send from a child process (engine/notify/sender_process.py):
+    # a burst's sends then take no CPU from the evaluation loop
+    app = App(config, loader=loader, dry_run=args.dry_run, sender_process=not args.once)
     if args.once:
         _print_once(app, asyncio.run(app.once()))
         return 0

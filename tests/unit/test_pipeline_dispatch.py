@@ -298,7 +298,7 @@ def test_queue_overflow_folds_into_a_digest_and_loses_nothing() -> None:
         now = time.time()
         for i in range(10):
             await d.submit([fire(f"a{i}", now, host=str(i))])
-        assert len(d.workers["ops"].queue) == 4  # submit never yielded: all were queued
+        assert len(d.senders.workers["ops"].queue) == 4  # submit never yielded: all were queued
         gate.set()
         await until(lambda: len(journal.of("notified")) == 4)
         await asyncio.sleep(0.02)
@@ -554,7 +554,7 @@ def test_a_burst_submitted_in_slices_reaches_its_group_whole() -> None:
         for part in range(5):
             await d.submit([fire(f"a{part}-{i}", now, team="db") for i in range(40)])
             await asyncio.sleep(0.01)
-            assert ch["ops"].sent == [] and len(d.workers["ops"].queue) == 0
+            assert ch["ops"].sent == [] and len(d.senders.workers["ops"].queue) == 0
         d.release()
         await until(lambda: len(ch["ops"].sent) == 1)
         await asyncio.sleep(0.02)

@@ -1,0 +1,140 @@
+"""The sender process: `python -m engine.notify.sender_child FD LOG_LEVEL`.
+
+Started by SenderProcess (sender_process.py), which holds the other end of the
+socket FD. Runs `Senders` on its own event loop: puts what it is given into
+the channels' queues and answers with each outcome, batched per loop iteration.
+Exits once drained after a "close", or at once when the socket closes (the
+main process is gone: what was not reported is sent again after its restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import signal
+import socket
+import sys
+from typing import Any
+
+from engine import slices
+from engine.notify.base import Notification
+from engine.notify.retry import Outcome
+from engine.notify.sender_process import FrameProtocol
+from engine.notify.senders import Senders, SenderSettings
+
+# nothing here shares the loop with evaluation ticks: senders may take longer steps
+SLICE = 0.02
+
+
+class Child:
+    def __init__(self) -> None:
+        self.senders: Senders | None = None  # built by the first "configure"
+        self.proto: FrameProtocol | None = None
+        self.done = asyncio.Event()
+        self._seq_of: dict[int, tuple[int, Notification]] = {}  # id(n) -> (seq, n kept alive)
+        self._out: list[tuple[Any, ...]] = []
+        self._flush_handle: asyncio.Handle | None = None
+        self._closing: asyncio.Task[None] | None = None
+
+    def on_frame(self, message: Any) -> None:
+        kind = message[0]
+        if kind == "configure":
+            if self.senders is None:
+                settings: SenderSettings = message[2]
+                self.senders = Senders(settings, self._report)
+                self.senders.configure(message[1])
+                self.senders.start()
+            else:
+                self.senders.configure(message[1])
+            self._send_status()
+            return
+        senders = self.senders
+        assert senders is not None, "the main process configures first"
+        if kind == "put":
+            for seq, n, test in message[1]:
+                self._seq_of[id(n)] = (seq, n)
+                if test:
+                    fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+                    fut.add_done_callback(functools.partial(self._test_done, seq, n))
+                    senders.put_test(n, fut)
+                else:
+                    senders.put(n)
+        elif kind == "close" and self._closing is None:
+            self._closing = asyncio.create_task(self._close(float(message[1])))
+
+    async def _close(self, drain_timeout: float) -> None:
+        if self.senders is not None:
+            await self.senders.aclose(drain_timeout)
+        self._flush()
+        self.done.set()
+
+    def _report(
+        self, channel: str, n: Notification, o: Outcome, originals: list[Notification]
+    ) -> None:
+        if len(originals) == 1 and originals[0] is n:
+            got = self._seq_of.pop(id(n), None)
+            if got is not None:
+                self._out.append((got[0], o))
+        else:  # a queue digest: which of ours it stands for
+            seqs = [got[0] for x in originals if (got := self._seq_of.pop(id(x), None))]
+            self._out.append((seqs, n, o))
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+
+    def _test_done(self, seq: int, n: Notification, fut: asyncio.Future[Outcome]) -> None:
+        self._flush()  # the test's own report (set just after its result) goes first
+        self._seq_of.pop(id(n), None)  # folded into a digest: reported only here
+        if self.proto is not None:
+            self.proto.send(("test", seq, fut.result()))
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        if self._out and self.proto is not None:
+            out, self._out = self._out, []
+            self.proto.send(("out", out))
+            self._send_status()
+
+    def _send_status(self) -> None:
+        if self.proto is not None and self.senders is not None:
+            status = {
+                name: {k: s[k] for k in ("queued", "folded", "breaker", "error")}
+                for name, s in self.senders.status().items()
+            }
+            self.proto.send(("status", status))
+
+
+async def serve(fd: int) -> None:
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(fileno=fd)
+    child = Child()
+    lost = asyncio.Event()
+    _, proto = await loop.connect_accepted_socket(
+        lambda: FrameProtocol(child.on_frame, lost.set), sock=sock
+    )
+    child.proto = proto
+    waits = [asyncio.ensure_future(lost.wait()), asyncio.ensure_future(child.done.wait())]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    if proto.transport is not None:
+        transport = proto.transport
+        transport.close()  # written frames go out first
+        while proto.transport is not None:
+            await asyncio.sleep(0.005)
+
+
+def main(argv: list[str]) -> int:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # systemd's KillMode=control-group signals every process of the unit: the
+        # main process says when to stop, once it has drained this one
+        signal.signal(sig, signal.SIG_IGN)
+    fd, level = int(argv[1]), int(argv[2])
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    slices.SLICE = SLICE
+    asyncio.run(serve(fd))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
