@@ -102,6 +102,7 @@ class Dispatcher:
         # None stops the emitter once everything before it is journaled
         self._outbox: asyncio.Queue[tuple[list[dict[str, Any]], bool] | None] = asyncio.Queue()
         self._inbox: deque[dict[str, Any]] = deque()  # submitted, not yet ingested
+        self._outcomes: deque[tuple[str, Notification, Outcome, list[Notification]]] = deque()
         self._timer_task: asyncio.Task[None] | None = None
         self._emitter_task: asyncio.Task[None] | None = None
         self._early: list[dict[str, Any]] = []  # submitted before start
@@ -137,6 +138,7 @@ class Dispatcher:
         await self.senders.aclose(self.drain_timeout)
         if self._timer_task is not None:
             await cancel_tasks([self._timer_task])
+        self._take_outcomes(None)  # what the drain reported, the timer no longer takes
         # the emitter last, after it has journaled everything reported
         if self._emitter_task is not None:
             self._outbox.put_nowait(None)
@@ -252,7 +254,13 @@ class Dispatcher:
                 # a burst is still coming in: settle its groups once it is all in (a
                 # group of a thousand alerts would be re-examined for every slice)
                 return False
-            elif p.settle(CHUNK) and not self._pump(PUMP):
+            elif not p.settle(CHUNK) or self._pump(PUMP):
+                pass
+            elif self._outcomes:
+                # outcomes last: while a burst is being queued, journaling a thousand
+                # `notified` would only hold back the burst's last notifications
+                self._take_outcomes(CHUNK)
+            else:
                 return False
             if bounded and slices.spent():
                 return True
@@ -328,6 +336,19 @@ class Dispatcher:
             log.error("could not journal %d notification events: %s", len(events), e)
 
     def _report(
+        self, channel: str, n: Notification, o: Outcome, originals: list[Notification]
+    ) -> None:
+        """An outcome, taken in by `_work` once nothing is due (see there)."""
+        self._outcomes.append((channel, n, o, originals))
+        self._wake.set()
+
+    def _take_outcomes(self, limit: int | None) -> None:
+        """Journal outcomes and tell the pipeline: up to `limit` of them."""
+        todo = self._outcomes
+        for _ in range(len(todo) if limit is None else min(limit, len(todo))):
+            self._outcome(*todo.popleft())
+
+    def _outcome(
         self, channel: str, n: Notification, o: Outcome, originals: list[Notification]
     ) -> None:
         if not o.ok:

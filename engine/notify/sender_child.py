@@ -25,6 +25,7 @@ from engine.notify.senders import Senders, SenderSettings
 
 # nothing here shares the loop with evaluation ticks: senders may take longer steps
 SLICE = 0.02
+COALESCE = 0.002  # seconds outcomes wait to go back together
 
 
 class Child:
@@ -36,6 +37,7 @@ class Child:
         self._out: list[tuple[Any, ...]] = []
         self._flush_handle: asyncio.Handle | None = None
         self._closing: asyncio.Task[None] | None = None
+        self._last_status: dict[str, dict[str, Any]] | None = None
 
     def on_frame(self, message: Any) -> None:
         kind = message[0]
@@ -80,7 +82,8 @@ class Child:
             seqs = [got[0] for x in originals if (got := self._seq_of.pop(id(x), None))]
             self._out.append((seqs, n, o))
         if self._flush_handle is None:
-            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+            # a few ms of outcomes in one frame: fewer wake-ups of the main process
+            self._flush_handle = asyncio.get_running_loop().call_later(COALESCE, self._flush)
 
     def _test_done(self, seq: int, n: Notification, fut: asyncio.Future[Outcome]) -> None:
         self._flush()  # the test's own report (set just after its result) goes first
@@ -89,19 +92,29 @@ class Child:
             self.proto.send(("test", seq, fut.result()))
 
     def _flush(self) -> None:
-        self._flush_handle = None
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
         if self._out and self.proto is not None:
             out, self._out = self._out, []
-            self.proto.send(("out", out))
-            self._send_status()
+            self.proto.send(("out", out, self._status()))
 
     def _send_status(self) -> None:
-        if self.proto is not None and self.senders is not None:
-            status = {
-                name: {k: s[k] for k in ("queued", "folded", "breaker", "error")}
-                for name, s in self.senders.status().items()
-            }
-            self.proto.send(("status", status))
+        if self.proto is not None:
+            self.proto.send(("out", [], self._status()))
+
+    def _status(self) -> dict[str, dict[str, Any]] | None:
+        """The channels' status, if it changed since it was last sent."""
+        if self.senders is None:
+            return None
+        status = {
+            name: {k: s[k] for k in ("queued", "folded", "breaker", "error")}
+            for name, s in self.senders.status().items()
+        }
+        if status == self._last_status:
+            return None
+        self._last_status = status
+        return status
 
 
 async def serve(fd: int) -> None:

@@ -12,8 +12,8 @@ would cost about as much again on the same thread. The child runs the same
 
 Frames, main to child: ("configure", [Channel config], SenderSettings), ("put", [(seq, n, test)]),
 ("close", drain_timeout). Child to main: ("out", [(seq, outcome) or (seqs,
-digest, outcome)]), ("test", seq, outcome), ("status", {channel: {queued,
-folded, breaker, error}}). Having drained, the child exits.
+digest, outcome)], {channel: {queued, folded, breaker, error}} if it changed,
+else None), ("test", seq, outcome). Having drained, the child exits.
 
 What the child was given but has not reported stays here (`inflight`). If the
 child dies, a new one is started and gets it all again, with the same keys
@@ -258,8 +258,8 @@ class SenderProcess:
                     self._outcome(*item)
                 else:
                     self._outcome_one(*item)
-        elif kind == "status":
-            self._mirror = message[1]
+            if message[2] is not None:
+                self._mirror = message[2]
         elif kind == "test":
             _, seq, outcome = message
             self.inflight.pop(seq, None)

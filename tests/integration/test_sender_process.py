@@ -281,12 +281,16 @@ def test_sigterm_to_the_daemon_drains_the_sender_process_then_both_exit(tmp_path
     with Receiver(default=Reply(delay=1.0)) as rx:
         d = Daemon(tmp_path, RULES, hook_now(rx))
         d.start()
-        assert d.proc is not None
-        child = _sender_of(d.proc.pid)
-        d.set_values({"queue": 50})
-        d.wait_for(lambda evs: any(e["event"] == "firing" for e in evs), what="firing")
-        time.sleep(0.3)  # the request is on its way; its answer comes after 1 s
-        assert d.stop(signal.SIGTERM) == 0
-        assert _gone(child, 1.0)
-        # the answer came before the daemon stopped: its outcome is in the journal
-        assert [e["event"] for e in d.events() if e["event"] == "notified"] == ["notified"]
+        try:
+            assert d.proc is not None
+            child = _sender_of(d.proc.pid)
+            d.set_values({"queue": 50})
+            d.wait_for(lambda evs: any(e["event"] == "firing" for e in evs), what="firing")
+            time.sleep(0.3)  # the request is on its way; its answer comes after 1 s
+            assert d.stop(signal.SIGTERM) == 0
+            assert _gone(child, 1.0)
+            # the answer came before the daemon stopped: its outcome is in the journal
+            assert [e["event"] for e in d.events() if e["event"] == "notified"] == ["notified"]
+        finally:
+            if d.proc is not None and d.proc.poll() is None:
+                d.kill9()

@@ -588,3 +588,38 @@ def test_outcomes_waiting_together_are_journaled_in_few_appends_and_in_order() -
         await d.aclose()
 
     run(main)
+
+
+def test_a_bursts_notifications_are_all_queued_before_its_outcomes_are_journaled() -> None:
+    """Outcomes come last: journaling a thousand `notified` while the burst is
+    still being queued would only hold back its last notifications."""
+
+    async def main() -> None:
+        d, ch, journal = setup(R("ops", "dev", group_by=("host",)))
+        await d.start()
+        puts: list[int] = []
+        put = d.senders.put
+
+        def counting(n: Notification) -> None:
+            puts.append(1)
+            put(n)
+
+        d.senders.put = counting  # type: ignore[method-assign]
+        queued_at_first_outcome: list[int] = []
+        inner = d.emit
+
+        async def emit(events: list[dict[str, Any]], durable: bool) -> list[dict[str, Any]]:
+            if any(e["event"] == "notified" for e in events) and not queued_at_first_outcome:
+                queued_at_first_outcome.append(len(puts))
+            return await inner(events, durable)
+
+        d.emit = emit
+        now = time.time()
+        # submitted in one go: the pump takes many slices, the channels answer at once
+        await d.submit([fire(f"a{i}", now, host=str(i)) for i in range(400)])
+        await until(lambda: len(journal.of("notified")) == 800)
+        assert queued_at_first_outcome == [800]
+        assert len(ch["ops"].sent) == len(ch["dev"].sent) == 400
+        await d.aclose()
+
+    run(main)
