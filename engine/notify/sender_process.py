@@ -175,6 +175,16 @@ class SenderProcess:
     def configure(self, channels: Sequence[ChannelConfig]) -> None:
         self.channels = list(channels)
         names = {c.name for c in channels}
+        # a removed channel's notifications fail here and now, each once (the
+        # child would cancel the one it is sending without a word)
+        removed = Outcome(False, 0, "channel removed by reload")
+        for seq, (n, test) in list(self.inflight.items()):
+            if n.channel not in names:
+                del self.inflight[seq]
+                if test:
+                    self._test_result(seq, removed)
+                else:
+                    self._reported(n, removed, [n])
         for name in list(self._counts):
             if name not in names:
                 del self._counts[name]
@@ -188,6 +198,8 @@ class SenderProcess:
         self._supervisor = asyncio.create_task(self._supervise(), name="vigil-sender-process")
 
     def put(self, n: Notification) -> None:
+        if n.channel not in self._counts:
+            return  # not a channel (any more): as Senders.put
         self._seq += 1
         self.inflight[self._seq] = (n, False)
         self._queue_out(self._seq, n, False)
@@ -263,9 +275,12 @@ class SenderProcess:
         elif kind == "test":
             _, seq, outcome = message
             self.inflight.pop(seq, None)
-            fut = self._tests.pop(seq, None)
-            if fut is not None and not fut.done():
-                fut.set_result(outcome)
+            self._test_result(seq, outcome)
+
+    def _test_result(self, seq: int, o: Outcome) -> None:
+        fut = self._tests.pop(seq, None)
+        if fut is not None and not fut.done():
+            fut.set_result(o)
 
     def _outcome_one(self, seq: int, o: Outcome) -> None:
         got = self.inflight.pop(seq, None)

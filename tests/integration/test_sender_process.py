@@ -173,7 +173,7 @@ def test_close_lets_the_queue_drain_and_the_process_exit() -> None:
     asyncio.run(main())
 
 
-def test_a_removed_channel_reports_what_it_had_queued_as_failed() -> None:
+def test_a_removed_channel_reports_each_notification_it_had_failed_once() -> None:
     async def main() -> None:
         with Receiver(default=Reply(hang=True)) as rx:
             rep = Reports()
@@ -185,8 +185,12 @@ def test_a_removed_channel_reports_what_it_had_queued_as_failed() -> None:
                 sp.put(n)
             await until(lambda: len(rx.requests) >= 1)
             sp.configure([hook("b", rx)])
-            await until(lambda: len(rep.got) > 0)
+            # the ones being sent (cancelled by the child) as well as the queued ones
+            assert sorted(rep.originals()) == sorted(n.key for n in sent)
             assert {ok for _, _, ok, _ in rep.got} == {False}
+            sp.put(note("a", 99))  # no such channel any more: nothing to report
+            await asyncio.sleep(0.2)
+            assert len(rep.got) == 30 and not sp.inflight
             assert set(sp.status()) == {"b"}
             rx.reset(Reply())
             await sp.aclose(0.5)
