@@ -2,7 +2,7 @@
 
 Started by SenderProcess (sender_process.py), which holds the other end of the
 socket FD. Runs `Senders` on its own event loop: puts what it is given into
-the channels' queues and answers with each outcome, batched per loop iteration.
+the channels' queues and answers with each outcome, those of a few ms together.
 Exits once drained after a "close", or at once when the socket closes (the
 main process is gone: what was not reported is sent again after its restart).
 """
@@ -33,7 +33,9 @@ class Child:
         self.senders: Senders | None = None  # built by the first "configure"
         self.proto: FrameProtocol | None = None
         self.done = asyncio.Event()
-        self._seq_of: dict[int, tuple[int, Notification]] = {}  # id(n) -> (seq, n kept alive)
+        # id(n) -> (its seqs, n kept alive so the id stays its own); a list, since
+        # one object put twice in a frame is unpickled once
+        self._seq_of: dict[int, tuple[list[int], Notification]] = {}
         self._out: list[tuple[Any, ...]] = []
         self._flush_handle: asyncio.Handle | None = None
         self._closing: asyncio.Task[None] | None = None
@@ -55,7 +57,7 @@ class Child:
         assert senders is not None, "the main process configures first"
         if kind == "put":
             for seq, n, test in message[1]:
-                self._seq_of[id(n)] = (seq, n)
+                self._seq_of.setdefault(id(n), ([], n))[0].append(seq)
                 if test:
                     fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
                     fut.add_done_callback(functools.partial(self._test_done, seq, n))
@@ -75,19 +77,31 @@ class Child:
         self, channel: str, n: Notification, o: Outcome, originals: list[Notification]
     ) -> None:
         if len(originals) == 1 and originals[0] is n:
-            got = self._seq_of.pop(id(n), None)
-            if got is not None:
-                self._out.append((got[0], o))
+            seq = self._take_seq(n)
+            if seq is not None:
+                self._out.append((seq, o))
         else:  # a queue digest: which of ours it stands for
-            seqs = [got[0] for x in originals if (got := self._seq_of.pop(id(x), None))]
+            seqs = [seq for x in originals if (seq := self._take_seq(x)) is not None]
             self._out.append((seqs, n, o))
         if self._flush_handle is None:
             # a few ms of outcomes in one frame: fewer wake-ups of the main process
             self._flush_handle = asyncio.get_running_loop().call_later(COALESCE, self._flush)
 
+    def _take_seq(self, n: Notification) -> int | None:
+        got = self._seq_of.get(id(n))
+        if got is None:
+            return None
+        seqs = got[0]
+        seq = seqs.pop(0)
+        if not seqs:
+            del self._seq_of[id(n)]
+        return seq
+
     def _test_done(self, seq: int, n: Notification, fut: asyncio.Future[Outcome]) -> None:
         self._flush()  # the test's own report (set just after its result) goes first
-        self._seq_of.pop(id(n), None)  # folded into a digest: reported only here
+        got = self._seq_of.get(id(n))
+        if got is not None and seq in got[0]:  # folded into a digest: reported only here
+            self._take_seq(n)
         if self.proto is not None:
             self.proto.send(("test", seq, fut.result()))
 

@@ -304,7 +304,10 @@ class SenderProcess:
         try:
             while True:
                 started = time.monotonic()
-                code = await self._run_child()
+                try:
+                    code: int | str | None = await self._run_child()
+                except OSError as e:  # could not start one (out of processes, files)
+                    code = f"none: could not start it ({e})"
                 if self._closing:
                     return
                 if time.monotonic() - started > STABLE:
@@ -329,9 +332,14 @@ class SenderProcess:
         finally:
             theirs.close()
         lost = asyncio.Event()
-        _, proto = await loop.connect_accepted_socket(
-            lambda: FrameProtocol(self._on_frame, lost.set), sock=ours
-        )
+        try:
+            _, proto = await loop.connect_accepted_socket(
+                lambda: FrameProtocol(self._on_frame, lost.set), sock=ours
+            )
+        except BaseException:
+            ours.close()
+            self._stop_child()
+            raise
         self._proto = proto
         proto.send(("configure", self.channels, self.settings))
         # everything given to a child that is gone goes to this one, in order

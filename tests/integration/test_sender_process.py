@@ -8,6 +8,8 @@ import contextlib
 import os
 import pickle
 import signal
+import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +19,7 @@ import pytest
 
 from engine.config.model import Channel as ChannelConfig
 from engine.config.secrets import Secret
+from engine.notify import sender_process
 from engine.notify.base import AlertView, Notification
 from engine.notify.retry import Outcome, RetryPolicy
 from engine.notify.sender_process import SenderProcess, dumps
@@ -151,6 +154,36 @@ def test_a_killed_sender_process_is_restarted_and_sends_again_with_the_same_keys
             await sp.aclose(2.0)
 
     asyncio.run(main())
+
+
+def test_a_sender_process_that_cannot_be_started_is_tried_again(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = sender_process._spawn
+    calls: list[int] = []
+
+    def flaky(sock: socket.socket) -> subprocess.Popen[bytes]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(11, "Resource temporarily unavailable")
+        return real(sock)
+
+    monkeypatch.setattr(sender_process, "_spawn", flaky)
+
+    async def main() -> None:
+        with Receiver() as rx:
+            rep = Reports()
+            sp = SenderProcess(FAST, rep)
+            sp.configure([hook("a", rx)])
+            sp.start()
+            for i in range(3):
+                sp.put(note("a", i))
+            await until(lambda: len(rep.got) == 3)
+            assert all(ok for _, _, ok, _ in rep.got) and len(calls) == 2
+            await sp.aclose(1.0)
+
+    asyncio.run(main())
+    assert "could not start it" in caplog.text
 
 
 def test_close_lets_the_queue_drain_and_the_process_exit() -> None:
