@@ -283,3 +283,27 @@ def test_warm_compiles_what_each_route_and_escalation_will_render() -> None:
     r.warm()
     assert route_title in compiled and esc_title in compiled
     assert T.defaults("slack")["body"] in compiled  # the channel's own default, off any route
+
+
+def test_garbage_collection_during_a_render_does_not_count_against_its_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A full collection can take 100 ms on a big heap and may start during any
+    render: that is not the template's work (seen as a flaky refusal under load)."""
+    import gc
+
+    heap = [[i, [i]] for i in range(300_000)]  # enough that a full collection takes a while
+
+    class Collects:
+        def __str__(self) -> str:
+            gc.collect()
+            return "ok"
+
+    t0 = time.thread_time()
+    gc.collect()
+    took = time.thread_time() - t0
+    monkeypatch.setattr(T, "RENDER_SECONDS", took / 4)  # well under one collection
+    env = T.make_env()
+    text = "{{ x }}" + "{{ 1 + 1 }}" * 40  # steps enough for the deadline to be read
+    assert T.render(env.from_string(text), {"x": Collects()}).startswith("ok2")
+    del heap
