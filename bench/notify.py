@@ -48,6 +48,7 @@ late while the daemon is not running at all. The receivers run at nice 10: they
 stand for services on other machines and must not take the daemon's CPU.
 Run it with BENCH_GC_FREEZE=1 to see what gc.freeze() after
 start-up would change, BENCH_PROFILE=<file> to cProfile the daemon,
+BENCH_SENDER_PROFILE=<file> its sender process,
 BENCH_SLOW=1 to have asyncio name every callback over 5 ms in run/daemon.log,
 BENCH_ITER=<file> to have the daemon write there what filled each loop iteration
 over 5 ms (bench/loop_probe.py; with BENCH_SAMPLE=1, the engine code seen in each
@@ -65,6 +66,7 @@ import contextlib
 import gc
 import itertools
 import json
+import logging
 import os
 import shutil
 import signal
@@ -269,6 +271,8 @@ def daemon_main(config: str, probe_out: str) -> int:
         import phase_probe
 
         phase_probe.install(os.environ["BENCH_PHASES"])
+    if os.environ.get("BENCH_SENDER_PROFILE"):
+        _profile_sender(os.environ["BENCH_SENDER_PROFILE"])
     if os.environ.get("BENCH_PROFILE"):
         import cProfile
 
@@ -278,6 +282,25 @@ def daemon_main(config: str, probe_out: str) -> int:
         finally:
             prof.dump_stats(os.environ["BENCH_PROFILE"])
     return main(["run", "-c", config])
+
+
+def _profile_sender(out: str) -> None:
+    """Start the daemon's sender process under cProfile (its stats are written to
+    `out` when it exits: after the daemon's stop, or its kill)."""
+    from engine.notify import sender_process
+
+    def spawn(sock: Any) -> subprocess.Popen[bytes]:
+        level = str(logging.getLogger().getEffectiveLevel())
+        argv = ["-m", "engine.notify.sender_child", str(sock.fileno()), level]
+        return subprocess.Popen(
+            [sys.executable, "-m", "cProfile", "-o", out, *argv],
+            pass_fds=(sock.fileno(),),
+            stdin=subprocess.DEVNULL,
+            process_group=0,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        )
+
+    sender_process._spawn = spawn
 
 
 class Daemon:

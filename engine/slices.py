@@ -35,13 +35,23 @@ MARGIN = 0.002  # seconds kept free before a tick, beyond a step's expected cost
 ROOM_WAIT = 0.5  # seconds a big step waits for room at most (ticks packed too close)
 
 _window_end = 0.0
+_off = False  # disable()d
 _next_tick: Callable[[], float | None] | None = None
 
 
 def spent() -> bool:
     """Whether this iteration's window is used up, or a timer is due: time to
     await pause()."""
+    if _off:
+        return False
     return time.perf_counter() >= _window_end or _timer_due()
+
+
+def disable() -> None:
+    """For a process whose loop runs no evaluation ticks (the sender process):
+    work runs in as long steps as it likes, spent() is always False."""
+    global _off
+    _off = True
 
 
 def _timer_due() -> bool:

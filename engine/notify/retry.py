@@ -15,6 +15,7 @@ sleep from the caller, so tests run without real waiting.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import re
 import time
@@ -224,7 +225,8 @@ class BoundedQueue(asyncio.Queue[T]):
     def _fold(self) -> None:
         items = list(self._queue)
         want = max(2, len(items) // 2)
-        idx = [i for i, it in enumerate(items) if self.foldable(it)][:want]
+        foldable = self.foldable
+        idx = list(itertools.islice((i for i, it in enumerate(items) if foldable(it)), want))
         if len(idx) < 2:  # nothing foldable enough: fold the oldest regardless
             idx = list(range(want))
         picked = [items[i] for i in idx]

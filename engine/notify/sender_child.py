@@ -23,8 +23,6 @@ from engine.notify.retry import Outcome
 from engine.notify.sender_process import FrameProtocol
 from engine.notify.senders import Senders, SenderSettings
 
-# nothing here shares the loop with evaluation ticks: senders may take longer steps
-SLICE = 0.02
 COALESCE = 0.002  # seconds outcomes wait to go back together
 
 
@@ -158,7 +156,7 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    slices.SLICE = SLICE
+    slices.disable()  # no evaluation ticks share this loop
     asyncio.run(serve(fd))
     return 0
 
