@@ -83,7 +83,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from machine import children_cpu, cpu_ticks, process_cpu, speed_ms, steal_pct  # noqa: E402
+from machine import (  # noqa: E402
+    children_cpu,
+    cpu_ticks,
+    pair_speed_ms,
+    process_cpu,
+    speed_ms,
+    steal_pct,
+)
 
 N = 1_000
 TRICKLE = 5  # alerts firing per 100 ms tick in (c)
@@ -516,6 +523,7 @@ def latencies(s: Setup, fired: dict[str, float]) -> list[float]:
 def burst(s: Setup) -> dict[str, Any]:
     """Fire all N alerts in one tick; wait until both healthy receivers have them."""
     d = s.daemon
+    pair = pair_speed_ms()  # two CPUs, or one: the daemon and its sender process share them
     time.sleep(1.0)  # a few quiet ticks first
     speed = [speed_ms()]
     ticks0 = cpu_ticks()
@@ -559,6 +567,7 @@ def burst(s: Setup) -> dict[str, Any]:
         "gc_ms": max((x for _, x in gcs), default=0.0) * 1e3,
         "fired": len(fired),
         "cpu_s": cpu,
+        "pair_ms": pair,
         "child_cpu_s": child_cpu,
         "rx_cpu_s": rx_cpu,
         "speed_ms": speed,
@@ -648,8 +657,9 @@ def show_burst(title: str, r: dict[str, Any], am: str) -> None:
     )
     print(
         f"    machine speed: a fixed Python loop took {r['speed_ms'][0]:.1f} ms before the"
-        f" burst and {r['speed_ms'][1]:.1f} ms after it (bench/machine.py speed_ms; this VM's"
-        " speed drifts by up to 1.8x)"
+        f" burst and {r['speed_ms'][1]:.1f} ms after it, {r['pair_ms']:.1f} ms when two ran at"
+        f" once just before (bench/machine.py speed_ms, pair_speed_ms; this VM's"
+        " speed drifts: 10 ms at best, several times that at worst)"
     )
     print(
         f"    first after {r['first_ms']:.0f} ms; per alert p50 {r['p50_ms']:.0f} ms,"
