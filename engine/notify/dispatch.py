@@ -10,13 +10,15 @@
 
 `submit` never awaits delivery and one channel's senders never wait for another's,
 so a slow or dead channel delays only itself. With `sender_process` the channels
-send from a child process (sender_process.py), off this loop's CPU. Every outcome is journaled through
-`emit`; the pipeline hears it too, so a group counts as sent only once delivered.
+send from a child process (sender_process.py), off this loop's CPU. Every
+outcome is journaled through `emit`; the pipeline hears it too, so a group
+counts as sent only once delivered.
 
 The pipeline's work runs on the event loop that also runs the evaluation ticks,
-so it is done in the loop's shared time slices (engine/slices.py): `submit` does one slice at once
-(all of a usual handful of events), the timer task does the rest of a burst
-(a thousand alerts firing together), yielding to the loop between slices.
+so it is done in the loop's shared time slices (engine/slices.py): `submit` does
+one slice at once (all of a usual handful of events), the timer task does the
+rest of a burst (a thousand alerts firing together), yielding to the loop
+between slices. Outcomes are taken in last, once nothing is due.
 """
 
 from __future__ import annotations
