@@ -818,6 +818,10 @@ class App:
             # failure with a traceback: let them finish first (bounded: collectors
             # have their own timeouts, and a stop must not hang)
             self.scheduler.pause()
+            # a job handed to the loop just before the pause counts itself in
+            # _collecting / _running_groups only at its first step: let it take it
+            for _ in range(2):
+                await asyncio.sleep(0)
             deadline = self.mono() + SHUTDOWN_DRAIN_SECONDS
             while (self._running_groups or self._collecting) and self.mono() < deadline:
                 await asyncio.sleep(0.01)
