@@ -173,11 +173,8 @@ class Senders:
             w.queue.put_nowait((n, None))
 
     async def send_test(self, n: Notification) -> Outcome:
-        w = self.workers.get(n.channel)
-        if w is None:
-            return Outcome(False, 0, "unknown channel")
         fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        w.queue.put_nowait((n, fut))
+        self.put_test(n, fut)
         return await fut
 
     def put_test(self, n: Notification, fut: asyncio.Future[Outcome]) -> None:
