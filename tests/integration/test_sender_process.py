@@ -84,6 +84,14 @@ async def until(cond: Callable[[], bool], timeout: float = 15.0) -> None:
         await asyncio.sleep(0.01)
 
 
+def started(rep: Reports, *channels: ChannelConfig) -> SenderProcess:
+    """A SenderProcess for `channels`, its child starting, reporting to `rep`."""
+    sp = SenderProcess(FAST, rep)
+    sp.configure(channels)
+    sp.start()
+    return sp
+
+
 def keys(reqs: list[Recorded]) -> list[str]:
     return [r.headers["idempotency-key"] for r in reqs]
 
@@ -105,13 +113,11 @@ def test_frames_carry_secrets_and_frozen_mappings_that_plain_pickle_refuses() ->
         pickle.dumps(Secret("s3cr3t"))  # an accidental pickle of a config still fails
 
 
-def test_delivers_every_notification_once_and_reports_each(tmp_path: Path) -> None:
+def test_delivers_every_notification_once_and_reports_each() -> None:
     async def main() -> None:
         with Receiver() as rx:
             rep = Reports()
-            sp = SenderProcess(FAST, rep)
-            sp.configure([hook("a", rx), hook("b", rx)])
-            sp.start()
+            sp = started(rep, hook("a", rx), hook("b", rx))
             sent = [note(ch, i) for i in range(40) for ch in ("a", "b")]
             for n in sent:
                 sp.put(n)
@@ -122,8 +128,8 @@ def test_delivers_every_notification_once_and_reports_each(tmp_path: Path) -> No
             status = sp.status()
             assert status["a"]["sent"] == status["b"]["sent"] == 40
             assert status["a"]["failed"] == 0 and status["a"]["breaker"] == "closed"
-            text = await sp.send_test(note("a", 999))
-            assert text.ok and text.attempts == 1
+            o = await sp.send_test(note("a", 999))
+            assert o.ok and o.attempts == 1
             await sp.aclose(2.0)
 
     asyncio.run(main())
@@ -133,9 +139,7 @@ def test_a_killed_sender_process_is_restarted_and_sends_again_with_the_same_keys
     async def main() -> None:
         with Receiver(default=Reply(delay=0.3)) as rx:
             rep = Reports()
-            sp = SenderProcess(FAST, rep)
-            sp.configure([hook("a", rx)])
-            sp.start()
+            sp = started(rep, hook("a", rx))
             sent = [note("a", i) for i in range(5)]
             for n in sent:
                 sp.put(n)
@@ -173,9 +177,7 @@ def test_a_sender_process_that_cannot_be_started_is_tried_again(
     async def main() -> None:
         with Receiver() as rx:
             rep = Reports()
-            sp = SenderProcess(FAST, rep)
-            sp.configure([hook("a", rx)])
-            sp.start()
+            sp = started(rep, hook("a", rx))
             for i in range(3):
                 sp.put(note("a", i))
             await until(lambda: len(rep.got) == 3)
@@ -190,9 +192,7 @@ def test_close_lets_the_queue_drain_and_the_process_exit() -> None:
     async def main() -> None:
         with Receiver(default=Reply(delay=0.02)) as rx:
             rep = Reports()
-            sp = SenderProcess(FAST, rep)
-            sp.configure([hook("a", rx)])
-            sp.start()
+            sp = started(rep, hook("a", rx))
             for i in range(30):
                 sp.put(note("a", i))
             await asyncio.sleep(0.05)
@@ -210,9 +210,7 @@ def test_a_removed_channel_reports_each_notification_it_had_failed_once() -> Non
     async def main() -> None:
         with Receiver(default=Reply(hang=True)) as rx:
             rep = Reports()
-            sp = SenderProcess(FAST, rep)
-            sp.configure([hook("a", rx), hook("b", rx)])
-            sp.start()
+            sp = started(rep, hook("a", rx), hook("b", rx))
             sent = [note("a", i) for i in range(30)]  # more than the channel sends at once
             for n in sent:
                 sp.put(n)
