@@ -53,8 +53,8 @@ BENCH_SLOW=1 to have asyncio name every callback over 5 ms in run/daemon.log,
 BENCH_ITER=<file> to have the daemon write there what filled each loop iteration
 over 5 ms (bench/loop_probe.py; with BENCH_SAMPLE=1, the engine code seen in each
 callback over 3 ms instead), BENCH_PHASES=<file> to have it write there the
-loop thread's CPU time by phase (evaluation, journal, pipeline, sends...) in 50 ms
-buckets (bench/phase_probe.py), BENCH_ONLY_A=<n> or BENCH_ONLY_C=<n> to run only (a) or (c), n times.
+loop thread's CPU time by phase (evaluation, journal, pipeline, the hand-over to the
+sender process...) in 50 ms buckets (bench/phase_probe.py), BENCH_ONLY_A=<n> or BENCH_ONLY_C=<n> to run only (a) or (c), n times.
 
 No asserts: this prints figures for a person to read.
 """

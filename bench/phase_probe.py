@@ -114,8 +114,7 @@ class _Yield:
 
 def install(out: str) -> None:
     from engine import app, evaluator, journal
-    from engine.notify import dispatch, pipeline, retry, webhook
-    from engine.notify import http as nhttp
+    from engine.notify import dispatch, pipeline, sender_process
 
     loop_thread = threading.get_ident()
     _wrap_gen(evaluator.Evaluator, "steps", "evaluate")
@@ -127,11 +126,12 @@ def install(out: str) -> None:
     _wrap(pipeline.Pipeline, "settle", "pipe_settle")
     _wrap(pipeline.Pipeline, "due", "pipe_due")
     _wrap(pipeline.Pipeline, "delivered", "pipe_delivered")
-    _wrap(retry.BoundedQueue, "put_nowait", "queue_put")
-    _wrap(dispatch.Dispatcher, "_report", "report")
+    # the daemon's channels send from its sender process: here only the hand-over
+    # (pickling the puts, unpickling the outcomes) and the outcomes' journaling
+    _wrap(sender_process.SenderProcess, "_flush", "send_put")
+    _wrap(sender_process.FrameProtocol, "data_received", "outcomes_in")
+    _wrap(dispatch.Dispatcher, "_outcome", "report")
     _wrap_async(dispatch.Dispatcher, "_journal", "emit_outcomes")
-    _wrap_async(webhook, "encode", "webhook_encode")
-    _wrap_async(nhttp.HttpClient, "request", "http_request")
 
     def dump() -> None:
         with open(out, "w") as f:
