@@ -597,10 +597,6 @@ class Pipeline:
 
     # -- what a channel should see ------------------------------------------------------
 
-    def _silenced(self, a: _Alert, now: float) -> bool:
-        self._marks(a, now)
-        return a.silenced
-
     def _muted(self, a: _Alert, now: float) -> bool:
         self._marks(a, now)
         return a.muted
@@ -859,11 +855,11 @@ class Pipeline:
         self._marks(a, now)
         key = (a.rev, status, acked, a.silenced)
         if a.view is None or a.view_key != key:
-            a.view, a.view_key = view, _ = self._make_view(a, status, acked, now), key
-            a.key_item = _key_item(view)
+            view = self._make_view(a, status, acked)
+            a.view, a.view_key, a.key_item = view, key, _key_item(view)
         return a.view
 
-    def _make_view(self, a: _Alert, status: Status, acked: bool, now: float) -> AlertView:
+    def _make_view(self, a: _Alert, status: Status, acked: bool) -> AlertView:
         return AlertView(
             fingerprint=a.fp,
             rule=a.rule,
