@@ -98,9 +98,10 @@ _clock = time.thread_time  # CPU time: ~0.5 µs a read, so read every 16th step
 
 
 class _GcTime(threading.local):
-    """This thread's CPU time inside the garbage collector: a collection that
-    happens to run during a render (a full one can take 100 ms on a big heap) is
-    not the template's work, and does not count against its deadline."""
+    """This thread's CPU time in full garbage collections. One that happens to
+    start during a render walks the whole heap (100 ms on a big one): not the
+    template's work, so not counted against its deadline. Young collections are
+    proportional to what was just allocated, the template's own doing: counted."""
 
     spent = 0.0
     began = 0.0
@@ -110,6 +111,8 @@ _gc_time = _GcTime()
 
 
 def _on_gc(phase: str, info: dict[str, int]) -> None:
+    if info["generation"] != 2:
+        return
     if phase == "start":
         _gc_time.began = _clock()
     else:
@@ -120,7 +123,7 @@ gc.callbacks.append(_on_gc)
 
 
 def _work_clock() -> float:
-    """This thread's CPU time, less what the garbage collector took."""
+    """This thread's CPU time, less what full garbage collections took."""
     return _clock() - _gc_time.spent
 
 
