@@ -66,6 +66,7 @@ from engine.notify.router import (
     match_labels,
     silence_active,
     silence_from_state,
+    source_counts,
     targets,
 )
 from engine.notify.timeintervals import active as interval_active
@@ -981,7 +982,7 @@ class _Ctx:
                     continue
                 slabels = {str(k): str(v) for k, v in (a.get("labels") or {}).items()}
                 sml = match_labels(slabels, str(a.get("rule") or ""), str(a.get("severity") or ""))
-                if not matches_all(inh.source_matchers, sml):
+                if not source_counts(inh, ml, sml):  # Alertmanager's two-sided rule
                     continue
                 if tuple(sml.get(k, "") for k in inh.equal) != key:
                     continue

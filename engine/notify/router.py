@@ -24,6 +24,7 @@ __all__ = [
     "silence_active",
     "silence_from_state",
     "silenced_by",
+    "source_counts",
     "targets",
 ]
 
@@ -131,12 +132,17 @@ def silenced_by(
 class Inhibitor:
     """Which alerts are inhibited: a target is inhibited while another firing alert
     matches the rule's source with equal values of every `equal` label (a missing
-    label counts as the empty string, as in Alertmanager). Sources are indexed by
-    their `equal` values, so a lookup does not scan all alerts."""
+    label counts as the empty string, as in Alertmanager). A source that also
+    matches the rule's target side does not count against a target that also
+    matches the source side (Alertmanager's rule): two such alerts would otherwise
+    mute each other and nobody would hear of either. Sources are indexed by their
+    `equal` values, so a lookup does not scan all alerts."""
 
     def __init__(self, rules: Sequence[Inhibit]) -> None:
         self.rules = tuple(rules)
         self._sources: list[dict[tuple[str, ...], set[str]]] = [{} for _ in self.rules]
+        # of those, the sources that do not also match the rule's target side
+        self._one_sided: list[dict[tuple[str, ...], set[str]]] = [{} for _ in self.rules]
 
     @staticmethod
     def _key(rule: Inhibit, labels: Mapping[str, str]) -> tuple[str, ...]:
@@ -148,19 +154,15 @@ class Inhibitor:
         """Record whether alert `fp` fires. Returns the (rule index, equal values)
         whose sources changed: alerts matching those targets may have changed."""
         changed: list[tuple[int, tuple[str, ...]]] = []
-        for i, (r, idx) in enumerate(zip(self.rules, self._sources, strict=True)):
+        for i, r in enumerate(self.rules):
             if not matches_all(r.source_matchers, labels):
                 continue
             key = self._key(r, labels)
-            fps = idx.get(key)
-            if firing and (fps is None or fp not in fps):
-                idx.setdefault(key, set()).add(fp)
+            one_sided = not matches_all(r.target_matchers, labels)
+            if _index(self._sources[i], key, fp, firing):
                 changed.append((i, key))
-            elif not firing and fps is not None and fp in fps:
-                fps.discard(fp)
-                if not fps:
-                    del idx[key]
-                changed.append((i, key))
+            if one_sided:
+                _index(self._one_sided[i], key, fp, firing)
         return changed
 
     def affects(
@@ -174,10 +176,38 @@ class Inhibitor:
         return False
 
     def inhibited(self, fp: str, labels: Mapping[str, str]) -> bool:
-        for r, idx in zip(self.rules, self._sources, strict=True):
-            if not idx or not matches_all(r.target_matchers, labels):
+        for i, r in enumerate(self.rules):
+            if not self._sources[i] or not matches_all(r.target_matchers, labels):
                 continue
-            fps = idx.get(self._key(r, labels))
+            # a target that is also a source is inhibited only by one-sided sources
+            # (which it cannot be itself); any other target by any source
+            two_sided = matches_all(r.source_matchers, labels)
+            fps = (self._one_sided if two_sided else self._sources)[i].get(self._key(r, labels))
             if fps and (len(fps) > 1 or fp not in fps):  # never by itself
                 return True
         return False
+
+
+def source_counts(rule: Inhibit, target: Mapping[str, str], source: Mapping[str, str]) -> bool:
+    """Whether a firing alert with labels `source` inhibits one with `target` under
+    `rule` (equal labels aside): it matches the source side, and is not one that
+    matches both sides when the target does too."""
+    if not matches_all(rule.source_matchers, source):
+        return False
+    return not (
+        matches_all(rule.source_matchers, target) and matches_all(rule.target_matchers, source)
+    )
+
+
+def _index(idx: dict[tuple[str, ...], set[str]], key: tuple[str, ...], fp: str, on: bool) -> bool:
+    """Add (`on`) or remove `fp` under `key`; whether that changed anything."""
+    fps = idx.get(key)
+    if on and (fps is None or fp not in fps):
+        idx.setdefault(key, set()).add(fp)
+        return True
+    if not on and fps is not None and fp in fps:
+        fps.discard(fp)
+        if not fps:
+            del idx[key]
+        return True
+    return False
