@@ -46,6 +46,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
+from engine import matchers
 from engine.config.model import (
     Channel,
     Config,
@@ -1352,13 +1353,7 @@ def _route_info(index: int, r: Route) -> RouteInfo:
 
 
 def _matchers_text(ms: Sequence[Matcher]) -> str:
-    out = []
-    for m in ms:
-        if m.regex is not None:
-            out.append(f"{m.label}=~{m.regex.pattern}")
-        else:
-            out.append(f"{m.label}={'|'.join(sorted(m.values))}")
-    return ", ".join(out)
+    return ", ".join(matchers.to_text(m, quote=False) for m in ms)
 
 
 def _interval_text(t: TimeInterval | None, name: str) -> str:

@@ -1069,6 +1069,7 @@ class Pipeline:
 def _route_sig(r: Route) -> tuple[Any, ...]:
     """What a route's groups depend on: its matchers and group_by."""
     ms = tuple(
-        (m.label, tuple(sorted(m.values)), m.regex.pattern if m.regex else None) for m in r.matchers
+        (m.label, m.op, tuple(sorted(m.values)), m.regex.pattern if m.regex else None)
+        for m in r.matchers
     )
     return (ms, r.group_by)

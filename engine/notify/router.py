@@ -1,19 +1,22 @@
 """Label matching for notifications: routes, silences, inhibition.
 
 Routes are tried in order; the first that matches wins, unless it says
-`continue: true`, in which case later matching routes apply too (Alertmanager's
-semantics, flattened to one level). A route without matchers matches everything.
+`continue: true`, in which case later matching routes apply too. A matching
+route's child routes are tried the same way; the route itself gets the alert only
+when none of them matches (Alertmanager's tree). A route without matchers matches
+everything; matchers have engine.matchers' one semantics (Alertmanager's).
 Silences from config files and from the API are the same `Silence` objects;
 inhibition is indexed so that checking one alert does not scan all alerts.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from engine.config.model import Config, Inhibit, Matcher, Route, Rule, Silence, matches_all
+from engine import matchers
+from engine.config.model import Config, Inhibit, Route, Rule, Silence
+from engine.matchers import Matcher, matches_all
 
 __all__ = [
     "BYPASS_INDEX",
@@ -45,12 +48,31 @@ def route(config: Config, labels: Mapping[str, str]) -> list[Route]:
 
 def _indexed(config: Config, labels: Mapping[str, str]) -> list[tuple[int, Route]]:
     out: list[tuple[int, Route]] = []
-    for i, r in enumerate(config.routes):
-        if matches_all(r.matchers, labels):
-            out.append((i, r))
-            if not r.continue_:
-                break
+    roots = [i for i, r in enumerate(config.routes) if r.depth == 0]
+    _walk(config.routes, roots, labels, out)
     return out
+
+
+def _walk(
+    routes: Sequence[Route],
+    indices: Iterable[int],
+    labels: Mapping[str, str],
+    out: list[tuple[int, Route]],
+) -> bool:
+    """Alertmanager's tree: among siblings the first matching route wins unless it
+    says `continue`; a matching route's children are tried, and the route itself
+    receives the alert only when none of them matches. Whether any matched."""
+    matched = False
+    for i in indices:
+        r = routes[i]
+        if not matches_all(r.matchers, labels):
+            continue
+        matched = True
+        if not (r.children and _walk(routes, r.children, labels, out)):
+            out.append((i, r))
+        if not r.continue_:
+            break
+    return matched
 
 
 def bypass_route(rule: Rule) -> Route:
@@ -75,36 +97,29 @@ def targets(
 def silence_from_state(sid: str, d: Mapping[str, Any]) -> Silence | None:
     """A Silence from the durable state's API silence record (None if malformed).
 
-    Matchers are `[{"label", "values": [...]}|{"label", "value"}|{"label", "regex"}]`;
-    a `{"match": {...}, "match_re": {...}}` record (the config file shape) is read too.
+    Matchers are records as engine.matchers reads them (`{"label", "value" |
+    "values" | "regex", "negate"?}` or a `label!=value` string); a `{"match":
+    {...}, "match_re": {...}}` record (the config file shape) is read too.
     """
     raw = d.get("matchers")
-    matchers: list[Matcher] = []
+    ms: list[Matcher] = []
     try:
         if isinstance(raw, list):
-            for m in raw:
-                label = str(m["label"])
-                if m.get("regex") is not None:
-                    matchers.append(Matcher(label, regex=re.compile(str(m["regex"]))))
-                else:
-                    vals = m.get("values", m.get("value"))
-                    vals = vals if isinstance(vals, list) else [vals]
-                    matchers.append(Matcher(label, frozenset(str(v) for v in vals)))
+            ms.extend(matchers.from_record(m) for m in raw)
         for k, v in (d.get("match") or {}).items():
-            matchers.append(
-                Matcher(str(k), frozenset(str(x) for x in (v if isinstance(v, list) else [v])))
-            )
+            vals = v if isinstance(v, list) else [v]
+            ms.append(Matcher(str(k), frozenset(str(x) for x in vals)))
         for k, v in (d.get("match_re") or {}).items():
-            matchers.append(Matcher(str(k), regex=re.compile(str(v))))
+            ms.append(Matcher(str(k), regex=matchers.compile_regex(str(v))))
         until = float(d["until"])
         starts = None if d.get("starts") is None else float(d["starts"])
-    except (KeyError, TypeError, ValueError, AttributeError, re.error):
+    except (KeyError, TypeError, ValueError, AttributeError):  # MatcherError is a ValueError
         return None
-    if not matchers:  # a silence without matchers would mute everything: refuse it
+    if not ms:  # a silence without matchers would mute everything: refuse it
         return None
     return Silence(
         sid,
-        tuple(matchers),
+        tuple(ms),
         until,
         str(d.get("reason", "")),
         starts,

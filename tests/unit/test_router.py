@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from engine.config.model import Config, Inhibit, Matcher, Route, Rule, Silence
+from engine.matchers import compile_regex
 from engine.notify import router
 
 
@@ -21,7 +21,7 @@ def rule(rid: str, channels: tuple[str, ...] | None = None) -> Rule:
 ROUTES = (
     Route((M("severity", "critical"),), ("pager",)),
     Route((M("team", "db"),), ("db-slack",), continue_=True),
-    Route((Matcher("rule", regex=re.compile("host_.*")),), ("hosts",)),
+    Route((Matcher("rule", regex=compile_regex("host_.*")),), ("hosts",)),
     Route((), ("default",)),
 )
 CONFIG = Config(routes=ROUTES)

@@ -4,12 +4,17 @@ between alerts matching both sides, matchers, nested routes."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from engine.config.build import ConfigLoader
 from engine.config.model import Channel, Config, Inhibit, Matcher, Route
+from engine.matchers import MatcherError, compile_regex, parse, to_text
+from engine.notify import router
 from engine.notify.base import Notification, iso
 from engine.notify.pipeline import Pipeline
 
+CONTEXT = Path(__file__).resolve().parents[1] / "testdata" / "context" / "vigil.yaml"
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC).timestamp()
 
 
@@ -54,3 +59,152 @@ def test_two_alerts_matching_both_sides_of_an_inhibit_rule_are_both_notified() -
     p.ingest(fire("a", rule="disk_full", team="db", host="h"), T0)
     p.ingest(fire("b", rule="replica_lag", team="db", host="h"), T0)
     assert sent(p, T0) == [("ops", "a"), ("ops", "b")]
+
+
+# -- 13.A.10: one matcher semantics (Alertmanager's), !=, !~, nested routes ------------------
+
+
+def load_channels(tmp_path: Path, text: str) -> Config:
+    f = tmp_path / "channels.yaml"
+    f.write_text(text)
+    result = ConfigLoader().load(str(CONTEXT), [str(f)])
+    assert result.config is not None, [p.format() for p in result.problems]
+    return result.config
+
+
+def test_a_missing_label_matches_as_the_empty_string_everywhere() -> None:
+    no_x = {"rule": "r", "severity": "warning"}
+    assert Matcher("x", regex=compile_regex(".*")).matches(no_x)  # old code: False
+    assert Matcher("x", frozenset({""})).matches(no_x)
+    assert not Matcher("x", regex=compile_regex(".+")).matches(no_x)
+    assert parse("x!=ops").matches(no_x)
+    assert not parse('x!~""').matches(no_x)
+    assert parse("x!~a.*").matches(no_x)
+
+
+def test_regexes_are_fully_anchored_and_ops_parse() -> None:
+    labels = {"service": "db-main", "team": "ops"}
+    assert parse('service=~"db.*"').matches(labels)
+    assert not parse("service=~db").matches(labels)  # anchored at both ends
+    assert not parse("service=~main").matches(labels)
+    assert not parse("team!=ops").matches(labels)
+    assert parse("team!=dev").matches(labels)
+    assert not parse('service!~"db-.*"').matches(labels)
+    assert parse(' env = "a b" ') == Matcher("env", frozenset({"a b"}))
+    assert parse('v="say \\"hi\\"\\\\"').values == frozenset({'say "hi"\\'})
+    assert to_text(parse('service=~"db.*"')) == 'service=~"db.*"'
+    for text in ["team", "team==x", "1x=y", 'x="open', "x=a,b"]:
+        try:
+            parse(text)
+        except MatcherError as e:
+            assert "\n" not in str(e)
+        else:
+            raise AssertionError(f"{text!r} parsed")
+
+
+def test_match_re_on_a_missing_label_routes_through_the_pipeline(tmp_path: Path) -> None:
+    config = load_channels(
+        tmp_path,
+        """
+channels:
+  - {name: any-zone, type: memory}
+  - {name: rest, type: memory}
+routes:
+  - match_re: {zone: ".*"}
+    channels: [any-zone]
+  - channels: [rest]
+""",
+    )
+    p = Pipeline(config, {"any-zone": "memory", "rest": "memory"})
+    p.ingest(fire("a"), T0)  # no zone label: "" matches ".*"
+    assert sent(p, T0) == [("any-zone", "a")]
+
+
+NESTED = """
+channels:
+  - {name: default, type: memory}
+  - {name: db, type: memory}
+  - {name: db-pager, type: memory}
+  - {name: audit, type: memory}
+time_intervals:
+  - {name: office, weekdays: [mon]}
+routes:
+  - matchers: ['team=~"db|storage"']
+    channels: [db]
+    group_by: [host]
+    group_wait: 30s
+    group_interval: 2m
+    repeat_interval: 1h
+    active_time: [office]
+    routes:
+      - matchers: ['severity=critical']
+        channels: [db-pager]
+        group_wait: 5s
+        continue: true
+      - matchers: ['env!=staging']
+        routes:
+          - match: {service: audit}
+            channels: [audit]
+            group_by: ["..."]
+  - channels: [default]
+"""
+
+
+def test_nested_routes_inherit_override_and_fall_back_to_the_parent(tmp_path: Path) -> None:
+    config = load_channels(tmp_path, NESTED)
+
+    def where(**labels: str) -> list[tuple[int, tuple[str, ...]]]:
+        ml = router.match_labels(labels, "r", labels.pop("severity", "warning"))
+        return [(i, r.channels) for i, r in router.targets(config, ml)]
+
+    # pre-order indices: 0 db, 1 db-pager, 2 env!=staging, 3 audit, 4 default
+    assert where(team="db", env="prod") == [(2, ("db",))]  # inherits channels [db]
+    assert where(team="db", env="staging") == [(0, ("db",))]  # no child: the parent
+    assert where(team="db", severity="critical", env="staging") == [(1, ("db-pager",))]
+    assert where(team="db", severity="critical", service="audit") == [
+        (1, ("db-pager",)),  # continue: true lets the next sibling match too
+        (3, ("audit",)),
+    ]
+    assert where(team="web") == [(4, ("default",))]
+    assert where() == [(4, ("default",))]  # missing team is "": not db|storage
+    pager, mid, audit = config.routes[1], config.routes[2], config.routes[3]
+    assert (pager.group_wait, pager.group_interval, pager.repeat_interval) == (5.0, 120.0, 3600.0)
+    assert pager.group_by == ("host",) and pager.active_time == ("office",)
+    assert (mid.group_wait, mid.channels, mid.continue_) == (30.0, ("db",), False)
+    assert audit.group_by == ("...",) and audit.active_time == ("office",)
+
+
+def test_negative_matchers_in_inhibit_rules_and_silences(tmp_path: Path) -> None:
+    config = load_channels(
+        tmp_path,
+        """
+channels:
+  - {name: ops, type: memory}
+routes:
+  - channels: [ops]
+    group_by: ["..."]
+inhibit:
+  - source_matchers: ['rule=host_down']
+    target_matchers: ['rule!=host_down', 'team!~"sec.*"']
+    equal: [host]
+silences:
+  - matchers: ['env!="prod"', 'rule=~"disk_.*"']
+    until: 2099-01-01T00:00:00Z
+    reason: only prod disks matter
+""",
+    )
+    p = Pipeline(config, {"ops": "memory"})
+    p.ingest(fire("down", rule="host_down", host="h"), T0)
+    p.ingest(fire("cpu", rule="cpu", host="h"), T0)  # inhibited
+    p.ingest(fire("secu", rule="login", host="h", team="security"), T0)  # team!~sec.*: no
+    p.ingest(fire("disk_dev", rule="disk_full", host="x"), T0)  # env "" != prod: silenced
+    p.ingest(fire("disk_prod", rule="disk_full", host="y", env="prod"), T0)
+    assert sent(p, T0) == [("ops", "disk_prod"), ("ops", "down"), ("ops", "secu")]
+
+
+def test_a_child_route_without_channels_at_the_top_level_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "channels.yaml"
+    f.write_text("channels: [{name: a, type: memory}]\nroutes:\n  - matchers: ['x=y']\n")
+    result = ConfigLoader().load(str(CONTEXT), [str(f)])
+    assert result.config is None
+    assert any("channels" in p.format() for p in result.problems)
