@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.config.build import ConfigLoader
-from engine.config.model import Channel, Config, Inhibit, Matcher, Route
+from engine.config.model import Channel, Config, Inhibit, Matcher, Route, frozen_map
 from engine.matchers import MatcherError, compile_regex, parse, to_text
-from engine.notify import router
+from engine.notify import am_timing, router
 from engine.notify.base import Notification, iso
 from engine.notify.pipeline import Pipeline
 
@@ -208,3 +208,44 @@ def test_a_child_route_without_channels_at_the_top_level_is_refused(tmp_path: Pa
     result = ConfigLoader().load(str(CONTEXT), [str(f)])
     assert result.config is None
     assert any("channels" in p.format() for p in result.problems)
+
+
+# -- 13.A.2: the alertmanager channel re-sends firing alerts every resend_delay ------------
+
+
+def test_alertmanager_channels_get_firing_alerts_again_every_resend_delay() -> None:
+    chs = (
+        Channel("am", "alertmanager", frozen_map({"url": "http://am", "resolve_timeout": "4s"})),
+        Channel("hook", "webhook"),
+    )
+    route = Route((), ("am", "hook"), group_interval=300.0, repeat_interval=3600.0)
+    types = {"am": "alertmanager", "hook": "webhook"}
+    p = Pipeline(Config(routes=(route,), channels=chs), types, closing={"am"})  # as its class says
+    p.ingest(fire("a"), T0)
+    assert sent(p, T0) == [("am", "a"), ("hook", "a")]
+    assert p.next_deadline() == T0 + 1.0  # resend_delay = resolve_timeout / 4
+    assert sent(p, T0 + 0.5) == []
+    for k in range(1, 6):  # every second, far inside group_interval and repeat_interval
+        assert sent(p, T0 + k) == [("am", "a")]
+    ack = {"event": "acknowledged", "alert": "a", "by": "x", "until": None, "ts": iso(T0 + 5.5)}
+    p.ingest(ack, T0 + 5.5)
+    got = sent(p, T0 + 5.5) + sent(p, T0 + 6) + sent(p, T0 + 7)
+    assert got.count(("am", "a")) >= 2  # acknowledged here, still firing there
+    p.ingest({**fire("a"), "event": "resolved", "ts": iso(T0 + 7.2)}, T0 + 7.2)
+    assert sent(p, T0 + 7.2) == []
+    assert sent(p, T0 + 8) == [("am", "a")]  # the resolve, within resend_delay
+    assert sent(p, T0 + 300) == [("hook", "a")]  # the webhook's at group_interval
+    assert sent(p, T0 + 400) == []  # and nothing after it
+
+
+def test_alertmanager_timing_settings() -> None:
+    assert am_timing.timing({}) == (60.0, 300.0)
+    assert am_timing.timing({"resolve_timeout": "2m"}) == (30.0, 120.0)
+    assert am_timing.timing({"resend_delay": "10s", "resolve_timeout": "20s"}) == (10.0, 20.0)
+    for bad in ({"resend_delay": "3m"}, {"resend_delay": "0s"}):
+        try:
+            am_timing.timing(bad)
+        except ValueError as e:
+            assert "resend_delay" in str(e)
+        else:
+            raise AssertionError(bad)
