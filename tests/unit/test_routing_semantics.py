@@ -249,3 +249,35 @@ def test_alertmanager_timing_settings() -> None:
             assert "resend_delay" in str(e)
         else:
             raise AssertionError(bad)
+
+
+def test_api_silence_matchers_take_negation_and_alertmanager_strings() -> None:
+    from engine.api.routes import ApiError, parse_matchers
+
+    got = parse_matchers(
+        [
+            {"label": "env", "value": "prod", "negate": True},
+            'service=~"db.*"',
+            "team!~ops|sec",
+            {"label": "zone", "regex": ".*"},
+        ]
+    )
+    assert got == [
+        {"label": "env", "value": "prod", "negate": True},
+        {"label": "service", "regex": "db.*"},
+        {"label": "team", "regex": "ops|sec", "negate": True},
+        {"label": "zone", "regex": ".*"},
+    ]
+    s = router.silence_from_state("s1", {"matchers": got, "until": T0 + 60})
+    assert s is not None
+    ml = router.match_labels({"service": "db-1"}, "r", "warning")  # no env, team or zone
+    assert router.silenced_by([s], ml, T0) is s
+    assert router.silenced_by([s], {**ml, "env": "prod"}, T0) is None
+    assert router.silenced_by([s], {**ml, "team": "sec"}, T0) is None
+    for bad in (['x=~"(a)\\\\1"'], [{"label": "x", "regex": "(?=a)"}], ["nope"]):
+        try:
+            parse_matchers(bad)
+        except ApiError as e:
+            assert e.status == 422 and "\n" not in str(e)
+        else:
+            raise AssertionError(bad)
