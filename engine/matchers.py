@@ -79,6 +79,18 @@ class Regex:
             safe = text.encode("utf-8", "replace").decode("utf-8")
             return self._compiled.fullmatch(safe) is not None
 
+    def search(self, text: str) -> bool:
+        """Whether the pattern occurs anywhere in `text`. As with Python's `re`, a
+        `$` also matches before one final newline (RE2's `$` is the end of text)."""
+        try:
+            if self._compiled.search(text) is not None:
+                return True
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "replace").decode("utf-8")
+            if self._compiled.search(text) is not None:
+                return True
+        return text.endswith("\n") and self._compiled.search(text[:-1]) is not None
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Regex) and other.pattern == self.pattern
 

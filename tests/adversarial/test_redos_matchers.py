@@ -109,3 +109,20 @@ def test_matchers_run_in_linear_time_and_refuse_backtracking_only_syntax() -> No
             compile_regex(bad)
     # a lone surrogate in a label (it should never get here, but must not raise)
     assert compile_regex(".*").fullmatch("\ud800")
+
+
+@pytest.mark.timeout(60)
+def test_a_hostile_http_body_cannot_make_body_regex_backtrack() -> None:
+    """The http collector's body_regex (config) runs on a body the monitored server
+    chooses: with Python's re, `(a+)+b` on 30 a's and a c blocked the whole daemon
+    (the GIL is held even in the worker thread) for minutes."""
+    from tests.integration.receivers import Receiver, Reply
+    from tests.integration.test_http_collector import probe
+
+    with Receiver(Reply(200, "a" * 30 + "c\n")) as rx:
+        t = time.monotonic()
+        s = probe(url=f"{rx.url}/evil", body_regex="(a+)+b")
+        assert (s["ok"], s["body_match"]) == (False, False)
+        s = probe(url=f"{rx.url}/evil", body_regex="^a+c$")  # $ before a final newline
+        assert (s["ok"], s["body_match"]) == (True, True)
+        assert time.monotonic() - t < 5
