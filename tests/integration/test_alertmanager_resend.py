@@ -94,3 +94,42 @@ def test_an_alert_firing_past_endsat_stays_active_until_vigil_resolves_it(
     assert am_active(alertmanager) == []
     assert daemon.stop() == 0
     assert "Traceback" not in daemon.log()
+
+
+def test_re_sends_resume_after_a_restart(
+    tmp_path: Path, alertmanager: Alertmanager, hook: Receiver
+) -> None:
+    """The pipeline schedules re-sends from the journal's `notified` times, so a
+    restart shorter than the horizon never lets Alertmanager end a firing alert."""
+    horizon = 10  # re-sent every 2.5s; a restart under load takes a few seconds
+    rules = RULES.replace("am_resend_probe", "am_restart_probe")
+    d = Daemon(tmp_path, rules, CHANNELS.format(url=alertmanager.url, horizon=horizon))
+    name = "am_restart_probe"
+
+    def told(status: str) -> list[dict[str, object]]:
+        return [
+            a
+            for a in webhook_alerts(hook.requests, status)
+            if a["labels"].get("alertname") == name  # type: ignore[union-attr]
+        ]
+
+    d.set_values({"queue": 50})
+    try:
+        d.start()
+        wait_ready(d)
+        hook.wait_for(lambda _: bool(told("firing")), 15)
+        t = time.monotonic()
+        assert d.stop() == 0
+        d.start()
+        wait_ready(d)
+        restart = time.monotonic() - t
+        until = time.monotonic() + 1.5 * horizon  # past the endsAt of the last send before
+        while time.monotonic() < until:
+            assert told("resolved") == [], f"restart took {restart:.1f}s"
+            time.sleep(0.2)
+        r = httpx.get(f"{alertmanager.url}/api/v2/alerts", params={"filter": f"alertname={name}"})
+        assert [a["status"]["state"] for a in r.json()] == ["active"]
+    finally:
+        if d.proc is not None and d.proc.poll() is None:
+            d.stop()
+    assert "Traceback" not in d.log()
