@@ -58,7 +58,7 @@ __all__ = [
 Status = Literal["firing", "resolved"]
 
 # Types whose channels close incidents when the classes are not at hand (offline).
-CLOSING_TYPES = frozenset({"pagerduty", "opsgenie"})
+CLOSING_TYPES = frozenset({"pagerduty", "opsgenie", "alertmanager"})  # as their classes say
 # A group or escalation muted by active_time/mute_time is looked at again this often.
 MUTE_RECHECK = 60.0
 DIGEST_LIST_MAX = 100  # alerts a digest's body lists by name

@@ -220,7 +220,7 @@ def test_alertmanager_channels_get_firing_alerts_again_every_resend_delay() -> N
     )
     route = Route((), ("am", "hook"), group_interval=300.0, repeat_interval=3600.0)
     types = {"am": "alertmanager", "hook": "webhook"}
-    p = Pipeline(Config(routes=(route,), channels=chs), types, closing={"am"})  # as its class says
+    p = Pipeline(Config(routes=(route,), channels=chs), types)  # offline: CLOSING_TYPES
     p.ingest(fire("a"), T0)
     assert sent(p, T0) == [("am", "a"), ("hook", "a")]
     assert p.next_deadline() == T0 + 1.0  # resend_delay = resolve_timeout / 4
@@ -281,3 +281,15 @@ def test_api_silence_matchers_take_negation_and_alertmanager_strings() -> None:
             assert e.status == 422 and "\n" not in str(e)
         else:
             raise AssertionError(bad)
+
+
+def test_offline_closing_types_are_what_the_channel_classes_say() -> None:
+    """`vigil test` and `vigil explain` (no channel classes at hand) must treat a
+    channel as the daemon does: the alertmanager channel closes incidents."""
+    from importlib.metadata import entry_points
+
+    from engine.notify.pipeline import CLOSING_TYPES
+
+    classes = {ep.name: ep.load() for ep in entry_points(group="vigil.channels")}
+    closing = {n for n, c in classes.items() if getattr(c, "closes_incidents", False)}
+    assert closing == set(CLOSING_TYPES)
