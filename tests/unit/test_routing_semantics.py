@@ -293,3 +293,24 @@ def test_offline_closing_types_are_what_the_channel_classes_say() -> None:
     classes = {ep.name: ep.load() for ep in entry_points(group="vigil.channels")}
     closing = {n for n, c in classes.items() if getattr(c, "closes_incidents", False)}
     assert closing == set(CLOSING_TYPES)
+
+
+def test_cli_silence_matchers_take_all_four_operators() -> None:
+    import argparse
+
+    from engine.commands.client import _matcher, _matchers
+
+    got = [_matcher(t) for t in ("host=web-1", "env!=prod", "svc=~db.*", "team!~ops|sec")]
+    assert got == [
+        {"label": "host", "value": "web-1"},
+        {"label": "env", "value": "prod", "negate": True},
+        {"label": "svc", "regex": "db.*"},
+        {"label": "team", "regex": "ops|sec", "negate": True},
+    ]
+    assert _matchers(got) == "host=web-1, env!=prod, svc=~db.*, team!~ops|sec"
+    try:
+        _matcher(r"x=~(a)\1")
+    except argparse.ArgumentTypeError as e:
+        assert "RE2" in str(e)
+    else:
+        raise AssertionError("a back-reference was taken")
