@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from engine import __version__, slices
+from engine import __version__, matchers, slices
 from engine.api.facade import AlertList, alert_view, filter_alerts, rfc3339, silence_view
 from engine.api.routes import encode
 from engine.collectors.push import PushCollector
@@ -29,19 +29,9 @@ HISTORY_CAP = 300
 
 
 def _config_silence_record(s: Silence) -> dict[str, Any]:
-    matchers: list[dict[str, Any]] = []
-    for m in s.matchers:
-        if m.regex is not None:
-            matchers.append({"label": m.label, "regex": m.regex.pattern})
-        else:
-            vals = sorted(m.values)
-            matchers.append(
-                {"label": m.label, "value": vals[0]}
-                if len(vals) == 1
-                else {"label": m.label, "values": vals}
-            )
+    records = [matchers.to_record(m) for m in s.matchers]
     return {
-        "matchers": matchers,
+        "matchers": records,
         "starts": s.starts,
         "until": s.until,
         "reason": s.reason,

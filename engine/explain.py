@@ -46,6 +46,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
+from engine import matchers
 from engine.config.model import (
     Channel,
     Config,
@@ -66,6 +67,7 @@ from engine.notify.router import (
     match_labels,
     silence_active,
     silence_from_state,
+    source_counts,
     targets,
 )
 from engine.notify.timeintervals import active as interval_active
@@ -981,7 +983,7 @@ class _Ctx:
                     continue
                 slabels = {str(k): str(v) for k, v in (a.get("labels") or {}).items()}
                 sml = match_labels(slabels, str(a.get("rule") or ""), str(a.get("severity") or ""))
-                if not matches_all(inh.source_matchers, sml):
+                if not source_counts(inh, ml, sml):  # Alertmanager's two-sided rule
                     continue
                 if tuple(sml.get(k, "") for k in inh.equal) != key:
                     continue
@@ -1351,13 +1353,7 @@ def _route_info(index: int, r: Route) -> RouteInfo:
 
 
 def _matchers_text(ms: Sequence[Matcher]) -> str:
-    out = []
-    for m in ms:
-        if m.regex is not None:
-            out.append(f"{m.label}=~{m.regex.pattern}")
-        else:
-            out.append(f"{m.label}={'|'.join(sorted(m.values))}")
-    return ", ".join(out)
+    return ", ".join(matchers.to_text(m, quote=False) for m in ms)
 
 
 def _interval_text(t: TimeInterval | None, name: str) -> str:

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from engine import matchers
 from engine.config.model import Matcher
 
 
@@ -184,31 +185,25 @@ def _rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def matcher_view(m: Matcher | Mapping[str, Any]) -> dict[str, str]:
+def matcher_view(m: Matcher | Mapping[str, Any]) -> dict[str, Any]:
     """A matcher as the API shows it. Config matchers with several values become
     one anchored alternation, since the API form has one value or one regex."""
     if not isinstance(m, Matcher):
-        return {k: str(v) for k, v in m.items() if k in ("label", "value", "regex")}
-    if m.regex is not None:
-        return {"label": m.label, "regex": m.regex.pattern}
-    values = sorted(m.values)
-    if len(values) == 1:
-        return {"label": m.label, "value": values[0]}
-    return {"label": m.label, "regex": "|".join(re.escape(v) for v in values)}
+        return {k: v for k, v in m.items() if k in ("label", "value", "regex", "negate")}
+    if m.regex is None and len(m.values) > 1:
+        alt = "|".join(re.escape(v) for v in sorted(m.values))
+        return matchers.to_record(
+            Matcher(m.label, regex=matchers.compile_regex(alt), negate=m.negate)
+        )
+    return matchers.to_record(m)
 
 
-def silence_matches(matchers: Iterable[Mapping[str, Any]], labels: Mapping[str, str]) -> bool:
-    """Whether API-form matchers all match `labels` (regexes are anchored)."""
-    for m in matchers:
-        v = labels.get(str(m.get("label")))
-        if v is None:
-            return False
-        if "regex" in m:
-            if re.fullmatch(str(m["regex"]), v) is None:
-                return False
-        elif v != m.get("value"):
-            return False
-    return True
+def silence_matches(matchers_: Iterable[Mapping[str, Any]], labels: Mapping[str, str]) -> bool:
+    """Whether API-form matchers all match `labels` (engine.matchers' semantics)."""
+    try:
+        return all(matchers.from_record(m).matches(labels) for m in matchers_)
+    except matchers.MatcherError:
+        return False
 
 
 def alert_view(

@@ -115,12 +115,18 @@ _SCHEMAS: dict[str, Any] = {
         },
     },
     "Matcher": {
+        "description": "missing labels match as the empty string; regexes are RE2, fully "
+        "anchored; negate: true makes = into != and =~ into !~",
         "oneOf": [
             {
                 "type": "object",
                 "required": ["label", "value"],
                 "additionalProperties": False,
-                "properties": {"label": {"type": "string"}, "value": {"type": "string"}},
+                "properties": {
+                    "label": {"type": "string"},
+                    "value": {"type": "string"},
+                    "negate": {"type": "boolean", "default": False},
+                },
             },
             {
                 "type": "object",
@@ -128,10 +134,17 @@ _SCHEMAS: dict[str, Any] = {
                 "additionalProperties": False,
                 "properties": {
                     "label": {"type": "string"},
-                    "regex": {"type": "string", "description": "anchored (full match)"},
+                    "regex": {"type": "string", "description": "RE2, anchored (full match)"},
+                    "negate": {"type": "boolean", "default": False},
                 },
             },
-        ]
+            {
+                "type": "string",
+                "description": "requests only: Alertmanager's form, label=value, label!=value, "
+                'label=~regex or label!~regex (value optionally "quoted")',
+                "examples": ["team!=ops", 'service=~"db.*"'],
+            },
+        ],
     },
     "Silence": {
         "type": "object",

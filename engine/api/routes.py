@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from engine import slices
+from engine import matchers, slices
 from engine.api.auth import Principal, Unauthorized, authenticate
 from engine.api.facade import DaemonFacade, matcher_view, rfc3339
 from engine.config.model import SEVERITIES, ApiConfig, Matcher, Role
@@ -315,8 +315,10 @@ def parse_time(name: str, value: Any) -> float:
 
 
 def parse_matchers(value: Any) -> list[dict[str, Any]]:
-    """API matchers, checked: [{"label", "value"} | {"label", "regex"}, ...]."""
-    shape = 'a non-empty list of {"label", "value"} or {"label", "regex"}'
+    """API matchers, checked and in record form: each is {"label", "value"} or
+    {"label", "regex"}, with "negate": true for != and !~, or an Alertmanager-style
+    string ("team!=ops", 'service=~"db.*"'). Regexes are RE2 (linear time)."""
+    shape = 'a non-empty list of {"label", "value"|"regex", "negate"?} or "label!=value" strings'
     if not isinstance(value, list) or not value:
         raise ApiError(422, f"matchers: expected {shape}")
     if len(value) > MAX_MATCHERS:
@@ -324,26 +326,27 @@ def parse_matchers(value: Any) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for i, m in enumerate(value):
         where = f"matchers[{i}]"
-        if not isinstance(m, dict):
-            raise ApiError(422, f"{where}: expected an object, got {_json_type(m)}")
-        for k in m:
-            if k not in ("label", "value", "regex"):
-                raise ApiError(422, f"{where}.{str(k)[:MAX_NAME]}: unknown field")
-        label = m.get("label")
-        if not isinstance(label, str) or not label or len(label) > MAX_NAME:
-            raise ApiError(422, f"{where}.label: expected a label name")
-        if ("value" in m) == ("regex" in m):
-            raise ApiError(422, f"{where}: give either value or regex")
-        key = "value" if "value" in m else "regex"
-        v = m[key]
-        if not isinstance(v, str) or len(v) > MAX_TEXT:
-            raise ApiError(422, f"{where}.{key}: expected a string")
-        if key == "regex":
-            try:
-                re.compile(v)
-            except re.error as e:
-                raise ApiError(422, f"{where}.regex: invalid regular expression: {e}") from None
-        out.append({"label": label, key: v})
+        if isinstance(m, str):
+            if len(m) > MAX_TEXT:
+                raise ApiError(422, f"{where}: longer than {MAX_TEXT} characters")
+        elif isinstance(m, dict):
+            for k in m:
+                if k not in ("label", "value", "regex", "negate"):
+                    raise ApiError(422, f"{where}.{str(k)[:MAX_NAME]}: unknown field")
+            label = m.get("label")
+            if not isinstance(label, str) or not label or len(label) > MAX_NAME:
+                raise ApiError(422, f"{where}.label: expected a label name")
+            if ("value" in m) == ("regex" in m):
+                raise ApiError(422, f"{where}: give either value or regex")
+            key = "value" if "value" in m else "regex"
+            if not isinstance(m[key], str) or len(m[key]) > MAX_TEXT:
+                raise ApiError(422, f"{where}.{key}: expected a string")
+        else:
+            raise ApiError(422, f"{where}: expected an object or a string, got {_json_type(m)}")
+        try:
+            out.append(matchers.to_record(matchers.from_record(m)))
+        except matchers.MatcherError as e:
+            raise ApiError(422, f"{where}: {e}") from None
     return out
 
 

@@ -40,6 +40,7 @@ from engine.collectors.base import Sample
 from engine.config.model import CollectorConfig
 from engine.config.secrets import Secret, reveal
 from engine.errors import CollectorError
+from engine.matchers import MatcherError, Regex, compile_regex
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 TARGET_METRICS = frozenset(
@@ -77,7 +78,7 @@ class HttpSettings:
     headers: Mapping[str, str | Secret] | None = None
     body: str | Secret | None = None
     expect_status: frozenset[int] = frozenset({200})
-    body_regex: re.Pattern[str] | None = None
+    body_regex: Regex | None = None  # RE2: a hostile body cannot make it backtrack
     json_path: JsonPath | None = None
     json_path_text: str = ""
     verify_tls: bool = True
@@ -140,8 +141,8 @@ class HttpCollector:
         json_path_text = s.string("json_path", "")
         regex = s.string("body_regex", "")
         try:
-            compiled = re.compile(regex) if regex else None
-        except re.error as e:
+            compiled = compile_regex(regex) if regex else None
+        except MatcherError as e:
             raise ValueError(f"body_regex: not a valid regular expression: {e}") from None
         proxy = s.text("proxy") if s.has("proxy") else None
         if proxy is not None:
@@ -298,7 +299,7 @@ class HttpCollector:
                 text = body.decode(charset, "replace")
             except LookupError:  # a charset Python does not know
                 text = body.decode("utf-8", "replace")
-            match = st.body_regex.search(text) is not None
+            match = st.body_regex.search(text)
             if not match:
                 problems.append(f"body does not match {st.body_regex.pattern!r}")
         if st.json_path is not None:

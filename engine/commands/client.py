@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from engine import matchers
 from engine.config.model import SEVERITIES
 from engine.durations import parse_duration
 from engine.errors import ClientError
@@ -73,7 +74,7 @@ def register(sub: Any) -> None:
         required=True,
         type=_matcher,
         metavar="K=V",
-        help="label=value, or label=~regex; repeatable, all must match",
+        help="label=value, label!=value, label=~regex or label!~regex (RE2); repeatable, all must match",
     )
     when = p.add_mutually_exclusive_group(required=True)
     when.add_argument("--for", dest="for_", type=_duration, metavar="DURATION", help="e.g. 2h")
@@ -106,17 +107,30 @@ def _label(text: str) -> str:
     return text
 
 
-def _matcher(text: str) -> dict[str, str]:
-    k, sep, v = text.partition("=")
-    if not sep or not k:
-        raise argparse.ArgumentTypeError(f"expected label=value or label=~regex, got {text!r}")
-    if v.startswith("~"):
+_CLI_MATCHER = re.compile(r"([^=!~]+)(=~|!~|!=|=)(.*)", re.DOTALL)
+
+
+def _matcher(text: str) -> dict[str, Any]:
+    """`label=value`, `label!=value`, `label=~regex`, `label!~regex`; the value is
+    taken as typed (the shell already did the quoting)."""
+    m = _CLI_MATCHER.fullmatch(text)
+    if m is None:
+        raise argparse.ArgumentTypeError(
+            f"expected label=value, label!=value, label=~regex or label!~regex, got {text!r}"
+        )
+    k, op, v = m.groups()
+    out: dict[str, Any] = {"label": k}
+    if op.endswith("~"):
         try:
-            re.compile(v[1:])
-        except re.error as e:
-            raise argparse.ArgumentTypeError(f"{text!r}: invalid regular expression: {e}") from None
-        return {"label": k, "regex": v[1:]}
-    return {"label": k, "value": v}
+            matchers.compile_regex(v)
+        except matchers.MatcherError as e:
+            raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
+        out["regex"] = v
+    else:
+        out["value"] = v
+    if op.startswith("!"):
+        out["negate"] = True
+    return out
 
 
 def _duration(text: str) -> str:
@@ -514,10 +528,11 @@ def _labels(labels: Any) -> str:
 def _matchers(matchers: Any) -> str:
     out = []
     for m in matchers or []:
+        neg = "!" if m.get("negate") else ""
         if "regex" in m:
-            out.append(f"{m.get('label')}=~{m['regex']}")
+            out.append(f"{m.get('label')}{neg or '='}~{m['regex']}")
         else:
-            out.append(f"{m.get('label')}={m.get('value')}")
+            out.append(f"{m.get('label')}{neg}={m.get('value')}")
     return ", ".join(out)
 
 

@@ -8,6 +8,7 @@ changed costs the changed file plus the cheap cross-file checks.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
+from engine import matchers
 from engine.config import model as m
 from engine.config import template_syntax
 from engine.config.load import MAX_BYTES, Document, Path, YamlError, load_text
@@ -655,18 +657,106 @@ def _matchers(
     rx: Mapping[str, str],
     problems: list[Problem],
     rx_key: str = "match_re",
+    strings: Sequence[str] = (),
+    strings_key: str = "matchers",
 ) -> tuple[m.Matcher, ...]:
-    """Matchers from an equality map (value or list of values) and a regex map."""
+    """Matchers from an equality map (value or list of values), a regex map and
+    Alertmanager-style strings (`team!=ops`), in that order; engine.matchers has
+    the one semantics they share."""
     out: list[m.Matcher] = []
     for k, v in eq.items():
         values = v if isinstance(v, list) else [v]
         out.append(m.Matcher(k, frozenset(str(x) for x in values)))
     for k, v in rx.items():
         try:
-            out.append(m.Matcher(k, regex=re.compile(v)))
-        except re.error as e:
-            problems.append(doc.problem((*path[:-1], rx_key, k), f"invalid regex {v!r}: {e}"))
+            out.append(m.Matcher(k, regex=matchers.compile_regex(v)))
+        except matchers.MatcherError as e:
+            problems.append(doc.problem((*path[:-1], rx_key, k), str(e)))
+    for j, text in enumerate(strings):
+        try:
+            out.append(matchers.parse(text))
+        except matchers.MatcherError as e:
+            problems.append(doc.problem((*path[:-1], strings_key, j), str(e)))
     return tuple(out)
+
+
+_ROOT = m.Route(matchers=(), channels=())  # the defaults a top-level route inherits
+MAX_ROUTE_DEPTH = 16  # nested `routes:` levels; deeper is a mistake, not a routing tree
+
+
+def _build_routes(
+    doc: Document,
+    path: Path,
+    items: Sequence[Mapping[str, Any]],
+    parent: m.Route | None,
+    out: list[tuple[m.Route, Document, Path]],
+    problems: list[Problem],
+    templates: Mapping[str, str],
+) -> tuple[int, ...]:
+    """Append the routes `items` (at `path`) and their descendants to `out` in
+    pre-order (so a config without nesting keeps its indices); each child
+    inherits what it does not set from `parent`. Returns their indices."""
+    depth = 0 if parent is None else parent.depth + 1
+    if depth > MAX_ROUTE_DEPTH:
+        problems.append(doc.problem(path, f"routes nested deeper than {MAX_ROUTE_DEPTH} levels"))
+        return ()
+    indices: list[int] = []
+    for i, r in enumerate(items):
+        rpath: Path = (*path, i)
+        for tk, tv in r.get("templates", {}).items():
+            bad = template_syntax.check(tv, templates)
+            if bad is not None:
+                problems.append(doc.problem((*rpath, "templates", tk), bad[0]))
+        base = parent or _ROOT
+        escal = (
+            tuple(
+                m.Escalation(
+                    _duration(doc, (*rpath, "escalate", j, "after"), e["after"], problems),
+                    tuple(e["channels"]),
+                )
+                for j, e in enumerate(r["escalate"])
+            )
+            if "escalate" in r
+            else base.escalate
+        )
+
+        def dur(key: str, r: Mapping[str, Any] = r, rpath: Path = rpath) -> float:
+            # set here, or the parent's (whose own defaults are the top level's)
+            if key in r:
+                return _duration(doc, (*rpath, key), r[key], problems)
+            return float(getattr(parent or _ROOT, key))
+
+        line, col = doc.mark(rpath)
+        node = m.Route(
+            matchers=_matchers(
+                doc,
+                (*rpath, "match"),
+                r.get("match", {}),
+                r.get("match_re", {}),
+                problems,
+                strings=r.get("matchers", ()),
+            ),
+            channels=tuple(r["channels"]) if "channels" in r else base.channels,
+            continue_=r.get("continue", False),
+            group_by=tuple(r["group_by"]) if "group_by" in r else (base.group_by),
+            group_wait=dur("group_wait"),
+            group_interval=dur("group_interval"),
+            repeat_interval=dur("repeat_interval"),
+            active_time=tuple(r["active_time"]) if "active_time" in r else base.active_time,
+            mute_time=tuple(r["mute_time"]) if "mute_time" in r else base.mute_time,
+            escalate=escal,
+            templates=m.frozen_map({**base.templates, **r.get("templates", {})}),
+            depth=depth,
+            source=m.Source(doc.file, line, col),
+        )
+        index = len(out)
+        indices.append(index)
+        out.append((node, doc, rpath))
+        kids = r.get("routes", ())
+        if kids:
+            children = _build_routes(doc, (*rpath, "routes"), kids, node, out, problems, templates)
+            out[index] = (dataclasses.replace(node, children=children), doc, rpath)
+    return tuple(indices)
 
 
 def _build_notify(
@@ -756,41 +846,9 @@ def _build_notify(
                 continue
             intervals[ti.name] = (ti, doc, path)
 
-        for i, r in enumerate(doc.data.get("routes", [])):
-            path = ("routes", i)
-            for tk, tv in r.get("templates", {}).items():
-                bad = template_syntax.check(tv, n.templates)
-                if bad is not None:
-                    problems.append(doc.problem((*path, "templates", tk), bad[0]))
-            escal = tuple(
-                m.Escalation(
-                    _duration(doc, (*path, "escalate", j, "after"), e["after"], problems),
-                    tuple(e["channels"]),
-                )
-                for j, e in enumerate(r.get("escalate", []))
-            )
-            line, col = doc.mark(path)
-            route = m.Route(
-                matchers=_matchers(
-                    doc, (*path, "match"), r.get("match", {}), r.get("match_re", {}), problems
-                ),
-                channels=tuple(r["channels"]),
-                continue_=r.get("continue", False),
-                group_by=tuple(r.get("group_by", ["rule"])),
-                group_wait=_duration(doc, (*path, "group_wait"), r.get("group_wait", 0), problems),
-                group_interval=_duration(
-                    doc, (*path, "group_interval"), r.get("group_interval", "5m"), problems
-                ),
-                repeat_interval=_duration(
-                    doc, (*path, "repeat_interval"), r.get("repeat_interval", "4h"), problems
-                ),
-                active_time=tuple(r.get("active_time", [])),
-                mute_time=tuple(r.get("mute_time", [])),
-                escalate=escal,
-                templates=m.frozen_map(r.get("templates", {})),
-                source=m.Source(doc.file, line, col),
-            )
-            routes.append((route, doc, path))
+        _build_routes(
+            doc, ("routes",), doc.data.get("routes", []), None, routes, problems, n.templates
+        )
 
         for i, ih in enumerate(doc.data.get("inhibit", [])):
             path = ("inhibit", i)
@@ -800,18 +858,22 @@ def _build_notify(
                     _matchers(
                         doc,
                         (*path, "source"),
-                        ih["source"],
+                        ih.get("source", {}),
                         ih.get("source_re", {}),
                         problems,
                         "source_re",
+                        ih.get("source_matchers", ()),
+                        "source_matchers",
                     ),
                     _matchers(
                         doc,
                         (*path, "target"),
-                        ih["target"],
+                        ih.get("target", {}),
                         ih.get("target_re", {}),
                         problems,
                         "target_re",
+                        ih.get("target_matchers", ()),
+                        "target_matchers",
                     ),
                     tuple(ih.get("equal", [])),
                     m.Source(doc.file, line, col),
@@ -825,19 +887,26 @@ def _build_notify(
                 _timestamp(doc, (*path, "starts"), s["starts"], problems) if "starts" in s else None
             )
             line, col = doc.mark(path)
-            matchers = _matchers(
-                doc, (*path, "match"), s.get("match", {}), s.get("match_re", {}), problems
+            silence_matchers = _matchers(
+                doc,
+                (*path, "match"),
+                s.get("match", {}),
+                s.get("match_re", {}),
+                problems,
+                strings=s.get("matchers", ()),
             )
             sid = (
                 "cfg-"
                 + hashlib.sha256(
-                    f"{doc.file}:{sorted(s.get('match', {}).items())}:{s['until']}".encode()
+                    f"{doc.file}:{sorted(s.get('match', {}).items())}:{s['until']}"
+                    # matchers only when given, so existing silences keep their ids
+                    f"{':' + repr(s['matchers']) if s.get('matchers') else ''}".encode()
                 ).hexdigest()[:12]
             )
             silences.append(
                 m.Silence(
                     sid,
-                    matchers,
+                    silence_matchers,
                     until,
                     s["reason"],
                     starts,

@@ -8,11 +8,13 @@ here: each plugin's `from_config` parses them into its own typed object.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
+
+from engine.matchers import Matcher as Matcher  # re-exported: the config's matchers
+from engine.matchers import matches_all as matches_all
 
 if TYPE_CHECKING:
     from engine.expr import Expression
@@ -144,27 +146,6 @@ class Channel:
 
 
 @dataclass(frozen=True, slots=True)
-class Matcher:
-    """label equals one of `values`, or matches `regex` (anchored)."""
-
-    label: str
-    values: frozenset[str] = frozenset()
-    regex: re.Pattern[str] | None = None
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        v = labels.get(self.label)
-        if v is None:
-            return False
-        if self.regex is not None:
-            return self.regex.fullmatch(v) is not None
-        return v in self.values
-
-
-def matches_all(matchers: tuple[Matcher, ...], labels: Mapping[str, str]) -> bool:
-    return all(m.matches(labels) for m in matchers)
-
-
-@dataclass(frozen=True, slots=True)
 class Escalation:
     after: float
     channels: tuple[str, ...]
@@ -183,6 +164,10 @@ class Route:
     mute_time: tuple[str, ...] = ()
     escalate: tuple[Escalation, ...] = ()
     templates: Mapping[str, str] = field(default_factory=lambda: EMPTY)
+    # nested routes: Config.routes holds every route in pre-order; `children` are
+    # indices into it, `depth` 0 is a top-level route
+    children: tuple[int, ...] = ()
+    depth: int = 0
     source: Source = NOWHERE
 
 

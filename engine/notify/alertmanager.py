@@ -3,9 +3,11 @@
 The body is a JSON list, one entry per alert, as Prometheus sends them:
 `labels` (the alert's labels plus `alertname` = the rule and `severity`),
 `annotations`, `startsAt`, `endsAt`. For a firing alert `endsAt` is now +
-`resolve_timeout` (5m), so Alertmanager resolves it by itself if vigil stops
-sending, and keeps it while vigil re-sends; for a resolved alert it is the
-resolve time, which resolves it at once.
+`resolve_timeout` (5m), and the pipeline re-sends every firing alert every
+`resend_delay` (default min(1m, resolve_timeout / 4)) as Prometheus does (see
+am_timing.py): Alertmanager keeps an alert active while vigil says it fires, and
+resolves it by itself only if vigil stops sending. For a resolved alert
+`endsAt` is the resolve time, which resolves it at once.
 
 With `urls` (the members of an Alertmanager cluster) every member gets the
 alerts, as Prometheus does; the send succeeds when one member took them, since
@@ -23,6 +25,7 @@ from typing import Any, ClassVar, Self
 
 from engine.config.secrets import Secret, reveal
 from engine.errors import DeliveryError
+from engine.notify import am_timing
 from engine.notify.base import AlertView, ChannelConfig, Notification, iso
 from engine.notify.http import HttpChannel, HttpOptions, Settings, join, value_text
 
@@ -34,6 +37,7 @@ class AlertmanagerSettings:
     urls: tuple[str | Secret, ...]
     headers: Mapping[str, str | Secret]
     resolve_timeout: float
+    resend_delay: float
     http: HttpOptions
 
 
@@ -83,13 +87,14 @@ class AlertmanagerChannel(HttpChannel):
         if s.has("url") == s.has("urls"):
             raise ValueError("set exactly one of url (one Alertmanager) and urls (a cluster)")
         urls = (s.url("url"),) if s.has("url") else s.urls("urls")
-        resolve_timeout = s.duration("resolve_timeout", 300.0)
-        if resolve_timeout <= 0:
-            raise ValueError("resolve_timeout: must be more than 0s")
+        s.duration("resolve_timeout", am_timing.RESOLVE_TIMEOUT)  # their format, first
+        s.duration("resend_delay", am_timing.RESEND_DELAY)
+        resend_delay, resolve_timeout = am_timing.timing(config.settings)
         settings = AlertmanagerSettings(
             urls=urls,
             headers=s.headers(),
             resolve_timeout=resolve_timeout,
+            resend_delay=resend_delay,
             http=HttpOptions.read(s),
         )
         s.done()

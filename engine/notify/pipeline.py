@@ -42,7 +42,7 @@ from typing import Any, Literal
 from engine.config.model import Config, Route, Rule, Silence, TimeInterval
 from engine.json_text import compact_json, compact_json_ascii
 from engine.json_text import quote_ascii as _quote
-from engine.notify import router, templates
+from engine.notify import am_timing, router, templates
 from engine.notify.base import AlertView, Notification, iso
 from engine.notify.timeintervals import muted
 
@@ -58,7 +58,7 @@ __all__ = [
 Status = Literal["firing", "resolved"]
 
 # Types whose channels close incidents when the classes are not at hand (offline).
-CLOSING_TYPES = frozenset({"pagerduty", "opsgenie"})
+CLOSING_TYPES = frozenset({"pagerduty", "opsgenie", "alertmanager"})  # as their classes say
 # A group or escalation muted by active_time/mute_time is looked at again this often.
 MUTE_RECHECK = 60.0
 DIGEST_LIST_MAX = 100  # alerts a digest's body lists by name
@@ -291,6 +291,8 @@ class Pipeline:
         self.renderer = templates.Renderer(config, channel_types)
         self._rate = {c.name: c.rate_limit for c in config.channels if c.rate_limit}
         self._escalating = any(r.escalate for r in config.routes)
+        # alertmanager channels: firing alerts re-sent this often (am_timing.py)
+        self._resend = am_timing.resend_delays(config.channels)
         self._new_mute_epoch()
 
     def reconfigure(
@@ -688,6 +690,14 @@ class Pipeline:
             nxt = (g.sent_at or now) + route.repeat_interval
         else:
             nxt = None
+        resend = self._resend.get(g.channel)
+        if (
+            resend is not None
+            and g.sent_at is not None
+            and content
+            and (content != g.sent or _any_firing(content))  # changes too: no long waits
+        ):
+            nxt = min(nxt, g.sent_at + resend) if nxt is not None else g.sent_at + resend
         self._set_flush(g, nxt)
 
     def _set_flush(self, g: _Group, at: float | None) -> None:
@@ -844,6 +854,9 @@ class Pipeline:
     def _repeat_due(
         self, g: _Group, route: Route, content: Mapping[str, Entry], now: float
     ) -> bool:
+        resend = self._resend.get(g.channel)
+        if resend is not None and g.sent_at is not None and now >= g.sent_at + resend:
+            return _any_firing(content)  # acknowledged ones too: they still fire
         if not any(st == "firing" and not ack for st, ack in content.values()):
             return False
         return g.sent_at is None or now >= g.sent_at + route.repeat_interval
@@ -952,8 +965,10 @@ class Pipeline:
                 del self.groups[g.key]
                 return
         else:
-            # try again at the next group_interval (the breaker may be open)
-            self._set_flush(g, now + self._group_route(g).group_interval)
+            # try again at the next group_interval (the breaker may be open), or
+            # resend_delay for an alertmanager channel, before its endsAt passes
+            retry = self._group_route(g).group_interval
+            self._set_flush(g, now + min(retry, self._resend.get(g.channel, retry)))
             return
         self._refresh(g, now)
 
@@ -1066,9 +1081,14 @@ class Pipeline:
         return self._note(channel, route, gkey, {}, (view,), kind="escalation", level=level)
 
 
+def _any_firing(content: Mapping[str, Entry]) -> bool:
+    return any(st == "firing" for st, _ in content.values())
+
+
 def _route_sig(r: Route) -> tuple[Any, ...]:
     """What a route's groups depend on: its matchers and group_by."""
     ms = tuple(
-        (m.label, tuple(sorted(m.values)), m.regex.pattern if m.regex else None) for m in r.matchers
+        (m.label, m.op, tuple(sorted(m.values)), m.regex.pattern if m.regex else None)
+        for m in r.matchers
     )
     return (ms, r.group_by)

@@ -1,19 +1,22 @@
 """Label matching for notifications: routes, silences, inhibition.
 
 Routes are tried in order; the first that matches wins, unless it says
-`continue: true`, in which case later matching routes apply too (Alertmanager's
-semantics, flattened to one level). A route without matchers matches everything.
+`continue: true`, in which case later matching routes apply too. A matching
+route's child routes are tried the same way; the route itself gets the alert only
+when none of them matches (Alertmanager's tree). A route without matchers matches
+everything; matchers have engine.matchers' one semantics (Alertmanager's).
 Silences from config files and from the API are the same `Silence` objects;
 inhibition is indexed so that checking one alert does not scan all alerts.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from engine.config.model import Config, Inhibit, Matcher, Route, Rule, Silence, matches_all
+from engine import matchers
+from engine.config.model import Config, Inhibit, Route, Rule, Silence
+from engine.matchers import Matcher, matches_all
 
 __all__ = [
     "BYPASS_INDEX",
@@ -24,6 +27,7 @@ __all__ = [
     "silence_active",
     "silence_from_state",
     "silenced_by",
+    "source_counts",
     "targets",
 ]
 
@@ -44,12 +48,31 @@ def route(config: Config, labels: Mapping[str, str]) -> list[Route]:
 
 def _indexed(config: Config, labels: Mapping[str, str]) -> list[tuple[int, Route]]:
     out: list[tuple[int, Route]] = []
-    for i, r in enumerate(config.routes):
-        if matches_all(r.matchers, labels):
-            out.append((i, r))
-            if not r.continue_:
-                break
+    roots = [i for i, r in enumerate(config.routes) if r.depth == 0]
+    _walk(config.routes, roots, labels, out)
     return out
+
+
+def _walk(
+    routes: Sequence[Route],
+    indices: Iterable[int],
+    labels: Mapping[str, str],
+    out: list[tuple[int, Route]],
+) -> bool:
+    """Alertmanager's tree: among siblings the first matching route wins unless it
+    says `continue`; a matching route's children are tried, and the route itself
+    receives the alert only when none of them matches. Whether any matched."""
+    matched = False
+    for i in indices:
+        r = routes[i]
+        if not matches_all(r.matchers, labels):
+            continue
+        matched = True
+        if not (r.children and _walk(routes, r.children, labels, out)):
+            out.append((i, r))
+        if not r.continue_:
+            break
+    return matched
 
 
 def bypass_route(rule: Rule) -> Route:
@@ -74,36 +97,29 @@ def targets(
 def silence_from_state(sid: str, d: Mapping[str, Any]) -> Silence | None:
     """A Silence from the durable state's API silence record (None if malformed).
 
-    Matchers are `[{"label", "values": [...]}|{"label", "value"}|{"label", "regex"}]`;
-    a `{"match": {...}, "match_re": {...}}` record (the config file shape) is read too.
+    Matchers are records as engine.matchers reads them (`{"label", "value" |
+    "values" | "regex", "negate"?}` or a `label!=value` string); a `{"match":
+    {...}, "match_re": {...}}` record (the config file shape) is read too.
     """
     raw = d.get("matchers")
-    matchers: list[Matcher] = []
+    ms: list[Matcher] = []
     try:
         if isinstance(raw, list):
-            for m in raw:
-                label = str(m["label"])
-                if m.get("regex") is not None:
-                    matchers.append(Matcher(label, regex=re.compile(str(m["regex"]))))
-                else:
-                    vals = m.get("values", m.get("value"))
-                    vals = vals if isinstance(vals, list) else [vals]
-                    matchers.append(Matcher(label, frozenset(str(v) for v in vals)))
+            ms.extend(matchers.from_record(m) for m in raw)
         for k, v in (d.get("match") or {}).items():
-            matchers.append(
-                Matcher(str(k), frozenset(str(x) for x in (v if isinstance(v, list) else [v])))
-            )
+            vals = v if isinstance(v, list) else [v]
+            ms.append(Matcher(str(k), frozenset(str(x) for x in vals)))
         for k, v in (d.get("match_re") or {}).items():
-            matchers.append(Matcher(str(k), regex=re.compile(str(v))))
+            ms.append(Matcher(str(k), regex=matchers.compile_regex(str(v))))
         until = float(d["until"])
         starts = None if d.get("starts") is None else float(d["starts"])
-    except (KeyError, TypeError, ValueError, AttributeError, re.error):
+    except (KeyError, TypeError, ValueError, AttributeError):  # MatcherError is a ValueError
         return None
-    if not matchers:  # a silence without matchers would mute everything: refuse it
+    if not ms:  # a silence without matchers would mute everything: refuse it
         return None
     return Silence(
         sid,
-        tuple(matchers),
+        tuple(ms),
         until,
         str(d.get("reason", "")),
         starts,
@@ -131,12 +147,17 @@ def silenced_by(
 class Inhibitor:
     """Which alerts are inhibited: a target is inhibited while another firing alert
     matches the rule's source with equal values of every `equal` label (a missing
-    label counts as the empty string, as in Alertmanager). Sources are indexed by
-    their `equal` values, so a lookup does not scan all alerts."""
+    label counts as the empty string, as in Alertmanager). A source that also
+    matches the rule's target side does not count against a target that also
+    matches the source side (Alertmanager's rule): two such alerts would otherwise
+    mute each other and nobody would hear of either. Sources are indexed by their
+    `equal` values, so a lookup does not scan all alerts."""
 
     def __init__(self, rules: Sequence[Inhibit]) -> None:
         self.rules = tuple(rules)
         self._sources: list[dict[tuple[str, ...], set[str]]] = [{} for _ in self.rules]
+        # of those, the sources that do not also match the rule's target side
+        self._one_sided: list[dict[tuple[str, ...], set[str]]] = [{} for _ in self.rules]
 
     @staticmethod
     def _key(rule: Inhibit, labels: Mapping[str, str]) -> tuple[str, ...]:
@@ -148,19 +169,15 @@ class Inhibitor:
         """Record whether alert `fp` fires. Returns the (rule index, equal values)
         whose sources changed: alerts matching those targets may have changed."""
         changed: list[tuple[int, tuple[str, ...]]] = []
-        for i, (r, idx) in enumerate(zip(self.rules, self._sources, strict=True)):
+        for i, r in enumerate(self.rules):
             if not matches_all(r.source_matchers, labels):
                 continue
             key = self._key(r, labels)
-            fps = idx.get(key)
-            if firing and (fps is None or fp not in fps):
-                idx.setdefault(key, set()).add(fp)
+            one_sided = not matches_all(r.target_matchers, labels)
+            if _index(self._sources[i], key, fp, firing):
                 changed.append((i, key))
-            elif not firing and fps is not None and fp in fps:
-                fps.discard(fp)
-                if not fps:
-                    del idx[key]
-                changed.append((i, key))
+            if one_sided:
+                _index(self._one_sided[i], key, fp, firing)
         return changed
 
     def affects(
@@ -174,10 +191,38 @@ class Inhibitor:
         return False
 
     def inhibited(self, fp: str, labels: Mapping[str, str]) -> bool:
-        for r, idx in zip(self.rules, self._sources, strict=True):
-            if not idx or not matches_all(r.target_matchers, labels):
+        for i, r in enumerate(self.rules):
+            if not self._sources[i] or not matches_all(r.target_matchers, labels):
                 continue
-            fps = idx.get(self._key(r, labels))
+            # a target that is also a source is inhibited only by one-sided sources
+            # (which it cannot be itself); any other target by any source
+            two_sided = matches_all(r.source_matchers, labels)
+            fps = (self._one_sided if two_sided else self._sources)[i].get(self._key(r, labels))
             if fps and (len(fps) > 1 or fp not in fps):  # never by itself
                 return True
         return False
+
+
+def source_counts(rule: Inhibit, target: Mapping[str, str], source: Mapping[str, str]) -> bool:
+    """Whether a firing alert with labels `source` inhibits one with `target` under
+    `rule` (equal labels aside): it matches the source side, and is not one that
+    matches both sides when the target does too."""
+    if not matches_all(rule.source_matchers, source):
+        return False
+    return not (
+        matches_all(rule.source_matchers, target) and matches_all(rule.target_matchers, source)
+    )
+
+
+def _index(idx: dict[tuple[str, ...], set[str]], key: tuple[str, ...], fp: str, on: bool) -> bool:
+    """Add (`on`) or remove `fp` under `key`; whether that changed anything."""
+    fps = idx.get(key)
+    if on and (fps is None or fp not in fps):
+        idx.setdefault(key, set()).add(fp)
+        return True
+    if not on and fps is not None and fp in fps:
+        fps.discard(fp)
+        if not fps:
+            del idx[key]
+        return True
+    return False

@@ -26,6 +26,7 @@ from engine.api.facade import (
 )
 from engine.config.model import ApiConfig, ApiToken, Matcher
 from engine.config.secrets import Secret
+from engine.matchers import compile_regex
 from engine.state import fingerprint
 
 TOKENS = {"viewer": "v-token-123", "operator": "o-token-456", "admin": "a-token-789"}
@@ -297,7 +298,7 @@ def test_alert_view_from_store_state() -> None:
 def test_silence_view_states_and_config_matchers() -> None:
     m1 = Matcher("host", frozenset({"a", "b.c"}))
     m2 = Matcher("rule", frozenset({"x"}))
-    m3 = Matcher("dc", regex=re.compile("eu-.*"))
+    m3 = Matcher("dc", regex=compile_regex("eu-.*"))
     s = {"matchers": [m1, m2, m3], "starts": 50.0, "until": 100.0, "reason": "r"}
     assert silence_view("s", s, 10.0)["state"] == "pending"
     assert silence_view("s", s, 60.0)["state"] == "active"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -23,6 +22,7 @@ from engine.config.model import (
     TimeInterval,
     TimeRange,
 )
+from engine.matchers import compile_regex
 from engine.notify.base import AlertView, Notification, iso
 from engine.notify.pipeline import MUTE_RECHECK, Pipeline, idempotency_key, make_digest
 from engine.store import fold_event, initial_state
@@ -669,7 +669,9 @@ def test_restart_with_failed_record_resends() -> None:
 
 
 def test_reconfigure_keeps_groups_of_unchanged_routes() -> None:
-    r_ops = route("ops", matchers=(Matcher("rule", regex=re.compile("r.*")),), repeat_interval=3600)
+    r_ops = route(
+        "ops", matchers=(Matcher("rule", regex=compile_regex("r.*")),), repeat_interval=3600
+    )
     p = pipe(r_ops)
     p.ingest(fire("a"), T0)
     [_n] = step(p, T0)

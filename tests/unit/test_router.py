@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from engine.config.model import Config, Inhibit, Matcher, Route, Rule, Silence
+from engine.matchers import compile_regex
 from engine.notify import router
 
 
@@ -21,7 +21,7 @@ def rule(rid: str, channels: tuple[str, ...] | None = None) -> Rule:
 ROUTES = (
     Route((M("severity", "critical"),), ("pager",)),
     Route((M("team", "db"),), ("db-slack",), continue_=True),
-    Route((Matcher("rule", regex=re.compile("host_.*")),), ("hosts",)),
+    Route((Matcher("rule", regex=compile_regex("host_.*")),), ("hosts",)),
     Route((), ("default",)),
 )
 CONFIG = Config(routes=ROUTES)
@@ -114,7 +114,8 @@ def test_inhibition_needs_equal_labels_and_never_inhibits_itself() -> None:
     assert not inh.inhibited("w2", warn_b)
     assert not inh.inhibited("c", crit_a)  # matches source and target: not by itself
     inh.set_firing("c2", crit_a, True)
-    assert inh.inhibited("c", crit_a)  # but by another source with equal labels
+    assert not inh.inhibited("c", crit_a)  # nor by another two-sided one (Alertmanager)
+    assert inh.inhibited("w", warn_a)  # which still inhibits a one-sided target
     inh.set_firing("c", crit_a, False)
     inh.set_firing("c2", crit_a, False)
     assert not inh.inhibited("w", warn_a)
@@ -126,3 +127,24 @@ def test_missing_equal_label_counts_as_empty() -> None:
     inh.set_firing("s", router.match_labels({}, "src", "warning"), True)
     assert inh.inhibited("d", router.match_labels({}, "dst", "warning"))
     assert not inh.inhibited("d", router.match_labels({"zone": "x"}, "dst", "warning"))
+
+
+def test_two_sided_alerts_do_not_mute_each_other() -> None:
+    """13.A.4: two alerts that each match both sides of an inhibit rule are both
+    notified (Alertmanager ignores a source that also matches the target side when
+    the target also matches the source side); a one-sided source still mutes them."""
+    inh = router.Inhibitor([Inhibit((M("team", "db"),), (M("team", "db"),), ("host",))])
+    a = router.match_labels({"team": "db", "host": "h"}, "disk_full", "warning")
+    b = router.match_labels({"team": "db", "host": "h"}, "replica_lag", "warning")
+    inh.set_firing("a", a, True)
+    inh.set_firing("b", b, True)
+    assert not inh.inhibited("a", a) and not inh.inhibited("b", b)
+    one_sided = Inhibit((M("rule", "host_down"),), (M("team", "db"),), ("host",))
+    inh2 = router.Inhibitor([one_sided])
+    down = router.match_labels({"team": "net", "host": "h"}, "host_down", "critical")
+    inh2.set_firing("a", a, True)
+    inh2.set_firing("down", down, True)
+    assert inh2.inhibited("a", a)
+    assert router.source_counts(one_sided, a, down)
+    rule2 = inh.rules[0]
+    assert not router.source_counts(rule2, a, b)
