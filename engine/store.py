@@ -12,7 +12,8 @@ State shape (all times are wall-clock epoch seconds):
                                 "notified": {channel: {"key", "ts", "status"}},
                                 "flapping": bool}},
      "silences": {id: {"matchers", "until", "starts", "reason", "created_by"}},
-     "collectors_down": {name: since}}
+     "collectors_down": {name: since},
+     "told": ..., "resolving": ...}   what channels were told: engine/delivery_log.py
 """
 
 from __future__ import annotations
@@ -20,11 +21,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from engine import delivery_log
+
 STATE_VERSION = 1
 
 
 def initial_state() -> dict[str, Any]:
-    return {"v": STATE_VERSION, "alerts": {}, "silences": {}, "collectors_down": {}}
+    return {
+        "v": STATE_VERSION,
+        "alerts": {},
+        "silences": {},
+        "collectors_down": {},
+        "told": {},
+        "resolving": {},
+    }
 
 
 def _ts(event: dict[str, Any]) -> float:
@@ -45,6 +55,8 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
     if kind in ("pending", "firing") and isinstance(fp, str):
         a = alerts.get(fp)
         ts = event["at"] if "at" in event else _ts(event)
+        if kind == "firing" and (a is None or a.get("state") != "firing"):
+            delivery_log.on_firing(state, fp)
         if a is None or (kind == "pending" and a.get("state") == "firing"):
             a = alerts[fp] = {
                 "rule": event.get("rule"),
@@ -68,7 +80,9 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
             a["pending_since"] = event.get("pending_since", a.get("pending_since", ts))
             a["starts_at"] = event.get("starts_at", a["firing_since"])
     elif kind in ("resolved", "inactive") and isinstance(fp, str):
-        alerts.pop(fp, None)
+        gone = alerts.pop(fp, None)
+        if kind == "resolved" and gone is not None:
+            delivery_log.on_resolved(state, fp, gone, _ts(event))
     elif kind == "acknowledged" and isinstance(fp, str) and fp in alerts:
         alerts[fp]["ack"] = {
             "by": event.get("by"),
@@ -97,6 +111,8 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
                     "status": event.get("status"),
                     "ok": kind == "notified",
                 }
+        if kind == "notified":
+            delivery_log.on_notified(state, event, at)
     elif kind == "silence_created":
         sid = event.get("id")
         if isinstance(sid, str):

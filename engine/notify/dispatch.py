@@ -367,6 +367,13 @@ class Dispatcher:
             }
             if n.kind != "alerts":
                 ev["kind"] = n.kind
+            else:
+                # what each alert was told as: a restart rebuilds the group's
+                # delivery state from these (engine/delivery_log.py)
+                ev["resolved"] = [a.fingerprint for a in n.alerts if a.status == "resolved"]
+                acked = [a.fingerprint for a in n.alerts if a.acknowledged is not None]
+                if acked:
+                    ev["acked"] = acked
             if n.escalation_level:
                 ev["level"] = n.escalation_level
             if not o.ok:

@@ -42,8 +42,9 @@ from typing import Any, Literal
 from engine.config.model import Config, Route, Rule, Silence, TimeInterval
 from engine.json_text import compact_json, compact_json_ascii
 from engine.json_text import quote_ascii as _quote
-from engine.notify import router, templates
+from engine.notify import resume, router, templates
 from engine.notify.base import AlertView, Notification, iso
+from engine.notify.dedup import Entry, news, repeats
 from engine.notify.timeintervals import muted
 
 __all__ = [
@@ -78,14 +79,19 @@ def _labels_json(labels: Mapping[str, str]) -> str:
     return compact_json(dict(sorted(labels.items())))
 
 
-def idempotency_key(channel: str, gkey: str, alerts: Iterable[AlertView]) -> str:
+def idempotency_key(
+    channel: str, gkey: str, alerts: Iterable[AlertView], previous: str | None = None
+) -> str:
     """SHA-256 of the ASCII JSON `[channel, group key, items]`, items being each
     alert's [fingerprint, status, starts_at] sorted (by fingerprint: unique in a
     notification); an acknowledged alert adds "ack" (so an acknowledgement is a
-    new message to receivers that deduplicate). The same notification re-sent
-    after a crash carries the same key."""
+    new message to receivers that deduplicate). After the group's first delivered
+    notification, `previous` (that group's last delivered key) is appended:
+    `[channel, group key, items, previous]`, so every occasion (a change, a
+    reminder with the same alerts, a resolve) has a key of its own, while a retry
+    of the same occasion, also after a crash, carries the same key."""
     items = (_key_item(a) for a in sorted(alerts, key=lambda a: a.fingerprint))
-    return _hash_key(_key_prefix(channel, gkey), items)
+    return _hash_key(_key_prefix(channel, gkey), items, previous)
 
 
 def _key_item(a: AlertView) -> str:
@@ -99,8 +105,9 @@ def _key_prefix(channel: str, gkey: str) -> str:
     return f"[{_quote(channel)},{_quote(gkey)},["
 
 
-def _hash_key(prefix: str, items: Iterable[str]) -> str:
-    return hashlib.sha256(f"{prefix}{','.join(items)}]]".encode()).hexdigest()
+def _hash_key(prefix: str, items: Iterable[str], previous: str | None = None) -> str:
+    tail = "]]" if previous is None else f"],{_quote(previous)}]"
+    return hashlib.sha256(f"{prefix}{','.join(items)}{tail}".encode()).hexdigest()
 
 
 def make_digest(channel: str, held: Sequence[Notification], reason: str) -> Notification:
@@ -206,9 +213,6 @@ class _Alert:
         return not (isinstance(until, int | float) and now >= until)
 
 
-Entry = tuple[Status, bool]  # (status, acknowledged) of one alert in a group's content
-
-
 @dataclass(slots=True, eq=False)
 class _Group:
     key: str
@@ -224,6 +228,7 @@ class _Group:
     next_flush: float | None = None
     inflight: tuple[str, dict[str, Entry]] | None = None  # (key, content)
     key_prefix: str | None = None  # idempotency_key's JSON up to the alerts
+    last_key: str | None = None  # key of the last delivered notification: the next chains on
 
 
 class Pipeline:
@@ -342,66 +347,8 @@ class Pipeline:
     # -- input -----------------------------------------------------------------------
 
     def load_state(self, state: Mapping[str, Any], now: float) -> None:
-        """Resume from the durable state (replayed journal): API silences,
-        acknowledgements, flapping marks, escalation levels, and for each firing
-        alert what each channel was already told. Alerts a channel was told of are
-        not re-sent (until repeat_interval); the others are sent, with the key the
-        lost notification had when the group held just them."""
-        for sid, d in (state.get("silences") or {}).items():
-            s = router.silence_from_state(str(sid), d)
-            if s is not None:
-                self.api_silences[s.id] = s
-        self._new_mute_epoch()
-        told: dict[str, dict[str, Any]] = {}
-        for fp, d in (state.get("alerts") or {}).items():
-            if d.get("state") != "firing":
-                continue
-            starts = _parse_ts(d.get("firing_since", d.get("starts_at")))
-            a = self._new_alert(
-                str(fp),
-                str(d.get("rule") or ""),
-                d.get("labels") or {},
-                str(d.get("severity") or ""),
-                d.get("value"),
-                d.get("annotations"),
-                starts if starts is not None else now,
-            )
-            ack = d.get("ack")
-            if isinstance(ack, Mapping):
-                a.ack = _ack(ack, _parse_ts(ack.get("at")) or now)
-                if a.ack["until"] is not None and a.ack["until"] > now:
-                    self._push(a.ack["until"], "touch", None)
-            level = int(d.get("escalation") or 0)
-            if d.get("flapping"):
-                self.flapping.add(a.fp)
-            self.alerts[a.fp] = a
-            self.inhibitor.set_firing(a.fp, a.match, True)
-            if level:
-                for ridx, _ in self._targets(a):
-                    a.esc_done[ridx] = level
-            told[a.fp] = dict(d.get("notified") or {})
-        for a in self.alerts.values():
-            self._assign(a, now)
-        for g in list(self.groups.values()):
-            sent: dict[str, Entry] = {}
-            at: float | None = None
-            for fp in g.members:
-                rec = told.get(fp, {}).get(g.channel)
-                if not isinstance(rec, Mapping) or not rec.get("ok", True):
-                    continue
-                if rec.get("status") != "firing":
-                    continue
-                ts = _parse_ts(rec.get("ts")) or now
-                a = self.alerts[fp]
-                ack_at = _parse_ts((a.ack or {}).get("at"))
-                sent[fp] = ("firing", a.ack is not None and ack_at is not None and ts >= ack_at)
-                g.told_firing.add(fp)
-                at = ts if at is None else max(at, ts)
-            if sent:
-                g.sent, g.sent_at, g.flushed_at = sent, at, at
-            self._refresh(g, now)
-        self._schedule_escalations_all(now)
-        self._touch_boundaries(now)
+        """Resume from the durable state (the replayed journal): engine/notify/resume.py."""
+        resume.load_state(self, state, now)
 
     def ingest(self, event: Mapping[str, Any], now: float) -> None:
         """Take one journaled event; unknown kinds are ignored."""
@@ -649,7 +596,13 @@ class Pipeline:
                 continue
             acked = a.acked(now)
             if a.status == "firing":
-                if self._muted(a, now) or (acked and not closing):
+                if acked and not closing:
+                    # acknowledged: this channel is to hear of it again once the
+                    # acknowledgement ends, as news (a silence's end is not news)
+                    if fp in sent and sent[fp][0] == "firing":
+                        del sent[fp]
+                    continue
+                if self._muted(a, now):
                     continue
                 out[fp] = ("firing", acked)
             elif fp in g.told_firing or (closing and (acked or self._muted(a, now))):
@@ -677,14 +630,9 @@ class Pipeline:
                 nxt = g.created + route.group_wait
                 if g.flushed_at is not None:
                     nxt = max(nxt, g.flushed_at + route.group_interval)
-        elif content != g.sent:
-            if not content:
-                # nothing left to tell (all silenced, say): no message, but remember
-                g.sent = content
-                nxt = None
-            else:
-                nxt = (g.flushed_at or now) + route.group_interval
-        elif any(st == "firing" and not ack for st, ack in content.values()):
+        elif news(g.sent, content):
+            nxt = (g.flushed_at or now) + route.group_interval
+        elif repeats(content):
             nxt = (g.sent_at or now) + route.repeat_interval
         else:
             nxt = None
@@ -812,7 +760,9 @@ class Pipeline:
         for fp in drop:
             self._leave(g, fp)
         route = self._group_route(g)
-        if not content or (content == g.sent and not self._repeat_due(g, route, content, now)):
+        if not content or (
+            not news(g.sent, content) and not self._repeat_due(g, route, content, now)
+        ):
             if g.key in self.groups:
                 self._refresh(g, now)
             return
@@ -835,7 +785,9 @@ class Pipeline:
         # idempotency_key(views), from the pieces kept for it
         if g.key_prefix is None:
             g.key_prefix = _key_prefix(g.channel, g.key)
-        key = _hash_key(g.key_prefix, (self.alerts[fp].key_item for fp in sorted(content)))
+        key = _hash_key(
+            g.key_prefix, (self.alerts[fp].key_item for fp in sorted(content)), g.last_key
+        )
         n = self._note(g.channel, route, g.key, g.labels, views, key=key)
         g.inflight = (n.key, content)
         g.flushed_at = now
@@ -844,7 +796,7 @@ class Pipeline:
     def _repeat_due(
         self, g: _Group, route: Route, content: Mapping[str, Entry], now: float
     ) -> bool:
-        if not any(st == "firing" and not ack for st, ack in content.values()):
+        if not repeats(content):
             return False
         return g.sent_at is None or now >= g.sent_at + route.repeat_interval
 
@@ -942,7 +894,7 @@ class Pipeline:
         content = g.inflight[1]
         g.inflight = None
         if ok:
-            g.sent, g.sent_at = content, now
+            g.sent, g.sent_at, g.last_key = content, now, n.key
             for fp, (st, _) in content.items():
                 if st == "firing":
                     g.told_firing.add(fp)
