@@ -14,6 +14,10 @@ every group's delivery state (Pipeline.load_state):
                  alerts that resolved while some channel still believes them firing:
                  that channel is owed the resolve, also across a restart. An entry
                  leaves once every channel was told (or after RESOLVING_MAX_AGE).
+    "held":      {fp: {"rule", "since", "changes": [ts]}}
+                 alerts whose notifications are held for flapping, with the wall
+                 times of their counted state changes (firing, resolved): `vigil
+                 explain` says from them until when the hold lasts at least.
 """
 
 from __future__ import annotations
@@ -21,11 +25,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["RESOLVING_MAX_AGE", "on_firing", "on_notified", "on_resolved"]
+__all__ = [
+    "RESOLVING_MAX_AGE",
+    "on_firing",
+    "on_flapping",
+    "on_notified",
+    "on_resolved",
+    "on_transition",
+]
 
 # A resolve owed this long (a channel removed from the config, say) is given up.
 RESOLVING_MAX_AGE = 7 * 86400.0
 PRUNE_SLACK = 64  # records beyond what the live alerts need before a prune pass
+HELD_CHANGES = 64  # change times kept per held alert (max_changes is rarely above 20)
 
 
 def _told(state: dict[str, Any]) -> dict[str, Any]:
@@ -127,3 +139,23 @@ def _prune_told(state: dict[str, Any]) -> None:
         k for k, v in told.items() if not any(fp in alive or fp in res for fp in v["firing"])
     ]:
         del told[gkey]
+
+
+def on_flapping(state: dict[str, Any], event: Mapping[str, Any], ts: float) -> None:
+    """`flapping` starts (the event lists the counted changes) or ends."""
+    fp = event.get("alert")
+    if not isinstance(fp, str):
+        return
+    held: dict[str, Any] = state.setdefault("held", {})
+    if event.get("event") == "flapping_end":
+        held.pop(fp, None)
+        return
+    changes = [float(t) for t in event.get("changes") or () if isinstance(t, int | float)]
+    held[fp] = {"rule": event.get("rule"), "since": ts, "changes": changes or [ts]}
+
+
+def on_transition(state: dict[str, Any], fp: str, ts: float) -> None:
+    """A firing or resolved event: one more change of a held alert."""
+    h = (state.get("held") or {}).get(fp)
+    if h is not None:
+        h["changes"] = [*h["changes"], ts][-HELD_CHANGES:]

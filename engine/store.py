@@ -13,7 +13,7 @@ State shape (all times are wall-clock epoch seconds):
                                 "flapping": bool}},
      "silences": {id: {"matchers", "until", "starts", "reason", "created_by"}},
      "collectors_down": {name: since},
-     "told": ..., "resolving": ...}   what channels were told: engine/delivery_log.py
+     "told": ..., "resolving": ..., "held": ...}   delivery: engine/delivery_log.py
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ def initial_state() -> dict[str, Any]:
         "collectors_down": {},
         "told": {},
         "resolving": {},
+        "held": {},
     }
 
 
@@ -57,6 +58,7 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
         ts = event["at"] if "at" in event else _ts(event)
         if kind == "firing" and (a is None or a.get("state") != "firing"):
             delivery_log.on_firing(state, fp)
+            delivery_log.on_transition(state, fp, _ts(event))
         if a is None or (kind == "pending" and a.get("state") == "firing"):
             a = alerts[fp] = {
                 "rule": event.get("rule"),
@@ -83,6 +85,7 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
         gone = alerts.pop(fp, None)
         if kind == "resolved" and gone is not None:
             delivery_log.on_resolved(state, fp, gone, _ts(event))
+            delivery_log.on_transition(state, fp, _ts(event))
     elif kind == "acknowledged" and isinstance(fp, str) and fp in alerts:
         alerts[fp]["ack"] = {
             "by": event.get("by"),
@@ -94,10 +97,10 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
         alerts[fp]["ack"] = None
     elif kind == "escalated" and isinstance(fp, str) and fp in alerts:
         alerts[fp]["escalation"] = int(event.get("level", 0))
-    elif kind == "flapping" and isinstance(fp, str) and fp in alerts:
-        alerts[fp]["flapping"] = True
-    elif kind == "flapping_end" and isinstance(fp, str) and fp in alerts:
-        alerts[fp]["flapping"] = False
+    elif kind in ("flapping", "flapping_end") and isinstance(fp, str):
+        if fp in alerts:
+            alerts[fp]["flapping"] = kind == "flapping"
+        delivery_log.on_flapping(state, event, _ts(event))
     elif kind in ("notified", "notify_failed"):
         # one notification covers many alerts; each remembers its last outcome per channel
         channel = event.get("channel")
