@@ -31,12 +31,14 @@ __all__ = [
     "on_flapping",
     "on_notified",
     "on_resolved",
+    "on_silence_expired",
     "on_transition",
 ]
 
 # A resolve owed this long (a channel removed from the config, say) is given up.
 RESOLVING_MAX_AGE = 7 * 86400.0
 PRUNE_SLACK = 64  # records beyond what the live alerts need before a prune pass
+EXPIRED_SILENCES = 200  # expired silences kept for `vigil silences --all`, newest
 HELD_CHANGES = 64  # change times kept per held alert (max_changes is rarely above 20)
 
 
@@ -159,3 +161,18 @@ def on_transition(state: dict[str, Any], fp: str, ts: float) -> None:
     h = (state.get("held") or {}).get(fp)
     if h is not None:
         h["changes"] = [*h["changes"], ts][-HELD_CHANGES:]
+
+
+def on_silence_expired(
+    state: dict[str, Any], sid: str, rec: Mapping[str, Any], event: Mapping[str, Any], ts: float
+) -> None:
+    """Keep an expired API silence (by hand or by time) for `vigil silences --all`."""
+    expired: dict[str, Any] = state.setdefault("silences_expired", {})
+    expired.pop(sid, None)
+    cause = event.get("cause") if isinstance(event.get("cause"), str) else "expired"
+    until = rec.get("until")
+    # by hand: it ended now; by time: at its own `until`
+    end = until if cause == "time" and isinstance(until, int | float) else ts
+    expired[sid] = {**rec, "until": end, "expired_by": event.get("by"), "cause": cause}
+    while len(expired) > EXPIRED_SILENCES:
+        del expired[next(iter(expired))]

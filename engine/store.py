@@ -12,6 +12,7 @@ State shape (all times are wall-clock epoch seconds):
                                 "notified": {channel: {"key", "ts", "status"}},
                                 "flapping": bool}},
      "silences": {id: {"matchers", "until", "starts", "reason", "created_by"}},
+     "silences_expired": {id: {... as silences, "expired_at", "expired_by", "cause"}},
      "collectors_down": {name: since},
      "told": ..., "resolving": ..., "held": ...}   delivery: engine/delivery_log.py
 """
@@ -25,6 +26,14 @@ from engine import delivery_log
 
 STATE_VERSION = 1
 
+# per-alert mark events (engine/notify/marks.py) -> (the record's field, value)
+MARKS = {
+    "silenced": ("mark_silenced", True),
+    "unsilenced": ("mark_silenced", False),
+    "inhibited": ("mark_inhibited", True),
+    "uninhibited": ("mark_inhibited", False),
+}
+
 
 def initial_state() -> dict[str, Any]:
     return {
@@ -35,6 +44,7 @@ def initial_state() -> dict[str, Any]:
         "told": {},
         "resolving": {},
         "held": {},
+        "silences_expired": {},
     }
 
 
@@ -123,7 +133,11 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
                 k: event.get(k) for k in ("matchers", "until", "starts", "reason", "created_by")
             }
     elif kind == "silence_expired":
-        state["silences"].pop(event.get("id"), None)
+        gone = state["silences"].pop(event.get("id"), None)
+        if gone is not None:
+            delivery_log.on_silence_expired(state, str(event.get("id")), gone, event, _ts(event))
+    elif kind in MARKS and isinstance(fp, str) and fp in alerts:
+        alerts[fp][MARKS[kind][0]] = MARKS[kind][1]
     elif kind == "collector_down":
         state["collectors_down"][event.get("collector")] = _ts(event)
     elif kind == "collector_up":

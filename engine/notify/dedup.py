@@ -13,9 +13,11 @@ told the same firing set again.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
-__all__ = ["Entry", "news", "repeats"]
+from engine.notify.base import Notification
+
+__all__ = ["Entry", "news", "repeats", "told_fields"]
 
 Entry = tuple[Literal["firing", "resolved"], bool]  # (status, acknowledged)
 
@@ -30,3 +32,14 @@ def news(told: Mapping[str, Entry] | None, content: Mapping[str, Entry]) -> bool
 def repeats(content: Mapping[str, Entry]) -> bool:
     """Whether the content is worth a reminder: an unacknowledged alert fires."""
     return any(st == "firing" and not ack for st, ack in content.values())
+
+
+def told_fields(n: Notification) -> dict[str, Any]:
+    """The fields of a `notified` event that say what each alert was told as, from
+    which a restart rebuilds the group (engine/delivery_log.py): the alerts told
+    resolved, and those told acknowledged (only when there are some)."""
+    out: dict[str, Any] = {"resolved": [a.fingerprint for a in n.alerts if a.status == "resolved"]}
+    acked = [a.fingerprint for a in n.alerts if a.acknowledged is not None]
+    if acked:
+        out["acked"] = acked
+    return out

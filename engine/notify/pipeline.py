@@ -42,7 +42,7 @@ from typing import Any, Literal
 from engine.config.model import Config, Route, Rule, Silence, TimeInterval
 from engine.json_text import compact_json, compact_json_ascii
 from engine.json_text import quote_ascii as _quote
-from engine.notify import resume, router, templates
+from engine.notify import marks, resume, router, templates
 from engine.notify.base import AlertView, Notification, iso
 from engine.notify.dedup import Entry, news, repeats
 from engine.notify.timeintervals import muted
@@ -168,6 +168,17 @@ def _ack(d: Mapping[str, Any], at: float) -> dict[str, Any]:
     return {"by": d.get("by"), "note": d.get("note"), "until": _parse_ts(d.get("until")), "at": at}
 
 
+def _ack_view(ack: Mapping[str, Any]) -> dict[str, Any]:
+    """An acknowledgement as notifications show it: `until` in RFC 3339, as every
+    time vigil shows (None: until the alert resolves)."""
+    until = ack.get("until")
+    return {
+        "by": ack.get("by"),
+        "note": ack.get("note"),
+        "until": iso(until) if isinstance(until, int | float) else None,
+    }
+
+
 def _parse_ts(ts: Any) -> float | None:
     if isinstance(ts, int | float):
         return float(ts)
@@ -205,6 +216,9 @@ class _Alert:
     view: AlertView | None = None  # the last view built, for `view_key`
     view_key: tuple[int, Status, bool, bool] | None = None
     key_item: str = ""  # the view's entry in idempotency_key's JSON
+    # the marks as the journal was last told of them (engine/notify/marks.py)
+    told_silenced: bool = False
+    told_inhibited: bool = False
 
     def acked(self, now: float) -> bool:
         if self.ack is None:
@@ -259,6 +273,10 @@ class Pipeline:
         self._dirty: dict[str, None] = {}  # group keys to refresh, in order
         self._inhibit_changes: set[tuple[int, tuple[str, ...]]] = set()
         self._escalations_all = False
+        # marks (silenced, inhibited) to look at for their journal events: groups
+        # look at their members' anyway; these are for alerts that no route takes
+        self._marks_all = False
+        self._marks_due: dict[str, None] = {}
         self._now = float("-inf")  # latest time seen
         # Whether an alert is silenced or inhibited changes only when a silence is
         # added, removed, starts or ends, or an inhibiting alert fires or resolves.
@@ -444,6 +462,8 @@ class Pipeline:
             new.groups = a.groups
         self.alerts[fp] = new
         self._assign(new, now)
+        if not new.groups:
+            self._marks_due[fp] = None
         self._refresh_alert(new, now)
         self._schedule_escalations(new, now)
         self._inhibit_changed(self.inhibitor.set_firing(fp, new.match, True), now)
@@ -471,6 +491,7 @@ class Pipeline:
         if changes:
             self._inhibit_changes.update(changes)
             self._new_mute_epoch()
+            self._marks_all = True
         self._now = max(self._now, now)
 
     def settle(self, limit: int | None = None) -> bool:
@@ -495,6 +516,13 @@ class Pipeline:
         if self._escalations_all:
             self._escalations_all = False
             self._schedule_escalations_all(now)
+        if self._marks_all or self._marks_due:
+            fps = self.alerts if self._marks_all else self._marks_due
+            self._marks_all, due, self._marks_due = False, fps, {}
+            for fp in due:
+                m = self.alerts.get(fp)
+                if m is not None and m.status == "firing" and not m.groups:
+                    self._marks(m, now)
         left = len(self._dirty) if limit is None else limit
         while self._dirty and left > 0:
             key = next(iter(self._dirty))
@@ -555,11 +583,16 @@ class Pipeline:
         elif a.marks_epoch == self._mute_epoch:
             return
         a.marks_epoch = self._mute_epoch
-        a.silenced = (
-            router.silenced_by(self.config.silences, a.match, now) is not None
-            or router.silenced_by(self.api_silences.values(), a.match, now) is not None
+        silence = router.silenced_by(self.config.silences, a.match, now) or router.silenced_by(
+            self.api_silences.values(), a.match, now
         )
-        a.muted = a.silenced or self.inhibitor.inhibited(a.fp, a.match)
+        inhibited = self.inhibitor.inhibited(a.fp, a.match)
+        a.silenced = silence is not None
+        a.muted = a.silenced or inhibited
+        if a.status == "firing" and (
+            a.silenced != a.told_silenced or inhibited != a.told_inhibited
+        ):
+            self._events.extend(marks.mark_events(a, silence, inhibited))
 
     def _new_mute_epoch(self, now: float | None = None) -> None:
         """Every alert's marks are to be computed again (at `now`: also the span of
@@ -590,6 +623,8 @@ class Pipeline:
             if a is None:
                 drop.append(fp)
                 continue
+            if a.status == "firing":
+                self._marks(a, now)  # journals a change of its marks, held or not
             if fp in self.flapping:  # held: frozen at what was last sent
                 if fp in sent:
                     out[fp] = sent[fp]
@@ -663,9 +698,19 @@ class Pipeline:
     def _touch_all(self, now: float) -> None:
         """Something that can change many alerts' visibility happened (a silence
         began or ended, an acknowledgement expired)."""
+        for sid, s in list(self.api_silences.items()):
+            if s.until <= now:  # ended by time: journaled, and gone
+                del self.api_silences[sid]
+                self._events.append(marks.silence_ended(s))
+        for a in self.alerts.values():
+            if a.ack is not None and a.status == "firing" and not a.acked(now):
+                self._events.append(marks.ack_lapsed(a, a.ack))
+                a.ack = None
+                a.rev += 1
         self._new_mute_epoch()
         self._dirty.update(dict.fromkeys(self.groups))
         self._escalations_all = True
+        self._marks_all = True
         self._now = max(self._now, now)
 
     def _touch_boundaries(self, now: float) -> None:
@@ -822,7 +867,7 @@ class Pipeline:
             value=a.value,
             starts_at=a.starts_at,
             ends_at=a.ends_at if status == "resolved" else None,
-            acknowledged={k: v for k, v in (a.ack or {}).items() if k != "at"} if acked else None,
+            acknowledged=_ack_view(a.ack) if acked and a.ack is not None else None,
             silenced=a.silenced,  # _view brought the marks up to date
         )
 

@@ -49,6 +49,8 @@ def load_state(p: Pipeline, state: Mapping[str, Any], now: float) -> None:
         level = int(d.get("escalation") or 0)
         if d.get("flapping"):
             p.flapping.add(a.fp)
+        a.told_silenced = bool(d.get("mark_silenced"))
+        a.told_inhibited = bool(d.get("mark_inhibited"))
         p.alerts[a.fp] = a
         p.inhibitor.set_firing(a.fp, a.match, True)
         if level:
@@ -81,6 +83,11 @@ def load_state(p: Pipeline, state: Mapping[str, Any], now: float) -> None:
         p._refresh(g, now)
     p._schedule_escalations_all(now)
     p._touch_boundaries(now)
+    # silences and acknowledgements that ended while the daemon was down: journaled
+    if any(s.until <= now for s in p.api_silences.values()) or any(
+        a.ack is not None and not a.acked(now) for a in p.alerts.values()
+    ):
+        p._push(now, "touch", None)
 
 
 def _alert(p: Pipeline, fp: str, d: Mapping[str, Any], now: float) -> _Alert:
