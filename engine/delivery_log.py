@@ -68,9 +68,15 @@ def on_resolved(state: dict[str, Any], fp: str, alert: Mapping[str, Any], ts: fl
         for ch, rec in (alert.get("notified") or {}).items()
         if isinstance(rec, Mapping) and rec.get("ok", True) and rec.get("status") == "firing"
     }
+    levels = {
+        ch: rec["level"]
+        for ch, rec in (alert.get("notified") or {}).items()
+        if ch in channels and isinstance(rec.get("level"), int)
+    }
     res = _resolving(state)
     if channels:
         res[fp] = {
+            "levels": levels,  # channels told by escalation: they hear the end the same way
             "rule": alert.get("rule"),
             "labels": alert.get("labels") or {},
             "severity": alert.get("severity"),

@@ -124,6 +124,8 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
                     "status": event.get("status"),
                     "ok": kind == "notified",
                 }
+                if "level" in event:  # an escalation: a channel the routes may not reach
+                    a["notified"][channel]["level"] = event["level"]
         if kind == "notified":
             delivery_log.on_notified(state, event, at)
     elif kind == "silence_created":

@@ -66,13 +66,37 @@ def load_state(p: Pipeline, state: Mapping[str, Any], now: float) -> None:
         a.ends_at = _parse_ts(d.get("ends_at")) or now
         p.alerts[a.fp] = a
         owed[a.fp] = {str(ch): _parse_ts(ts) or now for ch, ts in (d.get("channels") or {}).items()}
+    levels = {
+        str(fp): d.get("levels") or {}
+        for fp, d in (state.get("resolving") or {}).items()
+        if isinstance(d, Mapping)
+    }
     for a in list(p.alerts.values()):
         p._assign(a, now)
+        routed = {p.groups[k].channel for k in a.groups}
         if a.fp in owed:  # only the groups of channels still owed the resolve
             for gkey in list(a.groups):
                 g = p.groups[gkey]
                 if g.channel not in owed[a.fp]:
                     p._leave(g, a.fp)
+            # told outside its groups (by escalation): told of the end the same way
+            for ch in owed[a.fp]:
+                if ch not in routed and ch in p.channel_types:
+                    told_at = levels.get(a.fp, {}).get(ch)
+                    level = told_at if isinstance(told_at, int) and told_at > 0 else 1
+                    p._immediate.append(p._escalation_note(a, ch, level, now))
+        else:
+            for ch, rec in told.get(a.fp, {}).items():
+                lvl = rec.get("level") if isinstance(rec, Mapping) else None
+                if (
+                    isinstance(lvl, int)
+                    and ch not in routed
+                    and ch in p.channel_types
+                    and rec.get("ok", True)
+                ):
+                    a.esc_channels[ch] = lvl
+    if p._immediate:
+        p._push(now, "now", None)
     records = state.get("told") or {}
     for g in list(p.groups.values()):
         rec = records.get(g.key)

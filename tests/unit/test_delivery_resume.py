@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from test_pipeline import T0, M, fire, fps, mark, pipe, resolve, route
+from test_pipeline import T0, M, esc_pipe, fire, fps, mark, pipe, resolve, route
 
 from engine.config.model import Inhibit, Silence
 from engine.notify.base import Notification, iso
+from engine.notify.dedup import told_fields
 from engine.notify.pipeline import Pipeline, idempotency_key
 from engine.store import fold_event, initial_state
 
@@ -41,12 +42,8 @@ class Run:
                     "alerts": [a.fingerprint for a in n.alerts],
                     "status": n.status,
                     "group_key": n.group_key,
-                    "resolved": [a.fingerprint for a in n.alerts if a.status == "resolved"],
-                    **(
-                        {"acked": [a.fingerprint for a in n.alerts if a.acknowledged]}
-                        if any(a.acknowledged for a in n.alerts)
-                        else {}
-                    ),
+                    **(told_fields(n) if n.kind == "alerts" else {"kind": n.kind}),
+                    **({"level": n.escalation_level} if n.escalation_level else {}),
                     "ts": now,
                 },
             )
@@ -227,3 +224,34 @@ def test_acknowledged_then_lapsed_is_news_again() -> None:
     assert r.step(T0 + 60) == []
     [n] = r.step(T0 + 100)
     assert fps(n) == [("a", "firing")]
+
+
+def test_escalation_channels_hear_the_end_across_a_restart() -> None:
+    r = Run()
+    r.p = esc_pipe()
+    r.routes = r.p.config.routes
+    r.ingest(fire("a"), T0)
+    r.step(T0)
+    r.step(T0 + 900)  # mgr told (level 1), outside the route
+    r.restart(T0 + 1000)
+    r.ingest(resolve("a", T0 + 1100), T0 + 1100)
+    got = sorted((n.channel, n.status, n.escalation_level) for n in r.step(T0 + 1100))
+    assert ("mgr", "resolved", 1) in got
+
+
+def test_escalation_channels_owed_the_end_get_it_at_start() -> None:
+    r = Run()
+    r.p = esc_pipe()
+    r.routes = r.p.config.routes
+    r.ingest(fire("a"), T0)
+    r.step(T0)
+    r.step(T0 + 900)
+    r.ingest(resolve("a", T0 + 1000), T0 + 1000)  # stopped before anything went out
+    r.restart(T0 + 1010)
+    got = sorted((n.channel, n.status) for n in r.step(T0 + 1010))
+    # both at once: mgr as escalation channels hear of an end, ops because its
+    # group_interval since the last send passed long ago
+    assert got == [("mgr", "resolved"), ("ops", "resolved")]
+    assert r.state["resolving"] == {}
+    r.restart(T0 + 2000)
+    assert r.step(T0 + 5000) == []
