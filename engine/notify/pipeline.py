@@ -15,8 +15,11 @@ Groups. Key = channel + route index + the values of the route's `group_by` label
 at most every `group_interval`; an unchanged group with unacknowledged firing
 alerts is re-sent every `repeat_interval`. A group's content is the set of
 (fingerprint, status, acknowledged) this channel should see; it counts as sent
-only once delivered. Resolved alerts stay in the group until sent (or until it
-is clear this channel never needs to hear of them).
+only once delivered. What counts as a change is Alertmanager's dedup stage
+(dedup.py): something the channel was not told. Resolved alerts stay in the
+group until sent (or until it is clear this channel never needs to hear of
+them). Each delivered notification's key chains the next one's (one key per
+occasion); a restart rebuilds all of this from the journal (resume.py).
 
 Who hears of what. Firing alerts that are silenced, inhibited, muted by time,
 or acknowledged are not sent, except that channels which close incidents
