@@ -296,10 +296,14 @@ class Control:
         return self._view(fp, self.app.state["alerts"][fp], self._silences(), self.app.wall())
 
     # -- silences ---------------------------------------------------------------------------
-    def list_silences(self) -> list[dict[str, Any]]:
+    def list_silences(self, *, expired: bool = False) -> list[dict[str, Any]]:
         now = self.app.wall()
         out = [silence_view(s.id, _config_silence_record(s), now) for s in self.app.config.silences]
         out.extend(silence_view(sid, rec, now) for sid, rec in self.app.state["silences"].items())
+        if not expired:
+            return [s for s in out if s["state"] != "expired"]
+        gone = self.app.state.get("silences_expired") or {}
+        out.extend(silence_view(sid, rec, now) for sid, rec in reversed(gone.items()))
         return out
 
     async def create_silence(

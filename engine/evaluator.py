@@ -61,6 +61,9 @@ class Transition:
             out["firing_since"] = round(self.wall - (mono_now - a.firing_since), 3)
         if a.error:
             out["error"] = a.error
+        if self.event.kind == "flapping":
+            # the counted changes, wall-clock: when the hold ends follows from them
+            out["changes"] = [round(self.wall - (mono_now - t), 3) for t in a.changes]
         return out
 
 

@@ -368,6 +368,7 @@ class _Ctx:
         self.errors = dict(collector_errors or {})
         self.alerts: Mapping[str, Any] = state.get("alerts") or {}
         self.down: Mapping[str, Any] = state.get("collectors_down") or {}
+        self.held: Mapping[str, Any] = state.get("held") or {}  # held for flapping
         self.api_silences: list[Silence] = []
         for sid, d in (state.get("silences") or {}).items():
             if isinstance(d, Mapping):
@@ -843,15 +844,9 @@ class _Ctx:
         # time intervals, per route
         for i, r in pairs:
             reasons += self._time(i, r)
-        if sa is not None and sa.get("flapping"):
-            fl = rule.flapping
-            reasons.append(
-                Reason(
-                    "flapping",
-                    f"flapping ({fl.max_changes} state changes within {_dur(fl.window)}): "
-                    "notifications are held back, and escalation waits, until it calms down",
-                )
-            )
+        held = self.held.get(fp)
+        if isinstance(held, Mapping) or (sa is not None and sa.get("flapping")):
+            reasons.append(self._flapping(held if isinstance(held, Mapping) else None))
         ack = self._ack(sa, notes)
         if ack is not None:
             reasons.append(ack)
@@ -938,6 +933,39 @@ class _Ctx:
             tuple(escalation),
             tuple(notes),
         )
+
+    def _flapping(self, held: Mapping[str, Any] | None) -> Reason:
+        """Held for flapping: since when, and until when at the earliest. The hold
+        ends once fewer than max(1, max_changes // 2) of the counted changes
+        (firing, resolved) lie within the window (engine/state.py)."""
+        fl, now = self.rule.flapping, self.now
+        calm = max(1, fl.max_changes // 2)
+        since = _num(held.get("since")) if held is not None else None
+        changes = sorted(
+            t for t in (_num(c) for c in (held or {}).get("changes") or ()) if t is not None
+        )
+        recent = [t for t in changes if t > now - fl.window]
+        until: float | None = None
+        if held is not None:
+            until = recent[len(recent) - calm] + fl.window if len(recent) >= calm else now
+        head = (
+            f"held for flapping since {_when(since, now)}"
+            if since is not None
+            else "held for flapping"
+        )
+        text = (
+            f"{head}: {len(recent) if held is not None else 'at least ' + str(fl.max_changes)} "
+            f"state changes within {_dur(fl.window)} (flapping from {fl.max_changes}). "
+            "Notifications are held back, and escalation waits, until fewer than "
+            f"{calm} remain within {_dur(fl.window)}"
+        )
+        if until is not None:
+            text += (
+                f": until {_when(until, now)} at the earliest, later if it changes state "
+                "again; then its channels hear its latest state"
+            )
+        data: dict[str, Any] = {"since": _iso_or_none(since), "until": _iso_or_none(until)}
+        return Reason("flapping", text, data=data)
 
     def _silences(self, ml: Mapping[str, str], notes: list[str]) -> list[Reason]:
         out: list[Reason] = []

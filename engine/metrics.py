@@ -129,7 +129,6 @@ class Metrics:
                 self.alerts.labels(state, sev).set(0)
         for outcome in ("success", "failure"):
             self.reloads.labels(outcome)
-        self._channel_totals: dict[str, tuple[int, int]] = {}
         self._alert_keys: set[tuple[str, str]] = {(s, v) for s in ALERT_STATES for v in SEVERITIES}
         self._rule_states: set[str] = set()
         self._channels: set[str] = set()
@@ -163,32 +162,23 @@ class Metrics:
     # -- notifications -------------------------------------------------------------------
 
     def notification(self, channel: str, *, ok: bool) -> None:
-        """Count one delivery. Use this or sync_channels, not both."""
+        """Count one delivery (a journaled `notified` or `notify_failed`): the one
+        place vigil_notifications_total is counted."""
         self.notifications.labels(channel, "sent" if ok else "failed").inc()
 
     def sync_channels(self, status: Mapping[str, Mapping[str, Any]]) -> None:
-        """Take Dispatcher.status() ({channel: {"queued", "breaker", "sent", "failed"}})
-        as it is: gauges are set, counters advance by what changed since the last
-        call (a recreated channel starting from 0 counts from there), and channels
-        that are gone are removed."""
+        """Take Dispatcher.status() ({channel: {"queued", "breaker", ...}}) as it is:
+        the gauges are set and channels that are gone are removed. The senders'
+        own sent/failed counts are not added: `notification` counts each delivery
+        once, from the journal (adding both counted every delivery twice)."""
         for gone in self._channels - set(status):
             _remove(self.queue_depth, gone)
             _remove(self.breaker_open, gone)
             for outcome in ("sent", "failed"):
                 _remove(self.notifications, gone, outcome)
-            self._channel_totals.pop(gone, None)
         for name, s in status.items():
             self.queue_depth.labels(name).set(int(s.get("queued", 0)))
             self.breaker_open.labels(name).set(1 if s.get("breaker") == "open" else 0)
-            sent, failed = int(s.get("sent", 0)), int(s.get("failed", 0))
-            last_sent, last_failed = self._channel_totals.get(name, (0, 0))
-            self.notifications.labels(name, "sent").inc(
-                sent - last_sent if sent >= last_sent else sent
-            )
-            self.notifications.labels(name, "failed").inc(
-                failed - last_failed if failed >= last_failed else failed
-            )
-            self._channel_totals[name] = (sent, failed)
         self._channels = set(status)
 
     # -- configuration -------------------------------------------------------------------

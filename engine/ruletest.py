@@ -51,6 +51,7 @@ from engine.evaluator import Evaluator, Snapshot
 from engine.history import History
 from engine.journal_format import FORMAT_VERSION, format_ts
 from engine.notify.base import Notification, iso
+from engine.notify.dedup import told_fields
 from engine.notify.pipeline import Pipeline
 from engine.ruletest_series import MISSING, SeriesError, parse_series
 from engine.store import fold_event, initial_state
@@ -856,6 +857,8 @@ class _Sim:
             }
             if n.kind != "alerts":
                 ev["kind"] = n.kind
+            else:
+                ev.update(told_fields(n))
             if n.escalation_level:
                 ev["level"] = n.escalation_level
             self._journal([ev], wall)

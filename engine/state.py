@@ -22,7 +22,7 @@ no_data: ok counts as "condition false and resolve condition true"; no_data: ale
 and on_error: alert count as "condition true". The `no_data` and `error` marks get
 one event when they start (not for on_error: keep, which is silent) and are
 cleared, without an event, by the next "value" result. `flapping` counts the
-transitions that emit an event within the rule's window and never changes the
+firing and resolved transitions within the rule's window and never changes the
 state; the notification pipeline holds notifications back while it is set.
 
 `step` is pure: no clock reads (every duration is measured on the monotonic `now`
@@ -326,7 +326,10 @@ def _advance(
         horizon = now - fl.window
         if changes and changes[0] <= horizon:
             changes = tuple(t for t in changes if t > horizon)
-        if transition is not None:
+        if transition in ("firing", "resolved"):
+            # Only what a channel hears counts: a pending period (or one that ends
+            # without firing) is no flap, else one ordinary `for` episode would be
+            # three changes and two episodes make the default "flapping".
             # Capped at max_changes: both thresholds only need counts up to that.
             changes = (*changes, now)[-fl.max_changes :]
         if not flapping and len(changes) >= fl.max_changes:

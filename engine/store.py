@@ -12,7 +12,9 @@ State shape (all times are wall-clock epoch seconds):
                                 "notified": {channel: {"key", "ts", "status"}},
                                 "flapping": bool}},
      "silences": {id: {"matchers", "until", "starts", "reason", "created_by"}},
-     "collectors_down": {name: since}}
+     "silences_expired": {id: {... as silences, "expired_at", "expired_by", "cause"}},
+     "collectors_down": {name: since},
+     "told": ..., "resolving": ..., "held": ...}   delivery: engine/delivery_log.py
 """
 
 from __future__ import annotations
@@ -20,11 +22,30 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from engine import delivery_log
+
 STATE_VERSION = 1
+
+# per-alert mark events (engine/notify/marks.py) -> (the record's field, value)
+MARKS = {
+    "silenced": ("mark_silenced", True),
+    "unsilenced": ("mark_silenced", False),
+    "inhibited": ("mark_inhibited", True),
+    "uninhibited": ("mark_inhibited", False),
+}
 
 
 def initial_state() -> dict[str, Any]:
-    return {"v": STATE_VERSION, "alerts": {}, "silences": {}, "collectors_down": {}}
+    return {
+        "v": STATE_VERSION,
+        "alerts": {},
+        "silences": {},
+        "collectors_down": {},
+        "told": {},
+        "resolving": {},
+        "held": {},
+        "silences_expired": {},
+    }
 
 
 def _ts(event: dict[str, Any]) -> float:
@@ -45,6 +66,9 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
     if kind in ("pending", "firing") and isinstance(fp, str):
         a = alerts.get(fp)
         ts = event["at"] if "at" in event else _ts(event)
+        if kind == "firing" and (a is None or a.get("state") != "firing"):
+            delivery_log.on_firing(state, fp)
+            delivery_log.on_transition(state, fp, _ts(event))
         if a is None or (kind == "pending" and a.get("state") == "firing"):
             a = alerts[fp] = {
                 "rule": event.get("rule"),
@@ -68,7 +92,10 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
             a["pending_since"] = event.get("pending_since", a.get("pending_since", ts))
             a["starts_at"] = event.get("starts_at", a["firing_since"])
     elif kind in ("resolved", "inactive") and isinstance(fp, str):
-        alerts.pop(fp, None)
+        gone = alerts.pop(fp, None)
+        if kind == "resolved" and gone is not None:
+            delivery_log.on_resolved(state, fp, gone, _ts(event))
+            delivery_log.on_transition(state, fp, _ts(event))
     elif kind == "acknowledged" and isinstance(fp, str) and fp in alerts:
         alerts[fp]["ack"] = {
             "by": event.get("by"),
@@ -80,10 +107,10 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
         alerts[fp]["ack"] = None
     elif kind == "escalated" and isinstance(fp, str) and fp in alerts:
         alerts[fp]["escalation"] = int(event.get("level", 0))
-    elif kind == "flapping" and isinstance(fp, str) and fp in alerts:
-        alerts[fp]["flapping"] = True
-    elif kind == "flapping_end" and isinstance(fp, str) and fp in alerts:
-        alerts[fp]["flapping"] = False
+    elif kind in ("flapping", "flapping_end") and isinstance(fp, str):
+        if fp in alerts:
+            alerts[fp]["flapping"] = kind == "flapping"
+        delivery_log.on_flapping(state, event, _ts(event))
     elif kind in ("notified", "notify_failed"):
         # one notification covers many alerts; each remembers its last outcome per channel
         channel = event.get("channel")
@@ -97,6 +124,10 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
                     "status": event.get("status"),
                     "ok": kind == "notified",
                 }
+                if "level" in event:  # an escalation: a channel the routes may not reach
+                    a["notified"][channel]["level"] = event["level"]
+        if kind == "notified":
+            delivery_log.on_notified(state, event, at)
     elif kind == "silence_created":
         sid = event.get("id")
         if isinstance(sid, str):
@@ -104,7 +135,11 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
                 k: event.get(k) for k in ("matchers", "until", "starts", "reason", "created_by")
             }
     elif kind == "silence_expired":
-        state["silences"].pop(event.get("id"), None)
+        gone = state["silences"].pop(event.get("id"), None)
+        if gone is not None:
+            delivery_log.on_silence_expired(state, str(event.get("id")), gone, event, _ts(event))
+    elif kind in MARKS and isinstance(fp, str) and fp in alerts:
+        alerts[fp][MARKS[kind][0]] = MARKS[kind][1]
     elif kind == "collector_down":
         state["collectors_down"][event.get("collector")] = _ts(event)
     elif kind == "collector_up":

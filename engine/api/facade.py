@@ -89,9 +89,10 @@ class DaemonFacade(Protocol):
         KeyError if no such active alert. Unacking an unacknowledged alert is a no-op."""
         ...
 
-    def list_silences(self) -> list[dict[str, Any]]:
+    def list_silences(self, *, expired: bool = False) -> list[dict[str, Any]]:
         """Silences from the journal and from channel files, as `silence_view`
-        dicts, including pending (future `starts`) ones."""
+        dicts: active and pending (future `starts`) ones; with `expired` also the
+        expired ones (by time or by hand, the latest few hundred)."""
         ...
 
     async def create_silence(

@@ -319,6 +319,11 @@ _PATHS: dict[str, Any] = {
     "/api/v1/silences": {
         "get": {
             "summary": "silences (from the log and from channel files)",
+            "parameters": [
+                _query(
+                    "all", {"type": "boolean"}, "also expired silences (default: active, pending)"
+                )
+            ],
             "responses": {"200": _json(_list("silences", "Silence"), "silences"), **_READ},
         },
         "post": {

@@ -554,7 +554,12 @@ async def unack(call: Call) -> Response:
 
 
 async def list_silences(call: Call) -> Response:
-    return JSON({"silences": call.facade.list_silences()})
+    q = call.request.query_params
+    for k in q:
+        if k != "all":
+            raise ApiError(422, f"{k[:MAX_NAME]}: unknown query parameter")
+    expired = _query_bool("all", q.get("all")) or False
+    return JSON({"silences": call.facade.list_silences(expired=expired)})
 
 
 async def create_silence(call: Call) -> Response:

@@ -58,6 +58,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("ack", parents=[common], help="acknowledge an alert")
     p.add_argument("id", metavar="ID", help="alert fingerprint (a unique prefix will do)")
     p.add_argument("--note", required=True, help="why; shown to everyone")
+    p.add_argument("--by", help="who acknowledges (default: the API token's name)")
     when = p.add_mutually_exclusive_group()
     when.add_argument("--for", dest="for_", type=_duration, metavar="DURATION", help="e.g. 2h")
     when.add_argument("--until", type=_time, metavar="TIME", help="RFC 3339 or local time")
@@ -84,6 +85,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_silence)
 
     p = sub.add_parser("silences", parents=[common, fmt], help="list silences")
+    p.add_argument("--all", action="store_true", help="also the expired ones")
     p.set_defaults(func=cmd_silences)
 
     p = sub.add_parser("expire", parents=[common], help="expire a silence now")
@@ -373,6 +375,8 @@ def _resolve_id(c: Client, fp: str) -> str:
 
 def cmd_ack(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"note": args.note}
+    if args.by:
+        body["by"] = args.by
     if args.for_:
         body["for"] = args.for_
     if args.until:
@@ -418,7 +422,10 @@ def cmd_silence(args: argparse.Namespace) -> int:
 
 def cmd_silences(args: argparse.Namespace) -> int:
     with Client.from_args(args) as c:
-        silences: list[dict[str, Any]] = c.call("GET", "/api/v1/silences")["silences"]
+        params = {"all": "true"} if args.all else None
+        silences: list[dict[str, Any]] = c.call("GET", "/api/v1/silences", params=params)[
+            "silences"
+        ]
     if args.format == "json":
         _dump(silences)
         return 0

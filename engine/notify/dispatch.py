@@ -36,6 +36,7 @@ from engine import slices
 from engine.config.model import Config
 from engine.errors import VigilError
 from engine.notify.base import AlertView, Channel, Notification
+from engine.notify.dedup import told_fields
 from engine.notify.pipeline import Pipeline
 from engine.notify.retry import Outcome, RetryPolicy
 from engine.notify.sender_process import SenderProcess
@@ -51,6 +52,8 @@ CHUNK = 16  # events ingested, or groups settled, between clock checks
 EMIT_BATCH = 32  # outcome events per journal append at most (each a fold: one slice)
 PUMP = 16  # alerts taken from due() between clock checks (one notification may hold 1,000)
 ALERT_COST = 30e-6  # seconds to render one alert of a notification
+# pipeline events that change the durable state: on disk before anything follows
+DURABLE = frozenset({"escalated", "silence_expired", "unacknowledged"})
 
 
 class Dispatcher:
@@ -278,8 +281,8 @@ class Dispatcher:
             put(n)
         events = self.pipeline.take_events()
         if events:
-            durable = [e for e in events if e.get("event") == "escalated"]
-            other = [e for e in events if e.get("event") != "escalated"]
+            durable = [e for e in events if e.get("event") in DURABLE]
+            other = [e for e in events if e.get("event") not in DURABLE]
             for batch, d in ((durable, True), (other, False)):
                 if batch:
                     self._outbox.put_nowait((batch, d))
@@ -367,6 +370,8 @@ class Dispatcher:
             }
             if n.kind != "alerts":
                 ev["kind"] = n.kind
+            else:
+                ev.update(told_fields(n))  # a restart rebuilds the group from these
             if n.escalation_level:
                 ev["level"] = n.escalation_level
             if not o.ok:

@@ -15,8 +15,11 @@ Groups. Key = channel + route index + the values of the route's `group_by` label
 at most every `group_interval`; an unchanged group with unacknowledged firing
 alerts is re-sent every `repeat_interval`. A group's content is the set of
 (fingerprint, status, acknowledged) this channel should see; it counts as sent
-only once delivered. Resolved alerts stay in the group until sent (or until it
-is clear this channel never needs to hear of them).
+only once delivered. What counts as a change is Alertmanager's dedup stage
+(dedup.py): something the channel was not told. Resolved alerts stay in the
+group until sent (or until it is clear this channel never needs to hear of
+them). Each delivered notification's key chains the next one's (one key per
+occasion); a restart rebuilds all of this from the journal (resume.py).
 
 Who hears of what. Firing alerts that are silenced, inhibited, muted by time,
 or acknowledged are not sent, except that channels which close incidents
@@ -42,8 +45,9 @@ from typing import Any, Literal
 from engine.config.model import Config, Route, Rule, Silence, TimeInterval
 from engine.json_text import compact_json, compact_json_ascii
 from engine.json_text import quote_ascii as _quote
-from engine.notify import am_timing, router, templates
+from engine.notify import am_timing, marks, resume, router, templates
 from engine.notify.base import AlertView, Notification, iso
+from engine.notify.dedup import Entry, news, repeats
 from engine.notify.timeintervals import muted
 
 __all__ = [
@@ -78,14 +82,19 @@ def _labels_json(labels: Mapping[str, str]) -> str:
     return compact_json(dict(sorted(labels.items())))
 
 
-def idempotency_key(channel: str, gkey: str, alerts: Iterable[AlertView]) -> str:
+def idempotency_key(
+    channel: str, gkey: str, alerts: Iterable[AlertView], previous: str | None = None
+) -> str:
     """SHA-256 of the ASCII JSON `[channel, group key, items]`, items being each
     alert's [fingerprint, status, starts_at] sorted (by fingerprint: unique in a
     notification); an acknowledged alert adds "ack" (so an acknowledgement is a
-    new message to receivers that deduplicate). The same notification re-sent
-    after a crash carries the same key."""
+    new message to receivers that deduplicate). After the group's first delivered
+    notification, `previous` (that group's last delivered key) is appended:
+    `[channel, group key, items, previous]`, so every occasion (a change, a
+    reminder with the same alerts, a resolve) has a key of its own, while a retry
+    of the same occasion, also after a crash, carries the same key."""
     items = (_key_item(a) for a in sorted(alerts, key=lambda a: a.fingerprint))
-    return _hash_key(_key_prefix(channel, gkey), items)
+    return _hash_key(_key_prefix(channel, gkey), items, previous)
 
 
 def _key_item(a: AlertView) -> str:
@@ -99,8 +108,9 @@ def _key_prefix(channel: str, gkey: str) -> str:
     return f"[{_quote(channel)},{_quote(gkey)},["
 
 
-def _hash_key(prefix: str, items: Iterable[str]) -> str:
-    return hashlib.sha256(f"{prefix}{','.join(items)}]]".encode()).hexdigest()
+def _hash_key(prefix: str, items: Iterable[str], previous: str | None = None) -> str:
+    tail = "]]" if previous is None else f"],{_quote(previous)}]"
+    return hashlib.sha256(f"{prefix}{','.join(items)}{tail}".encode()).hexdigest()
 
 
 def make_digest(channel: str, held: Sequence[Notification], reason: str) -> Notification:
@@ -161,6 +171,17 @@ def _ack(d: Mapping[str, Any], at: float) -> dict[str, Any]:
     return {"by": d.get("by"), "note": d.get("note"), "until": _parse_ts(d.get("until")), "at": at}
 
 
+def _ack_view(ack: Mapping[str, Any]) -> dict[str, Any]:
+    """An acknowledgement as notifications show it: `until` in RFC 3339, as every
+    time vigil shows (None: until the alert resolves)."""
+    until = ack.get("until")
+    return {
+        "by": ack.get("by"),
+        "note": ack.get("note"),
+        "until": iso(until) if isinstance(until, int | float) else None,
+    }
+
+
 def _parse_ts(ts: Any) -> float | None:
     if isinstance(ts, int | float):
         return float(ts)
@@ -198,15 +219,15 @@ class _Alert:
     view: AlertView | None = None  # the last view built, for `view_key`
     view_key: tuple[int, Status, bool, bool] | None = None
     key_item: str = ""  # the view's entry in idempotency_key's JSON
+    # the marks as the journal was last told of them (engine/notify/marks.py)
+    told_silenced: bool = False
+    told_inhibited: bool = False
 
     def acked(self, now: float) -> bool:
         if self.ack is None:
             return False
         until = self.ack.get("until")
         return not (isinstance(until, int | float) and now >= until)
-
-
-Entry = tuple[Status, bool]  # (status, acknowledged) of one alert in a group's content
 
 
 @dataclass(slots=True, eq=False)
@@ -224,6 +245,7 @@ class _Group:
     next_flush: float | None = None
     inflight: tuple[str, dict[str, Entry]] | None = None  # (key, content)
     key_prefix: str | None = None  # idempotency_key's JSON up to the alerts
+    last_key: str | None = None  # key of the last delivered notification: the next chains on
 
 
 class Pipeline:
@@ -254,6 +276,10 @@ class Pipeline:
         self._dirty: dict[str, None] = {}  # group keys to refresh, in order
         self._inhibit_changes: set[tuple[int, tuple[str, ...]]] = set()
         self._escalations_all = False
+        # marks (silenced, inhibited) to look at for their journal events: groups
+        # look at their members' anyway; these are for alerts that no route takes
+        self._marks_all = False
+        self._marks_due: dict[str, None] = {}
         self._now = float("-inf")  # latest time seen
         # Whether an alert is silenced or inhibited changes only when a silence is
         # added, removed, starts or ends, or an inhibiting alert fires or resolves.
@@ -344,66 +370,8 @@ class Pipeline:
     # -- input -----------------------------------------------------------------------
 
     def load_state(self, state: Mapping[str, Any], now: float) -> None:
-        """Resume from the durable state (replayed journal): API silences,
-        acknowledgements, flapping marks, escalation levels, and for each firing
-        alert what each channel was already told. Alerts a channel was told of are
-        not re-sent (until repeat_interval); the others are sent, with the key the
-        lost notification had when the group held just them."""
-        for sid, d in (state.get("silences") or {}).items():
-            s = router.silence_from_state(str(sid), d)
-            if s is not None:
-                self.api_silences[s.id] = s
-        self._new_mute_epoch()
-        told: dict[str, dict[str, Any]] = {}
-        for fp, d in (state.get("alerts") or {}).items():
-            if d.get("state") != "firing":
-                continue
-            starts = _parse_ts(d.get("firing_since", d.get("starts_at")))
-            a = self._new_alert(
-                str(fp),
-                str(d.get("rule") or ""),
-                d.get("labels") or {},
-                str(d.get("severity") or ""),
-                d.get("value"),
-                d.get("annotations"),
-                starts if starts is not None else now,
-            )
-            ack = d.get("ack")
-            if isinstance(ack, Mapping):
-                a.ack = _ack(ack, _parse_ts(ack.get("at")) or now)
-                if a.ack["until"] is not None and a.ack["until"] > now:
-                    self._push(a.ack["until"], "touch", None)
-            level = int(d.get("escalation") or 0)
-            if d.get("flapping"):
-                self.flapping.add(a.fp)
-            self.alerts[a.fp] = a
-            self.inhibitor.set_firing(a.fp, a.match, True)
-            if level:
-                for ridx, _ in self._targets(a):
-                    a.esc_done[ridx] = level
-            told[a.fp] = dict(d.get("notified") or {})
-        for a in self.alerts.values():
-            self._assign(a, now)
-        for g in list(self.groups.values()):
-            sent: dict[str, Entry] = {}
-            at: float | None = None
-            for fp in g.members:
-                rec = told.get(fp, {}).get(g.channel)
-                if not isinstance(rec, Mapping) or not rec.get("ok", True):
-                    continue
-                if rec.get("status") != "firing":
-                    continue
-                ts = _parse_ts(rec.get("ts")) or now
-                a = self.alerts[fp]
-                ack_at = _parse_ts((a.ack or {}).get("at"))
-                sent[fp] = ("firing", a.ack is not None and ack_at is not None and ts >= ack_at)
-                g.told_firing.add(fp)
-                at = ts if at is None else max(at, ts)
-            if sent:
-                g.sent, g.sent_at, g.flushed_at = sent, at, at
-            self._refresh(g, now)
-        self._schedule_escalations_all(now)
-        self._touch_boundaries(now)
+        """Resume from the durable state (the replayed journal): engine/notify/resume.py."""
+        resume.load_state(self, state, now)
 
     def ingest(self, event: Mapping[str, Any], now: float) -> None:
         """Take one journaled event; unknown kinds are ignored."""
@@ -499,6 +467,8 @@ class Pipeline:
             new.groups = a.groups
         self.alerts[fp] = new
         self._assign(new, now)
+        if not new.groups:
+            self._marks_due[fp] = None
         self._refresh_alert(new, now)
         self._schedule_escalations(new, now)
         self._inhibit_changed(self.inhibitor.set_firing(fp, new.match, True), now)
@@ -526,6 +496,7 @@ class Pipeline:
         if changes:
             self._inhibit_changes.update(changes)
             self._new_mute_epoch()
+            self._marks_all = True
         self._now = max(self._now, now)
 
     def settle(self, limit: int | None = None) -> bool:
@@ -550,6 +521,13 @@ class Pipeline:
         if self._escalations_all:
             self._escalations_all = False
             self._schedule_escalations_all(now)
+        if self._marks_all or self._marks_due:
+            fps = self.alerts if self._marks_all else self._marks_due
+            self._marks_all, due, self._marks_due = False, fps, {}
+            for fp in due:
+                m = self.alerts.get(fp)
+                if m is not None and m.status == "firing" and not m.groups:
+                    self._marks(m, now)
         left = len(self._dirty) if limit is None else limit
         while self._dirty and left > 0:
             key = next(iter(self._dirty))
@@ -610,11 +588,16 @@ class Pipeline:
         elif a.marks_epoch == self._mute_epoch:
             return
         a.marks_epoch = self._mute_epoch
-        a.silenced = (
-            router.silenced_by(self.config.silences, a.match, now) is not None
-            or router.silenced_by(self.api_silences.values(), a.match, now) is not None
+        silence = router.silenced_by(self.config.silences, a.match, now) or router.silenced_by(
+            self.api_silences.values(), a.match, now
         )
-        a.muted = a.silenced or self.inhibitor.inhibited(a.fp, a.match)
+        inhibited = self.inhibitor.inhibited(a.fp, a.match)
+        a.silenced = silence is not None
+        a.muted = a.silenced or inhibited
+        if a.status == "firing" and (
+            a.silenced != a.told_silenced or inhibited != a.told_inhibited
+        ):
+            self._events.extend(marks.mark_events(a, silence, inhibited))
 
     def _new_mute_epoch(self, now: float | None = None) -> None:
         """Every alert's marks are to be computed again (at `now`: also the span of
@@ -645,13 +628,21 @@ class Pipeline:
             if a is None:
                 drop.append(fp)
                 continue
+            if a.status == "firing":
+                self._marks(a, now)  # journals a change of its marks, held or not
             if fp in self.flapping:  # held: frozen at what was last sent
                 if fp in sent:
                     out[fp] = sent[fp]
                 continue
             acked = a.acked(now)
             if a.status == "firing":
-                if self._muted(a, now) or (acked and not closing):
+                if acked and not closing:
+                    # acknowledged: this channel is to hear of it again once the
+                    # acknowledgement ends, as news (a silence's end is not news)
+                    if fp in sent and sent[fp][0] == "firing":
+                        del sent[fp]
+                    continue
+                if self._muted(a, now):
                     continue
                 out[fp] = ("firing", acked)
             elif fp in g.told_firing or (closing and (acked or self._muted(a, now))):
@@ -679,14 +670,9 @@ class Pipeline:
                 nxt = g.created + route.group_wait
                 if g.flushed_at is not None:
                     nxt = max(nxt, g.flushed_at + route.group_interval)
-        elif content != g.sent:
-            if not content:
-                # nothing left to tell (all silenced, say): no message, but remember
-                g.sent = content
-                nxt = None
-            else:
-                nxt = (g.flushed_at or now) + route.group_interval
-        elif any(st == "firing" and not ack for st, ack in content.values()):
+        elif news(g.sent, content):
+            nxt = (g.flushed_at or now) + route.group_interval
+        elif repeats(content):
             nxt = (g.sent_at or now) + route.repeat_interval
         else:
             nxt = None
@@ -725,9 +711,19 @@ class Pipeline:
     def _touch_all(self, now: float) -> None:
         """Something that can change many alerts' visibility happened (a silence
         began or ended, an acknowledgement expired)."""
+        for sid, s in list(self.api_silences.items()):
+            if s.until <= now:  # ended by time: journaled, and gone
+                del self.api_silences[sid]
+                self._events.append(marks.silence_ended(s))
+        for a in self.alerts.values():
+            if a.ack is not None and a.status == "firing" and not a.acked(now):
+                self._events.append(marks.ack_lapsed(a, a.ack))
+                a.ack = None
+                a.rev += 1
         self._new_mute_epoch()
         self._dirty.update(dict.fromkeys(self.groups))
         self._escalations_all = True
+        self._marks_all = True
         self._now = max(self._now, now)
 
     def _touch_boundaries(self, now: float) -> None:
@@ -822,7 +818,9 @@ class Pipeline:
         for fp in drop:
             self._leave(g, fp)
         route = self._group_route(g)
-        if not content or (content == g.sent and not self._repeat_due(g, route, content, now)):
+        if not content or (
+            not news(g.sent, content) and not self._repeat_due(g, route, content, now)
+        ):
             if g.key in self.groups:
                 self._refresh(g, now)
             return
@@ -845,7 +843,9 @@ class Pipeline:
         # idempotency_key(views), from the pieces kept for it
         if g.key_prefix is None:
             g.key_prefix = _key_prefix(g.channel, g.key)
-        key = _hash_key(g.key_prefix, (self.alerts[fp].key_item for fp in sorted(content)))
+        key = _hash_key(
+            g.key_prefix, (self.alerts[fp].key_item for fp in sorted(content)), g.last_key
+        )
         n = self._note(g.channel, route, g.key, g.labels, views, key=key)
         g.inflight = (n.key, content)
         g.flushed_at = now
@@ -857,7 +857,7 @@ class Pipeline:
         resend = self._resend.get(g.channel)
         if resend is not None and g.sent_at is not None and now >= g.sent_at + resend:
             return _any_firing(content)  # acknowledged ones too: they still fire
-        if not any(st == "firing" and not ack for st, ack in content.values()):
+        if not repeats(content):
             return False
         return g.sent_at is None or now >= g.sent_at + route.repeat_interval
 
@@ -883,7 +883,7 @@ class Pipeline:
             value=a.value,
             starts_at=a.starts_at,
             ends_at=a.ends_at if status == "resolved" else None,
-            acknowledged={k: v for k, v in (a.ack or {}).items() if k != "at"} if acked else None,
+            acknowledged=_ack_view(a.ack) if acked and a.ack is not None else None,
             silenced=a.silenced,  # _view brought the marks up to date
         )
 
@@ -955,7 +955,7 @@ class Pipeline:
         content = g.inflight[1]
         g.inflight = None
         if ok:
-            g.sent, g.sent_at = content, now
+            g.sent, g.sent_at, g.last_key = content, now, n.key
             for fp, (st, _) in content.items():
                 if st == "firing":
                     g.told_firing.add(fp)

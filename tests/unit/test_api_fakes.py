@@ -188,9 +188,10 @@ class FakeFacade:
         a["ack"] = None
         return self._view(fp, a)
 
-    def list_silences(self) -> list[dict[str, Any]]:
+    def list_silences(self, *, expired: bool = False) -> list[dict[str, Any]]:
         now = self.clock()
-        return [silence_view(sid, s, now) for sid, s in self.silences.items()]
+        out = [silence_view(sid, s, now) for sid, s in self.silences.items()]
+        return out if expired else [s for s in out if s["state"] != "expired"]
 
     async def create_silence(
         self,

@@ -44,3 +44,33 @@ def test_runtime_failures_are_per_rule_errors_and_fast() -> None:
         assert (f"bomb{i}", "error") in kinds
         alert = next(a for a in ev.alerts.values() if a.rule_id == f"bomb{i}")
         assert alert.state == "inactive" and alert.error
+
+
+def test_flapping_event_carries_the_counted_changes_in_wall_time() -> None:
+    """13.A8: the journal's `flapping` event lists the firing/resolved changes it
+    counted (wall-clock), so `vigil explain` can say until when the hold lasts."""
+    from engine.config.model import Flapping
+
+    r = Rule(
+        id="flappy",
+        group="g",
+        expr="system.cpu > 90",
+        compiled=compile_expr("system.cpu > 90", names=NAMES),
+        flapping=Flapping(max_changes=4, window=600.0),
+    )
+    group = RuleGroup("g", 10.0, (r,))
+    ev = Evaluator(History(60))
+    wall0, mono0 = 1_800_000_000.0, 100.0
+    flap = []
+    for i in range(6):
+        snap = Snapshot(
+            {"system": {"cpu": 95.0 if i % 2 == 0 else 10.0}},
+            frozenset(),
+            wall0 + 10 * i,
+            mono0 + 10 * i,
+        )
+        for t in ev.run_group(group, snap):
+            if t.event.kind == "flapping":
+                flap.append(t.as_journal(snap.mono))
+    [j] = flap
+    assert j["changes"] == [wall0 + 0, wall0 + 10, wall0 + 20, wall0 + 30]

@@ -536,6 +536,32 @@ def test_flapping_holds_notifications(config: Config) -> None:
     assert inst.delivery.status == "withheld"
 
 
+def test_flapping_says_since_and_until_when_also_for_a_held_resolve(config: Config) -> None:
+    """13.A8: explain says that a notification is held for flapping, since when and
+    until when at the earliest; also once the alert resolved (its resolve is held)."""
+    fp = fingerprint("cpu_high", INFRA)
+    changes = [NOW - 500, NOW - 400, NOW - 300, NOW - 200, NOW - 100, NOW - 50]
+    st = state_of(
+        alert_event("firing", "cpu_high", INFRA, at=NOW - 100),
+        {"event": "flapping", "ts": iso(NOW - 50), "alert": fp, "changes": changes[:5]},
+        {**alert_event("resolved", "cpu_high", INFRA, at=NOW - 50)},
+    )
+    inst = only(run(config, "cpu_high", values={"app": {"cpu": 10}}, state=st))
+    r = reason(inst, "flapping")
+    # default: 6 changes in 10m flap; the hold ends below 3 in the window, i.e.
+    # once the 3rd newest change (NOW - 200, the resolve is the 6th) is 10m old
+    assert r.data == {"since": "2026-11-23T11:59:10Z", "until": "2026-11-23T12:06:40Z"}
+    assert "held for flapping since 2026-11-23T11:59:10Z" in r.text
+    assert "until 2026-11-23T12:06:40Z (in 6m40s) at the earliest" in r.text
+    st = state_of(
+        alert_event("firing", "cpu_high", INFRA, at=NOW - 100),
+        {"event": "flapping", "ts": iso(NOW - 50), "alert": fp, "changes": changes[:5]},
+        {"event": "flapping_end", "ts": iso(NOW - 1), "alert": fp},
+    )
+    inst = only(run(config, "cpu_high", values={"app": {"cpu": 95}}, state=st))
+    assert "flapping" not in codes(inst)
+
+
 def test_acknowledged_stops_repeats_and_escalation(config: Config) -> None:
     root = {"mountpoint": "/"}
     fp = fingerprint("disk_full", root)

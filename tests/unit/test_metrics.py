@@ -97,16 +97,19 @@ def test_rules_states_left_out_go_to_zero() -> None:
     assert value(m, "vigil_rules", state="disabled") == 0
 
 
-def test_sync_channels_counts_deltas_resets_and_removals() -> None:
+def test_each_delivery_counts_once_and_removed_channels_go() -> None:
+    """13.16: a delivery is counted once, from its journaled outcome; the senders'
+    own totals (Dispatcher.status) set gauges only (they counted it a second time)."""
     m = Metrics()
-    m.sync_channels({"a": {"queued": 1, "breaker": "closed", "sent": 3, "failed": 0}})
-    m.sync_channels({"a": {"queued": 0, "breaker": "half_open", "sent": 5, "failed": 2}})
-    assert value(m, "vigil_notifications_total", channel="a", outcome="sent") == 5
-    assert value(m, "vigil_notifications_total", channel="a", outcome="failed") == 2
+    m.sync_channels({"a": {"queued": 1, "breaker": "closed", "sent": 0, "failed": 0}})
+    for ok in (True, True, True, False):
+        m.notification("a", ok=ok)
+    m.sync_channels({"a": {"queued": 0, "breaker": "half_open", "sent": 3, "failed": 1}})
+    assert value(m, "vigil_notifications_total", channel="a", outcome="sent") == 3
+    assert value(m, "vigil_notifications_total", channel="a", outcome="failed") == 1
     assert value(m, "vigil_channel_breaker_open", channel="a") == 0  # probing, not open
-    # the channel was recreated by a reload: its own count starts from 0 again
-    m.sync_channels({"a": {"queued": 0, "breaker": "closed", "sent": 1, "failed": 0}})
-    assert value(m, "vigil_notifications_total", channel="a", outcome="sent") == 6
+    m.sync_channels({"a": {"queued": 0, "breaker": "closed", "sent": 3, "failed": 1}})
+    assert value(m, "vigil_notifications_total", channel="a", outcome="sent") == 3
     m.sync_channels({"b": {"queued": 0, "breaker": "closed", "sent": 0, "failed": 0}})
     assert value(m, "vigil_notification_queue_depth", channel="a") is None
     assert value(m, "vigil_notifications_total", channel="a", outcome="sent") is None

@@ -150,6 +150,7 @@ def test_submit_delivers_and_journals() -> None:
             "status": "firing",
             "group_key": n.group_key,
             "attempts": 1,
+            "resolved": [],  # what each alert was told as: a restart rebuilds from it
         }
         await d.aclose()
         assert ch["ops"].closed

@@ -149,10 +149,9 @@ def test_pending_cancelled_when_the_expr_turns_false() -> None:
     alert, kinds = drive(r, [(T0, TRUE), (T0 + 15, FALSE)])
     assert kinds == [["pending"], ["inactive"]]
     assert alert.state == "inactive" and alert.pending_since is None and alert.streak == 0
-    # Kept (its changes feed flapping detection) until the window forgets them.
-    assert not is_idle(alert)
-    later, events = step(r, alert, FALSE, T0 + 15 + r.flapping.window)
-    assert events == () and is_idle(later)
+    # A pending period that never fired is no state change a channel heard of:
+    # nothing for flapping detection to keep (13.A8)
+    assert is_idle(alert) and alert.changes == ()
 
 
 def test_pending_restarts_the_for_period_after_a_cancel() -> None:
@@ -364,6 +363,21 @@ def test_flapping_set_once_and_cleared_with_hysteresis() -> None:
     assert ks == ["flapping_end"] and not a.flapping
     a, ks = run(r, a, FALSE, T0 + 200)
     assert ks == [] and is_idle(a)
+
+
+def test_default_flapping_never_holds_ordinary_episodes() -> None:
+    """13.A8: with the default settings, pending periods do not count as changes
+    and two real `for` episodes (pending, firing, resolved twice) are not flapping."""
+    r = rule(for_=30.0)
+    seq = [
+        (T0, TRUE), (T0 + 30, TRUE), (T0 + 60, FALSE),  # episode 1
+        (T0 + 90, TRUE), (T0 + 120, TRUE), (T0 + 150, FALSE),  # episode 2
+        (T0 + 180, TRUE), (T0 + 190, FALSE),  # a pending period that never fires
+        (T0 + 200, TRUE), (T0 + 210, FALSE),
+    ]  # fmt: skip
+    alert, kinds = drive(r, seq)
+    assert [k for ks in kinds for k in ks].count("firing") == 2
+    assert all("flapping" not in k for k in kinds) and not alert.flapping
 
 
 def test_flapping_counts_only_changes_within_the_window() -> None:

@@ -1,0 +1,76 @@
+"""Journal events of what happens to alerts without a transition of their own:
+a firing alert becomes silenced or unsilenced, inhibited or no longer inhibited
+(SPEC's `silenced`, `unsilenced`, `inhibited`, and `uninhibited` for the end of
+an inhibition); an API silence ends by time (`silence_expired` with
+`"cause": "time"`); an acknowledgement lapses (`unacknowledged` with
+`"cause": "expired"`).
+
+The pipeline computes the marks anyway (to decide who hears of what); these
+helpers turn a change of them into the event, once: an alert remembers what
+the journal was last told (`told_silenced`, `told_inhibited`, restored from the
+state after a restart), so a restart does not journal the same mark again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from engine.config.model import Silence
+from engine.notify.base import iso
+
+__all__ = ["ack_lapsed", "mark_events", "silence_ended"]
+
+
+class Marked(Protocol):
+    fp: str
+    rule: str
+    labels: dict[str, str]
+    severity: str
+    value: Any
+    told_silenced: bool
+    told_inhibited: bool
+
+
+def _alert_fields(a: Marked) -> dict[str, Any]:
+    return {
+        "alert": a.fp,
+        "rule": a.rule,
+        "labels": dict(a.labels),
+        "severity": a.severity,
+        "value": a.value,
+    }
+
+
+def mark_events(a: Marked, silence: Silence | None, inhibited: bool) -> list[dict[str, Any]]:
+    """The events for a firing alert's marks as just computed (none if the journal
+    already says so); updates what the alert remembers."""
+    out: list[dict[str, Any]] = []
+    silenced = silence is not None
+    if silenced != a.told_silenced:
+        a.told_silenced = silenced
+        ev = {"event": "silenced" if silenced else "unsilenced", **_alert_fields(a)}
+        if silence is not None:
+            ev["silence"] = silence.id
+        out.append(ev)
+    if inhibited != a.told_inhibited:
+        a.told_inhibited = inhibited
+        out.append({"event": "inhibited" if inhibited else "uninhibited", **_alert_fields(a)})
+    return out
+
+
+def silence_ended(s: Silence) -> dict[str, Any]:
+    """An API silence whose `until` passed: it leaves the state (and is listed by
+    `vigil silences --all` from then on)."""
+    return {"event": "silence_expired", "id": s.id, "cause": "time", "until": iso(s.until)}
+
+
+def ack_lapsed(a: Marked, ack: Mapping[str, Any]) -> dict[str, Any]:
+    """An acknowledgement whose `until` passed."""
+    return {
+        "event": "unacknowledged",
+        **_alert_fields(a),
+        "cause": "expired",
+        "by": ack.get("by"),
+        "until": iso(until) if isinstance(until := ack.get("until"), int | float) else until,
+    }

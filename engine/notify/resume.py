@@ -1,0 +1,188 @@
+"""Rebuild a Pipeline's delivery state from the durable state (the replayed
+journal), so that a restart, clean or not, neither loses nor repeats a
+notification:
+
+- API silences, acknowledgements, flapping marks, escalation levels;
+- every firing alert, and every resolved alert some channel was told fires and
+  has not yet been told ended (engine/delivery_log.py, "resolving"): that
+  channel gets the resolve, once, when its group's group_interval comes;
+- per group, what its channel was last told ("told"): the dedup stage compares
+  with it, the next Idempotency-Key chains from its key, and the group's timers
+  (group_interval, repeat_interval) count from when it was delivered.
+
+A state written before groups were recorded (no "told") falls back to each firing
+alert's last outcome per channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from engine.notify import router
+from engine.notify.dedup import Entry
+
+if TYPE_CHECKING:
+    from engine.notify.pipeline import Pipeline, _Alert, _Group
+
+__all__ = ["load_state"]
+
+
+def load_state(p: Pipeline, state: Mapping[str, Any], now: float) -> None:
+    from engine.notify.pipeline import _ack, _parse_ts
+
+    for sid, d in (state.get("silences") or {}).items():
+        s = router.silence_from_state(str(sid), d)
+        if s is not None:
+            p.api_silences[s.id] = s
+    p._new_mute_epoch()
+    told: dict[str, dict[str, Any]] = {}  # per firing alert: its last outcome per channel
+    for fp, d in (state.get("alerts") or {}).items():
+        if d.get("state") != "firing":
+            continue
+        a = _alert(p, str(fp), d, now)
+        ack = d.get("ack")
+        if isinstance(ack, Mapping):
+            a.ack = _ack(ack, _parse_ts(ack.get("at")) or now)
+            if a.ack["until"] is not None and a.ack["until"] > now:
+                p._push(a.ack["until"], "touch", None)
+        level = int(d.get("escalation") or 0)
+        if d.get("flapping"):
+            p.flapping.add(a.fp)
+        a.told_silenced = bool(d.get("mark_silenced"))
+        a.told_inhibited = bool(d.get("mark_inhibited"))
+        p.alerts[a.fp] = a
+        p.inhibitor.set_firing(a.fp, a.match, True)
+        if level:
+            for ridx, _ in p._targets(a):
+                a.esc_done[ridx] = level
+        told[a.fp] = dict(d.get("notified") or {})
+    owed: dict[str, dict[str, float]] = {}  # resolved alert -> channels owed its end
+    for fp, d in (state.get("resolving") or {}).items():
+        if fp in p.alerts or not isinstance(d, Mapping):
+            continue  # firing again: the new episode took its place
+        a = _alert(p, str(fp), d, now)
+        a.status = "resolved"
+        a.ends_at = _parse_ts(d.get("ends_at")) or now
+        p.alerts[a.fp] = a
+        owed[a.fp] = {str(ch): _parse_ts(ts) or now for ch, ts in (d.get("channels") or {}).items()}
+    levels = {
+        str(fp): d.get("levels") or {}
+        for fp, d in (state.get("resolving") or {}).items()
+        if isinstance(d, Mapping)
+    }
+    for a in list(p.alerts.values()):
+        p._assign(a, now)
+        routed = {p.groups[k].channel for k in a.groups}
+        if a.fp in owed:  # only the groups of channels still owed the resolve
+            for gkey in list(a.groups):
+                g = p.groups[gkey]
+                if g.channel not in owed[a.fp]:
+                    p._leave(g, a.fp)
+            # told outside its groups (by escalation): told of the end the same way
+            for ch in owed[a.fp]:
+                if ch not in routed and ch in p.channel_types:
+                    told_at = levels.get(a.fp, {}).get(ch)
+                    level = told_at if isinstance(told_at, int) and told_at > 0 else 1
+                    p._immediate.append(p._escalation_note(a, ch, level, now))
+        else:
+            for ch, rec in told.get(a.fp, {}).items():
+                lvl = rec.get("level") if isinstance(rec, Mapping) else None
+                if (
+                    isinstance(lvl, int)
+                    and ch not in routed
+                    and ch in p.channel_types
+                    and rec.get("ok", True)
+                ):
+                    a.esc_channels[ch] = lvl
+    if p._immediate:
+        p._push(now, "now", None)
+    records = state.get("told") or {}
+    for g in list(p.groups.values()):
+        rec = records.get(g.key)
+        if isinstance(rec, Mapping) and rec.get("channel") == g.channel:
+            _from_record(g, rec, owed, now)
+        else:
+            _from_alerts(p, g, told, owed, now)
+        p._refresh(g, now)
+    p._schedule_escalations_all(now)
+    p._touch_boundaries(now)
+    # silences and acknowledgements that ended while the daemon was down: journaled
+    if any(s.until <= now for s in p.api_silences.values()) or any(
+        a.ack is not None and not a.acked(now) for a in p.alerts.values()
+    ):
+        p._push(now, "touch", None)
+
+
+def _alert(p: Pipeline, fp: str, d: Mapping[str, Any], now: float) -> _Alert:
+    from engine.notify.pipeline import _parse_ts
+
+    starts = _parse_ts(d.get("firing_since", d.get("starts_at")))
+    annotations = d.get("annotations")
+    return p._new_alert(
+        fp,
+        str(d.get("rule") or ""),
+        d.get("labels") or {},
+        str(d.get("severity") or ""),
+        d.get("value"),
+        annotations if isinstance(annotations, Mapping) else None,
+        starts if starts is not None else now,
+    )
+
+
+def _from_record(
+    g: _Group, rec: Mapping[str, Any], owed: Mapping[str, Mapping[str, float]], now: float
+) -> None:
+    """The group's last delivered notification, as the journal recorded it."""
+    acked = set(rec.get("acked") or ())
+    sent: dict[str, Entry] = {}
+    for fp in rec.get("firing") or ():
+        sent[str(fp)] = ("firing", fp in acked)
+    for fp in rec.get("resolved") or ():
+        sent[str(fp)] = ("resolved", fp in acked)
+    for fp in g.members:
+        if sent.get(fp, ("",))[0] == "firing" or g.channel in owed.get(fp, {}):
+            g.told_firing.add(fp)
+            sent.setdefault(fp, ("firing", False))
+    ts = _ts(rec.get("ts"), now)
+    g.sent, g.sent_at, g.flushed_at = sent, ts, ts
+    key = rec.get("key")
+    g.last_key = key if isinstance(key, str) else None
+
+
+def _from_alerts(
+    p: Pipeline,
+    g: _Group,
+    told: Mapping[str, Mapping[str, Any]],
+    owed: Mapping[str, Mapping[str, float]],
+    now: float,
+) -> None:
+    """No record of the group: what its alerts say they were told on its channel."""
+    from engine.notify.pipeline import _parse_ts
+
+    sent: dict[str, Entry] = {}
+    at: float | None = None
+    for fp in g.members:
+        a = p.alerts[fp]
+        if fp in owed:
+            ts = owed[fp].get(g.channel)
+            if ts is None:
+                continue
+            sent[fp] = ("firing", False)
+        else:
+            rec = told.get(fp, {}).get(g.channel)
+            if not isinstance(rec, Mapping) or not rec.get("ok", True):
+                continue
+            if rec.get("status") != "firing":
+                continue
+            ts = _parse_ts(rec.get("ts")) or now
+            ack_at = _parse_ts((a.ack or {}).get("at"))
+            sent[fp] = ("firing", a.ack is not None and ack_at is not None and ts >= ack_at)
+        g.told_firing.add(fp)
+        at = ts if at is None else max(at, ts)
+    if sent:
+        g.sent, g.sent_at, g.flushed_at = sent, at, at
+
+
+def _ts(v: Any, now: float) -> float:
+    return float(v) if isinstance(v, int | float) else now
