@@ -206,6 +206,8 @@ class App:
                 # a flapping alert stays flapping until its changes age out again
                 changes=(now_m,) * rule.flapping.max_changes if a.get("flapping") else (),
                 flapping=bool(a.get("flapping")),
+                # still stale: its collector's first good read ends that (stale_end)
+                stale_since=now_m if a.get("stale") else None,
             )
             self.evaluator.rules[rule.id] = rule
         # collectors that were down when we stopped: their first good read says so
@@ -853,6 +855,8 @@ class App:
                         state += " (no data)"
                     elif result.kind == "error":
                         state += f" (error: {result.error})"
+                    elif result.kind == "stale":
+                        state += " (stale: collector down)"
                     rows.append((rule, labels, result.value, state))
         for c in self.collectors.values():
             await c.aclose()

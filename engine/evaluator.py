@@ -22,6 +22,7 @@ _NO_LABELS: Mapping[str, str] = MappingProxyType({})
 # rules or `each` elements per piece of Evaluator.steps: ~0.1-0.5 ms of work
 STEP = 64
 _NO_DATA = Result("no_data")
+_STALE = Result("stale")
 _FALSE = Result("value", matched=False)
 
 
@@ -62,6 +63,12 @@ class Transition:
         if a.error:
             out["error"] = a.error
         return out
+
+
+def _stale(reads: frozenset[str], snap: Snapshot) -> bool:
+    """Whether a collector the rule reads is down: its alerts then keep their
+    state (stale), rather than judge data that is missing for that reason."""
+    return bool(snap.down) and not reads.isdisjoint(snap.down)
 
 
 def _plain(value: Any) -> Any:
@@ -126,7 +133,10 @@ class Evaluator:
                 continue
             # the hot path: one plain rule, usually quiet
             prev = alerts.get(fp)
-            result = self._result(rule, base, prev) if reads <= available else _NO_DATA
+            if reads <= available:
+                result = self._result(rule, base, prev)
+            else:
+                result = _STALE if _stale(reads, snap) else _NO_DATA
             alert, events = step(rule, prev, result, mono, labels=rule.labels)
             if alert is not prev:
                 self._keep(fp, alert, events)
@@ -145,13 +155,23 @@ class Evaluator:
     def _run_each(
         self, rule: Rule, base: EvalScope, has_data: bool, snap: Snapshot, out: list[Transition]
     ) -> Iterator[None]:
+        known = self._each_fps.setdefault(rule.id, set())
+        if not has_data and _stale(self._plan_of(rule)[2], snap):
+            # a collector it reads is down: its elements are unknown, not gone
+            for fp in list(known):
+                prev = self.alerts.get(fp)
+                if prev is not None:
+                    self._step(rule, fp, prev.labels, _STALE, snap, out)
+            fp = self._plan_of(rule)[1]  # its rule-level error alert, if any
+            if fp in self.alerts:
+                self._step(rule, fp, rule.labels, _STALE, snap, out)
+            return
         seen: set[str] = set()
         for fp, labels, result in self._each_instances(rule, base, has_data, snap):
             seen.add(fp)
             self._step(rule, fp, labels, result, snap, out)
             if len(seen) % STEP == 0:
                 yield
-        known = self._each_fps.setdefault(rule.id, set())
         # an instance that vanished (a disk unmounted, a target removed) is over: it
         # resolves whatever the no_data policy, which is about metrics going missing
         for fp in known - seen:
@@ -173,7 +193,16 @@ class Evaluator:
         has_data = reads <= (snap.values.keys() - snap.down)
         if rule.compiled_each is None:
             prev = self.alerts.get(fp) or IDLE  # any alert: the value is wanted
-            yield fp, rule.labels, self._result(rule, base, prev) if has_data else _NO_DATA
+            if has_data:
+                yield fp, rule.labels, self._result(rule, base, prev)
+            else:
+                yield fp, rule.labels, _STALE if _stale(reads, snap) else _NO_DATA
+            return
+        if not has_data and _stale(reads, snap):
+            for efp in sorted(self._each_fps.get(rule.id, ())):
+                kept = self.alerts.get(efp)
+                if kept is not None:
+                    yield efp, kept.labels, _STALE
             return
         yield from self._each_instances(rule, base, has_data, snap)
 

@@ -540,6 +540,8 @@ def _marks(a: Mapping[str, Any]) -> str:
         marks.append("inhibited")
     if a.get("flapping"):
         marks.append("flapping")
+    if a.get("stale"):
+        marks.append("stale")
     return ", ".join(marks)
 
 

@@ -72,10 +72,11 @@ class _Context:
     collector_names: frozenset[str]
     default_interval: float
     env: Mapping[str, str] | None
+    no_data: m.NoData = "ok"  # vigil.yaml's default for rules without their own
 
     @property
     def key(self) -> str:
-        return f"{sorted(self.collector_names)}|{self.default_interval}"
+        return f"{sorted(self.collector_names)}|{self.default_interval}|{self.no_data}"
 
 
 class ConfigLoader:
@@ -208,7 +209,9 @@ class ConfigLoader:
         files.extend(channel_files)
 
         collectors: tuple[m.CollectorConfig, ...] = top["collectors"]
-        ctx = _Context(frozenset(c.name for c in collectors), top["default_interval"], env)
+        ctx = _Context(
+            frozenset(c.name for c in collectors), top["default_interval"], env, top["no_data"]
+        )
 
         groups: list[m.RuleGroup] = []
         group_docs: list[tuple[m.RuleGroup, Document]] = []
@@ -258,6 +261,7 @@ class ConfigLoader:
             channels_paths=top["channels_paths"],
             data_dir=top["data_dir"],
             default_interval=top["default_interval"],
+            no_data=top["no_data"],
             collectors=collectors,
             api=top["api"],
             log=top["log"],
@@ -342,6 +346,7 @@ def _build_top(
         "channels_paths": tuple(rel(p) for p in data.get("channels", ["channels"])),
         "data_dir": rel(data.get("data_dir", "data")),
         "default_interval": 15.0,
+        "no_data": data.get("no_data", "ok"),  # the schema checked its value
     }
     if doc is not None and "default_interval" in data:
         out["default_interval"] = (
@@ -625,7 +630,7 @@ def _build_rule(
         compiled_value=compiled_value,
         labels=m.frozen_map({str(k): str(v) for k, v in r.get("labels", {}).items()}),
         annotations=m.frozen_map(r.get("annotations", {})),
-        no_data=r.get("no_data", "ok"),
+        no_data=r.get("no_data", ctx.no_data),
         on_error=r.get("on_error", "error"),
         channels=tuple(r["channels"]) if "channels" in r else None,
         enabled=r.get("enabled", True),

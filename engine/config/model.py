@@ -228,6 +228,7 @@ class Config:
     channels_paths: tuple[str, ...] = ("channels",)
     data_dir: str = "data"
     default_interval: float = 15.0
+    no_data: NoData = "ok"  # rules without their own `no_data`
     collectors: tuple[CollectorConfig, ...] = ()
     api: ApiConfig = ApiConfig()
     log: LogConfig = LogConfig()

@@ -194,6 +194,7 @@ class _Alert:
     marks_epoch: int = -1
     silenced: bool = False
     muted: bool = False
+    stale: bool = False  # a collector its rule reads is down (journal `stale`)
     rev: int = 0  # +1 whenever what a view shows changes (value, status, ack, ...)
     view: AlertView | None = None  # the last view built, for `view_key`
     view_key: tuple[int, Status, bool, bool] | None = None
@@ -374,6 +375,7 @@ class Pipeline:
             level = int(d.get("escalation") or 0)
             if d.get("flapping"):
                 self.flapping.add(a.fp)
+            a.stale = bool(d.get("stale"))
             self.alerts[a.fp] = a
             self.inhibitor.set_firing(a.fp, a.match, True)
             if level:
@@ -435,6 +437,12 @@ class Pipeline:
                 self._refresh_alert(a, now)
                 if kind == "flapping_end":
                     self._schedule_escalations(a, now)
+        elif kind in ("stale", "stale_end") and isinstance(fp, str):
+            # shown in what is sent next (a reminder); never a reason to send
+            a = self.alerts.get(fp)
+            if a is not None:
+                a.stale = kind == "stale"
+                a.rev += 1
         elif kind in ("silence_created", "silenced") and fp is None and event.get("id"):
             s = router.silence_from_state(str(event["id"]), event)
             if s is not None:
@@ -872,6 +880,7 @@ class Pipeline:
             ends_at=a.ends_at if status == "resolved" else None,
             acknowledged={k: v for k, v in (a.ack or {}).items() if k != "at"} if acked else None,
             silenced=a.silenced,  # _view brought the marks up to date
+            stale=a.stale,
         )
 
     def _note(

@@ -403,6 +403,7 @@ def test_alert_field_order() -> None:
         "flapping",
         "no_data",
         "error",
+        "stale_since",
     ]
 
 
