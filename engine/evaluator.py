@@ -65,6 +65,20 @@ class Transition:
         return out
 
 
+# names the data may never set: the routing, silences and display of every alert
+# rely on them being the rule's own (router.match_labels adds them)
+_RESERVED = frozenset({"rule", "severity"})
+
+
+def _element_labels(rule: Rule, el_labels: Mapping[Any, Any]) -> Mapping[str, str]:
+    """An `each` instance's labels: the element's, under the rule's own. Rule labels
+    win, as in Prometheus: data the rule's author does not control (a collector's
+    values) must not re-route its alerts or rename them."""
+    merged = {str(k): str(v) for k, v in el_labels.items() if str(k) not in _RESERVED}
+    merged.update(rule.labels)
+    return MappingProxyType(merged)
+
+
 def _stale(reads: frozenset[str], snap: Snapshot) -> bool:
     """Whether a collector the rule reads is down: its alerts then keep their
     state (stale), rather than judge data that is missing for that reason."""
@@ -227,9 +241,7 @@ class Evaluator:
         for el in got:
             el_labels = el.get("labels") if isinstance(el, dict) else None
             labels = (
-                MappingProxyType({**rule.labels, **{str(k): str(v) for k, v in el_labels.items()}})
-                if isinstance(el_labels, dict)
-                else rule.labels
+                _element_labels(rule, el_labels) if isinstance(el_labels, dict) else rule.labels
             )
             fp = self._fingerprint(rule, labels)
             if rule.compiled.it_series:
