@@ -11,7 +11,7 @@ to (next alert, events).
 With neither `for` nor `consecutive` (> 1) an alert goes from inactive to firing
 at once (one `firing` event, no `pending`); with both, both must hold. A firing
 alert resolves when the condition is false, `keep_firing_for` has passed since
-the last evaluation where it held (`last_true`), and, if the rule has a
+the first evaluation where it no longer held (`false_since`), and, if the rule has a
 `resolve_expr`, that holds (hysteresis). `resolved` lasts one step: then a new
 episode or, silently, inactive.
 
@@ -136,6 +136,7 @@ class Alert(NamedTuple):
     no_data: bool = False
     error: str | None = None
     stale_since: float | None = None  # set while a collector it reads is down
+    false_since: float | None = None  # first evaluation of a firing alert found false
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +265,7 @@ def _advance(
     value = prev.value
     pending_since = prev.pending_since
     last_true = prev.last_true
+    false_since = prev.false_since
     if prev.stale_since is not None:
         # Back from a collector outage: the timers were stopped meanwhile, so `for`
         # and keep_firing_for go on from where they were, not from the outage's length.
@@ -271,6 +273,8 @@ def _advance(
         paused = max(0.0, now - prev.stale_since)
         if last_true is not None:
             last_true += paused
+        if false_since is not None:
+            false_since += paused
         if prev.state == "pending" and pending_since is not None:
             pending_since += paused
     no_data = prev.no_data
@@ -319,6 +323,7 @@ def _advance(
         pass
     elif matched:
         last_true = now
+        false_since = None
         if state == "inactive" or state == "resolved":
             # A new episode.
             streak = 1
@@ -339,9 +344,16 @@ def _advance(
             state = transition = "inactive"
             pending_since = None
         elif state == "firing":
-            held = now - last_true if last_true is not None else float("inf")
-            if held >= rule.keep_firing_for and (rule.resolve_expr is None or resolve_ok is True):
+            # keep_firing_for counts from the first evaluation that found the
+            # condition false (SPEC; Prometheus' KeepFiringSince), not from the
+            # last one that found it true, which would end it an evaluation early
+            if false_since is None:
+                false_since = now
+            if now - false_since >= rule.keep_firing_for and (
+                rule.resolve_expr is None or resolve_ok is True
+            ):
                 state = transition = "resolved"
+                false_since = None
         elif state == "resolved":
             # The episode is over and reported; back to rest without an event.
             state = "inactive"
@@ -385,6 +397,7 @@ def _advance(
         and flapping == prev.flapping
         and changes == prev.changes
         and prev.stale_since is None
+        and false_since == prev.false_since
         and _same(value, prev.value)
     ):
         return prev, NO_EVENTS  # nothing changed means nothing to report either
@@ -412,6 +425,7 @@ def _advance(
         no_data,
         error,
         None,  # stale_since: any result but "stale" ends an outage
+        false_since,
     )
     if not kinds:
         return alert, NO_EVENTS
