@@ -16,6 +16,7 @@ from engine.config.model import Rule, RuleGroup
 from engine.errors import ExprError
 from engine.expr import EvalScope, MissingData
 from engine.history import History
+from engine.rule_health import Outcome, RuleHealth
 from engine.state import IDLE, Alert, Event, Result, fingerprint, is_idle, step
 
 _NO_LABELS: Mapping[str, str] = MappingProxyType({})
@@ -104,6 +105,10 @@ class Evaluator:
         self._fp: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
         # per rule object: its plain fingerprint and the collectors it reads
         self._plan: dict[str, tuple[Rule, str, frozenset[str]]] = {}
+        self.health = RuleHealth()
+        # collectors whose metric names only collecting can tell (push, command,
+        # file ...): a rule reading them that never gets data raises rule_no_data
+        self.runtime_named: frozenset[str] = frozenset()
 
     def _fingerprint(self, rule: Rule, labels: Mapping[str, str]) -> str:
         key = (rule.id, tuple(sorted(labels.items())))
@@ -120,6 +125,7 @@ class Evaluator:
                 reads |= rule.compiled_each.names
             plan = self._plan[rule.id] = (rule, fingerprint(rule.id, rule.labels), reads)
             self.rules[rule.id] = rule
+            self.health.edited(rule.id, rule.severity)
         return plan
 
     def run_group(self, group: RuleGroup, snap: Snapshot) -> list[Transition]:
@@ -151,6 +157,8 @@ class Evaluator:
                 result = self._result(rule, base, prev)
             else:
                 result = _STALE if _stale(reads, snap) else _NO_DATA
+            if result.kind != "value" or rule.id not in self.health.quiet:
+                self._observe(rule, reads, result.kind, result.error)
             alert, events = step(rule, prev, result, mono, labels=rule.labels)
             if alert is not prev:
                 self._keep(fp, alert, events)
@@ -172,6 +180,7 @@ class Evaluator:
         known = self._each_fps.setdefault(rule.id, set())
         if not has_data and _stale(self._plan_of(rule)[2], snap):
             # a collector it reads is down: its elements are unknown, not gone
+            # (and its health is unknown too: nothing to observe)
             for fp in list(known):
                 prev = self.alerts.get(fp)
                 if prev is not None:
@@ -181,11 +190,25 @@ class Evaluator:
                 self._step(rule, fp, rule.labels, _STALE, snap, out)
             return
         seen: set[str] = set()
-        for fp, labels, result in self._each_instances(rule, base, has_data, snap):
+        # what this evaluation found, for the rule's own health: the list itself
+        # missing is no data; an empty list is a value (nothing to alert on)
+        listed: list[bool] = []
+        kinds: set[str] = set()
+        error = None
+        for fp, labels, result in self._each_instances(rule, base, has_data, snap, listed):
             seen.add(fp)
+            kinds.add(result.kind)
+            if result.kind == "error" and error is None:
+                error = result.error
             self._step(rule, fp, labels, result, snap, out)
             if len(seen) % STEP == 0:
                 yield
+        outcome: Outcome = (
+            "error" if error is not None
+            else "value" if "value" in kinds or (listed and not kinds)
+            else "no_data"
+        )  # fmt: skip
+        self._observe(rule, self._plan_of(rule)[2], outcome, error)
         # an instance that vanished (a disk unmounted, a target removed) is over: it
         # resolves whatever the no_data policy, which is about metrics going missing
         for fp in known - seen:
@@ -221,8 +244,14 @@ class Evaluator:
         yield from self._each_instances(rule, base, has_data, snap)
 
     def _each_instances(
-        self, rule: Rule, base: EvalScope, has_data: bool, snap: Snapshot
+        self,
+        rule: Rule,
+        base: EvalScope,
+        has_data: bool,
+        snap: Snapshot,
+        listed: list[bool] | None = None,
     ) -> Iterator[tuple[str, Mapping[str, str], Result]]:
+        """`listed` gets True appended when `each` gave a list (even an empty one)."""
         assert rule.compiled_each is not None
         if not has_data:
             return
@@ -238,6 +267,8 @@ class Evaluator:
             why = f"each: expected a list, got {type(got).__name__}"
             yield self._plan_of(rule)[1], rule.labels, Result("error", error=why)
             return
+        if listed is not None:
+            listed.append(True)
         for el in got:
             el_labels = el.get("labels") if isinstance(el, dict) else None
             labels = (
@@ -249,6 +280,17 @@ class Evaluator:
                 self.history.record_tree(fp, snap.wall, el)
             scope = base.for_element(el, fp)
             yield fp, labels, self._result(rule, scope, self.alerts.get(fp) or IDLE)
+
+    def _observe(
+        self, rule: Rule, reads: frozenset[str], outcome: Outcome, error: str | None
+    ) -> None:
+        """Tell the rule's health what one evaluation found (a Result kind)."""
+        runtime = (
+            outcome == "no_data"
+            and bool(self.runtime_named)
+            and not reads.isdisjoint(self.runtime_named)
+        )
+        self.health.observe(rule.id, outcome, error or "", runtime_names=runtime)
 
     @staticmethod
     def _result(rule: Rule, scope: EvalScope, prev: Alert | None) -> Result:
@@ -305,6 +347,7 @@ class Evaluator:
                 gone = alert._replace(state="resolved")
                 out.append(Transition(Event("resolved", gone), old, snap.wall))
             del self.alerts[fp]
+        self.health.forget(set(by_id))  # removed rules' problems end
         for rid in list(self.rules):
             if rid not in by_id:
                 del self.rules[rid]
