@@ -135,7 +135,7 @@ class App:
         # a collection of 10,000 values costs ~200 ms to record: only what a window reads
         self._recorded = _windowed(config.rules())
         self.evaluator = Evaluator(self.history)
-        self.evaluator.runtime_named = runtime_named(config)
+        self._limit_alerts(config)
         self.collectors: dict[str, Collector] = {}
         self.journal: Journal | None = None
         self.scheduler: AsyncIOScheduler | None = None
@@ -164,6 +164,13 @@ class App:
         self._inflight = 0  # appends not yet folded: no snapshot while > 0
         self._last_snapshot = (0, mono())
         self._tasks: list[asyncio.Task[Any]] = []
+
+    def _limit_alerts(self, config: Config) -> None:
+        """What the evaluator needs of the configuration besides the rules."""
+        ev = self.evaluator
+        ev.runtime_named = runtime_named(config)
+        ev.max_alerts_per_rule = config.max_alerts_per_rule
+        ev.max_alerts_total = config.max_alerts_total
 
     # -- start -----------------------------------------------------------------------
     def open_journal(self) -> None:
@@ -616,7 +623,7 @@ class App:
         before = dict(self.evaluator.alerts)
         old_rules = dict(self.evaluator.rules)
         resolved = self.evaluator.adopt(rules, snap)
-        self.evaluator.runtime_named = runtime_named(new)
+        self._limit_alerts(new)
         # adopt() drops the alerts of removed rules that never fired without a word;
         # the durable state must hear that they ended, or the API lists them forever
         ended = {t.event.alert.fingerprint for t in resolved}

@@ -106,6 +106,9 @@ class Evaluator:
         # per rule object: its plain fingerprint and the collectors it reads
         self._plan: dict[str, tuple[Rule, str, frozenset[str]]] = {}
         self.health = RuleHealth()
+        # caps on `each` alert instances (Config.max_alerts_per_rule/_total)
+        self.max_alerts_per_rule = 10_000
+        self.max_alerts_total = 50_000
         # collectors whose metric names only collecting can tell (push, command,
         # file ...): a rule reading them that never gets data raises rule_no_data
         self.runtime_named: frozenset[str] = frozenset()
@@ -195,14 +198,33 @@ class Evaluator:
         listed: list[bool] = []
         kinds: set[str] = set()
         error = None
-        for fp, labels, result in self._each_instances(rule, base, has_data, snap, listed):
-            seen.add(fp)
+        # caps on alert instances: over them, an element that would start a new
+        # alert is not tracked (the rule keeps the ones it has) and the rule says so
+        cap = rule.max_alerts or self.max_alerts_per_rule
+        alerts = self.alerts
+        live = sum(1 for fp in known if fp in alerts)
+        over: str | None = None
+        instances = self._each_instances(rule, base, has_data, snap, listed)
+        for n, (fp, labels, result) in enumerate(instances, 1):
             kinds.add(result.kind)
             if result.kind == "error" and error is None:
                 error = result.error
-            self._step(rule, fp, labels, result, snap, out)
-            if len(seen) % STEP == 0:
+            if fp not in alerts and (live >= cap or len(alerts) >= self.max_alerts_total):
+                if result is not _FALSE and not (result.kind == "value" and not result.matched):
+                    over = over or (
+                        f"more than {cap} alert instances (max_alerts): new ones are not tracked"
+                        if live >= cap
+                        else f"all rules have {len(alerts)} alert instances "
+                        "(max_alerts_total): new ones are not tracked"
+                    )
+            else:
+                was = fp in alerts
+                seen.add(fp)
+                self._step(rule, fp, labels, result, snap, out)
+                live += (fp in alerts) - was
+            if n % STEP == 0:
                 yield
+        self.health.mark("cardinality_exceeded", rule.id, over)
         outcome: Outcome = (
             "error" if error is not None
             else "value" if "value" in kinds or (listed and not kinds)

@@ -262,6 +262,8 @@ class ConfigLoader:
             data_dir=top["data_dir"],
             default_interval=top["default_interval"],
             no_data=top["no_data"],
+            max_alerts_per_rule=top["max_alerts_per_rule"],
+            max_alerts_total=top["max_alerts_total"],
             collectors=collectors,
             api=top["api"],
             log=top["log"],
@@ -347,6 +349,8 @@ def _build_top(
         "data_dir": rel(data.get("data_dir", "data")),
         "default_interval": 15.0,
         "no_data": data.get("no_data", "ok"),  # the schema checked its value
+        "max_alerts_per_rule": data.get("max_alerts_per_rule", 10_000),
+        "max_alerts_total": data.get("max_alerts_total", 50_000),
     }
     if doc is not None and "default_interval" in data:
         out["default_interval"] = (
@@ -636,6 +640,7 @@ def _build_rule(
         enabled=r.get("enabled", True),
         flapping=flapping,
         source=m.Source(doc.file, line, col),
+        max_alerts=r.get("max_alerts"),
     )
 
 
