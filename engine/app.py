@@ -231,7 +231,7 @@ class App:
         # next evaluations end them or not
         for a in self.state["alerts"].values():
             rid = (a.get("labels") or {}).get("rule_id")
-            if a.get("rule") in PROBLEMS and rid in rules:
+            if a.get("rule") in PROBLEMS and rid in rules and rules[rid].enabled:
                 self.evaluator.health.restore(a["rule"], rid, str(a.get("value") or ""))
         # collectors that were down when we stopped: their first good read says so
         for name in self.state["collectors_down"]:

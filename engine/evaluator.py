@@ -369,7 +369,7 @@ class Evaluator:
                 gone = alert._replace(state="resolved")
                 out.append(Transition(Event("resolved", gone), old, snap.wall))
             del self.alerts[fp]
-        self.health.forget(set(by_id))  # removed rules' problems end
+        self.health.forget({r.id for r in rules if r.enabled})  # removed/disabled rules' end
         for rid in list(self.rules):
             if rid not in by_id:
                 del self.rules[rid]

@@ -49,3 +49,15 @@ def test_no_data_only_for_collectors_named_at_run_time() -> None:
         for t in range(NO_DATA_AFTER + 2):
             run(ev, r, {"other": 1}, t)  # no `disks` at all
         assert [c.problem for c in ev.health.take()] == expected
+
+
+def test_a_removed_or_disabled_rule_ends_its_problem() -> None:
+    import dataclasses
+
+    for new in ((), (dataclasses.replace(each_rule("it.used > 90"), enabled=False),)):
+        ev = Evaluator(History(60))
+        r = each_rule("it.used > 90")
+        run(ev, r, {"disks": [{"used": "full"}]}, 0)
+        assert [c.problem for c in ev.health.take()] == ["rule_error"]
+        ev.adopt(list(new), Snapshot({}, frozenset(), 1e9, 1))
+        assert [(c.problem, c.message) for c in ev.health.take()] == [("rule_error", None)]
