@@ -27,9 +27,9 @@ from engine import __version__, slices
 from engine.alert_events import ALERT_EVENTS, journal_events
 from engine.alert_tally import Tally, tally
 from engine.alert_tally import steps as tally_steps
-from engine.collectors.base import Collector, create
+from engine.collectors.base import Collector, create, metric_names
 from engine.config.build import ConfigLoader
-from engine.config.model import Config, Rule, RuleGroup, Source
+from engine.config.model import Config, Rule, RuleGroup, Severity, Source
 from engine.errors import CollectorError, ConfigError
 from engine.evaluator import Evaluator, Snapshot, Transition
 from engine.expr import compile_expr
@@ -39,6 +39,7 @@ from engine.journal import Journal
 from engine.metrics import Metrics
 from engine.notify.base import Channel
 from engine.notify.dispatch import Dispatcher
+from engine.rule_health import PROBLEMS, Change
 from engine.snapshot_copy import StateCopy
 from engine.state import Alert, Event, fingerprint
 from engine.store import fold_event, initial_state
@@ -86,14 +87,22 @@ def _windowed(rules: list[Rule]) -> set[str]:
     return out
 
 
-def synthetic_rule(rule_id: str, labels: Mapping[str, str], summary: str) -> Rule:
-    """The rule behind the daemon's own alerts (collector_down, config_invalid)."""
+def runtime_named(config: Config) -> frozenset[str]:
+    """The collectors whose metric names only collecting can tell."""
+    return frozenset(c.name for c in config.collectors if metric_names(c) is None)
+
+
+def synthetic_rule(
+    rule_id: str, labels: Mapping[str, str], summary: str, severity: Severity = "critical"
+) -> Rule:
+    """The rule behind the daemon's own alerts (collector_down, config_invalid,
+    and a rule's own problems: rule_error, rule_no_data, cardinality_exceeded)."""
     return Rule(
         id=rule_id,
         group="vigil",
         expr="True",
         compiled=compile_expr("True", names=()),
-        severity="critical",
+        severity=severity,
         labels=dict(labels),
         annotations={"summary": summary},
         source=Source("<builtin>", 0, 0),
@@ -126,6 +135,7 @@ class App:
         # a collection of 10,000 values costs ~200 ms to record: only what a window reads
         self._recorded = _windowed(config.rules())
         self.evaluator = Evaluator(self.history)
+        self._limit_alerts(config)
         self.collectors: dict[str, Collector] = {}
         self.journal: Journal | None = None
         self.scheduler: AsyncIOScheduler | None = None
@@ -154,6 +164,13 @@ class App:
         self._inflight = 0  # appends not yet folded: no snapshot while > 0
         self._last_snapshot = (0, mono())
         self._tasks: list[asyncio.Task[Any]] = []
+
+    def _limit_alerts(self, config: Config) -> None:
+        """What the evaluator needs of the configuration besides the rules."""
+        ev = self.evaluator
+        ev.runtime_named = runtime_named(config)
+        ev.max_alerts_per_rule = config.max_alerts_per_rule
+        ev.max_alerts_total = config.max_alerts_total
 
     # -- start -----------------------------------------------------------------------
     def open_journal(self) -> None:
@@ -206,8 +223,16 @@ class App:
                 # a flapping alert stays flapping until its changes age out again
                 changes=(now_m,) * rule.flapping.max_changes if a.get("flapping") else (),
                 flapping=bool(a.get("flapping")),
+                # still stale: its collector's first good read ends that (stale_end)
+                stale_since=now_m if a.get("stale") else None,
             )
             self.evaluator.rules[rule.id] = rule
+        # a rule's own problems still open: kept, not announced again; the rule's
+        # next evaluations end them or not
+        for a in self.state["alerts"].values():
+            rid = (a.get("labels") or {}).get("rule_id")
+            if a.get("rule") in PROBLEMS and rid in rules and rules[rid].enabled:
+                self.evaluator.health.restore(a["rule"], rid, str(a.get("value") or ""))
         # collectors that were down when we stopped: their first good read says so
         for name in self.state["collectors_down"]:
             if any(c.name == name for c in self.config.collectors):
@@ -225,6 +250,15 @@ class App:
                 continue
             if rule_id == "collector_down" and a.get("labels", {}).get("collector") in collectors:
                 continue  # the collector's next read resolves it, or it stays down
+            if (
+                rule_id in PROBLEMS
+                and (
+                    rule_id,
+                    a.get("labels", {}).get("rule_id"),
+                )
+                in self.evaluator.health.active
+            ):
+                continue  # restored: the rule's next evaluation ends it or not
             out.append(
                 {"event": "resolved" if a.get("state") == "firing" else "inactive",
                  "alert": fp, "rule": rule_id, "labels": dict(a.get("labels") or {}),
@@ -288,6 +322,22 @@ class App:
                 durable=True,
             )  # fmt: skip
 
+    def _problem_events(self, changes: list[Change]) -> list[dict[str, Any]]:
+        """One alert per rule and problem (engine/rule_health.py): firing when it
+        starts, resolved when it ends; the rule's own severity, since a critical
+        rule that cannot be evaluated is a critical blind spot."""
+        events: list[dict[str, Any]] = []
+        for c in changes:
+            rule = synthetic_rule(
+                c.problem, {"rule_id": c.rule}, f"rule {c.rule}: {c.message or c.problem}",
+                severity=c.severity,
+            )  # fmt: skip
+            if c.message is not None:
+                events.append(self._synthetic_event("firing", rule, c.message[:200]))
+            elif self.state["alerts"].get(fingerprint(rule.id, rule.labels)) is not None:
+                events.append(self._synthetic_event("resolved", rule, None))
+        return events
+
     def _synthetic_event(self, kind: str, rule: Rule, value: Any) -> dict[str, Any]:
         now = self.wall()
         return {
@@ -328,6 +378,11 @@ class App:
             self.metrics.observe_evaluation(group.name, took + time.perf_counter() - t)
             if transitions:
                 await self._journal_transitions(transitions)
+            for rid in self.evaluator.health.take_failed():
+                self.metrics.rule_failure(rid)
+            problems = self._problem_events(self.evaluator.health.take())
+            if problems:
+                await self._emit(problems, durable=True)
         finally:
             self._running_groups.discard(group.name)
 
@@ -568,6 +623,7 @@ class App:
         before = dict(self.evaluator.alerts)
         old_rules = dict(self.evaluator.rules)
         resolved = self.evaluator.adopt(rules, snap)
+        self._limit_alerts(new)
         # adopt() drops the alerts of removed rules that never fired without a word;
         # the durable state must hear that they ended, or the API lists them forever
         ended = {t.event.alert.fingerprint for t in resolved}
@@ -602,6 +658,7 @@ class App:
         if resolved:
             mono = self.mono()
             events.extend(t.as_journal(mono) for t in resolved)
+        events.extend(self._problem_events(self.evaluator.health.take()))  # removed rules'
         await self._emit(events, durable=True)
         # new collectors get their first values before their rules' next tick
         fresh = [n for n in new_cc if n not in self.hub.values and n not in self.hub.down]
@@ -680,7 +737,12 @@ class App:
         firing, pending = t[1].count("firing"), t[1].count("pending")
         down = f", {len(self.hub.down)} collectors down" if self.hub.down else ""
         bad = ", last reload rejected" if not self.last_reload["ok"] else ""
-        return f"{len(self.config.rules())} rules, {firing} firing, {pending} pending{down}{bad}"
+        kinds = Counter(p for p, _ in self.evaluator.health.active)
+        problems = "".join(f", {n} {k}" for k, n in sorted(kinds.items()))
+        return (
+            f"{len(self.config.rules())} rules, {firing} firing, {pending} pending"
+            f"{down}{problems}{bad}"
+        )
 
     async def _tally(self) -> Tally:
         """The alert counts, computed in slices and kept until the state changes."""
@@ -853,6 +915,8 @@ class App:
                         state += " (no data)"
                     elif result.kind == "error":
                         state += f" (error: {result.error})"
+                    elif result.kind == "stale":
+                        state += " (stale: collector down)"
                     rows.append((rule, labels, result.value, state))
         for c in self.collectors.values():
             await c.aclose()

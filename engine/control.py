@@ -403,6 +403,11 @@ class Control:
                 c.name: {"up": c.name not in app.hub.down, "error": app.hub.down.get(c.name)}
                 for c in app.config.collectors
             },
+            # rules that cannot be evaluated or never get data: one line each
+            "rule_problems": [
+                {"rule": rule, "problem": problem, "message": message}
+                for (problem, rule), message in sorted(app.evaluator.health.active.items())
+            ],
             "journal": {
                 "last_seq": app.journal.last_seq if app.journal else None,
                 "data_dir": app.config.data_dir,

@@ -16,12 +16,14 @@ from engine.config.model import Rule, RuleGroup
 from engine.errors import ExprError
 from engine.expr import EvalScope, MissingData
 from engine.history import History
+from engine.rule_health import Outcome, RuleHealth
 from engine.state import IDLE, Alert, Event, Result, fingerprint, is_idle, step
 
 _NO_LABELS: Mapping[str, str] = MappingProxyType({})
 # rules or `each` elements per piece of Evaluator.steps: ~0.1-0.5 ms of work
 STEP = 64
 _NO_DATA = Result("no_data")
+_STALE = Result("stale")
 _FALSE = Result("value", matched=False)
 
 
@@ -67,6 +69,26 @@ class Transition:
         return out
 
 
+# names the data may never set: the routing, silences and display of every alert
+# rely on them being the rule's own (router.match_labels adds them)
+_RESERVED = frozenset({"rule", "severity"})
+
+
+def _element_labels(rule: Rule, el_labels: Mapping[Any, Any]) -> Mapping[str, str]:
+    """An `each` instance's labels: the element's, under the rule's own. Rule labels
+    win, as in Prometheus: data the rule's author does not control (a collector's
+    values) must not re-route its alerts or rename them."""
+    merged = {str(k): str(v) for k, v in el_labels.items() if str(k) not in _RESERVED}
+    merged.update(rule.labels)
+    return MappingProxyType(merged)
+
+
+def _stale(reads: frozenset[str], snap: Snapshot) -> bool:
+    """Whether a collector the rule reads is down: its alerts then keep their
+    state (stale), rather than judge data that is missing for that reason."""
+    return bool(snap.down) and not reads.isdisjoint(snap.down)
+
+
 def _plain(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | str):
         return value
@@ -86,6 +108,13 @@ class Evaluator:
         self._fp: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
         # per rule object: its plain fingerprint and the collectors it reads
         self._plan: dict[str, tuple[Rule, str, frozenset[str]]] = {}
+        self.health = RuleHealth()
+        # caps on `each` alert instances (Config.max_alerts_per_rule/_total)
+        self.max_alerts_per_rule = 10_000
+        self.max_alerts_total = 50_000
+        # collectors whose metric names only collecting can tell (push, command,
+        # file ...): a rule reading them that never gets data raises rule_no_data
+        self.runtime_named: frozenset[str] = frozenset()
 
     def _fingerprint(self, rule: Rule, labels: Mapping[str, str]) -> str:
         key = (rule.id, tuple(sorted(labels.items())))
@@ -102,6 +131,7 @@ class Evaluator:
                 reads |= rule.compiled_each.names
             plan = self._plan[rule.id] = (rule, fingerprint(rule.id, rule.labels), reads)
             self.rules[rule.id] = rule
+            self.health.edited(rule.id, rule.severity)
         return plan
 
     def run_group(self, group: RuleGroup, snap: Snapshot) -> list[Transition]:
@@ -129,7 +159,12 @@ class Evaluator:
                 continue
             # the hot path: one plain rule, usually quiet
             prev = alerts.get(fp)
-            result = self._result(rule, base, prev) if reads <= available else _NO_DATA
+            if reads <= available:
+                result = self._result(rule, base, prev)
+            else:
+                result = _STALE if _stale(reads, snap) else _NO_DATA
+            if result.kind != "value" or rule.id not in self.health.quiet:
+                self._observe(rule, reads, result.kind, result.error)
             alert, events = step(rule, prev, result, mono, labels=rule.labels)
             if alert is not prev:
                 self._keep(fp, alert, events)
@@ -148,13 +183,57 @@ class Evaluator:
     def _run_each(
         self, rule: Rule, base: EvalScope, has_data: bool, snap: Snapshot, out: list[Transition]
     ) -> Iterator[None]:
-        seen: set[str] = set()
-        for fp, labels, result in self._each_instances(rule, base, has_data, snap):
-            seen.add(fp)
-            self._step(rule, fp, labels, result, snap, out)
-            if len(seen) % STEP == 0:
-                yield
         known = self._each_fps.setdefault(rule.id, set())
+        if not has_data and _stale(self._plan_of(rule)[2], snap):
+            # a collector it reads is down: its elements are unknown, not gone
+            # (and its health is unknown too: nothing to observe)
+            for fp in list(known):
+                prev = self.alerts.get(fp)
+                if prev is not None:
+                    self._step(rule, fp, prev.labels, _STALE, snap, out)
+            fp = self._plan_of(rule)[1]  # its rule-level error alert, if any
+            if fp in self.alerts:
+                self._step(rule, fp, rule.labels, _STALE, snap, out)
+            return
+        seen: set[str] = set()
+        # what this evaluation found, for the rule's own health: the list itself
+        # missing is no data; an empty list is a value (nothing to alert on)
+        listed: list[bool] = []
+        kinds: set[str] = set()
+        error = None
+        # caps on alert instances: over them, an element that would start a new
+        # alert is not tracked (the rule keeps the ones it has) and the rule says so
+        cap = rule.max_alerts or self.max_alerts_per_rule
+        alerts = self.alerts
+        live = sum(1 for fp in known if fp in alerts)
+        over: str | None = None
+        instances = self._each_instances(rule, base, has_data, snap, listed)
+        for n, (fp, labels, result) in enumerate(instances, 1):
+            kinds.add(result.kind)
+            if result.kind == "error" and error is None:
+                error = result.error
+            if fp not in alerts and (live >= cap or len(alerts) >= self.max_alerts_total):
+                if result is not _FALSE and not (result.kind == "value" and not result.matched):
+                    over = over or (
+                        f"more than {cap} alert instances (max_alerts): new ones are not tracked"
+                        if live >= cap
+                        else f"all rules have {len(alerts)} alert instances "
+                        "(max_alerts_total): new ones are not tracked"
+                    )
+            else:
+                was = fp in alerts
+                seen.add(fp)
+                self._step(rule, fp, labels, result, snap, out)
+                live += (fp in alerts) - was
+            if n % STEP == 0:
+                yield
+        self.health.mark("cardinality_exceeded", rule.id, over)
+        outcome: Outcome = (
+            "error" if error is not None
+            else "value" if "value" in kinds or (listed and not kinds)
+            else "no_data"
+        )  # fmt: skip
+        self._observe(rule, self._plan_of(rule)[2], outcome, error)
         # an instance that vanished (a disk unmounted, a target removed) is over: it
         # resolves whatever the no_data policy, which is about metrics going missing
         for fp in known - seen:
@@ -176,13 +255,28 @@ class Evaluator:
         has_data = reads <= (snap.values.keys() - snap.down)
         if rule.compiled_each is None:
             prev = self.alerts.get(fp) or IDLE  # any alert: the value is wanted
-            yield fp, rule.labels, self._result(rule, base, prev) if has_data else _NO_DATA
+            if has_data:
+                yield fp, rule.labels, self._result(rule, base, prev)
+            else:
+                yield fp, rule.labels, _STALE if _stale(reads, snap) else _NO_DATA
+            return
+        if not has_data and _stale(reads, snap):
+            for efp in sorted(self._each_fps.get(rule.id, ())):
+                kept = self.alerts.get(efp)
+                if kept is not None:
+                    yield efp, kept.labels, _STALE
             return
         yield from self._each_instances(rule, base, has_data, snap)
 
     def _each_instances(
-        self, rule: Rule, base: EvalScope, has_data: bool, snap: Snapshot
+        self,
+        rule: Rule,
+        base: EvalScope,
+        has_data: bool,
+        snap: Snapshot,
+        listed: list[bool] | None = None,
     ) -> Iterator[tuple[str, Mapping[str, str], Result]]:
+        """`listed` gets True appended when `each` gave a list (even an empty one)."""
         assert rule.compiled_each is not None
         if not has_data:
             return
@@ -198,12 +292,12 @@ class Evaluator:
             why = f"each: expected a list, got {type(got).__name__}"
             yield self._plan_of(rule)[1], rule.labels, Result("error", error=why)
             return
+        if listed is not None:
+            listed.append(True)
         for el in got:
             el_labels = el.get("labels") if isinstance(el, dict) else None
             labels = (
-                MappingProxyType({**rule.labels, **{str(k): str(v) for k, v in el_labels.items()}})
-                if isinstance(el_labels, dict)
-                else rule.labels
+                _element_labels(rule, el_labels) if isinstance(el_labels, dict) else rule.labels
             )
             fp = self._fingerprint(rule, labels)
             if rule.compiled.it_series:
@@ -211,6 +305,17 @@ class Evaluator:
                 self.history.record_tree(fp, snap.wall, el)
             scope = base.for_element(el, fp)
             yield fp, labels, self._result(rule, scope, self.alerts.get(fp) or IDLE)
+
+    def _observe(
+        self, rule: Rule, reads: frozenset[str], outcome: Outcome, error: str | None
+    ) -> None:
+        """Tell the rule's health what one evaluation found (a Result kind)."""
+        runtime = (
+            outcome == "no_data"
+            and bool(self.runtime_named)
+            and not reads.isdisjoint(self.runtime_named)
+        )
+        self.health.observe(rule.id, outcome, error or "", runtime_names=runtime)
 
     @staticmethod
     def _result(rule: Rule, scope: EvalScope, prev: Alert | None) -> Result:
@@ -267,6 +372,7 @@ class Evaluator:
                 gone = alert._replace(state="resolved")
                 out.append(Transition(Event("resolved", gone), old, snap.wall))
             del self.alerts[fp]
+        self.health.forget({r.id for r in rules if r.enabled})  # removed/disabled rules' end
         for rid in list(self.rules):
             if rid not in by_id:
                 del self.rules[rid]

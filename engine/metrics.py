@@ -17,6 +17,7 @@ severities, never a value that could carry a secret.
     last_reload_successful  vigil_config_last_reload_successful            gauge
     last_reload_timestamp   vigil_config_last_reload_timestamp_seconds     gauge
     journal_fsync           vigil_journal_fsync_seconds                    histogram
+    rule_failures           vigil_rule_evaluation_failures_total{rule}     counter
     collector_up            vigil_collector_up{collector}                  gauge
     collector_duration      vigil_collector_duration_seconds{collector}    gauge
     build_info              vigil_build_info{version,python}               gauge (1)
@@ -59,6 +60,12 @@ class Metrics:
             registry=r,
         )
         self.rules = Gauge("vigil_rules", "Rules by state.", ["state"], registry=r)
+        self.rule_failures = Counter(
+            "vigil_rule_evaluation_failures",
+            "Evaluations of a rule that failed (its expression raised).",
+            ["rule"],
+            registry=r,
+        )
         self.alerts = Gauge(
             "vigil_alerts",
             "Active alerts by state and severity.",
@@ -141,6 +148,9 @@ class Metrics:
 
     def evaluation_overrun(self, group: str) -> None:
         self.evaluation_overruns.labels(group).inc()
+
+    def rule_failure(self, rule: str) -> None:
+        self.rule_failures.labels(rule).inc()
 
     def set_rules(self, counts: Mapping[str, int]) -> None:
         """Rules per state, e.g. {"enabled": 40, "disabled": 2}; states left out go to 0."""

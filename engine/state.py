@@ -11,7 +11,7 @@ to (next alert, events).
 With neither `for` nor `consecutive` (> 1) an alert goes from inactive to firing
 at once (one `firing` event, no `pending`); with both, both must hold. A firing
 alert resolves when the condition is false, `keep_firing_for` has passed since
-the last evaluation where it held (`last_true`), and, if the rule has a
+the first evaluation where it no longer held (`false_since`), and, if the rule has a
 `resolve_expr`, that holds (hysteresis). `resolved` lasts one step: then a new
 episode or, silently, inactive.
 
@@ -73,7 +73,16 @@ __all__ = [
 
 AlertState = Literal["inactive", "pending", "firing", "resolved"]
 EventKind = Literal[
-    "pending", "firing", "resolved", "inactive", "flapping", "flapping_end", "no_data", "error"
+    "pending",
+    "firing",
+    "resolved",
+    "inactive",
+    "flapping",
+    "flapping_end",
+    "no_data",
+    "error",
+    "stale",
+    "stale_end",
 ]
 _Transition = Literal["pending", "firing", "resolved", "inactive"]
 
@@ -88,9 +97,12 @@ class Result:
     resolve_expr's boolean (None when the rule has none or it was not evaluated).
     kind "no_data": a metric the expression needs is missing.
     kind "error": the expression raised; `error` says why.
+    kind "stale": a collector the rule reads is down, so nothing is known: the
+    alert keeps its state and its timers stop (they resume, shifted by the
+    outage, with the next other result); only collector_down speaks meanwhile.
     """
 
-    kind: Literal["value", "no_data", "error"]
+    kind: Literal["value", "no_data", "error", "stale"]
     matched: bool = False
     resolve_ok: bool | None = None
     value: Any = None
@@ -123,6 +135,8 @@ class Alert(NamedTuple):
     flapping: bool = False
     no_data: bool = False
     error: str | None = None
+    stale_since: float | None = None  # set while a collector it reads is down
+    false_since: float | None = None  # first evaluation of a firing alert found false
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +198,8 @@ def step(
     Raises ValueError for a Result kind it does not know (a caller bug).
     """
     # Hot path: ~all of 10,000 rules per pass are quiet. Allocate nothing.
+    if result.kind == "stale":
+        return _stale(prev, now)
     if result.kind == "value" and not result.matched:
         if prev is None or prev is IDLE:
             return IDLE, NO_EVENTS
@@ -203,6 +219,7 @@ def step(
         and prev is not None
         and prev.state == "firing"
         and rule.keep_firing_for == 0
+        and prev.stale_since is None
         and not prev.no_data
         and prev.error is None
         and not prev.flapping
@@ -229,11 +246,37 @@ def step(
     return _advance(rule, IDLE if prev is None else prev, result, now, labels)
 
 
+def _stale(prev: Alert | None, now: float) -> tuple[Alert, tuple[Event, ...]]:
+    """A collector the rule reads is down: nothing is known about the condition.
+    A pending or firing alert is marked stale once (one event) and otherwise kept
+    as it is; anything else stays as it is, silently."""
+    if prev is None or prev is IDLE:
+        return IDLE, NO_EVENTS
+    if prev.stale_since is not None or prev.state not in ("pending", "firing"):
+        return prev, NO_EVENTS
+    alert = prev._replace(stale_since=now)
+    return alert, (Event("stale", alert),)
+
+
 def _advance(
     rule: Rule, prev: Alert, result: Result, now: float, labels: Mapping[str, str] | None
 ) -> tuple[Alert, tuple[Event, ...]]:
     kinds: list[EventKind] = []
     value = prev.value
+    pending_since = prev.pending_since
+    last_true = prev.last_true
+    false_since = prev.false_since
+    if prev.stale_since is not None:
+        # Back from a collector outage: the timers were stopped meanwhile, so `for`
+        # and keep_firing_for go on from where they were, not from the outage's length.
+        kinds.append("stale_end")
+        paused = max(0.0, now - prev.stale_since)
+        if last_true is not None:
+            last_true += paused
+        if false_since is not None:
+            false_since += paused
+        if prev.state == "pending" and pending_since is not None:
+            pending_since += paused
     no_data = prev.no_data
     error = prev.error
     # What the result means for the state machine: True/False = the condition
@@ -272,9 +315,7 @@ def _advance(
         raise ValueError(f"unknown result kind {kind!r}")
 
     state: AlertState = prev.state
-    pending_since = prev.pending_since
     firing_since = prev.firing_since
-    last_true = prev.last_true
     streak = prev.streak
     transition: _Transition | None = None
 
@@ -282,6 +323,7 @@ def _advance(
         pass
     elif matched:
         last_true = now
+        false_since = None
         if state == "inactive" or state == "resolved":
             # A new episode.
             streak = 1
@@ -302,9 +344,16 @@ def _advance(
             state = transition = "inactive"
             pending_since = None
         elif state == "firing":
-            held = now - last_true if last_true is not None else float("inf")
-            if held >= rule.keep_firing_for and (rule.resolve_expr is None or resolve_ok is True):
+            # keep_firing_for counts from the first evaluation that found the
+            # condition false (SPEC; Prometheus' KeepFiringSince), not from the
+            # last one that found it true, which would end it an evaluation early
+            if false_since is None:
+                false_since = now
+            if now - false_since >= rule.keep_firing_for and (
+                rule.resolve_expr is None or resolve_ok is True
+            ):
                 state = transition = "resolved"
+                false_since = None
         elif state == "resolved":
             # The episode is over and reported; back to rest without an event.
             state = "inactive"
@@ -350,6 +399,8 @@ def _advance(
         and error == prev.error
         and flapping == prev.flapping
         and changes == prev.changes
+        and prev.stale_since is None
+        and false_since == prev.false_since
         and _same(value, prev.value)
     ):
         return prev, NO_EVENTS  # nothing changed means nothing to report either
@@ -376,6 +427,8 @@ def _advance(
         flapping,
         no_data,
         error,
+        None,  # stale_since: any result but "stale" ends an outage
+        false_since,
     )
     if not kinds:
         return alert, NO_EVENTS

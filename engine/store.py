@@ -10,7 +10,7 @@ State shape (all times are wall-clock epoch seconds):
                                 "value", "pending_since", "firing_since", "starts_at",
                                 "annotations", "ack": {...}|None, "escalation": int,
                                 "notified": {channel: {"key", "ts", "status"}},
-                                "flapping": bool}},
+                                "flapping": bool, "stale": bool}},
      "silences": {id: {"matchers", "until", "starts", "reason", "created_by"}},
      "silences_expired": {id: {... as silences, "expired_at", "expired_by", "cause"}},
      "collectors_down": {name: since},
@@ -111,6 +111,9 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
         if fp in alerts:
             alerts[fp]["flapping"] = kind == "flapping"
         delivery_log.on_flapping(state, event, _ts(event))
+    elif kind in ("stale", "stale_end") and isinstance(fp, str) and fp in alerts:
+        # a collector the rule reads is down: the alert's state is the last one known
+        alerts[fp]["stale"] = kind == "stale"
     elif kind in ("notified", "notify_failed"):
         # one notification covers many alerts; each remembers its last outcome per channel
         channel = event.get("channel")

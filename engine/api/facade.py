@@ -10,7 +10,7 @@ protocol answers in the same shape:
              "value", "starts_at", "pending_since", "firing_since",
              "acknowledged": {"by", "note", "at", "until"} | None,
              "silenced": bool, "silenced_by": [silence ids], "inhibited": bool,
-             "escalation": int, "flapping": bool}
+             "escalation": int, "flapping": bool, "stale": bool}
              (`get_alert` adds "history": [journal events, oldest first])
     silence {"id", "matchers": [{"label", "value"} | {"label", "regex"}],
              "starts", "until", "reason", "created_by", "state": active|pending|expired}
@@ -247,6 +247,8 @@ def alert_view(
         "inhibited": inhibited,
         "escalation": get("escalation") or 0,
         "flapping": bool(get("flapping")),
+        # a collector its rule reads is down: the state is the last one known
+        "stale": bool(get("stale")),
     }
 
 

@@ -107,6 +107,10 @@ _SCHEMAS: dict[str, Any] = {
             "inhibited": {"type": "boolean"},
             "escalation": {"type": "integer"},
             "flapping": {"type": "boolean"},
+            "stale": {
+                "type": "boolean",
+                "description": "A collector its rule reads is down: the state is the last one known.",
+            },
             "history": {
                 "type": "array",
                 "items": {"type": "object"},

@@ -4,6 +4,13 @@ parse: number  stdout is one number                  -> {"value": n}
        json    stdout is a JSON object               -> its keys
        lines   `key value` per line (# comments ok)  -> {key: number}
 
+Every sample also holds `exit_code`, the program's exit status (it overrides a key
+of that name in stdout). A non-zero exit is a result, not a failure of the
+collector (a check script saying "bad", as Monit's `if status != 0`): the sample
+has `exit_code`, `stderr` (its first line) and whatever of stdout parses. The
+collector fails (collector_down) only when the program cannot run, times out,
+is killed by a signal, writes too much, or exits 0 with stdout that does not parse.
+
 The program runs in its own session so that a timeout kills the whole process
 group, grandchildren included. It gets a small environment (PATH, HOME, locale,
 TZ, TMPDIR) plus the configured `env`, not the daemon's: the daemon's
@@ -81,17 +88,25 @@ class CommandCollector:
     @classmethod
     def metric_names(cls, config: CollectorConfig) -> frozenset[str] | None:
         parse = config.settings.get("parse", "json")
-        return frozenset({"value"}) if parse == "number" else None
+        return frozenset({"value", "exit_code", "stderr"}) if parse == "number" else None
 
     async def collect(self, now: float) -> Sample:
-        out = await self._run()
-        return _parse(self.settings.parse, out)
+        out, code, err = await self._run()
+        if code == 0:
+            return {**_parse(self.settings.parse, out), "exit_code": 0}
+        try:
+            values = _parse(self.settings.parse, out) if out.strip() else {}
+        except CollectorError:
+            values = {}  # a failing check's stdout need not follow the format
+        return {**values, "exit_code": code, "stderr": _first_line(err)}
 
     async def aclose(self) -> None:
         for proc in list(self._running):
             await kill_group(proc)
 
-    async def _run(self) -> bytes:
+    async def _run(self) -> tuple[bytes, int, bytes]:
+        """stdout, exit status and stderr of one run; a run that did not end by
+        itself (signal, timeout, too much output) raises CollectorError."""
         argv = [reveal(a) for a in self.settings.argv]
         shown = argv[0] if not isinstance(self.settings.argv[0], Secret) else "***"
         try:
@@ -128,9 +143,9 @@ class CommandCollector:
                 err_task.cancel()
                 await asyncio.gather(err_task, return_exceptions=True)
             self._running.discard(proc)
-        if code != 0:
+        if code < 0:
             raise CollectorError(_exit_message(code, err or b""))
-        return out
+        return out, code, err or b""
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k in PASS_ENV or k.startswith("LC_")}
@@ -154,11 +169,14 @@ async def _read(stream: asyncio.StreamReader, limit: int, *, drain: bool = False
     return bytes(buf)
 
 
+def _first_line(stderr: bytes) -> str:
+    line = stderr.decode("utf-8", "replace").strip().split("\n", 1)[0].strip()
+    return line[:MAX_MESSAGE] + "…" if len(line) > MAX_MESSAGE else line
+
+
 def _exit_message(code: int, stderr: bytes) -> str:
     what = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-    line = stderr.decode("utf-8", "replace").strip().split("\n", 1)[0].strip()
-    if len(line) > MAX_MESSAGE:
-        line = line[:MAX_MESSAGE] + "…"
+    line = _first_line(stderr)
     return f"{what}: {line}" if line else what
 
 

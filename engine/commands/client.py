@@ -462,7 +462,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     print(f"vigil {st.get('version', '?')} at {c.url}")
     for key, value in st.items():
-        if key in ("version", "last_reload"):
+        if key in ("version", "last_reload", "rule_problems"):
             continue
         print(f"{key}: {_when(value) if key in ('started',) else _plain(value)}")
     lr = st.get("last_reload")
@@ -473,6 +473,13 @@ def cmd_status(args: argparse.Namespace) -> int:
             print("last reload: none since start")
         for err in lr.get("errors") or []:
             print(f"  {err}")
+    problems = st.get("rule_problems") or []
+    if problems:
+        print(f"rule problems: {len(problems)}")
+        for p in problems:
+            print(
+                f"  {p.get('problem')} {p.get('rule')}: {' '.join(str(p.get('message')).split())}"
+            )
     return 0
 
 
@@ -562,6 +569,8 @@ def _marks(a: Mapping[str, Any]) -> str:
         marks.append("inhibited")
     if a.get("flapping"):
         marks.append("flapping")
+    if a.get("stale"):
+        marks.append("stale")
     return ", ".join(marks)
 
 

@@ -74,10 +74,11 @@ class _Context:
     collector_names: frozenset[str]
     default_interval: float
     env: Mapping[str, str] | None
+    no_data: m.NoData = "ok"  # vigil.yaml's default for rules without their own
 
     @property
     def key(self) -> str:
-        return f"{sorted(self.collector_names)}|{self.default_interval}"
+        return f"{sorted(self.collector_names)}|{self.default_interval}|{self.no_data}"
 
 
 class ConfigLoader:
@@ -210,7 +211,9 @@ class ConfigLoader:
         files.extend(channel_files)
 
         collectors: tuple[m.CollectorConfig, ...] = top["collectors"]
-        ctx = _Context(frozenset(c.name for c in collectors), top["default_interval"], env)
+        ctx = _Context(
+            frozenset(c.name for c in collectors), top["default_interval"], env, top["no_data"]
+        )
 
         groups: list[m.RuleGroup] = []
         group_docs: list[tuple[m.RuleGroup, Document]] = []
@@ -260,6 +263,9 @@ class ConfigLoader:
             channels_paths=top["channels_paths"],
             data_dir=top["data_dir"],
             default_interval=top["default_interval"],
+            no_data=top["no_data"],
+            max_alerts_per_rule=top["max_alerts_per_rule"],
+            max_alerts_total=top["max_alerts_total"],
             collectors=collectors,
             api=top["api"],
             log=top["log"],
@@ -344,6 +350,9 @@ def _build_top(
         "channels_paths": tuple(rel(p) for p in data.get("channels", ["channels"])),
         "data_dir": rel(data.get("data_dir", "data")),
         "default_interval": 15.0,
+        "no_data": data.get("no_data", "ok"),  # the schema checked its value
+        "max_alerts_per_rule": data.get("max_alerts_per_rule", 10_000),
+        "max_alerts_total": data.get("max_alerts_total", 50_000),
     }
     if doc is not None and "default_interval" in data:
         out["default_interval"] = (
@@ -627,12 +636,13 @@ def _build_rule(
         compiled_value=compiled_value,
         labels=m.frozen_map({str(k): str(v) for k, v in r.get("labels", {}).items()}),
         annotations=m.frozen_map(r.get("annotations", {})),
-        no_data=r.get("no_data", "ok"),
+        no_data=r.get("no_data", ctx.no_data),
         on_error=r.get("on_error", "error"),
         channels=tuple(r["channels"]) if "channels" in r else None,
         enabled=r.get("enabled", True),
         flapping=flapping,
         source=m.Source(doc.file, line, col),
+        max_alerts=r.get("max_alerts"),
     )
 
 

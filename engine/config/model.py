@@ -114,6 +114,7 @@ class Rule:
     enabled: bool = True
     flapping: Flapping = Flapping()
     source: Source = NOWHERE
+    max_alerts: int | None = None  # `each` instances kept; None: vigil.yaml's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +214,10 @@ class Config:
     channels_paths: tuple[str, ...] = ("channels",)
     data_dir: str = "data"
     default_interval: float = 15.0
+    no_data: NoData = "ok"  # rules without their own `no_data`
+    # caps on alert instances from `each` (one rule's, and all rules' together)
+    max_alerts_per_rule: int = 10_000
+    max_alerts_total: int = 50_000
     collectors: tuple[CollectorConfig, ...] = ()
     api: ApiConfig = ApiConfig()
     log: LogConfig = LogConfig()

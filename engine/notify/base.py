@@ -45,6 +45,7 @@ class AlertView:
     ends_at: float | None = None
     acknowledged: Mapping[str, Any] | None = None  # {"by", "note", "until"}
     silenced: bool = False
+    stale: bool = False  # a collector its rule reads is down: the last known state
 
     def as_dict(self) -> dict[str, Any]:
         """The alert object of SPEC.md's webhook body."""
@@ -60,6 +61,7 @@ class AlertView:
             "ends_at": iso(self.ends_at),
             "acknowledged": dict(self.acknowledged) if self.acknowledged else None,
             "silenced": self.silenced,
+            "stale": self.stale,
         }
 
 

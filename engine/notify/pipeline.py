@@ -215,6 +215,7 @@ class _Alert:
     marks_epoch: int = -1
     silenced: bool = False
     muted: bool = False
+    stale: bool = False  # a collector its rule reads is down (journal `stale`)
     rev: int = 0  # +1 whenever what a view shows changes (value, status, ack, ...)
     view: AlertView | None = None  # the last view built, for `view_key`
     view_key: tuple[int, Status, bool, bool] | None = None
@@ -405,6 +406,12 @@ class Pipeline:
                 self._refresh_alert(a, now)
                 if kind == "flapping_end":
                     self._schedule_escalations(a, now)
+        elif kind in ("stale", "stale_end") and isinstance(fp, str):
+            # shown in what is sent next (a reminder); never a reason to send
+            a = self.alerts.get(fp)
+            if a is not None:
+                a.stale = kind == "stale"
+                a.rev += 1
         elif kind in ("silence_created", "silenced") and fp is None and event.get("id"):
             s = router.silence_from_state(str(event["id"]), event)
             if s is not None:
@@ -885,6 +892,7 @@ class Pipeline:
             ends_at=a.ends_at if status == "resolved" else None,
             acknowledged=_ack_view(a.ack) if acked and a.ack is not None else None,
             silenced=a.silenced,  # _view brought the marks up to date
+            stale=a.stale,
         )
 
     def _note(

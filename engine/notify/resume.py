@@ -49,6 +49,7 @@ def load_state(p: Pipeline, state: Mapping[str, Any], now: float) -> None:
         level = int(d.get("escalation") or 0)
         if d.get("flapping"):
             p.flapping.add(a.fp)
+        a.stale = bool(d.get("stale"))
         a.told_silenced = bool(d.get("mark_silenced"))
         a.told_inhibited = bool(d.get("mark_inhibited"))
         p.alerts[a.fp] = a

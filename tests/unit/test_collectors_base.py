@@ -89,7 +89,9 @@ def test_secret_url_is_never_in_messages() -> None:
 def test_metric_names() -> None:
     assert metric_names(cfg("static", values={"a": 1, "b": {"c": 2}})) == frozenset({"a", "b"})
     assert metric_names(cfg("system")) == SYSTEM_METRICS
-    assert metric_names(cfg("command", argv=["x"], parse="number")) == frozenset({"value"})
+    assert metric_names(cfg("command", argv=["x"], parse="number")) == frozenset(
+        {"value", "exit_code", "stderr"}
+    )
     assert metric_names(cfg("command", argv=["x"])) is None  # json: the program decides
     flat = metric_names(cfg("http", url="http://x/"))
     assert flat is not None and {"status", "ok", "latency_ms", "targets", "up_count"} <= flat

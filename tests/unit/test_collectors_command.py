@@ -24,8 +24,15 @@ def make(argv: list[Any], timeout: float = 10.0, **settings: Any) -> CommandColl
     )
 
 
-def collect(c: CommandCollector) -> dict[str, Any]:
+def raw_collect(c: CommandCollector) -> dict[str, Any]:
     return dict(asyncio.run(c.collect(0)))
+
+
+def collect(c: CommandCollector) -> dict[str, Any]:
+    """The values of a run that exited 0 (every sample has exit_code)."""
+    out = raw_collect(c)
+    assert out.pop("exit_code") == 0, out
+    return out
 
 
 def py(code: str, *args: Any, **settings: Any) -> CommandCollector:
@@ -76,18 +83,27 @@ def test_no_shell_arguments_are_passed_literally(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-def test_nonzero_exit_reports_first_stderr_line() -> None:
+def test_nonzero_exit_is_a_metric_not_a_failure() -> None:
+    # issue 13.20: `cmd.exit_code != 0` is a rule, as Monit's `if status != 0`
     c = py("import sys; sys.stderr.write('queue unreachable\\ndetails...\\n'); sys.exit(3)")
+    assert raw_collect(c) == {"exit_code": 3, "stderr": "queue unreachable"}
+    c = py("import sys; print('{\"q\": 7}'); sys.exit(2)")
+    assert raw_collect(c) == {"q": 7, "exit_code": 2, "stderr": ""}
+    c = py("print('not json'); raise SystemExit(1)")  # a failing check's output is free
+    assert raw_collect(c) == {"exit_code": 1, "stderr": ""}
+    assert raw_collect(py("print('{\"q\": 1}')")) == {"q": 1, "exit_code": 0}
+
+
+def test_killed_by_a_signal_is_a_failure() -> None:
+    c = py("import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
     with pytest.raises(CollectorError) as e:
         collect(c)
-    assert str(e.value) == "exit status 3: queue unreachable"
+    assert str(e.value) == "killed by signal 9"
 
 
 def test_long_stderr_is_truncated() -> None:
     c = py("import sys; sys.stderr.write('x' * 100000); sys.exit(1)")
-    with pytest.raises(CollectorError) as e:
-        collect(c)
-    assert len(str(e.value)) < 250
+    assert len(raw_collect(c)["stderr"]) < 250
 
 
 def test_timeout_kills_the_process_group(tmp_path: Path) -> None:

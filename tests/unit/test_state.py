@@ -178,18 +178,22 @@ def test_firing_resolves_when_the_expr_turns_false() -> None:
     assert alert.value == 10.0
 
 
-def test_keep_firing_for_counts_from_the_last_true() -> None:
+def test_keep_firing_for_counts_from_the_first_false() -> None:
+    # SPEC: "stays firing this long after expr turns false"; Prometheus counts from
+    # the first false evaluation too (KeepFiringSince), not from the last true one
     r = rule(keep_firing_for=60.0)
     _, kinds = drive(
         r,
-        [(T0, TRUE), (T0 + 15, FALSE), (T0 + 59, FALSE), (T0 + 60, FALSE)],
-    )
-    assert kinds == [["firing"], [], [], ["resolved"]]
-    # A true in between restarts the hold.
-    _, kinds = drive(
-        r, [(T0, TRUE), (T0 + 30, FALSE), (T0 + 40, TRUE), (T0 + 60, FALSE), (T0 + 100, FALSE)]
+        [(T0, TRUE), (T0 + 15, FALSE), (T0 + 60, FALSE), (T0 + 74, FALSE), (T0 + 75, FALSE)],
     )
     assert kinds == [["firing"], [], [], [], ["resolved"]]
+    # A true in between restarts the hold.
+    _, kinds = drive(
+        r,
+        [(T0, TRUE), (T0 + 30, FALSE), (T0 + 40, TRUE), (T0 + 60, FALSE), (T0 + 119, FALSE),
+         (T0 + 120, FALSE)],
+    )  # fmt: skip
+    assert kinds == [["firing"], [], [], [], [], ["resolved"]]
 
 
 def test_resolve_expr_holds_the_alert_firing_until_it_holds() -> None:
@@ -204,8 +208,8 @@ def test_resolve_expr_holds_the_alert_firing_until_it_holds() -> None:
 def test_resolve_expr_and_keep_firing_for_both_apply() -> None:
     r = rule(resolve_expr="x < 80", keep_firing_for=60.0)
     ok = Result("value", matched=False, resolve_ok=True)
-    _, kinds = drive(r, [(T0, TRUE), (T0 + 15, ok), (T0 + 60, ok)])
-    assert kinds == [["firing"], [], ["resolved"]]
+    _, kinds = drive(r, [(T0, TRUE), (T0 + 15, ok), (T0 + 60, ok), (T0 + 75, ok)])
+    assert kinds == [["firing"], [], [], ["resolved"]]
 
 
 def test_resolve_ok_is_ignored_without_resolve_expr() -> None:
@@ -248,7 +252,7 @@ def test_resolved_then_true_starts_a_new_episode() -> None:
 
 def test_no_data_ok_resolves_a_firing_alert_and_marks_it() -> None:
     r = rule(resolve_expr="x < 80", keep_firing_for=30.0)
-    alert, kinds = drive(r, [(T0, TRUE), (T0 + 15, NO_DATA), (T0 + 30, NO_DATA)])
+    alert, kinds = drive(r, [(T0, TRUE), (T0 + 15, NO_DATA), (T0 + 45, NO_DATA)])
     assert kinds == [["firing"], ["no_data"], ["resolved"]]
     assert alert.no_data and alert.state == "resolved"
     assert alert.value == 95.0  # the last observed value stays
@@ -417,6 +421,8 @@ def test_alert_field_order() -> None:
         "flapping",
         "no_data",
         "error",
+        "stale_since",
+        "false_since",
     ]
 
 
