@@ -351,12 +351,19 @@ def parse_matchers(value: Any) -> list[dict[str, Any]]:
 
 
 async def health(call: Call) -> Response:
+    # alive (200) even when degraded: a restart would not bring the disk back
+    degraded = call.facade.degraded
+    if degraded:
+        return JSON({"status": "degraded", "degraded": degraded})
     return JSON({"status": "ok"})
 
 
 async def ready(call: Call) -> Response:
-    if call.facade.ready:
+    degraded = call.facade.degraded
+    if call.facade.ready and not degraded:
         return JSON({"status": "ready"})
+    if degraded:
+        return JSON({"status": "degraded", "error": f"not ready: {degraded}"}, 503)
     return JSON({"status": "starting", "error": "not ready: configuration or log replay"}, 503)
 
 
