@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import fcntl
 import json
 import json.encoder
 import logging
@@ -52,8 +51,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from engine import journal_lock as _lock
 from engine.config.model import LogConfig
-from engine.errors import JournalError, JournalLocked
+from engine.errors import JournalError
 from engine.journal_format import FORMAT_VERSION, format_ts, parse_ts
 from engine.journal_hold import Held, JournalFatal, describe, recoverable
 from engine.json_text import compact_json, compact_json_ascii
@@ -79,7 +79,6 @@ __all__ = [
 ]
 
 ACTIVE = "alerts.jsonl"
-LOCK = "lock"
 DEFAULT_RETENTION = 30 * 86400.0
 KEEP_SNAPSHOTS = 2  # the newest may be damaged; the one before it is the fallback
 MAX_PROBLEMS_PER_FILE = 100
@@ -365,34 +364,6 @@ def read_snapshot(data_dir: str | os.PathLike[str]) -> tuple[int, dict[str, Any]
     return None
 
 
-# ---------------------------------------------------------------------- locking
-
-
-def _acquire_lock(data_dir: str) -> int:
-    path = os.path.join(data_dir, LOCK)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raw = os.pread(fd, 32, 0)
-        os.close(fd)
-        text = raw.decode("ascii", "replace").strip()
-        raise JournalLocked(path, int(text) if text.isdigit() else None) from None
-    except OSError:
-        os.close(fd)
-        raise
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
-
-
-def _release_lock(fd: int) -> None:
-    # Leave the file (with a stale PID): deleting it would race with a new opener.
-    with contextlib.suppress(OSError):
-        fcntl.flock(fd, fcntl.LOCK_UN)
-    os.close(fd)
-
-
 # ---------------------------------------------------------------------- journal
 
 
@@ -492,18 +463,25 @@ class Journal:
         """
         if self._lock_fd is not None:
             raise JournalError(f"{self.data_dir}: journal is already open")
-        os.makedirs(self.data_dir, mode=0o750, exist_ok=True)
-        self._lock_fd = _acquire_lock(self.data_dir)
         try:
-            result = self._replay()
-            created = not os.path.exists(self._active_path)
-            self._fd = os.open(self._active_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
-            if created:
-                _fsync_dir(self.data_dir)
-            self._size = os.fstat(self._fd).st_size
-        except BaseException:
-            self._close_files()
-            raise
+            os.makedirs(self.data_dir, mode=0o750, exist_ok=True)
+            self._lock_fd = _lock.acquire(self.data_dir)
+            try:
+                result = self._replay()
+                created = not os.path.exists(self._active_path)
+                self._fd = os.open(
+                    self._active_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE
+                )
+                if created:
+                    _fsync_dir(self.data_dir)
+                self._size = os.fstat(self._fd).st_size
+            except BaseException:
+                self._close_files()
+                raise
+        except OSError as e:
+            # a read-only or unwritable data_dir: one line that says which and why
+            where = e.filename if isinstance(e.filename, str) else self.data_dir
+            raise JournalError(f"{where}: cannot open the journal: {describe(e)}") from None
         self._seq = result.last_seq
         self._snapshot_seq = result.snapshot_seq
         self._failed = None
@@ -1119,7 +1097,7 @@ class Journal:
                 os.close(self._fd)
                 self._fd = None
         if self._lock_fd is not None:
-            _release_lock(self._lock_fd)
+            _lock.release(self._lock_fd)
             self._lock_fd = None
 
 
@@ -1469,7 +1447,7 @@ def repair(data_dir: str | os.PathLike[str]) -> str:
     d = os.fspath(data_dir)
     if not os.path.isdir(d):
         raise JournalError(f"{d}: no such directory; is data_dir right?")
-    lock = _acquire_lock(d)
+    lock = _lock.acquire(d)
     try:
         q = _Quarantine(d)
         report: list[str] = []
@@ -1543,7 +1521,7 @@ def repair(data_dir: str | os.PathLike[str]) -> str:
             report.append(f"quarantined lines are in {q.path}")
         return "\n".join(report) if report else f"{d}: journal is sound; nothing to repair"
     finally:
-        _release_lock(lock)
+        _lock.release(lock)
 
 
 def compact_offline(
