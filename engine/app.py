@@ -30,7 +30,7 @@ from engine.alert_tally import steps as tally_steps
 from engine.collectors.base import Collector, create
 from engine.config.build import ConfigLoader
 from engine.config.model import Config, Rule, RuleGroup, Source
-from engine.errors import CollectorError, ConfigError, JournalError
+from engine.errors import CollectorError, ConfigError, JournalError, Problem
 from engine.evaluator import Evaluator, Snapshot, Transition
 from engine.expr import compile_expr
 from engine.gc_pacing import GcPacer
@@ -39,6 +39,7 @@ from engine.journal import Journal
 from engine.metrics import Metrics
 from engine.notify.base import Channel
 from engine.notify.dispatch import Dispatcher
+from engine.reload_thread import LoadTimeout, run_bounded
 from engine.snapshot_copy import StateCopy
 from engine.state import Alert, Event, fingerprint
 from engine.store import fold_event, initial_state
@@ -540,8 +541,15 @@ class App:
             self.systemd.reloading("reloading configuration")
             t0 = time.perf_counter()
             try:
-                # parsing runs off the loop, so evaluation keeps its pace meanwhile
-                result = await asyncio.to_thread(self.loader.load, self.config_path)
+                # parsing runs off the loop, so evaluation keeps its pace meanwhile,
+                # in a thread that neither a stop nor the next reload waits for forever
+                loader = self.loader
+                try:
+                    result = await run_bounded(lambda: loader.load(self.config_path))
+                except LoadTimeout as e:
+                    # the stuck thread keeps the old loader and its caches to itself
+                    self.loader = ConfigLoader()
+                    return await self._reject([Problem(self.config_path or "", 0, 0, str(e))], by)
                 loaded_ms = (time.perf_counter() - t0) * 1000
                 if settled is not None and not await settled():
                     return {"ok": True, "errors": [], "superseded": True}
