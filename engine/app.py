@@ -27,6 +27,7 @@ from engine import __version__, slices
 from engine.alert_events import ALERT_EVENTS, journal_events
 from engine.alert_tally import Tally, tally
 from engine.alert_tally import steps as tally_steps
+from engine.boundary import clean
 from engine.collectors.base import Collector, create
 from engine.config.build import ConfigLoader
 from engine.config.model import Config, Rule, RuleGroup, Source
@@ -150,6 +151,7 @@ class App:
         self._api_app: Any = None
         self._running_groups: set[str] = set()
         self._overrun_logged: dict[str, float] = {}
+        self._cut_logged: dict[str, str] = {}  # collector -> what was last cut (logged once)
         self._collecting = 0  # collections in flight (drained at shutdown)
         self._reload_lock = asyncio.Lock()
         self._inflight = 0  # appends not yet folded: no snapshot while > 0
@@ -263,6 +265,11 @@ class App:
             return
         if self.collectors.get(name) is not c:
             return  # replaced meanwhile
+        # the boundary: valid text, bounded depth and size, whatever the collector read
+        sample, cut = clean(sample)
+        if cut is not None and self._cut_logged.get(name) != cut:
+            self._cut_logged[name] = cut
+            log.warning("collector %s: values cut at the boundary: %s", name, cut)
         self.metrics.collector(name, up=True, duration=self.mono() - t0)
         self.hub.values[name] = sample
         if name in self._recorded:

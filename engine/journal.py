@@ -49,9 +49,10 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from engine import journal_lock as _lock
+from engine.boundary import valid_text
 from engine.config.model import LogConfig
 from engine.errors import JournalError
 from engine.journal_format import FORMAT_VERSION, format_ts, parse_ts
@@ -162,6 +163,8 @@ def _open_line(line: bytes) -> Event:
         raise _BadLine(f"bad seq {seq!r}", damaged=False)
     if not isinstance(obj.get("event"), str):
         raise _BadLine("no event name", damaged=False)
+    if b"\\ud" in line:  # a lone surrogate escaped by an older vigil: valid text now
+        return cast(Event, valid_text(obj))
     return obj
 
 
@@ -351,6 +354,8 @@ def _read_snapshot_file(path: str, name_seq: int) -> tuple[int, dict[str, Any]]:
         raise _BadSnapshot(f"seq {seq!r} does not match the file name")
     if not isinstance(state, dict):
         raise _BadSnapshot("state is not a JSON object")
+    if b"\\ud" in data:  # see _open_line
+        state = cast(dict[str, Any], valid_text(state))
     return seq, state
 
 

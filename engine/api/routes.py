@@ -34,6 +34,7 @@ from starlette.routing import Route
 from engine import slices
 from engine.api.auth import Principal, Unauthorized, authenticate
 from engine.api.facade import DaemonFacade, matcher_view, rfc3339
+from engine.boundary import clean
 from engine.config.model import SEVERITIES, ApiConfig, Matcher, Role
 from engine.config.secrets import RedactingEncoder
 from engine.durations import parse_duration
@@ -190,7 +191,8 @@ class Call:
             raise ApiError(400, "malformed JSON: nested too deeply") from None
         if not isinstance(data, dict):
             raise ApiError(422, f"expected a JSON object, got {_json_type(data)}")
-        return data
+        cleaned, _cut = clean(data)  # valid text (no lone surrogate), bounded: engine/boundary.py
+        return cleaned  # type: ignore[no-any-return]
 
     async def fields(self) -> Fields:
         return Fields(await self.body())
