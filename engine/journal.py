@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
 
 from engine import journal_lock as _lock
-from engine.boundary import valid_text
+from engine.boundary import clean, clean_text, valid_text
 from engine.config.model import LogConfig
 from engine.errors import JournalError
 from engine.journal_format import FORMAT_VERSION, format_ts, parse_ts
@@ -122,6 +122,20 @@ def _seal_encoded(body: bytes) -> bytes:
 def _seal(obj: Mapping[str, Any]) -> bytes:
     """`obj` as one checksummed line, newline included."""
     return _seal_encoded(encode_json(obj))
+
+
+def _writable(rec: Event, error: BaseException) -> tuple[Event, bytes]:
+    """`rec` cut down to what can be written (engine/boundary.py's bounds), and why;
+    as a last resort only its identity: the event is journaled either way."""
+    bounded, _cut = clean(rec)
+    try:
+        out = cast(Event, bounded)
+        return out, _seal(out)
+    except (RecursionError, ValueError, TypeError):
+        keep = ("v", "seq", "ts", "event", "alert", "rule", "channel", "collector")
+        out = {k: rec[k] for k in keep if isinstance(rec.get(k), str | int)}
+        out["unwritable"] = clean_text(f"{type(error).__name__}: {error}", 500)
+        return out, _seal(out)
 
 
 class _BadLine(Exception):
@@ -633,7 +647,13 @@ class Journal:
                 rec["seq"] = seq
                 rec["ts"] = ts
                 rec.pop("crc", None)
-            lines.append(_seal(rec))
+            try:
+                line = _seal(rec)
+            except (RecursionError, ValueError) as e:
+                # one event too deep to write must not take its batch with it (a type
+                # JSON does not know is a bug upstream: TypeError, loudly)
+                rec, line = _writable(rec, e)
+            lines.append(line)
             out.append(rec)
         self._seq = seq  # only once every event serialised: a bad one leaves no gap
         return (lines[0] if len(lines) == 1 else b"".join(lines)), out
