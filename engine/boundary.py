@@ -43,6 +43,9 @@ def clean_text(text: str, max_len: int = MAX_STR) -> str:
 
 
 class _Walk:
+    """One walk over a value. Paths are built only for containers and cuts: most
+    nodes are scalars that pass as they are, and the walk runs on every sample."""
+
     __slots__ = ("budget", "cuts", "max_depth", "max_str")
 
     def __init__(self, max_depth: int, max_str: int, max_items: int) -> None:
@@ -54,16 +57,17 @@ class _Walk:
 
     def value(self, v: Any, path: str, depth: int) -> Any:
         self.budget -= 1
-        if v is None or v is True or v is False or type(v) is float:
+        t = type(v)
+        if v is None or t is bool or t is float:
             return v
-        if type(v) is str:
+        if t is str:
             if v.isascii() and len(v) <= self.max_str:
                 return v
             out = clean_text(v, self.max_str)
             if len(v) > self.max_str:
                 self.cut(path, f"string of {len(v)} characters cut to {self.max_str}")
             return v if out == v else out
-        if isinstance(v, int) and not isinstance(v, bool):
+        if t is int:
             if -MAX_INT < v < MAX_INT:
                 return v
             self.cut(path, "integer outside the 64-bit range")
@@ -75,33 +79,58 @@ class _Walk:
             if isinstance(v, Mapping):
                 return self.mapping(v, path, depth)
             return self.sequence(v, path, depth)
-        if isinstance(v, float | str):  # subclasses: their plain value
-            return self.value(float(v) if isinstance(v, float) else str(v), path, depth)
-        self.cut(path, f"a {type(v).__name__} is not plain data")
+        if isinstance(v, int):  # subclasses (IntEnum, numpy-like): their plain value
+            return self.value(int(v), path, depth)
+        if isinstance(v, float):
+            return self.value(float(v), path, depth)
+        if isinstance(v, str):
+            return self.value(str.__str__(v), path, depth)
+        self.cut(path, f"a {t.__name__} is not plain data")
         return None
+
+    def _plain(self, item: Any) -> bool:
+        """Whether `item` passes as it is without a closer look (the common case)."""
+        t = type(item)
+        if t is str:
+            return item.isascii() and len(item) <= self.max_str
+        if t is int:
+            return -MAX_INT < item < MAX_INT  # type: ignore[no-any-return]
+        return item is None or t is float or t is bool
 
     def mapping(self, v: Mapping[Any, Any], path: str, depth: int) -> Any:
         changed = False
         out: dict[str, Any] = {}
+        plain = self._plain
         for k, item in v.items():
             if self.budget <= 0:
                 self.cut(path, f"items past {MAX_ITEMS} left out")
                 return out
             key = k if type(k) is str and k.isascii() else clean_text(str(k), 1024)
-            new = self.value(item, f"{path}.{key}" if path else key, depth + 1)
-            changed = changed or new is not item or key is not k
+            if plain(item):
+                self.budget -= 1
+                new = item
+            else:
+                new = self.value(item, f"{path}.{key}" if path else key, depth + 1)
+            if new is not item or key is not k:
+                changed = True
             out[key] = new
         return out if changed else v
 
     def sequence(self, v: list[Any] | tuple[Any, ...], path: str, depth: int) -> Any:
         changed = False
         out: list[Any] = []
+        plain = self._plain
         for i, item in enumerate(v):
             if self.budget <= 0:
                 self.cut(path, f"items past {MAX_ITEMS} left out")
                 return out
-            new = self.value(item, f"{path}[{i}]", depth + 1)
-            changed = changed or new is not item
+            if plain(item):
+                self.budget -= 1
+                new = item
+            else:
+                new = self.value(item, f"{path}[{i}]", depth + 1)
+                if new is not item:
+                    changed = True
             out.append(new)
         return out if changed else v
 

@@ -145,3 +145,34 @@ def test_an_event_the_journal_cannot_encode_never_takes_its_batch_with_it(
     evs = list(iter_events(tmp_path))
     assert [e["alert"] for e in evs] == ["ok1", "bad", "ok2"]
     assert [e["seq"] for e in evs] == [1, 2, 3]
+
+
+def test_the_boundary_bounds_depth_length_items_and_types() -> None:
+    import enum
+
+    from engine.boundary import clean
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    deep: Any = 1
+    for _ in range(DEPTH):
+        deep = {"a": deep}
+    value = {
+        "deep": deep,
+        "big": "x" * BIG,
+        "huge_int": 2**70,
+        "level": Level.HIGH,
+        "thing": object(),
+        "many": list(range(200)),
+    }
+    out, cut = clean(value, max_items=150)
+    assert cut is not None and "nested deeper than 16 levels" in cut
+    node = out["deep"]
+    for _ in range(14):  # the sample is level 0, out["deep"] level 1
+        node = node["a"]
+    assert node == {"a": None}  # cut at the bound; the shallower part kept
+    assert len(out["big"]) < 70 * 1024 and out["big"].endswith("characters cut]")
+    assert out["huge_int"] is None and out["level"] == 3 and type(out["level"]) is int
+    assert out["thing"] is None
+    assert len(out["many"]) < 150  # the item budget is for the whole value
