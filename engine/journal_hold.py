@@ -53,6 +53,7 @@ class Held:
     cap: int = HOLD_CAP
     blobs: list[bytes] = field(default_factory=list)
     size: int = 0
+    count: int = 0  # lines in blobs (kept, not recounted: /ready asks often)
     dropped: int = 0  # lines refused past the cap, lost for good
     reason: str | None = None  # why the journal is degraded; None: it is not
     failures: int = 0
@@ -63,16 +64,18 @@ class Held:
         return self.reason is not None
 
     def lines(self) -> int:
-        return sum(b.count(b"\n") for b in self.blobs)
+        return self.count
 
     def hold(self, blobs: list[bytes]) -> None:
         """Keep `blobs`, after what is held already (newest dropped past the cap)."""
         for b in blobs:
+            n = b.count(b"\n")
             if self.size + len(b) > self.cap:
-                self.dropped += b.count(b"\n")
+                self.dropped += n
                 continue
             self.blobs.append(b)
             self.size += len(b)
+            self.count += n
 
     def failed(self, reason: str, now: float) -> None:
         """A write was refused: schedule the next try, with backoff."""
@@ -88,7 +91,7 @@ class Held:
 
     def take(self) -> list[bytes]:
         """Everything held, for one more try; hold() it again if that fails."""
-        blobs, self.blobs, self.size = self.blobs, [], 0
+        blobs, self.blobs, self.size, self.count = self.blobs, [], 0, 0
         return blobs
 
     def recovered(self) -> tuple[str, int]:
