@@ -16,7 +16,7 @@ import signal
 import time
 import zlib
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,10 +27,11 @@ from engine import __version__, slices
 from engine.alert_events import ALERT_EVENTS, journal_events
 from engine.alert_tally import Tally, tally
 from engine.alert_tally import steps as tally_steps
+from engine.boundary import clean
 from engine.collectors.base import Collector, create, metric_names
 from engine.config.build import ConfigLoader
 from engine.config.model import Config, Rule, RuleGroup, Severity, Source
-from engine.errors import CollectorError, ConfigError
+from engine.errors import CollectorError, ConfigError, JournalError, Problem
 from engine.evaluator import Evaluator, Snapshot, Transition
 from engine.expr import compile_expr
 from engine.gc_pacing import GcPacer
@@ -39,6 +40,7 @@ from engine.journal import Journal
 from engine.metrics import Metrics
 from engine.notify.base import Channel
 from engine.notify.dispatch import Dispatcher
+from engine.reload_thread import LoadTimeout, run_bounded
 from engine.rule_health import PROBLEMS, Change
 from engine.snapshot_copy import StateCopy
 from engine.state import Alert, Event, fingerprint
@@ -159,11 +161,13 @@ class App:
         self._api_app: Any = None
         self._running_groups: set[str] = set()
         self._overrun_logged: dict[str, float] = {}
+        self._cut_logged: dict[str, str] = {}  # collector -> what was last cut (logged once)
         self._collecting = 0  # collections in flight (drained at shutdown)
         self._reload_lock = asyncio.Lock()
         self._inflight = 0  # appends not yet folded: no snapshot while > 0
         self._last_snapshot = (0, mono())
         self._tasks: list[asyncio.Task[Any]] = []
+        self.exit_code = 0  # non-zero when the daemon stops on a fault (a failed fsync)
 
     def _limit_alerts(self, config: Config) -> None:
         """What the evaluator needs of the configuration besides the rules."""
@@ -177,6 +181,7 @@ class App:
         self.journal = Journal(
             self.config.data_dir, self.config.log, clock=self.wall,
             on_fsync=self.metrics.observe_fsync,
+            on_degraded=self._journal_degraded, on_fatal=self._journal_fatal,
         )  # fmt: skip
         replay = self.journal.open()
         for w in replay.warnings:
@@ -294,6 +299,11 @@ class App:
             return
         if self.collectors.get(name) is not c:
             return  # replaced meanwhile
+        # the boundary: valid text, bounded depth and size, whatever the collector read
+        sample, cut = clean(sample)
+        if cut is not None and self._cut_logged.get(name) != cut:
+            self._cut_logged[name] = cut
+            log.warning("collector %s: values cut at the boundary: %s", name, cut)
         self.metrics.collector(name, up=True, duration=self.mono() - t0)
         self.hub.values[name] = sample
         if name in self._recorded:
@@ -508,16 +518,54 @@ class App:
         """Journal commands (acks, silences, audits) durably, then deliver."""
         return await self._emit(events, durable=True)
 
+    # -- journal faults (engine/journal_hold.py) -------------------------------------------
+    @property
+    def degraded(self) -> str | None:
+        """Why the daemon is not fully ready though it runs (GET /ready says 503)."""
+        j = self.journal
+        return None if j is None or j.degraded is None else f"journal degraded: {j.degraded}"
+
+    def _journal_degraded(self, reason: str | None) -> None:
+        """The journal holds writes in memory (or caught up): say so as an alert, which
+        the channels deliver, since alerting itself goes on from memory."""
+        self.metrics.journal_degraded(reason is not None)
+        self._spawn(self._announce_journal(reason))
+
+    async def _announce_journal(self, reason: str | None) -> None:
+        rule = synthetic_rule(
+            "journal_degraded", {}, f"the journal cannot write, alerting from memory: {reason}"
+        )
+        fp = fingerprint(rule.id, rule.labels)
+        firing = self.state["alerts"].get(fp, {}).get("state") == "firing"
+        if reason is not None and not firing:
+            await self._emit([self._synthetic_event("firing", rule, reason[:200])], durable=True)
+        elif reason is None and firing:
+            await self._emit([self._synthetic_event("resolved", rule, None)], durable=True)
+
+    def _journal_fatal(self, reason: str) -> None:
+        # exit non-zero: systemd restarts vigil, which replays what is on disk
+        self.exit_code = 70  # EX_SOFTWARE
+        self.stopping.set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks.remove)
+
     # -- snapshots ----------------------------------------------------------------------
     async def _snapshots(self) -> None:
         while not self.stopping.is_set():
             await asyncio.sleep(5.0)
-            await self.maybe_snapshot()
+            try:
+                await self.maybe_snapshot()
+            except (JournalError, OSError) as e:
+                # the log is the truth and still written: the next try may succeed
+                log.warning("snapshot not written: %s", e)
 
     async def maybe_snapshot(self, *, force: bool = False) -> None:
         j = self.journal
-        if j is None or self._inflight or self._copying is not None:
-            return  # appended events not folded yet: the state would lag its seq
+        if j is None or self._inflight or self._copying is not None or j.degraded:
+            return  # appended events not folded yet (or not on disk): the state would lag
         seq, at = self._last_snapshot
         due = (
             j.last_seq - seq >= SNAPSHOT_EVERY_EVENTS or self.mono() - at >= SNAPSHOT_EVERY_SECONDS
@@ -555,8 +603,15 @@ class App:
             self.systemd.reloading("reloading configuration")
             t0 = time.perf_counter()
             try:
-                # parsing runs off the loop, so evaluation keeps its pace meanwhile
-                result = await asyncio.to_thread(self.loader.load, self.config_path)
+                # parsing runs off the loop, so evaluation keeps its pace meanwhile,
+                # in a thread that neither a stop nor the next reload waits for forever
+                loader = self.loader
+                try:
+                    result = await run_bounded(lambda: loader.load(self.config_path))
+                except LoadTimeout as e:
+                    # the stuck thread keeps the old loader and its caches to itself
+                    self.loader = ConfigLoader()
+                    return await self._reject([Problem(self.config_path or "", 0, 0, str(e))], by)
                 loaded_ms = (time.perf_counter() - t0) * 1000
                 if settled is not None and not await settled():
                     return {"ok": True, "errors": [], "superseded": True}
@@ -815,7 +870,7 @@ class App:
 
             await stop(*api_server)
         await self.shutdown()
-        return 0
+        return self.exit_code
 
     def _next_due(self) -> float | None:
         """Seconds until the scheduler's next job (the gap the garbage collector and
@@ -893,8 +948,11 @@ class App:
         await self.dispatcher.aclose()
         for c in self.collectors.values():
             await c.aclose()
-        await self._emit([{"event": "stopped", "pid": os.getpid()}], durable=True)
-        await self.maybe_snapshot(force=True)
+        try:
+            await self._emit([{"event": "stopped", "pid": os.getpid()}], durable=True)
+            await self.maybe_snapshot(force=True)
+        except (JournalError, OSError) as e:
+            log.error("stopping without a final snapshot: %s", e)
         if self.journal is not None:
             await self.journal.close()
 

@@ -108,6 +108,10 @@ class Control:
     def ready(self, value: bool) -> None:
         self.app.ready = value
 
+    @property
+    def degraded(self) -> str | None:
+        return self.app.degraded
+
     # -- alerts ------------------------------------------------------------------------
     def _silences(self) -> list[Silence]:
         out = list(self.app.config.silences)
@@ -396,7 +400,8 @@ class Control:
             "config_file": app.config.config_file,
             "started": rfc3339(app.started_at),
             "uptime_seconds": round(time.time() - app.started_at, 1),
-            "ready": app.ready,
+            "ready": app.ready and app.degraded is None,
+            "degraded": app.degraded,
             "summary": app.summary(),
             "last_reload": {"ok": last["ok"], "at": rfc3339(last["at"]), "errors": last["errors"]},
             "collectors": {

@@ -84,11 +84,26 @@ class JournalError(VigilError):
 
 
 class JournalLocked(JournalError):
-    def __init__(self, path: str, pid: int | None) -> None:
+    """`command`: what the kernel says the holder runs; None when only the lock
+    file's PID (possibly stale) was available."""
+
+    def __init__(
+        self, path: str, pid: int | None, *, command: str | None = None, vigil: bool = True
+    ) -> None:
         self.path = path
         self.pid = pid
+        self.command = command
         holder = f"PID {pid}" if pid else "another process"
-        super().__init__(f"{path} is locked by {holder}: another vigil uses this data_dir")
+        if command is None:
+            msg = f"{path} is locked by {holder}: another vigil uses this data_dir"
+        elif vigil:
+            msg = f"{path} is locked by {holder} ({command}): another vigil uses this data_dir"
+        else:
+            msg = (
+                f"{path} is locked by {holder} ({command}), which is not vigil: "
+                "stop it or give vigil another data_dir"
+            )
+        super().__init__(msg)
 
 
 class ClientError(VigilError):

@@ -94,7 +94,10 @@ def _plain(value: Any) -> Any:
         return value
     if isinstance(value, float):
         return value if value == value and abs(value) != float("inf") else str(value)
-    return str(value)[:200]
+    try:
+        return str(value)[:200]
+    except (RecursionError, ValueError):  # a value no bound caught: its transition still counts
+        return f"<a {type(value).__name__} too large to show>"
 
 
 class Evaluator:

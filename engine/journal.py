@@ -38,9 +38,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import fcntl
 import json
 import json.encoder
+import logging
 import os
 import re
 import threading
@@ -49,11 +49,14 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
+from engine import journal_lock as _lock
+from engine.boundary import clean, clean_text, valid_text
 from engine.config.model import LogConfig
-from engine.errors import JournalError, JournalLocked
+from engine.errors import JournalError
 from engine.journal_format import FORMAT_VERSION, format_ts, parse_ts
+from engine.journal_hold import Held, JournalFatal, describe, recoverable
 from engine.json_text import compact_json, compact_json_ascii
 
 __all__ = [
@@ -77,7 +80,6 @@ __all__ = [
 ]
 
 ACTIVE = "alerts.jsonl"
-LOCK = "lock"
 DEFAULT_RETENTION = 30 * 86400.0
 KEEP_SNAPSHOTS = 2  # the newest may be damaged; the one before it is the fallback
 MAX_PROBLEMS_PER_FILE = 100
@@ -93,6 +95,7 @@ _BLOCK = 1 << 16
 _RESERVED = frozenset(("v", "seq", "ts", "crc"))
 
 Event = dict[str, Any]
+log = logging.getLogger("vigil.journal")
 
 # Wait levels of an append.
 _NO_WAIT, _WAIT_WRITE, _WAIT_FSYNC = 0, 1, 2
@@ -119,6 +122,20 @@ def _seal_encoded(body: bytes) -> bytes:
 def _seal(obj: Mapping[str, Any]) -> bytes:
     """`obj` as one checksummed line, newline included."""
     return _seal_encoded(encode_json(obj))
+
+
+def _writable(rec: Event, error: BaseException) -> tuple[Event, bytes]:
+    """`rec` cut down to what can be written (engine/boundary.py's bounds), and why;
+    as a last resort only its identity: the event is journaled either way."""
+    bounded, _cut = clean(rec)
+    try:
+        out = cast(Event, bounded)
+        return out, _seal(out)
+    except (RecursionError, ValueError, TypeError):
+        keep = ("v", "seq", "ts", "event", "alert", "rule", "channel", "collector")
+        out = {k: rec[k] for k in keep if isinstance(rec.get(k), str | int)}
+        out["unwritable"] = clean_text(f"{type(error).__name__}: {error}", 500)
+        return out, _seal(out)
 
 
 class _BadLine(Exception):
@@ -160,6 +177,8 @@ def _open_line(line: bytes) -> Event:
         raise _BadLine(f"bad seq {seq!r}", damaged=False)
     if not isinstance(obj.get("event"), str):
         raise _BadLine("no event name", damaged=False)
+    if b"\\ud" in line:  # a lone surrogate escaped by an older vigil: valid text now
+        return cast(Event, valid_text(obj))
     return obj
 
 
@@ -349,6 +368,8 @@ def _read_snapshot_file(path: str, name_seq: int) -> tuple[int, dict[str, Any]]:
         raise _BadSnapshot(f"seq {seq!r} does not match the file name")
     if not isinstance(state, dict):
         raise _BadSnapshot("state is not a JSON object")
+    if b"\\ud" in data:  # see _open_line
+        state = cast(dict[str, Any], valid_text(state))
     return seq, state
 
 
@@ -360,34 +381,6 @@ def read_snapshot(data_dir: str | os.PathLike[str]) -> tuple[int, dict[str, Any]
         except _BadSnapshot:
             continue
     return None
-
-
-# ---------------------------------------------------------------------- locking
-
-
-def _acquire_lock(data_dir: str) -> int:
-    path = os.path.join(data_dir, LOCK)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raw = os.pread(fd, 32, 0)
-        os.close(fd)
-        text = raw.decode("ascii", "replace").strip()
-        raise JournalLocked(path, int(text) if text.isdigit() else None) from None
-    except OSError:
-        os.close(fd)
-        raise
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
-
-
-def _release_lock(fd: int) -> None:
-    # Leave the file (with a stale PID): deleting it would race with a new opener.
-    with contextlib.suppress(OSError):
-        fcntl.flock(fd, fcntl.LOCK_UN)
-    os.close(fd)
 
 
 # ---------------------------------------------------------------------- journal
@@ -415,11 +408,19 @@ class Journal:
         clock: Callable[[], float] = time.time,
         retention_seconds: float = DEFAULT_RETENTION,
         on_fsync: Callable[[float], None] | None = None,
+        on_degraded: Callable[[str | None], None] | None = None,
+        on_fatal: Callable[[str], None] | None = None,
     ) -> None:
         self.data_dir = os.fspath(data_dir)
         self.config = config
         self.retention_seconds = retention_seconds
         self.on_fsync = on_fsync
+        # called in the loop: with the reason when writes start being held in
+        # memory (engine/journal_hold.py), with None once they are all on disk
+        self.on_degraded = on_degraded
+        self.on_fatal = on_fatal  # the journal can promise nothing more: stop
+        self._held = Held()
+        self._rotate_error: str | None = None
         self.fsync_seconds: collections.deque[float] = collections.deque(maxlen=1024)
         self.fsync_count = 0
         self._clock = clock
@@ -464,6 +465,13 @@ class Journal:
     def is_open(self) -> bool:
         return self._lock_fd is not None
 
+    @property
+    def degraded(self) -> str | None:
+        """Why writes are held in memory instead of on disk; None when they are not."""
+        if self._held.reason is None:
+            return None
+        return f"{self._held.reason}; {self._held.lines()} event(s) held in memory"
+
     # -------------------------------------------------------------- open/replay
 
     def open(self) -> ReplayResult:
@@ -474,18 +482,25 @@ class Journal:
         """
         if self._lock_fd is not None:
             raise JournalError(f"{self.data_dir}: journal is already open")
-        os.makedirs(self.data_dir, mode=0o750, exist_ok=True)
-        self._lock_fd = _acquire_lock(self.data_dir)
         try:
-            result = self._replay()
-            created = not os.path.exists(self._active_path)
-            self._fd = os.open(self._active_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
-            if created:
-                _fsync_dir(self.data_dir)
-            self._size = os.fstat(self._fd).st_size
-        except BaseException:
-            self._close_files()
-            raise
+            os.makedirs(self.data_dir, mode=0o750, exist_ok=True)
+            self._lock_fd = _lock.acquire(self.data_dir)
+            try:
+                result = self._replay()
+                created = not os.path.exists(self._active_path)
+                self._fd = os.open(
+                    self._active_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE
+                )
+                if created:
+                    _fsync_dir(self.data_dir)
+                self._size = os.fstat(self._fd).st_size
+            except BaseException:
+                self._close_files()
+                raise
+        except OSError as e:
+            # a read-only or unwritable data_dir: one line that says which and why
+            where = e.filename if isinstance(e.filename, str) else self.data_dir
+            raise JournalError(f"{where}: cannot open the journal: {describe(e)}") from None
         self._seq = result.last_seq
         self._snapshot_seq = result.snapshot_seq
         self._failed = None
@@ -632,7 +647,13 @@ class Journal:
                 rec["seq"] = seq
                 rec["ts"] = ts
                 rec.pop("crc", None)
-            lines.append(_seal(rec))
+            try:
+                line = _seal(rec)
+            except (RecursionError, ValueError) as e:
+                # one event too deep to write must not take its batch with it (a type
+                # JSON does not know is a bug upstream: TypeError, loudly)
+                rec, line = _writable(rec, e)
+            lines.append(line)
             out.append(rec)
         self._seq = seq  # only once every event serialised: a bad one leaves no gap
         return (lines[0] if len(lines) == 1 else b"".join(lines)), out
@@ -660,8 +681,11 @@ class Journal:
         once they are as durable as the fsync policy promises (see module doc).
 
         Each event needs an `event` name. Concurrent calls share writes and
-        fsyncs. Raises JournalError if the journal cannot write (disk full, I/O
-        error); after that every append fails until the journal is reopened.
+        fsyncs. When the disk refuses the write (full, read-only) the lines are
+        held in memory and written once it takes them again, and this returns
+        all the same (engine/journal_hold.py; `degraded` says so). Raises
+        JournalError once the journal is unusable (a failed fsync, an I/O error);
+        after that every append fails until the journal is reopened.
         """
         stamped, done = self.submit(events, durable=durable)
         if done is not None:
@@ -761,14 +785,19 @@ class Journal:
     async def _write_loop(self) -> None:
         assert self._wake is not None and self._executor is not None
         loop = asyncio.get_running_loop()
-        wake, executor = self._wake, self._executor
+        wake, executor, held = self._wake, self._executor, self._held
         inflight: list[asyncio.Future[None]] = []
         try:
             while True:
-                await wake.wait()
+                if held.active:  # retry the disk with backoff, even if nothing is appended
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), held.delay(time.monotonic()))
+                else:
+                    await wake.wait()
                 wake.clear()
                 due = self.config.fsync == "interval" and self._interval_due()
-                if not (self._buf or self._sync_waiters or self._write_waiters or due):
+                retry = held.due(time.monotonic()) or (held.active and self._closing)
+                if not (self._buf or self._sync_waiters or self._write_waiters or due or retry):
                     if self._closing:
                         return
                     continue
@@ -776,21 +805,42 @@ class Journal:
                 sync = bool(self._sync_waiters) or due
                 inflight = [*self._sync_waiters, *self._write_waiters]
                 self._sync_waiters, self._write_waiters = [], []
-                try:
-                    elapsed = await loop.run_in_executor(executor, self._write_batch, blobs, sync)
-                except OSError as e:
-                    # after a failed write or fsync the kernel may have dropped our
-                    # pages: nothing later can be promised durable, so stop for good
-                    self._failed = f"{self._active_path}: journal write failed: {e.strerror or e}"
-                    return
-                self._report(elapsed)
+                if held.active and not retry:
+                    held.hold(blobs)  # behind what waits already: order is kept
+                else:
+                    if held.active:
+                        blobs = held.take() + blobs
+                    try:
+                        elapsed = await loop.run_in_executor(
+                            executor, self._write_batch, blobs, sync
+                        )
+                    except OSError as e:
+                        if not recoverable(e):
+                            raise JournalFatal(
+                                f"{self._active_path}: journal write failed: {describe(e)}"
+                            ) from e
+                        self._hold(blobs, e)
+                    else:
+                        self._report(elapsed)
+                        if held.active:
+                            self._caught_up(len(blobs))
+                # written, or held when the disk refused: either way the caller goes
+                # on from memory (the module doc of engine/journal_hold.py)
                 for fut in inflight:
                     if not fut.done():
                         fut.set_result(None)
                 inflight = []
                 self._want_timer()
+                if self._closing and held.active:
+                    self._give_up()
+                    return
                 if self._closing and not (self._buf or self._sync_waiters or self._write_waiters):
                     return
+        except JournalFatal as e:
+            self._failed = str(e)
+            log.critical("%s; stopping so that a restart replays a journal that can be trusted", e)
+            if self.on_fatal is not None:
+                self.on_fatal(str(e))
         finally:
             # however we stop, nobody may wait forever for a write that will not come
             pending = [*inflight, *self._sync_waiters, *self._write_waiters]
@@ -800,6 +850,32 @@ class Journal:
                 if not fut.done():
                     fut.set_exception(JournalError(self._failed or "journal closed"))
             self._sync_waiters, self._write_waiters, self._buf = [], [], []
+
+    def _hold(self, blobs: list[bytes], e: OSError) -> None:
+        first = not self._held.active
+        self._held.hold(blobs)
+        self._held.failed(
+            f"{self._active_path}: journal write failed: {describe(e)}", time.monotonic()
+        )
+        if first:
+            log.error(
+                "%s; alerting goes on from memory, the journal is retried with backoff",
+                self._held.reason,
+            )
+            if self.on_degraded is not None:
+                self.on_degraded(self.degraded)
+
+    def _caught_up(self, blobs: int) -> None:
+        reason, dropped = self._held.recovered()
+        lost = f"; {dropped} event(s) past the memory cap were lost" if dropped else ""
+        log.warning("journal writes again after: %s (caught up%s)", reason, lost)
+        if self.on_degraded is not None:
+            self.on_degraded(None)
+
+    def _give_up(self) -> None:
+        n = self._held.lines()
+        self._failed = f"{self._held.reason}; {n} event(s) held in memory were lost at close"
+        log.error("%s", self._failed)
 
     def _write_batch(self, blobs: list[bytes], sync: bool) -> float | None:
         """Write `blobs`, fsync if asked, rotate if due; seconds fsync took, or None.
@@ -815,10 +891,15 @@ class Journal:
                 data = blobs[0] if len(blobs) == 1 else b"".join(blobs)
                 try:
                     _write_all(fd, data)
-                except OSError:
+                except OSError as e:
                     # never leave half a batch: later lines would follow garbage
-                    with contextlib.suppress(OSError):
-                        os.ftruncate(fd, self._size)
+                    try:
+                        if os.fstat(fd).st_size != self._size:
+                            os.ftruncate(fd, self._size)
+                    except OSError as cut:
+                        raise JournalFatal(
+                            f"{self._active_path}: cannot cut a failed write back: {describe(cut)}"
+                        ) from e
                     raise
                 if self._active_first is None:
                     p = _prefix(data)
@@ -828,15 +909,28 @@ class Journal:
             if sync and self._dirty:
                 elapsed = self._fsync_locked()
             if self._size > self.config.segment_bytes:
-                e = self._rotate_locked()
-                if e is not None:
-                    elapsed = (elapsed or 0.0) + e
+                try:
+                    took = self._rotate_locked()
+                except OSError as err:
+                    # the lines are written: only the rotation waits (for room, say)
+                    if self._rotate_error is None:
+                        log.warning("journal rotation postponed: %s", describe(err))
+                    self._rotate_error = describe(err)
+                else:
+                    self._rotate_error = None
+                    if took is not None:
+                        elapsed = (elapsed or 0.0) + took
             return elapsed
 
     def _fsync_locked(self) -> float:
         assert self._fd is not None
         t0 = time.perf_counter()
-        os.fdatasync(self._fd)  # data + size; the mtime is not worth a second write
+        try:
+            os.fdatasync(self._fd)  # data + size; the mtime is not worth a second write
+        except OSError as e:
+            # the kernel may have dropped the pages it could not write: a retry
+            # would report success for data that is gone (journal_hold.py)
+            raise JournalFatal(f"{self._active_path}: fsync failed: {describe(e)}") from e
         self._dirty = False
         self._last_fsync = time.monotonic()
         return time.perf_counter() - t0
@@ -887,8 +981,11 @@ class Journal:
     def _write_sync(self, blobs: list[bytes], sync: bool) -> float | None:
         try:
             return self._write_batch(blobs, sync)
+        except JournalFatal as e:
+            self._failed = str(e)
+            raise
         except OSError as e:
-            self._failed = f"{self._active_path}: journal write failed: {e.strerror or e}"
+            self._failed = f"{self._active_path}: journal write failed: {describe(e)}"
             raise JournalError(self._failed) from e
 
     # --------------------------------------------------------------- snapshots
@@ -925,6 +1022,8 @@ class Journal:
         """write_snapshot() of a state already encoded as JSON (see
         engine/snapshot_copy.py); the line is sealed off the event loop."""
         self._check_usable()
+        if self._held.active:  # the log is not on disk: a snapshot would get ahead of it
+            raise JournalError(f"no snapshot while the journal is degraded: {self.degraded}")
         head = self._snapshot_head(state_json, seq)
         await self.flush()
         assert self._executor is not None
@@ -1023,7 +1122,7 @@ class Journal:
                 os.close(self._fd)
                 self._fd = None
         if self._lock_fd is not None:
-            _release_lock(self._lock_fd)
+            _lock.release(self._lock_fd)
             self._lock_fd = None
 
 
@@ -1373,7 +1472,7 @@ def repair(data_dir: str | os.PathLike[str]) -> str:
     d = os.fspath(data_dir)
     if not os.path.isdir(d):
         raise JournalError(f"{d}: no such directory; is data_dir right?")
-    lock = _acquire_lock(d)
+    lock = _lock.acquire(d)
     try:
         q = _Quarantine(d)
         report: list[str] = []
@@ -1447,7 +1546,7 @@ def repair(data_dir: str | os.PathLike[str]) -> str:
             report.append(f"quarantined lines are in {q.path}")
         return "\n".join(report) if report else f"{d}: journal is sound; nothing to repair"
     finally:
-        _release_lock(lock)
+        _lock.release(lock)
 
 
 def compact_offline(

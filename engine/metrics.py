@@ -18,6 +18,7 @@ severities, never a value that could carry a secret.
     last_reload_timestamp   vigil_config_last_reload_timestamp_seconds     gauge
     journal_fsync           vigil_journal_fsync_seconds                    histogram
     rule_failures           vigil_rule_evaluation_failures_total{rule}     counter
+    journal_degraded_gauge  vigil_journal_degraded                         gauge (1: held in memory)
     collector_up            vigil_collector_up{collector}                  gauge
     collector_duration      vigil_collector_duration_seconds{collector}    gauge
     build_info              vigil_build_info{version,python}               gauge (1)
@@ -110,6 +111,11 @@ class Metrics:
             "vigil_journal_fsync_seconds",
             "Time of one fsync of the JSONL log.",
             buckets=FSYNC_BUCKETS,
+            registry=r,
+        )
+        self.journal_degraded_gauge = Gauge(
+            "vigil_journal_degraded",
+            "1 while the disk refuses journal writes and events are held in memory.",
             registry=r,
         )
         self.collector_up = Gauge(
@@ -208,6 +214,9 @@ class Metrics:
     def observe_fsync(self, seconds: float) -> None:
         """Fits Journal(on_fsync=metrics.observe_fsync)."""
         self.journal_fsync.observe(seconds)
+
+    def journal_degraded(self, degraded: bool) -> None:
+        self.journal_degraded_gauge.set(1 if degraded else 0)
 
     def collector(self, name: str, *, up: bool, duration: float | None = None) -> None:
         self.collector_up.labels(name).set(1 if up else 0)

@@ -47,6 +47,11 @@ class DaemonFacade(Protocol):
     ready: bool
     """True once the configuration is loaded and the journal replayed (GET /ready)."""
 
+    @property
+    def degraded(self) -> str | None:
+        """Why the daemon runs but is not ready (the journal cannot write); None if not."""
+        ...
+
     async def prepare_alerts(self) -> None:
         """Called before list_alerts: do ahead, in steps that let the event loop
         run, whatever list_alerts would otherwise do in one go (a facade with

@@ -34,6 +34,7 @@ from starlette.routing import Route
 from engine import matchers, slices
 from engine.api.auth import Principal, Unauthorized, authenticate
 from engine.api.facade import DaemonFacade, matcher_view, rfc3339
+from engine.boundary import clean
 from engine.config.model import SEVERITIES, ApiConfig, Matcher, Role
 from engine.config.secrets import RedactingEncoder
 from engine.durations import parse_duration
@@ -190,7 +191,8 @@ class Call:
             raise ApiError(400, "malformed JSON: nested too deeply") from None
         if not isinstance(data, dict):
             raise ApiError(422, f"expected a JSON object, got {_json_type(data)}")
-        return data
+        cleaned, _cut = clean(data)  # valid text (no lone surrogate), bounded: engine/boundary.py
+        return cleaned  # type: ignore[no-any-return]
 
     async def fields(self) -> Fields:
         return Fields(await self.body())
@@ -354,12 +356,19 @@ def parse_matchers(value: Any) -> list[dict[str, Any]]:
 
 
 async def health(call: Call) -> Response:
+    # alive (200) even when degraded: a restart would not bring the disk back
+    degraded = call.facade.degraded
+    if degraded:
+        return JSON({"status": "degraded", "degraded": degraded})
     return JSON({"status": "ok"})
 
 
 async def ready(call: Call) -> Response:
-    if call.facade.ready:
+    degraded = call.facade.degraded
+    if call.facade.ready and not degraded:
         return JSON({"status": "ready"})
+    if degraded:
+        return JSON({"status": "degraded", "error": f"not ready: {degraded}"}, 503)
     return JSON({"status": "starting", "error": "not ready: configuration or log replay"}, 503)
 
 

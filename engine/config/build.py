@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,7 +21,7 @@ from typing import Any, cast
 from engine import matchers
 from engine.config import model as m
 from engine.config import template_syntax
-from engine.config.load import MAX_BYTES, Document, Path, YamlError, load_text
+from engine.config.load import MAX_BYTES, Document, Path, YamlError, load_text, open_regular
 from engine.config.schema import validate as schema_validate
 from engine.config.secrets import Secret, has_ref, resolve
 from engine.durations import parse_duration, parse_size
@@ -94,7 +95,7 @@ class ConfigLoader:
     # -- files -------------------------------------------------------------
     def _parse(self, path: str, kind: str) -> _Parsed:
         try:
-            with open(path, "rb") as f:
+            with open_regular(path) as f:
                 st = os.fstat(f.fileno())
                 if st.st_size > MAX_BYTES:  # refused before reading, let alone parsing
                     msg = f"file is {st.st_size} bytes; the limit is {MAX_BYTES}"
@@ -122,7 +123,7 @@ class ConfigLoader:
             raw = pending
         else:  # hashed earlier for another kind; read again
             try:
-                with open(path, "rb") as f:
+                with open_regular(path) as f:
                     raw = f.read(MAX_BYTES + 1)
             except OSError as e:
                 return _Parsed(None, [Problem(path, 0, 0, f"cannot read: {e.strerror}")])
@@ -297,8 +298,8 @@ def _expand(
                 dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "tests")
                 found.extend(os.path.join(root, n) for n in names if n.endswith(YAML_SUFFIXES))
             yield from sorted(found)
-        elif os.path.isfile(p):
-            yield p
+        elif os.path.exists(p):
+            yield p  # not a regular file (a FIFO ...): reading it reports that, never blocks
         elif not quiet_missing:
             problems.append(Problem(p, 0, 0, "no such file or folder"))
 
@@ -312,8 +313,8 @@ def _classify(path: str) -> str:
     if os.path.basename(path) in ("vigil.yaml", "vigil.yml"):
         return "config"
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            head = f.read(65536)
+        with open_regular(path) as f:
+            head = f.read(65536).decode("utf-8", "replace")
     except OSError:
         return "rules"  # the parse step reports the read error
     keys = set(re.findall(r"^([A-Za-z_][A-Za-z0-9_]*)\s*:", head, re.MULTILINE))
@@ -515,7 +516,7 @@ def _compile(
 
 def _line_text(doc: Document, line: int) -> str | None:
     try:
-        with open(doc.file, encoding="utf-8") as f:
+        with open_regular(doc.file) as raw, io.TextIOWrapper(raw, encoding="utf-8") as f:
             for i, text in enumerate(f, 1):
                 if i == line:
                     return text

@@ -13,12 +13,14 @@ Every value's position is kept in `Document.marks`, keyed by its path
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -160,12 +162,45 @@ def load_text(
     return doc
 
 
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def open_regular(path: str) -> BinaryIO:
+    """Open `path` for reading only if it is a regular file (a symlink to one is).
+
+    Opened non-blocking, so a FIFO cannot hang the open (nor a reload holding its
+    lock); anything else raises OSError whose strerror says what it is. Callers
+    check the size on the returned file's fstat before reading."""
+    _check_regular(os.stat(path).st_mode, path)  # a socket cannot even be opened
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        _check_regular(os.fstat(fd).st_mode, path)  # what was opened, if it was swapped
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _check_regular(mode: int, path: str) -> None:
+    if not stat.S_ISREG(mode):
+        what = next((name for test, name in _KINDS if test(mode)), "not a file")
+        raise OSError(errno.EINVAL, f"not a regular file ({what})", path)
+
+
 def load_file(path: str, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> Document:
     try:
-        size = os.stat(path).st_size
-        if size > max_bytes:
-            raise YamlError(Problem(path, 1, 1, f"file is {size} bytes; the limit is {max_bytes}"))
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > max_bytes:
+                msg = f"file is {size} bytes; the limit is {max_bytes}"
+                raise YamlError(Problem(path, 1, 1, msg))
             raw = f.read(max_bytes + 1)
     except OSError as e:
         raise YamlError(Problem(path, 0, 0, f"cannot read: {e.strerror}")) from None

@@ -11,6 +11,8 @@ import os
 import re
 from typing import Any
 
+from engine.config.load import open_regular
+
 REF = re.compile(r"\$\{(env|file):([^}]*)\}")
 MAX_SECRET_FILE = 64 * 1024
 
@@ -69,7 +71,7 @@ def resolve(value: str, env: dict[str, str] | None = None) -> str | Secret:
                 )
             return environ[arg]
         try:
-            with open(arg, "rb") as f:
+            with open_regular(arg) as f:  # a FIFO must not hang a reload
                 data = f.read(MAX_SECRET_FILE + 1)
         except OSError as e:
             raise ValueError(f"cannot read secret file {arg}: {e.strerror}") from None

@@ -380,5 +380,6 @@ class Dispatcher:
         if self.pipeline is not None and n.kind != "test":
             now = self.wall()
             for orig in originals:
-                self.pipeline.delivered(orig, o.ok, now)
+                # a permanent failure is journaled (notify_failed) and not tried again
+                self.pipeline.delivered(orig, o.ok or o.permanent, now)
             self._wake.set()

@@ -7,7 +7,9 @@ sleep from the caller, so tests run without real waiting.
     deliver(send, n, policy, breaker, sleep) -> Outcome
         ├─ breaker open (cooldown not over)  → fail fast, attempts=0
         ├─ send ok                           → Outcome(ok)
-        ├─ DeliveryError(retryable=False)    → Outcome(failed) at once (HTTP 4xx)
+        ├─ DeliveryError(retryable=False)    → Outcome(failed, permanent) at once (HTTP 4xx,
+        │                                      a body that cannot be encoded); it says
+        │                                      nothing of the channel: the breaker ignores it
         └─ retryable (5xx, 429, timeout)     → sleep max(Retry-After, full jitter) and retry,
                                                up to max_attempts
 """
@@ -109,6 +111,11 @@ class Breaker:
         self.opened_at = None
         self._probing = False
 
+    def neutral(self) -> None:
+        """An attempt that failed for its own content, not the channel's health: it
+        neither counts towards opening nor holds the half-open probe."""
+        self._probing = False
+
     def failure(self) -> None:
         self.failures += 1
         if self._probing or self.failures >= self.threshold:
@@ -128,6 +135,7 @@ class Outcome:
     attempts: int
     error: str | None = None
     seconds: float = 0.0
+    permanent: bool = False  # failed for a reason no retry can fix: not tried again
 
 
 # URLs in error text may carry tokens in their path or query (Slack, Discord,
@@ -166,10 +174,13 @@ async def deliver(
             async with asyncio.timeout(policy.timeout):  # cancel-safe, unlike wait_for
                 await send()
         except DeliveryError as e:
-            breaker.failure()
             last = scrub(str(e) or type(e).__name__)
             if not e.retryable:
-                return Outcome(False, attempt, last, clock() - t0)
+                # one notification's problem (its body, a 4xx): it fails once and
+                # never opens the breaker for the channel's other alerts
+                breaker.neutral()
+                return Outcome(False, attempt, last, clock() - t0, permanent=True)
+            breaker.failure()
             retry_after = e.retry_after
         except TimeoutError:
             breaker.failure()

@@ -356,6 +356,11 @@ async def _send(ch: Channel, n: Notification) -> None:
         await ch.send(n)
     except (DeliveryError, TimeoutError):
         raise
+    except UnicodeError as e:
+        # text no channel can encode (the boundary should have made it valid):
+        # this notification's fault, never the channel's; retrying cannot help
+        log.error("channel %s cannot encode a notification: %s", n.channel, e)
+        raise DeliveryError(f"cannot encode the notification: {e}", retryable=False) from e
     except Exception as e:
         # Boundary: a bug in one channel must not kill its worker or leak a
         # message that may hold a secret; the traceback goes to the log only.

@@ -79,6 +79,7 @@ class FakeFacade:
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.ready = True
+        self.degraded: str | None = None
         self.clock = clock
         self.alerts: dict[str, dict[str, Any]] = {}  # engine/store.py shape
         self.silences: dict[str, dict[str, Any]] = {}
