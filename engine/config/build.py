@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from engine.config import model as m
-from engine.config import template_syntax
+from engine.config import plugins, template_syntax
 from engine.config.load import MAX_BYTES, Document, Path, YamlError, load_text
 from engine.config.schema import validate as schema_validate
 from engine.config.secrets import Secret, has_ref, resolve
@@ -371,6 +371,7 @@ def _build_top(
             if "interval" in c
             else None
         )
+        before = len(problems)
         timeout = _duration(doc, (*path, "timeout"), c.get("timeout", "10s"), problems)
         settings = {
             k: _resolve_tree(doc, (*path, k), v, problems, env)
@@ -379,16 +380,17 @@ def _build_top(
         }
         _check_plugin(doc, path, "vigil.collectors", c["type"], name, problems)
         line, col = doc.mark(path)
-        collectors.append(
-            m.CollectorConfig(
-                name,
-                c["type"],
-                interval,
-                timeout,
-                m.frozen_map(settings),
-                m.Source(doc.file, line, col),
-            )
+        cc = m.CollectorConfig(
+            name,
+            c["type"],
+            interval,
+            timeout,
+            m.frozen_map(settings),
+            m.Source(doc.file, line, col),
         )
+        if len(problems) == before:  # the plugin's own parse, once what it gets is sound
+            plugins.check_collector(doc, path, cc, problems)
+        collectors.append(cc)
     if "system" not in seen:  # the host collector is always there unless configured
         collectors.insert(0, m.CollectorConfig("system", "system", None, 10.0))
     out["collectors"] = tuple(collectors)
@@ -725,22 +727,24 @@ def _build_notify(
                 bad = template_syntax.check(tv, n.templates)
                 if bad is not None:
                     problems.append(doc.problem((*path, "templates", tk), bad[0]))
+            before = len(problems)
             settings = {
                 k: _resolve_tree(doc, (*path, k), v, problems, env)
                 for k, v in c.items()
                 if k not in ("name", "type", "rate_limit", "templates")
             }
             line, col = doc.mark(path)
-            channels.append(
-                m.Channel(
-                    name,
-                    c["type"],
-                    m.frozen_map(settings),
-                    rl,
-                    m.frozen_map(tpl),
-                    m.Source(doc.file, line, col),
-                )
+            channel = m.Channel(
+                name,
+                c["type"],
+                m.frozen_map(settings),
+                rl,
+                m.frozen_map(tpl),
+                m.Source(doc.file, line, col),
             )
+            if len(problems) == before:  # the plugin's own parse (secrets resolved)
+                plugins.check_channel(doc, path, channel, problems)
+            channels.append(channel)
 
         for i, t in enumerate(doc.data.get("time_intervals", [])):
             path = ("time_intervals", i)

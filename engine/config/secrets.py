@@ -12,6 +12,9 @@ import re
 from typing import Any
 
 REF = re.compile(r"\$\{(env|file):([^}]*)\}")
+# what `vigil test` puts in for an unset ${env:NAME} (nothing is sent there): a
+# value that is not the real one, which a plugin's own checks must not judge
+PLACEHOLDER = "vigil-test-placeholder"
 MAX_SECRET_FILE = 64 * 1024
 
 
