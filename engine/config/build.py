@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from engine.config import model as m
-from engine.config import plugins, template_syntax
+from engine.config import partial, plugins, template_syntax
 from engine.config.load import MAX_BYTES, Document, Path, YamlError, load_text
 from engine.config.schema import validate as schema_validate
 from engine.config.secrets import Secret, has_ref, resolve
@@ -182,6 +182,7 @@ class ConfigLoader:
                     files.append(f)
 
         cfg_doc: Document | None = None
+        left_out: frozenset[str] = frozenset()  # collectors of entries with schema problems
         if config_path is not None:
             files.append(config_path)
             if not os.path.isfile(config_path):
@@ -190,9 +191,11 @@ class ConfigLoader:
             else:
                 parsed = self._parse(config_path, "config")
                 problems.extend(parsed.problems)
-                cfg_doc = parsed.doc if not parsed.problems else None
+                cfg_doc = parsed.doc
                 if parsed.doc is None:
                     return LoadResult(None, sorted(problems), files)
+                if parsed.problems:  # check what is sound in it, and the files it names
+                    cfg_doc, left_out = partial.config_doc(parsed.doc, parsed.problems)
         top = _build_top(cfg_doc, base_dir, problems, env)
         if collector_types is not None:
             top["collectors"] = _given_collectors(collector_types)
@@ -208,7 +211,9 @@ class ConfigLoader:
         files.extend(channel_files)
 
         collectors: tuple[m.CollectorConfig, ...] = top["collectors"]
-        ctx = _Context(frozenset(c.name for c in collectors), top["default_interval"], env)
+        ctx = _Context(
+            frozenset(c.name for c in collectors) | left_out, top["default_interval"], env
+        )
 
         groups: list[m.RuleGroup] = []
         group_docs: list[tuple[m.RuleGroup, Document]] = []
@@ -216,7 +221,12 @@ class ConfigLoader:
         for f in rule_files:
             parsed = self._parse(f, "rules")
             problems.extend(parsed.problems)
-            if parsed.doc is None or parsed.problems:
+            if parsed.doc is None:
+                continue
+            if parsed.problems:  # the rest of the file still gets its expressions checked
+                part = partial.rules_doc(parsed.doc, parsed.problems)
+                if part is not None:
+                    _build_group(part, ctx, problems)
                 continue
             ids = self._ids.get(parsed.doc.sha256)
             if ids is None:
@@ -352,6 +362,8 @@ def _build_top(
     seen: dict[str, Path] = {}
     for i, c in enumerate(data.get("collectors", [])):
         assert doc is not None
+        if c is None:  # an entry with schema problems (partial.config_doc)
+            continue
         path: Path = ("collectors", i)
         name = c["name"]
         if name in seen:
@@ -555,6 +567,8 @@ def _build_group(doc: Document, ctx: _Context, problems: list[Problem]) -> m.Rul
     start = len(problems)
     rules: list[m.Rule] = []
     for i, r in enumerate(data["rules"]):
+        if r is None:  # a rule with schema problems (partial.rules_doc)
+            continue
         rule = _build_rule(doc, ("rules", i), r, data["group"], ctx, problems)
         if rule is not None:
             rules.append(rule)
