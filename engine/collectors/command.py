@@ -75,13 +75,18 @@ class CommandCollector:
             env=env,
             cwd=s.string("cwd") if s.has("cwd") else None,
         )
+        s.str_list("metrics", [])  # declared names: for the validator (metric_names)
         s.done()
         return cls(config, settings)
 
     @classmethod
     def metric_names(cls, config: CollectorConfig) -> frozenset[str] | None:
+        declared = config.settings.get("metrics")
+        if isinstance(declared, list | tuple):
+            return frozenset(declared) | {"exit_code"}
         parse = config.settings.get("parse", "json")
-        return frozenset({"value"}) if parse == "number" else None
+        # exit_code: the exit status as a metric (issue 13 C.20)
+        return frozenset({"value", "exit_code"}) if parse == "number" else None
 
     async def collect(self, now: float) -> Sample:
         out = await self._run()

@@ -65,12 +65,14 @@ class FileCollector:
             format=s.choice("format", ("json", "prometheus"), guess),
             max_age=s.duration("max_age", 0) if s.has("max_age") else None,
         )
+        s.str_list("metrics", [])  # declared names: for the validator (metric_names)
         s.done()
         return cls(config, settings)
 
     @classmethod
-    def metric_names(cls, config: CollectorConfig) -> None:
-        return None  # whatever the file holds
+    def metric_names(cls, config: CollectorConfig) -> frozenset[str] | None:
+        declared = config.settings.get("metrics")  # else whatever the file holds
+        return frozenset(declared) if isinstance(declared, list | tuple) else None
 
     async def collect(self, now: float) -> Sample:
         return await self._thread.run(self._read, self.timeout)

@@ -16,14 +16,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
+from engine import expr_types
+from engine.config import catalog, partial, plugins, template_syntax
 from engine.config import model as m
-from engine.config import partial, plugins, template_syntax
 from engine.config.load import MAX_BYTES, Document, Path, YamlError, load_text
 from engine.config.schema import validate as schema_validate
 from engine.config.secrets import Secret, has_ref, resolve
 from engine.durations import parse_duration, parse_size
 from engine.errors import ExprError, Problem
 from engine.expr import compile_expr
+from engine.expr_types import Provides
 
 YAML_SUFFIXES = (".yaml", ".yml")
 # ./vigil.yaml, else the shipped example (deploy/vigil.yaml) when run from a checkout
@@ -72,10 +74,14 @@ class _Context:
     collector_names: frozenset[str]
     default_interval: float
     env: Mapping[str, str] | None
+    # what each collector provides, for the checks beyond compiling (expr_types)
+    provides: Mapping[str, Provides] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
-        return f"{sorted(self.collector_names)}|{self.default_interval}"
+        return (
+            f"{sorted(self.collector_names)}|{self.default_interval}|{catalog.key(self.provides)}"
+        )
 
 
 class ConfigLoader:
@@ -212,7 +218,11 @@ class ConfigLoader:
 
         collectors: tuple[m.CollectorConfig, ...] = top["collectors"]
         ctx = _Context(
-            frozenset(c.name for c in collectors) | left_out, top["default_interval"], env
+            frozenset(c.name for c in collectors) | left_out,
+            top["default_interval"],
+            env,
+            # collectors a rule test gives by type only: what they provide is the test's
+            {} if collector_types is not None else catalog.catalog(collectors),
         )
 
         groups: list[m.RuleGroup] = []
@@ -497,23 +507,39 @@ def _resolve_tree(
 
 
 def _compile(
-    doc: Document, path: Path, source: str, names: Iterable[str], problems: list[Problem]
+    doc: Document,
+    path: Path,
+    source: str,
+    names: Iterable[str],
+    problems: list[Problem],
+    provides: Mapping[str, Provides] | None = None,
+    *,
+    condition: bool = True,
 ) -> Any:
+    """The compiled expression, or None with its problems added; with `provides`,
+    also what can be told before it runs (expr_types: metric names, kinds)."""
     try:
-        return compile_expr(source, names=frozenset(names))
+        compiled = compile_expr(source, names=frozenset(names))
     except ExprError as e:
-        line, col = doc.mark(path)
-        # a plain scalar's text starts at the mark; point into it when we can
-        text = doc.data
-        for p in path:
-            text = text[p]
-        if e.col is not None and isinstance(text, str) and "\n" not in source:
-            raw_line = _line_text(doc, line)
-            at = raw_line.find(source, col - 1) if raw_line else -1
-            if at >= 0:
-                col = at + 1 + e.col
-        problems.append(Problem(doc.file, line, col, f"expression: {e.message}", _fmt(path)))
+        problems.append(_expr_problem(doc, path, source, e))
         return None
+    found = expr_types.check(source, provides, condition=condition) if provides else []
+    problems.extend(_expr_problem(doc, path, source, e) for e in found)
+    return None if found else compiled
+
+
+def _expr_problem(doc: Document, path: Path, source: str, e: ExprError) -> Problem:
+    line, col = doc.mark(path)
+    # a plain scalar's text starts at the mark; point into it when we can
+    text = doc.data
+    for p in path:
+        text = text[p]
+    if e.col is not None and isinstance(text, str) and "\n" not in source:
+        raw_line = _line_text(doc, line)
+        at = raw_line.find(source, col - 1) if raw_line else -1
+        if at >= 0:
+            col = at + 1 + e.col
+    return Problem(doc.file, line, col, f"expression: {e.message}", _fmt(path))
 
 
 def _line_text(doc: Document, line: int) -> str | None:
@@ -587,9 +613,11 @@ def _build_rule(
     names = set(ctx.collector_names)
     each = None
     if "each" in r:
-        each = _compile(doc, (*path, "each"), r["each"], names, problems)
+        each = _compile(
+            doc, (*path, "each"), r["each"], names, problems, ctx.provides, condition=False
+        )
         names.add("it")
-    compiled = _compile(doc, (*path, "expr"), r["expr"], names, problems)
+    compiled = _compile(doc, (*path, "expr"), r["expr"], names, problems, ctx.provides)
     compiled_value = None
     value_src = _value_source(r["expr"]) if compiled is not None else None
     if value_src is not None:
@@ -600,7 +628,7 @@ def _build_rule(
     compiled_resolve = None
     if "resolve_expr" in r:
         compiled_resolve = _compile(
-            doc, (*path, "resolve_expr"), r["resolve_expr"], names, problems
+            doc, (*path, "resolve_expr"), r["resolve_expr"], names, problems, ctx.provides
         )
     for_ = _duration(doc, (*path, "for"), r["for"], problems) if "for" in r else 0.0
     keep = (
