@@ -239,3 +239,29 @@ def test_a_fresh_start_with_such_a_setting_exits_with_one_clear_line(tmp_path: P
         "vigil: configuration invalid (1 problem(s)); not starting",
     ], out.stderr
     assert json.dumps(d.events()).count('"started"') == 0
+
+
+def test_a_secret_that_must_be_a_url_is_checked_without_showing_it(tmp_path: Path) -> None:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "channels").mkdir()
+    (tmp_path / "vigil.yaml").write_text("rules: [rules]\nchannels: [channels]\n")
+    (tmp_path / "rules" / "r.yaml").write_text("group: g\nrules:\n  - {id: a, expr: 1 > 0}\n")
+    chans = tmp_path / "channels" / "c.yaml"
+    chans.write_text(
+        "channels:\n  - {name: hook, type: webhook, url: '${env:HOOK_URL}'}\n"
+        "routes:\n  - channels: [hook]\n"
+    )
+    out = subprocess.run(
+        [VIGIL, "validate"],
+        cwd=tmp_path,
+        env={**os.environ, "HOOK_URL": "ftp://hunter2-token@example.org/"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.splitlines()[0] == (
+        f"channels/c.yaml:{line_col(chans, chr(39) + '${env')}: channels[0].url: (a secret): "
+        "expected an http:// or https:// URL with a host"
+    )
+    assert "hunter2" not in out.stderr + out.stdout
