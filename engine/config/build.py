@@ -261,6 +261,10 @@ class ConfigLoader:
             problems.extend(parsed.problems)
             if parsed.doc is not None and not parsed.problems:
                 channel_docs.append(parsed.doc)
+            elif parsed.doc is not None:  # its sound parts are still checked
+                part = partial.channels_doc(parsed.doc, parsed.problems)
+                if part is not None:
+                    channel_docs.append(part)
         notify = _build_notify(channel_docs, problems, env)
 
         _check_rule_cross_refs(rule_docs, notify, problems, check_channels=bool(channel_files))

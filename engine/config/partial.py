@@ -34,6 +34,13 @@ class _Bad:
             return True
         return any(q and p.startswith((q + ".", q + "[")) for q in self.ancestors)
 
+    def at(self, path: Path) -> bool:
+        """A problem at `path` itself or above it, not only inside it."""
+        p = format_path(path)
+        return p in self.ancestors or any(
+            q and p.startswith((q + ".", q + "[")) for q in self.ancestors
+        )
+
 
 def rules_doc(doc: Document, problems: list[Problem]) -> Document | None:
     """`doc` (a rule file) without its bad parts; None when nothing is left to check."""
@@ -85,3 +92,32 @@ def config_doc(doc: Document, problems: list[Problem]) -> tuple[Document | None,
     if isinstance(data.get("collectors"), list):
         out["collectors"] = entries
     return replace(doc, data=out), frozenset(names)
+
+
+def channels_doc(doc: Document, problems: list[Problem]) -> Document | None:
+    """`doc` (a channel file) without its bad parts. A bad channel entry stays as a
+    stand-in of the same name (a `log` channel, never used): rules and routes that
+    name it are not told it is unknown. A list with a bad entry is left out whole
+    (routes go with time_intervals, which they name)."""
+    data = doc.data
+    if not isinstance(data, dict):
+        return None
+    bad = _Bad(problems)
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        if k == "channels" and isinstance(v, list):
+            out[k] = [_channel(bad, i, c) for i, c in enumerate(v)]
+        elif k == "templates" and isinstance(v, dict) and not bad.at((k,)):
+            out[k] = {tk: tv for tk, tv in v.items() if not bad((k, tk))}
+        elif not bad((k,)):
+            out[k] = v
+    if "time_intervals" in data and "time_intervals" not in out:
+        out.pop("routes", None)
+    return replace(doc, data=out)
+
+
+def _channel(bad: _Bad, i: int, c: Any) -> dict[str, Any]:
+    if not bad(("channels", i)):
+        return dict(c)
+    name = c.get("name") if isinstance(c, dict) else None
+    return {"name": name if isinstance(name, str) else f"?{i}", "type": "log"}

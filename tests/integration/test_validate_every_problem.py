@@ -127,3 +127,32 @@ def test_each_problem_is_one_line_whatever_its_key_holds(tmp_path: Path) -> None
     assert all("\t" not in line for line in lines)
     assert lines[0].startswith("rules/a.yaml:5:5: rules[0].odd\\tkey\\nhere: unknown key "), lines
     assert lines[1].startswith("rules/a.yaml:6:13: rules[0].labels"), lines
+
+
+def test_one_bad_channel_entry_leaves_the_others_known_and_checked(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        CONFIG.replace("channels: []", "channels: [channels]"),
+        """\
+        group: g
+        rules:
+          - {id: one, expr: app.queue > 1, channels: [hook, chat, nope]}
+        """,
+    )
+    (tmp_path / "channels").mkdir()
+    (tmp_path / "channels" / "c.yaml").write_text(
+        textwrap.dedent("""\
+        channels:
+          - {name: hook, type: webhook, url: "http://127.0.0.1:9/", bogus: 1}
+          - {name: chat, type: exec, argv: [/bin/echo, "{{ x | nofilter }}"]}
+        routes:
+          - channels: [hook, chat]
+        """)
+    )
+    lines = validate(tmp_path)
+    assert lines[0].startswith("channels/c.yaml:2:61: channels[0].bogus: unknown key 'bogus'")
+    assert lines[1:] == [
+        "channels/c.yaml:3:48: channels[1].argv[1]: template syntax error: "
+        "No filter named 'nofilter'.",
+        "rules/a.yaml:3:59: rules[0].channels[2]: unknown channel 'nope'; defined: chat, hook",
+    ]
