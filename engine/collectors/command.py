@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Self
 
 from engine.collectors._util import Settings, seconds
 from engine.collectors.base import Sample, check_plain, number
+from engine.config.catalog import check_declared
 from engine.config.model import CollectorConfig
 from engine.config.secrets import Secret, reveal
 from engine.errors import CollectorError
@@ -75,14 +76,14 @@ class CommandCollector:
             env=env,
             cwd=s.string("cwd") if s.has("cwd") else None,
         )
-        s.str_list("metrics", [])  # declared names: for the validator (metric_names)
+        check_declared(s.get("metrics", []))  # names (and kinds) for the validator
         s.done()
         return cls(config, settings)
 
     @classmethod
     def metric_names(cls, config: CollectorConfig) -> frozenset[str] | None:
         declared = config.settings.get("metrics")
-        if isinstance(declared, list | tuple):
+        if isinstance(declared, list | tuple | Mapping):
             return frozenset(declared) | {"exit_code"}
         parse = config.settings.get("parse", "json")
         # exit_code: the exit status as a metric (issue 13 C.20)

@@ -36,6 +36,24 @@ _HTTP_KINDS: Mapping[str, str] = {
 }
 
 
+KINDS = ("number", "string", "bool", "list", "map", "any")
+
+
+def check_declared(value: object) -> None:
+    """A `metrics:` setting (file, command): a list of names, or names with their
+    kinds; ValueError otherwise."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str) or v not in KINDS:
+                raise ValueError(f"metrics.{k}: expected one of {', '.join(KINDS)}; got {v!r}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            if not isinstance(v, str) or not v:
+                raise ValueError(f"metrics[{i}]: expected a metric name")
+    else:
+        raise ValueError("metrics: expected a list of names, or names with their kinds")
+
+
 def catalog(collectors: Sequence[m.CollectorConfig]) -> dict[str, Provides]:
     from engine.collectors.base import metric_names
 
@@ -51,6 +69,8 @@ def catalog(collectors: Sequence[m.CollectorConfig]) -> dict[str, Provides]:
                 kinds = {n: _SYSTEM_KINDS.get(n, _NUMBER) for n in names}
             elif cc.type == "http":
                 kinds = {n: _HTTP_KINDS.get(n, ANY) for n in names}
+            elif isinstance(cc.settings.get("metrics"), Mapping):  # declared with kinds
+                kinds = {str(k): str(v) for k, v in cc.settings["metrics"].items()}
             elif cc.type == "static":
                 values = cc.settings.get("values", {})
                 if isinstance(values, Mapping):

@@ -23,6 +23,10 @@ collectors:
   - {name: job, type: command, argv: [/bin/true], parse: number}
   - {name: fixed, type: static, values: {limit: 3, label: x}}
   - {name: api, type: http, url: "http://127.0.0.1:9/health"}
+  - name: typed
+    type: file
+    path: /nonexistent/typed.json
+    metrics: {queue: number, state: string, ready: bool}
 """
 
 
@@ -81,6 +85,9 @@ def test_type_errors_and_non_boolean_conditions_are_rejected(tmp_path: Path) -> 
           - {id: d, expr: fixed.label - 1 > 0}
           - {id: e, expr: system.cpu_percent > 1, resolve_expr: system.cpu_percent + 1}
           - {id: f, expr: fixed.label}
+          - {id: g, expr: typed.queue > "a"}
+          - {id: h, expr: typed.state > 1 or typed.ready}
+          - {id: i, expr: typed.queue > 1 and typed.state == "x" and typed.ready}
         """,
     )
     assert code == 1
@@ -97,6 +104,10 @@ def test_type_errors_and_non_boolean_conditions_are_rejected(tmp_path: Path) -> 
         "boolean: a rule's condition must be true or false; compare it (e.g. `... > 90`)",
         "rules/r.yaml:8:19: rules[5].expr: expression: the result is a string, not a boolean: "
         "a rule's condition must be true or false; compare it (e.g. `... > 90`)",
+        "rules/r.yaml:9:19: rules[6].expr: expression: cannot compare a number with a string "
+        "(fails on every evaluation)",
+        "rules/r.yaml:10:19: rules[7].expr: expression: cannot compare a string with a number "
+        "(fails on every evaluation)",
     ]
 
 
