@@ -30,7 +30,7 @@ from engine.alert_tally import steps as tally_steps
 from engine.boundary import clean
 from engine.collectors.base import Collector, create, metric_names
 from engine.config.build import ConfigLoader
-from engine.config.model import Config, Rule, RuleGroup, Severity, Source
+from engine.config.model import CollectorConfig, Config, Rule, RuleGroup, Severity, Source
 from engine.errors import CollectorError, ConfigError, JournalError, Problem
 from engine.evaluator import Evaluator, Snapshot, Transition
 from engine.expr import compile_expr
@@ -620,7 +620,10 @@ class App:
                 unchanged = result.config.config_hash == self.config.config_hash
                 if if_changed and unchanged and self.last_reload["ok"]:
                     return {"ok": True, "errors": [], "config_hash": self.config.config_hash}
-                await self._swap(result.config, by)
+                try:
+                    await self._swap(result.config, by)
+                except ConfigError as e:  # a collector its plugin would not build after all
+                    return await self._reject(e.problems, by)
                 ms = (time.perf_counter() - t0) * 1000
                 log.info(
                     "configuration reloaded (%s, by %s) in %.0f ms (%.0f ms loading it)",
@@ -659,15 +662,16 @@ class App:
         # collectors: keep the unchanged ones (and their connections, primed counters)
         old_cc = {c.name: c for c in old.collectors}
         new_cc = {c.name: c for c in new.collectors}
+        built = _build_collectors(
+            [cc for n, cc in new_cc.items() if n not in self.collectors or old_cc.get(n) != cc]
+        )  # all or nothing, before anything of the old configuration is let go
         for name in list(self.collectors):
             if old_cc.get(name) != new_cc.get(name):
                 c = self.collectors.pop(name)
                 self.hub.values.pop(name, None)
                 self.hub.down.pop(name, None)
                 await c.aclose()
-        for name, cc in new_cc.items():
-            if name not in self.collectors:
-                self.collectors[name] = create(cc)
+        self.collectors.update(built)
         # the window only grows, and unchanged files keep their group objects: with
         # 10,000 rules, only the changed groups' rules need a look
         same = {id(g) for g in old.groups}
@@ -979,6 +983,22 @@ class App:
         for c in self.collectors.values():
             await c.aclose()
         return rows
+
+
+def _build_collectors(configs: list[CollectorConfig]) -> dict[str, Collector]:
+    """The collectors of `configs`, or ConfigError naming each one that cannot be
+    built (the loader ran every plugin's parse already: this is the backstop)."""
+    built: dict[str, Collector] = {}
+    problems: list[Problem] = []
+    for cc in configs:
+        try:
+            built[cc.name] = create(cc)
+        except Exception as e:  # noqa: BLE001 - boundary: any plugin's error rejects the reload
+            src = cc.source
+            problems.append(Problem(src.file, src.line, src.col, " ".join(str(e).split())))
+    if problems:
+        raise ConfigError(problems)
+    return built
 
 
 def load_or_fail(config_path: str | None) -> tuple[Config, ConfigLoader]:

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# control characters (and the Unicode line separators) as escapes, as repr() writes them
+_ONE_LINE = {c: repr(chr(c))[1:-1] for c in (*range(0x20), 0x7F, 0x85, 0x2028, 0x2029)}
+
 
 @dataclass(frozen=True, slots=True, order=True)
 class Problem:
@@ -29,9 +32,11 @@ class Problem:
     path: str = ""  # field path such as rules[3].for
 
     def format(self) -> str:
+        """One line: a key or value holding a line break or tab is escaped, so a
+        problem is one line for grep, editors and CI annotations."""
         where = f"{self.file}:{self.line}:{self.col}" if self.line else self.file
         field = f" {self.path}:" if self.path else ""
-        return f"{where}:{field} {self.message}"
+        return f"{where}:{field} {self.message}".translate(_ONE_LINE)
 
     def as_dict(self) -> dict[str, object]:
         return {

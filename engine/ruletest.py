@@ -44,7 +44,7 @@ from engine.config.load import Document, YamlError, format_path, load_file, reso
 from engine.config.model import Config
 from engine.config.schema import schema as schema_doc
 from engine.config.schema import validate as schema_validate
-from engine.config.secrets import REF
+from engine.config.secrets import PLACEHOLDER, REF
 from engine.durations import format_duration, parse_duration
 from engine.errors import Problem
 from engine.evaluator import Evaluator, Snapshot
@@ -360,7 +360,7 @@ def _env(channel_files: Sequence[str]) -> dict[str, str]:
             continue
         for m in REF.finditer(text):
             if m.group(1) == "env":
-                env.setdefault(m.group(2).strip(), "vigil-test-placeholder")
+                env.setdefault(m.group(2).strip(), PLACEHOLDER)
     return env
 
 

@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Self
 
 from engine.collectors._util import Settings, seconds
 from engine.collectors.base import Sample, check_plain, number
+from engine.config.catalog import check_declared
 from engine.config.model import CollectorConfig
 from engine.config.secrets import Secret, reveal
 from engine.errors import CollectorError
@@ -82,11 +83,15 @@ class CommandCollector:
             env=env,
             cwd=s.string("cwd") if s.has("cwd") else None,
         )
+        check_declared(s.get("metrics", []))  # names (and kinds) for the validator
         s.done()
         return cls(config, settings)
 
     @classmethod
     def metric_names(cls, config: CollectorConfig) -> frozenset[str] | None:
+        declared = config.settings.get("metrics")
+        if isinstance(declared, list | tuple | Mapping):
+            return frozenset(declared) | {"exit_code", "stderr"}
         parse = config.settings.get("parse", "json")
         return frozenset({"value", "exit_code", "stderr"}) if parse == "number" else None
 

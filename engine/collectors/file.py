@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -26,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from engine.collectors._util import OneThread, Settings
 from engine.collectors.base import Sample
+from engine.config.catalog import check_declared
 from engine.config.model import CollectorConfig
 from engine.config.secrets import Secret, reveal
 from engine.durations import format_duration
@@ -65,12 +67,14 @@ class FileCollector:
             format=s.choice("format", ("json", "prometheus"), guess),
             max_age=s.duration("max_age", 0) if s.has("max_age") else None,
         )
+        check_declared(s.get("metrics", []))  # names (and kinds) for the validator
         s.done()
         return cls(config, settings)
 
     @classmethod
-    def metric_names(cls, config: CollectorConfig) -> None:
-        return None  # whatever the file holds
+    def metric_names(cls, config: CollectorConfig) -> frozenset[str] | None:
+        declared = config.settings.get("metrics")  # else whatever the file holds
+        return frozenset(declared) if isinstance(declared, list | tuple | Mapping) else None
 
     async def collect(self, now: float) -> Sample:
         return await self._thread.run(self._read, self.timeout)

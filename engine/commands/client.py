@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from engine import matchers
+from engine.commands.tables import Rows
 from engine.config.model import SEVERITIES
 from engine.durations import parse_duration
 from engine.errors import ClientError
@@ -515,22 +516,12 @@ def _dump(data: Any) -> None:
 _NO_WRAP = {"fingerprint", "id", "severity", "state", "value", "since", "starts", "until"}
 
 
-def _table(*columns: str) -> Any:
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in columns:
-        # ids must stay whole to be copied; free text folds instead
-        table.add_column(col, overflow="fold", no_wrap=col in _NO_WRAP)
-    return table
+def _table(*columns: str) -> Rows:
+    return Rows(*columns, no_wrap=frozenset(_NO_WRAP))
 
 
-def _print(table: Any, caption: str) -> None:
-    from rich.console import Console
-
-    console = Console()
-    console.print(table)
-    console.print(caption, style="dim")
+def _print(table: Rows, caption: str) -> None:
+    table.show(caption)
 
 
 def _labels(labels: Any) -> str:

@@ -89,12 +89,9 @@ def _log_from_a_thread() -> logging.handlers.QueueListener:
 
 
 def _print_once(app: Any, rows: list[Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from engine.commands.tables import Rows
 
-    table = Table(title="vigil run --once: one evaluation pass")
-    for col in ("group", "rule", "severity", "state", "labels", "value"):
-        table.add_column(col, overflow="fold")
+    table = Rows("group", "rule", "severity", "state", "labels", "value")
     for rule, labels, value, state in rows:
         shown = "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
         table.add_row(
@@ -105,7 +102,6 @@ def _print_once(app: Any, rows: list[Any]) -> None:
             ", ".join(f"{k}={v}" for k, v in sorted(labels.items())),
             shown,
         )
-    console = Console()
-    console.print(table)
+    table.show(title="vigil run --once: one evaluation pass")
     for name, error in app.hub.down.items():
-        console.print(f"collector {name} is down: {error}")
+        print(f"collector {name} is down: {error}")

@@ -18,15 +18,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from engine import matchers
+from engine import expr_types, matchers
+from engine.config import catalog, partial, plugins, template_syntax
 from engine.config import model as m
-from engine.config import template_syntax
 from engine.config.load import MAX_BYTES, Document, Path, YamlError, load_text, open_regular
 from engine.config.schema import validate as schema_validate
 from engine.config.secrets import Secret, has_ref, resolve
 from engine.durations import parse_duration, parse_size
 from engine.errors import ExprError, Problem
 from engine.expr import compile_expr
+from engine.expr_types import Provides
 
 YAML_SUFFIXES = (".yaml", ".yml")
 # ./vigil.yaml, else the shipped example (deploy/vigil.yaml) when run from a checkout
@@ -76,10 +77,15 @@ class _Context:
     default_interval: float
     env: Mapping[str, str] | None
     no_data: m.NoData = "ok"  # vigil.yaml's default for rules without their own
+    # what each collector provides, for the checks beyond compiling (expr_types)
+    provides: Mapping[str, Provides] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
-        return f"{sorted(self.collector_names)}|{self.default_interval}|{self.no_data}"
+        return (
+            f"{sorted(self.collector_names)}|{self.default_interval}|{self.no_data}|"
+            f"{catalog.key(self.provides)}"
+        )
 
 
 class ConfigLoader:
@@ -186,6 +192,7 @@ class ConfigLoader:
                     files.append(f)
 
         cfg_doc: Document | None = None
+        left_out: frozenset[str] = frozenset()  # collectors of entries with schema problems
         if config_path is not None:
             files.append(config_path)
             if not os.path.isfile(config_path):
@@ -194,9 +201,11 @@ class ConfigLoader:
             else:
                 parsed = self._parse(config_path, "config")
                 problems.extend(parsed.problems)
-                cfg_doc = parsed.doc if not parsed.problems else None
+                cfg_doc = parsed.doc
                 if parsed.doc is None:
                     return LoadResult(None, sorted(problems), files)
+                if parsed.problems:  # check what is sound in it, and the files it names
+                    cfg_doc, left_out = partial.config_doc(parsed.doc, parsed.problems)
         top = _build_top(cfg_doc, base_dir, problems, env)
         if collector_types is not None:
             top["collectors"] = _given_collectors(collector_types)
@@ -213,7 +222,12 @@ class ConfigLoader:
 
         collectors: tuple[m.CollectorConfig, ...] = top["collectors"]
         ctx = _Context(
-            frozenset(c.name for c in collectors), top["default_interval"], env, top["no_data"]
+            frozenset(c.name for c in collectors) | left_out,
+            top["default_interval"],
+            env,
+            top["no_data"],
+            # collectors a rule test gives by type only: what they provide is the test's
+            {} if collector_types is not None else catalog.catalog(collectors),
         )
 
         groups: list[m.RuleGroup] = []
@@ -222,7 +236,12 @@ class ConfigLoader:
         for f in rule_files:
             parsed = self._parse(f, "rules")
             problems.extend(parsed.problems)
-            if parsed.doc is None or parsed.problems:
+            if parsed.doc is None:
+                continue
+            if parsed.problems:  # the rest of the file still gets its expressions checked
+                part = partial.rules_doc(parsed.doc, parsed.problems)
+                if part is not None:
+                    _build_group(part, ctx, problems)
                 continue
             ids = self._ids.get(parsed.doc.sha256)
             if ids is None:
@@ -247,6 +266,10 @@ class ConfigLoader:
             problems.extend(parsed.problems)
             if parsed.doc is not None and not parsed.problems:
                 channel_docs.append(parsed.doc)
+            elif parsed.doc is not None:  # its sound parts are still checked
+                part = partial.channels_doc(parsed.doc, parsed.problems)
+                if part is not None:
+                    channel_docs.append(part)
         notify = _build_notify(channel_docs, problems, env)
 
         _check_rule_cross_refs(rule_docs, notify, problems, check_channels=bool(channel_files))
@@ -364,6 +387,8 @@ def _build_top(
     seen: dict[str, Path] = {}
     for i, c in enumerate(data.get("collectors", [])):
         assert doc is not None
+        if c is None:  # an entry with schema problems (partial.config_doc)
+            continue
         path: Path = ("collectors", i)
         name = c["name"]
         if name in seen:
@@ -383,6 +408,7 @@ def _build_top(
             if "interval" in c
             else None
         )
+        before = len(problems)
         timeout = _duration(doc, (*path, "timeout"), c.get("timeout", "10s"), problems)
         settings = {
             k: _resolve_tree(doc, (*path, k), v, problems, env)
@@ -391,16 +417,17 @@ def _build_top(
         }
         _check_plugin(doc, path, "vigil.collectors", c["type"], name, problems)
         line, col = doc.mark(path)
-        collectors.append(
-            m.CollectorConfig(
-                name,
-                c["type"],
-                interval,
-                timeout,
-                m.frozen_map(settings),
-                m.Source(doc.file, line, col),
-            )
+        cc = m.CollectorConfig(
+            name,
+            c["type"],
+            interval,
+            timeout,
+            m.frozen_map(settings),
+            m.Source(doc.file, line, col),
         )
+        if len(problems) == before:  # the plugin's own parse, once what it gets is sound
+            plugins.check_collector(doc, path, cc, problems)
+        collectors.append(cc)
     if "system" not in seen:  # the host collector is always there unless configured
         collectors.insert(0, m.CollectorConfig("system", "system", None, 10.0))
     out["collectors"] = tuple(collectors)
@@ -495,23 +522,39 @@ def _resolve_tree(
 
 
 def _compile(
-    doc: Document, path: Path, source: str, names: Iterable[str], problems: list[Problem]
+    doc: Document,
+    path: Path,
+    source: str,
+    names: Iterable[str],
+    problems: list[Problem],
+    provides: Mapping[str, Provides] | None = None,
+    *,
+    condition: bool = True,
 ) -> Any:
+    """The compiled expression, or None with its problems added; with `provides`,
+    also what can be told before it runs (expr_types: metric names, kinds)."""
     try:
-        return compile_expr(source, names=frozenset(names))
+        compiled = compile_expr(source, names=frozenset(names))
     except ExprError as e:
-        line, col = doc.mark(path)
-        # a plain scalar's text starts at the mark; point into it when we can
-        text = doc.data
-        for p in path:
-            text = text[p]
-        if e.col is not None and isinstance(text, str) and "\n" not in source:
-            raw_line = _line_text(doc, line)
-            at = raw_line.find(source, col - 1) if raw_line else -1
-            if at >= 0:
-                col = at + 1 + e.col
-        problems.append(Problem(doc.file, line, col, f"expression: {e.message}", _fmt(path)))
+        problems.append(_expr_problem(doc, path, source, e))
         return None
+    found = expr_types.check(source, provides, condition=condition) if provides else []
+    problems.extend(_expr_problem(doc, path, source, e) for e in found)
+    return None if found else compiled
+
+
+def _expr_problem(doc: Document, path: Path, source: str, e: ExprError) -> Problem:
+    line, col = doc.mark(path)
+    # a plain scalar's text starts at the mark; point into it when we can
+    text = doc.data
+    for p in path:
+        text = text[p]
+    if e.col is not None and isinstance(text, str) and "\n" not in source:
+        raw_line = _line_text(doc, line)
+        at = raw_line.find(source, col - 1) if raw_line else -1
+        if at >= 0:
+            col = at + 1 + e.col
+    return Problem(doc.file, line, col, f"expression: {e.message}", _fmt(path))
 
 
 def _line_text(doc: Document, line: int) -> str | None:
@@ -565,6 +608,8 @@ def _build_group(doc: Document, ctx: _Context, problems: list[Problem]) -> m.Rul
     start = len(problems)
     rules: list[m.Rule] = []
     for i, r in enumerate(data["rules"]):
+        if r is None:  # a rule with schema problems (partial.rules_doc)
+            continue
         rule = _build_rule(doc, ("rules", i), r, data["group"], ctx, problems)
         if rule is not None:
             rules.append(rule)
@@ -583,9 +628,11 @@ def _build_rule(
     names = set(ctx.collector_names)
     each = None
     if "each" in r:
-        each = _compile(doc, (*path, "each"), r["each"], names, problems)
+        each = _compile(
+            doc, (*path, "each"), r["each"], names, problems, ctx.provides, condition=False
+        )
         names.add("it")
-    compiled = _compile(doc, (*path, "expr"), r["expr"], names, problems)
+    compiled = _compile(doc, (*path, "expr"), r["expr"], names, problems, ctx.provides)
     compiled_value = None
     value_src = _value_source(r["expr"]) if compiled is not None else None
     if value_src is not None:
@@ -596,7 +643,7 @@ def _build_rule(
     compiled_resolve = None
     if "resolve_expr" in r:
         compiled_resolve = _compile(
-            doc, (*path, "resolve_expr"), r["resolve_expr"], names, problems
+            doc, (*path, "resolve_expr"), r["resolve_expr"], names, problems, ctx.provides
         )
     for_ = _duration(doc, (*path, "for"), r["for"], problems) if "for" in r else 0.0
     keep = (
@@ -826,22 +873,24 @@ def _build_notify(
                 bad = template_syntax.check(tv, n.templates)
                 if bad is not None:
                     problems.append(doc.problem((*path, "templates", tk), bad[0]))
+            before = len(problems)
             settings = {
                 k: _resolve_tree(doc, (*path, k), v, problems, env)
                 for k, v in c.items()
                 if k not in ("name", "type", "rate_limit", "templates")
             }
             line, col = doc.mark(path)
-            channels.append(
-                m.Channel(
-                    name,
-                    c["type"],
-                    m.frozen_map(settings),
-                    rl,
-                    m.frozen_map(tpl),
-                    m.Source(doc.file, line, col),
-                )
+            channel = m.Channel(
+                name,
+                c["type"],
+                m.frozen_map(settings),
+                rl,
+                m.frozen_map(tpl),
+                m.Source(doc.file, line, col),
             )
+            if len(problems) == before:  # the plugin's own parse (secrets resolved)
+                plugins.check_channel(doc, path, channel, problems)
+            channels.append(channel)
 
         for i, t in enumerate(doc.data.get("time_intervals", [])):
             path = ("time_intervals", i)

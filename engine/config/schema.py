@@ -23,9 +23,13 @@ from engine.durations import DURATION_RE
 from engine.errors import Problem
 
 SCHEMA_NAMES = ("config", "rules", "channels", "ruletest")
+# engine/config/schemas is package data (in the checkout, a link to the top-level
+# schemas/, the copy editors and third-party tools point at): an installed wheel has
+# no checkout to look in. The checkout's own folder is the fallback for a tree where
+# the link was not kept (a copy without symlinks).
 _SCHEMA_DIR_CANDIDATES = (
-    Path(__file__).resolve().parent.parent.parent / "schemas",  # source checkout / editable
-    Path(__file__).resolve().parent.parent / "schemas",  # packaged copy
+    Path(__file__).parent / "schemas",
+    Path(__file__).resolve().parent.parent.parent / "schemas",
 )
 
 # what a pattern means, in words, where the schema gives no examples
@@ -55,7 +59,7 @@ def schema_dir() -> Path:
     for d in _SCHEMA_DIR_CANDIDATES:
         if (d / "rules.schema.json").is_file():
             return d
-    raise FileNotFoundError("the schemas/ folder is missing from this installation")
+    raise FileNotFoundError("engine/config/schemas/ is missing from this installation")
 
 
 @cache

@@ -14,6 +14,9 @@ from typing import Any
 from engine.config.load import open_regular
 
 REF = re.compile(r"\$\{(env|file):([^}]*)\}")
+# what `vigil test` puts in for an unset ${env:NAME} (nothing is sent there): a
+# value that is not the real one, which a plugin's own checks must not judge
+PLACEHOLDER = "vigil-test-placeholder"
 MAX_SECRET_FILE = 64 * 1024
 
 

@@ -158,6 +158,38 @@ def test_hooks_from_the_hooks_repository_pass_a_good_change_and_block_bad_ones(
     assert "- {rule: host_cpu_high, state: pending" in out
 
 
+def test_the_python_hooks_install_vigil_and_validate(tmp_path: Path, env: dict[str, str]) -> None:
+    """vigil-validate / vigil-test (`language: python`): pre-commit pip-installs the hooks
+    repository (here a copy of this checkout) into its own virtualenv, dependencies from
+    the package index, and runs that vigil, which has only its package data to go on."""
+    hooks = tmp_path / "vigil-src"
+    shutil.copytree(
+        ROOT,
+        hooks,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "*_cache", "data"
+        ),
+    )
+    sh(hooks, "git", "init", "-q", env=env)
+    sh(hooks, "git", "add", "-A", env=env)
+    sh(hooks, "git", "commit", "-q", "-m", "vigil", env=env)
+    rev = sh(hooks, "git", "rev-parse", "HEAD", env=env).stdout.strip()
+    config = (
+        f"repos:\n  - repo: {hooks}\n    rev: {rev}\n    hooks:\n"
+        "      - id: vigil-validate\n      - id: vigil-test\n"
+    )
+    # pip's own settings (index, find-links) come along; nothing else of this environment
+    env = env | {k: v for k, v in os.environ.items() if k.startswith("PIP_")}
+    repo = rules_repo(tmp_path, env, config)  # the first commit passed both hooks
+    edit(repo, "rules/host.yaml", "for: 5m", "for: 5 minutes", env)
+    bad = commit(repo, env)
+    out = bad.stdout + bad.stderr
+    assert bad.returncode != 0 and "Traceback" not in out, out
+    line = line_of(repo, "rules/host.yaml", "for: 5 minutes")
+    assert f"rules/host.yaml:{line}:10: rules[3].for: expected a duration such as" in out, out
+
+
 def test_the_local_hooks_of_the_docs_work_too(tmp_path: Path, env: dict[str, str]) -> None:
     repo = rules_repo(tmp_path, env, LOCAL_CONFIG)
     ok = sh(repo, str(PRE_COMMIT), "run", "--all-files", env=env, ok=False)
