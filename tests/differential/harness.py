@@ -10,6 +10,7 @@ on its own series / label set, so the module's wall time is one timeline long.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import threading
@@ -23,12 +24,15 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.integration.receivers import free_port
 
 __all__ = [
     "Exporter",
+    "Recorder",
     "binary",
+    "dump_yaml",
     "free_port",
     "parse_ts",
     "run_binary",
@@ -90,6 +94,13 @@ def parse_ts(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = (
+        256  # the default backlog of 5 drops a burst's connections (1 s SYN retries)
+    )
+
+
 # -- the exporter -----------------------------------------------------------------------
 
 Series = Mapping[str, Mapping[tuple[tuple[str, str], ...], float]]  # metric -> labels -> value
@@ -116,8 +127,7 @@ class Exporter:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="exporter", daemon=True
@@ -167,3 +177,66 @@ def run_timeline(
             return
         nxt = t0 + pending[i][0] if i < len(pending) else t0 + until
         time.sleep(max(0.0, min(tick_every, nxt - time.time())))
+
+
+# -- the webhook recorder ---------------------------------------------------------------
+
+
+class Recorder:
+    """Webhook receivers for both programs: every POST's arrival time, path and JSON body."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.posts: list[tuple[float, str, Any]] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self._body()
+                at = time.time()
+                try:
+                    data = json.loads(body)
+                except ValueError:
+                    data = None
+                with recorder.lock:
+                    recorder.posts.append((at, self.path, data))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def _body(self) -> bytes:
+                if "chunked" not in (self.headers.get("Transfer-Encoding") or "").lower():
+                    return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                out = b""
+                while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                    out += self.rfile.read(size)
+                    self.rfile.readline()
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return out
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = _Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="recorder", daemon=True
+        )
+
+    def __enter__(self) -> Recorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class _NoAliases(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # vigil refuses YAML anchors; a shared list is written out twice
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.dump(data, Dumper=_NoAliases, sort_keys=False)
