@@ -31,6 +31,11 @@ REPEAT = (
     "found by this suite (not in issue 13): Alertmanager checks repeat_interval on the group's"
     " ticks (a 5s repeat with a 2s group_interval goes out every 6s); vigil every 5s"
 )
+FLAT_CONTINUE = (
+    "found by this suite (not in issue 13): in vigil's flat route list a trailing catch-all"
+    " (the 'default route') also gets alerts that matched an earlier `continue: true` route;"
+    " Alertmanager's parent receiver only gets alerts no child route matched"
+)
 A10_EMPTY = "issue 13 A.10: `match: {env: ''}` never matches a missing label (Alertmanager: the label is '')"
 
 
@@ -66,6 +71,13 @@ CASES: tuple[AmScenario, ...] = (
             Route("db-all", ('team="db"',)),
             Route("never", ('team="db"',)),
         ),
+    ),
+    AmScenario(
+        "a38_continue_then_default",
+        "an alert matched only by a continue route does not reach the default receiver",
+        (fire(1, "x", team="web"), resolve(5.8, "x")),
+        routes=(Route("audit", ('team=~".+"',), cont=True),),
+        xfail=FLAT_CONTINUE,
     ),
     AmScenario(
         "a04_default_fallback",
@@ -368,4 +380,17 @@ SILENCED_RESOLVE = AmScenario(
     "an alert notified as firing, silenced, then resolved",
     (fire(1, "x", host="a"), resolve(5, "x")),
     silences=(Silence(('host="a"',), 3, 60),),
+)
+
+# vigil differs on purpose: escalation and acknowledgements (Alertmanager has
+# neither). Both programs get the same route; vigil's also escalates to `manager`
+# after 4s while an alert is unacknowledged; alert y is acknowledged at 3s, after
+# its first notification (an alert acknowledged before that is never notified).
+ESCALATION = AmScenario(
+    "a39_escalation_and_ack",
+    "vigil escalates the unacknowledged alert x to manager; the acknowledged y is not escalated",
+    (fire(1, "x"), fire(1, "y"), *_both_resolve(7.8, "x", "y")),
+    receivers_extra=("manager",),
+    escalate_after=4,
+    acks=((3, "y"),),
 )

@@ -102,6 +102,10 @@ class AmScenario:
     syntax: Literal["flat", "matchers", "nested"] = "flat"
     xfail: str | None = None
     receivers_extra: tuple[str, ...] = field(default=())
+    # vigil only (Alertmanager has neither): escalate the scenario's default route to
+    # `manager` after this many seconds unacknowledged; acknowledge alert a at offset t
+    escalate_after: float | None = None
+    acks: tuple[tuple[float, str], ...] = ()
 
     @property
     def end(self) -> float:
@@ -240,7 +244,15 @@ def vigil_channels(scenarios: tuple[AmScenario, ...], hook: str) -> dict[str, An
             "group_interval": dur(sc.group_interval),
             "repeat_interval": dur(sc.repeat_interval),
         }
-        default = {"match": {"scenario": sc.id}, "channels": [f"{sc.id}-default"], **timing}
+        default: dict[str, Any] = {
+            "match": {"scenario": sc.id},
+            "channels": [f"{sc.id}-default"],
+            **timing,
+        }
+        if sc.escalate_after is not None:
+            default["escalate"] = [
+                {"after": dur(sc.escalate_after), "channels": [f"{sc.id}-manager"]}
+            ]
         if sc.syntax == "nested":
             routes.append({**default, "routes": [_vigil_route(sc, r, None) for r in sc.routes]})
         else:
@@ -288,11 +300,10 @@ def _vigil_matchers(
 ) -> dict[str, Any]:
     """`match` / `match_re` for = and =~; an Alertmanager-like `matchers` list as soon
     as one is != or !~ (the syntax issue 13 A.10 asks for)."""
-    prefix = f"{side}_" if side else ""
     parsed = [parse_matcher(m) for m in matchers]
     if any(op in ("!=", "!~") for _, op, _ in parsed):
         scoped = [f'{k}="{v}"' for k, v in base.items()]
-        return {f"{prefix}matchers" if side else "matchers": [*scoped, *matchers]}
+        return {f"{side}_matchers" if side else "matchers": [*scoped, *matchers]}
     eq = {**base, **{k: v for k, op, v in parsed if op == "="}}
     rx = {k: v for k, op, v in parsed if op == "=~"}
     out: dict[str, Any] = {}

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.differential.am_cases import CASES, SILENCED_RESOLVE
+from tests.differential.am_cases import CASES, ESCALATION, SILENCED_RESOLVE
 from tests.differential.am_scenarios import (
     AmScenario,
     Ev,
@@ -52,7 +52,7 @@ pytestmark = pytest.mark.slow
 TOL = 0.9
 EVAL = "200ms"
 TOKEN = "differential-operator-token"
-ALL = (*CASES, SILENCED_RESOLVE)
+ALL = (*CASES, SILENCED_RESOLVE, ESCALATION)
 SYNTAXES = ("flat", "matchers", "nested")
 
 Note = tuple[float, frozenset[tuple[str, str]]]  # (arrival - t0, {(alert, status)})
@@ -93,6 +93,21 @@ class VigilSide:
         for sev, labels, v in self.elements.values():
             values[f"am_{sev}"].append({"labels": labels, "v": v})
         self.daemon.set_values(values)
+
+    def ack(self, sid: str, a: str) -> None:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        url = f"{self.daemon.url}/api/v1/alerts"
+        found = httpx.get(
+            url, params={"label": [f"scenario={sid}", f"a={a}"]}, headers=auth, timeout=5
+        )
+        (alert,) = found.json()["alerts"]
+        r = httpx.post(
+            f"{url}/{alert['fingerprint']}/ack",
+            json={"note": "differential"},
+            headers=auth,
+            timeout=5,
+        )
+        assert r.status_code == 200, r.text
 
     def silence(self, sid: str, s: Silence, until: float) -> None:
         matchers: list[dict[str, str]] = [{"label": "scenario", "value": sid}]
@@ -201,6 +216,16 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AmRuns]:
                             steps.append((s.start, make_silence))
                     for e in sc.events:
                         at.setdefault(e.t, []).append((sc, e))
+                    for t, name in sc.acks:
+                        if sc.syntax in sides:
+                            steps.append(
+                                (
+                                    t,
+                                    lambda side=sides[sc.syntax], sid=sc.id, name=name: side.ack(
+                                        sid, name
+                                    ),
+                                )
+                            )
                 for t, batch in at.items():
 
                     def act(batch: list[tuple[AmScenario, Ev]] = batch) -> None:
@@ -311,3 +336,19 @@ def test_silenced_resolve_differs_on_purpose(runs: AmRuns) -> None:
         where
     )
     assert abs(vg[0][0] - am[0][0]) <= TOL and 5 <= vg[1][0] <= 7 + TOL, where
+
+
+def test_escalation_and_ack_differ_on_purpose(runs: AmRuns) -> None:
+    """Intentional difference: vigil escalates an unacknowledged alert (`escalate:` on
+    a route) and an acknowledgement stops that; Alertmanager has neither. The
+    ordinary notifications of both programs still agree."""
+    sc = ESCALATION
+    default, manager = f"{sc.id}-default", f"{sc.id}-manager"
+    only_am, only_vigil = pair_off(runs.am.get(default, []), runs.vigil.get(default, []))
+    assert not only_am and not only_vigil, (only_am, only_vigil)
+    assert runs.am.get(manager, []) == []
+    escalated = runs.vigil.get(manager, [])
+    where = f"vigil {manager}: {_show(escalated)}"
+    assert escalated, where
+    assert all({a for a, _ in alerts} == {"x"} for _, alerts in escalated), where
+    assert abs(escalated[0][0] - (1 + sc.escalate_after)) <= TOL, where
