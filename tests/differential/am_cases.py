@@ -341,7 +341,7 @@ CASES: tuple[AmScenario, ...] = (
             *_both_resolve(5.8, "c", "w", "s"),
         ),
         inhibit=(Inhibit(('severity="critical"',), ('team!="sre"',), ("host",)),),
-        syntax="matchers",
+        syntax="inhibit_matchers",
         xfail=A10_NE,
     ),
     # -- silences ------------------------------------------------------------------------

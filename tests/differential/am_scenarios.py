@@ -10,8 +10,8 @@ A scenario is written once, in Alertmanager's terms (matchers as strings such as
   timing spelt out, then a catch-all to the scenario's default receiver (the same
   thing as Alertmanager's parent route while no matching child route has
   `continue: true` and is the last match). `matchers` scenarios need
-  Alertmanager-like `matchers: ['team!=ops']` lists (`source_matchers` /
-  `target_matchers` in inhibit rules); `nested` scenarios need `routes:` inside a
+  Alertmanager-like `matchers: ['team!=ops']` lists in routes, `inhibit_matchers`
+  ones `source_matchers` / `target_matchers` in inhibit rules; `nested` scenarios need `routes:` inside a
   route, children inheriting group_by and timings. Each syntax group runs in a
   vigil daemon of its own, so a syntax vigil rejects today fails only its group.
 
@@ -99,7 +99,7 @@ class AmScenario:
     repeat_interval: float = RI
     inhibit: tuple[Inhibit, ...] = ()
     silences: tuple[Silence, ...] = ()
-    syntax: Literal["flat", "matchers", "nested"] = "flat"
+    syntax: Literal["flat", "matchers", "inhibit_matchers", "nested"] = "flat"
     xfail: str | None = None
     receivers_extra: tuple[str, ...] = field(default=())
     # vigil only (Alertmanager has neither): escalate the scenario's default route to

@@ -53,7 +53,7 @@ TOL = 0.9
 EVAL = "200ms"
 TOKEN = "differential-operator-token"
 ALL = (*CASES, SILENCED_RESOLVE, ESCALATION)
-SYNTAXES = ("flat", "matchers", "nested")
+SYNTAXES = ("flat", "matchers", "inhibit_matchers", "nested")
 
 Note = tuple[float, frozenset[tuple[str, str]]]  # (arrival - t0, {(alert, status)})
 
