@@ -332,6 +332,18 @@ CASES: tuple[AmScenario, ...] = (
         inhibit=(Inhibit(('severity=~"crit.*"',), ('severity=~"warn.*|info"',), ("host",)),),
     ),
     AmScenario(
+        "a41_inhibit_regex_missing_label",
+        'an inhibit target env=~"dev|" also takes an alert without env',
+        (
+            fire(1, "c", "critical", host="a"),
+            fire(1, "w", "warning", host="a"),
+            fire(1, "p", "warning", host="a", env="prod"),
+            *_both_resolve(5.8, "c", "w", "p"),
+        ),
+        inhibit=(Inhibit(('severity="critical"',), ('env=~"dev|"',), ("host",)),),
+        xfail="issue 13 A.10: an inhibit rule's target_re on a missing label never matches either",
+    ),
+    AmScenario(
         "a31_inhibit_not_equal_target",
         "an inhibit rule whose target side is team!=sre",
         (
@@ -363,6 +375,13 @@ CASES: tuple[AmScenario, ...] = (
         (fire(1, "x", host="a"), resolve(9.8, "x")),
         silences=(Silence(('host="a"',), 0, 4.5),),
         xfail=GRID,
+    ),
+    AmScenario(
+        "a40_silence_regex_missing_label",
+        'a silence env=~"dev|" also mutes an alert without env',
+        (fire(1, "x"), fire(1, "y", env="prod"), *_both_resolve(5.8, "x", "y")),
+        silences=(Silence(('env=~"dev|"',), 0, 60),),
+        xfail=A10_RE,
     ),
     AmScenario(
         "a34_silence_regex",
