@@ -9,11 +9,6 @@ that no comparison depends on which of two simultaneous things came first.
 from __future__ import annotations
 
 from tests.differential.am_scenarios import (
-    A4,
-    A6,
-    A10_NE,
-    A10_NEST,
-    A10_RE,
     AmScenario,
     Inhibit,
     Route,
@@ -36,7 +31,6 @@ FLAT_CONTINUE = (
     " (the 'default route') also gets alerts that matched an earlier `continue: true` route;"
     " Alertmanager's parent receiver only gets alerts no child route matched"
 )
-A10_EMPTY = "issue 13 A.10: `match: {env: ''}` never matches a missing label (Alertmanager: the label is '')"
 
 
 def _both_resolve(t: float, *names: str) -> tuple:  # type: ignore[type-arg]
@@ -108,7 +102,6 @@ CASES: tuple[AmScenario, ...] = (
         'a missing label is "" for a regex matcher: env=~".*" matches an alert without env',
         (fire(1, "x"), fire(1, "y", env="prod"), *_both_resolve(5.8, "x", "y")),
         routes=(Route("any-env", ('env=~".*"',)),),
-        xfail=A10_RE,
     ),
     AmScenario(
         "a09_regex_optional_missing",
@@ -120,14 +113,12 @@ CASES: tuple[AmScenario, ...] = (
             *_both_resolve(5.8, "x", "y", "z"),
         ),
         routes=(Route("dev", ('env=~"dev|"',)),),
-        xfail=A10_RE,
     ),
     AmScenario(
         "a10_equal_empty_missing",
         'env="" matches an alert without env',
         (fire(1, "x"), fire(1, "y", env="prod"), *_both_resolve(5.8, "x", "y")),
         routes=(Route("no-env", ('env=""',)),),
-        xfail=A10_EMPTY,
     ),
     AmScenario(
         "a11_not_equal",
@@ -135,7 +126,6 @@ CASES: tuple[AmScenario, ...] = (
         (fire(1, "x", team="db"), fire(1, "y", team="ops"), *_both_resolve(5.8, "x", "y")),
         routes=(Route("not-ops", ('team!="ops"',)),),
         syntax="matchers",
-        xfail=A10_NE,
     ),
     AmScenario(
         "a12_not_equal_missing",
@@ -143,7 +133,6 @@ CASES: tuple[AmScenario, ...] = (
         (fire(1, "x"), fire(1, "y", env="prod"), *_both_resolve(5.8, "x", "y")),
         routes=(Route("not-prod", ('env!="prod"',)),),
         syntax="matchers",
-        xfail=A10_NE,
     ),
     AmScenario(
         "a13_not_regex",
@@ -156,7 +145,6 @@ CASES: tuple[AmScenario, ...] = (
         ),
         routes=(Route("not-web", ('host!~"web-.*"',)),),
         syntax="matchers",
-        xfail=A10_NE,
     ),
     AmScenario(
         "a14_nested",
@@ -171,7 +159,6 @@ CASES: tuple[AmScenario, ...] = (
             Route("db", ('team="db"',), routes=(Route("db-pager", ('severity="critical"',)),)),
         ),
         syntax="nested",
-        xfail=A10_NEST,
     ),
     AmScenario(
         "a15_nested_inherits_timing",
@@ -186,7 +173,6 @@ CASES: tuple[AmScenario, ...] = (
             ),
         ),
         syntax="nested",
-        xfail=A10_NEST,
     ),
     AmScenario(
         "a16_nested_continue_no_parent",
@@ -207,7 +193,6 @@ CASES: tuple[AmScenario, ...] = (
             ),
         ),
         syntax="nested",
-        xfail=A10_NEST,
     ),
     # -- grouping and timing -------------------------------------------------------------
     AmScenario(
@@ -258,7 +243,6 @@ CASES: tuple[AmScenario, ...] = (
         "one of two alerts resolves: one notification with both; nothing again until a change",
         (fire(1, "x"), fire(1, "y"), resolve(3, "x"), resolve(9.8, "y")),
         group_by=("rule",),
-        xfail=A6,
     ),
     AmScenario(
         "a24_repeat_interval",
@@ -312,7 +296,6 @@ CASES: tuple[AmScenario, ...] = (
             *_both_resolve(5.8, "x", "y", "z"),
         ),
         inhibit=(Inhibit(('severity="critical"',), ('team="db"',), ("host",)),),
-        xfail=A4,
     ),
     AmScenario(
         "a29_inhibit_missing_equal_label",
@@ -341,7 +324,6 @@ CASES: tuple[AmScenario, ...] = (
             *_both_resolve(5.8, "c", "w", "p"),
         ),
         inhibit=(Inhibit(('severity="critical"',), ('env=~"dev|"',), ("host",)),),
-        xfail="issue 13 A.10: an inhibit rule's target_re on a missing label never matches either",
     ),
     AmScenario(
         "a31_inhibit_not_equal_target",
@@ -354,7 +336,6 @@ CASES: tuple[AmScenario, ...] = (
         ),
         inhibit=(Inhibit(('severity="critical"',), ('team!="sre"',), ("host",)),),
         syntax="inhibit_matchers",
-        xfail=A10_NE,
     ),
     # -- silences ------------------------------------------------------------------------
     AmScenario(
@@ -381,7 +362,6 @@ CASES: tuple[AmScenario, ...] = (
         'a silence env=~"dev|" also mutes an alert without env',
         (fire(1, "x"), fire(1, "y", env="prod"), *_both_resolve(5.8, "x", "y")),
         silences=(Silence(('env=~"dev|"',), 0, 60),),
-        xfail=A10_RE,
     ),
     AmScenario(
         "a34_silence_regex",

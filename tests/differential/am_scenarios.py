@@ -32,16 +32,6 @@ from typing import Any, Literal
 SEVERITIES = ("critical", "warning", "info")
 GW, GI, RI = 1.0, 2.0, 3600.0  # a scenario's default group_wait, group_interval, repeat_interval
 
-A4 = "issue 13 A.4: two alerts that each match both sides of an inhibit rule mute each other"
-A6 = (
-    "issue 13 A.6: after a resolve, the unchanged firing set is sent again one group_interval later"
-)
-A10_RE = "issue 13 A.10: match_re on a missing label never matches (Alertmanager: the label is '')"
-A10_NE = (
-    "issue 13 A.10: `!=` / `!~` matchers (Alertmanager-like `matchers:` lists) not supported yet"
-)
-A10_NEST = "issue 13 A.10: nested routes (children inherit group_by and timings) not supported yet"
-
 _MATCHER = re.compile(r'^([a-zA-Z_][a-zA-Z0-9_]*)(=~|!~|!=|=)"(.*)"$')
 
 

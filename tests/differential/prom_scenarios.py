@@ -22,12 +22,10 @@ from dataclasses import dataclass, field
 THRESHOLD = 5
 HI, LO = 7.0, 1.0
 
-A9 = "issue 13 A.9: keep_firing_for resolves one evaluation early (counted from the last true evaluation)"
 GONE = (
     "found by this suite (not in issue 13): an `each` element that disappears while its alert is"
     " held by keep_firing_for is never evaluated again, so the alert never resolves"
 )
-A5 = "issue 13 A.5: labels from the data (each element) override the rule's labels"
 
 
 @dataclass(frozen=True)
@@ -89,14 +87,12 @@ SCENARIOS: tuple[PromScenario, ...] = (
         "keep_firing_for: 3s: stays firing until 3s after the first false evaluation",
         _s((0, {A: LO}), (1, {A: HI}), (4, {A: LO})),
         keep_firing_for="3s",
-        xfail=A9,
     ),
     PromScenario(
         "p07_keep_firing_refire",
         "true again inside keep_firing_for: no resolve; the window restarts at the next false",
         _s((0, {A: LO}), (1, {A: HI}), (4, {A: LO}), (6, {A: HI}), (9, {A: LO})),
         keep_firing_for="4s",
-        xfail=A9,
     ),
     PromScenario(
         "p08_keep_firing_not_for_pending",
@@ -111,14 +107,12 @@ SCENARIOS: tuple[PromScenario, ...] = (
         _s((0, {A: LO}), (1, {A: HI}), (6, {A: LO})),
         for_="2s",
         keep_firing_for="2s",
-        xfail=A9,
     ),
     PromScenario(
         "p10_keep_firing_one_interval",
         "keep_firing_for equal to the evaluation interval holds exactly one evaluation",
         _s((0, {A: LO}), (1, {A: HI}), (4, {A: LO})),
         keep_firing_for="1s",
-        xfail=A9,
     ),
     PromScenario(
         "p11_per_series",
@@ -149,7 +143,6 @@ SCENARIOS: tuple[PromScenario, ...] = (
         "a rule label wins over the series' label of the same name (team)",
         _s((0, {"host=a,team=db": LO}), (1, {"host=a,team=db": HI}), (5, {"host=a,team=db": LO})),
         labels={"team": "infra"},
-        xfail=A5,
     ),
     PromScenario(
         "p15_rule_severity_wins",
@@ -159,7 +152,6 @@ SCENARIOS: tuple[PromScenario, ...] = (
             (1, {"host=a,severity=critical": HI}),
             (5, {"host=a,severity=critical": LO}),
         ),
-        xfail=A5,
     ),
     PromScenario(
         "p16_series_labels_kept",
