@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import re
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -178,16 +179,7 @@ class Call:
         raw = b"".join(chunks)
         if not raw.strip():
             return {}
-        try:
-            data = json.loads(raw)
-        except UnicodeDecodeError:
-            raise ApiError(400, "malformed JSON: the body is not UTF-8") from None
-        except json.JSONDecodeError as e:
-            raise ApiError(
-                400, f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}"
-            ) from None
-        except RecursionError:
-            raise ApiError(400, "malformed JSON: nested too deeply") from None
+        data = parse_json(raw)
         if not isinstance(data, dict):
             raise ApiError(422, f"expected a JSON object, got {_json_type(data)}")
         return data
@@ -217,6 +209,48 @@ class Call:
             raise ApiError(422, str(e)) from None
         await self.audit(action, {**details, "result": "ok"})
         return result
+
+
+def parse_json(raw: bytes) -> Any:
+    """A request body's JSON, or ApiError 400 saying what is wrong with it. Every
+    way json.loads can fail is a client's mistake, never a 500 with a traceback."""
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError:
+        raise ApiError(400, "malformed JSON: the body is not UTF-8") from None
+    except json.JSONDecodeError as e:
+        raise ApiError(
+            400, f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}"
+        ) from None
+    except RecursionError:
+        raise ApiError(400, "malformed JSON: nested too deeply") from None
+    except ValueError:  # the only other: an integer past Python's conversion limit
+        digits = sys.get_int_max_str_digits()
+        raise ApiError(400, f"malformed JSON: a number has more than {digits} digits") from None
+    _refuse_surrogates(data)
+    return data
+
+
+def _refuse_surrogates(data: Any) -> None:
+    """`"\\ud800"` is valid JSON but no character: such text cannot be written to
+    the journal, a log or a notification, so it is refused here, at the boundary."""
+    stack = [data]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if _SURROGATE.search(v):
+                raise ApiError(
+                    400,
+                    "malformed JSON: a string holds a lone surrogate (such as \\ud800), not a character",
+                )
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _json_type(v: Any) -> str:

@@ -3,6 +3,7 @@ daemon (tests/integration/daemon.py) and the journal as the witness."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -84,3 +85,39 @@ def rule_expr(d: Daemon, rule_id: str) -> str:
 def write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+
+
+class HealthProbe:
+    """Asks GET /health on a new connection every `every` seconds from a thread,
+    while an attack runs; `check()` asserts each answered 200 within `bound`."""
+
+    def __init__(self, d: Daemon, path: str = "/health", every: float = 0.2) -> None:
+        self.url = d.url + path
+        self.every = every
+        self.results: list[tuple[int | None, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            try:
+                # a fresh connection each time: a new client must get in, too
+                status: int | None = httpx.get(self.url, timeout=5.0, trust_env=False).status_code
+            except httpx.HTTPError:
+                status = None
+            self.results.append((status, time.monotonic() - t0))
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> HealthProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def check(self, bound: float = 1.0) -> None:
+        assert self.results, "no probe ran"
+        bad = [(s, round(t, 3)) for s, t in self.results if s != 200 or t > bound]
+        assert not bad, f"{len(bad)} of {len(self.results)} probes failed or were late: {bad[:10]}"
