@@ -27,6 +27,7 @@ from engine import __version__, slices
 from engine.alert_events import ALERT_EVENTS, journal_events
 from engine.alert_tally import Tally, tally
 from engine.alert_tally import steps as tally_steps
+from engine.clock_steps import replan, watch_steps
 from engine.collectors.base import Collector, create
 from engine.config.build import ConfigLoader
 from engine.config.model import Config, Rule, RuleGroup, Source
@@ -745,6 +746,7 @@ class App:
             asyncio.create_task(watchdog_loop(self.systemd, self.stopping), name="watchdog"),
             asyncio.create_task(self._snapshots(), name="snapshots"),
             asyncio.create_task(self._status_loop(), name="status"),
+            asyncio.create_task(watch_steps(self._clock_stepped), name="clock-steps"),
             asyncio.create_task(self.gc.run(), name="gc-pacing"),
         ]
         await self.stopping.wait()
@@ -762,6 +764,11 @@ class App:
             await stop(*api_server)
         await self.shutdown()
         return 0
+
+    def _clock_stepped(self, step: float) -> None:
+        log.warning("the wall clock stepped %+.1f s; the next runs keep their intervals", step)
+        if self.scheduler is not None:
+            replan(self.scheduler, step)
 
     def _next_due(self) -> float | None:
         """Seconds until the scheduler's next job (the gap the garbage collector and
