@@ -766,9 +766,13 @@ class App:
         return 0
 
     def _clock_stepped(self, step: float) -> None:
-        log.warning("the wall clock stepped %+.1f s; the next runs keep their intervals", step)
+        log.warning(
+            "the wall clock stepped %+.1f s; runs and notification timers keep their intervals",
+            step,
+        )
         if self.scheduler is not None:
             replan(self.scheduler, step)
+        self.dispatcher.clock_stepped(step)
 
     def _next_due(self) -> float | None:
         """Seconds until the scheduler's next job (the gap the garbage collector and

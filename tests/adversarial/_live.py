@@ -28,8 +28,8 @@ ADMIN = "tok-admin-adv-9e07"
 TOKENS = {"dash": (VIEWER, "viewer"), "deployer": (ADMIN, "admin")}
 
 
-def make_daemon(root: Path, rule_text: str, extra_config: str = "") -> Daemon:
-    return Daemon(root, rule_text, extra_config=extra_config, tokens=TOKENS)
+def make_daemon(root: Path, rule_text: str, extra_config: str = "", channels: str = "") -> Daemon:
+    return Daemon(root, rule_text, channels, extra_config=extra_config, tokens=TOKENS)
 
 
 def rules(limit: int) -> str:

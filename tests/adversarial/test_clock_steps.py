@@ -45,6 +45,18 @@ rules:
 """
 
 
+CHANNELS = """\
+channels:
+  - {{name: out, type: file, path: {path}}}
+routes:
+  - channels: [out]
+    group_by: [rule]
+    group_wait: 3s
+    group_interval: 1s
+    repeat_interval: 1h
+"""
+
+
 @pytest.fixture
 def stepped(tmp_path: Path) -> Iterator[tuple[Daemon, Path]]:
     # the clock file and the collector's file live outside the configured folders, so
@@ -53,7 +65,7 @@ def stepped(tmp_path: Path) -> Iterator[tuple[Daemon, Path]]:
     outside.mkdir()
     clock = outside / "faketime.rc"
     clock.write_text("+0\n")
-    d = make_daemon(tmp_path / "d", RULES)
+    d = make_daemon(tmp_path / "d", RULES, channels=CHANNELS.format(path=outside / "out.jsonl"))
     metrics = outside / "metrics.json"
     cfg = d.root / "vigil.yaml"
     cfg.write_text(cfg.read_text().replace(str(d.metrics), str(metrics)))
@@ -137,3 +149,39 @@ def test_for_duration_is_measured_on_the_monotonic_clock(
     clock.write_text(offset + "\n")
     waited = event_after(d, seq, "firing", "queue_stuck", timeout=10)
     assert 1.3 <= waited <= 4.0, f"fired {waited:.1f} s after it was seen pending"
+
+
+def test_a_step_back_does_not_hold_a_notification_for_the_hour(
+    stepped: tuple[Daemon, Path],
+) -> None:
+    """group_wait (3 s) is under way when the clock steps back an hour: the
+    notification still goes about 3 s after the alert fired."""
+    d, clock = stepped
+    seq = last_seq(d)
+    d.set_values({"queue": 50, "stuck": 0})
+    event_after(d, seq, "firing", "queue_deep", timeout=5)
+    t0 = time.monotonic()
+    clock.write_text("-3600\n")
+    d.wait_for(
+        lambda evs: any(e["seq"] > seq and e["event"] == "notified" for e in evs),
+        timeout=12,
+        what="the notification after group_wait",
+    )
+    waited = time.monotonic() - t0
+    assert 2.0 <= waited <= 8.0, f"notified {waited:.1f} s after firing"
+
+
+def test_a_step_forward_does_not_repeat_notifications(stepped: tuple[Daemon, Path]) -> None:
+    """repeat_interval is 1 h: an hour's step forward is no hour of waiting."""
+    d, clock = stepped
+    seq = last_seq(d)
+    d.set_values({"queue": 50, "stuck": 0})
+    d.wait_for(
+        lambda evs: any(e["seq"] > seq and e["event"] == "notified" for e in evs),
+        timeout=12,
+        what="the first notification",
+    )
+    step(clock, "+3700")
+    time.sleep(4)  # group_interval is 1 s: a repeat would be out by now
+    sent = [e for e in d.events() if e["seq"] > seq and e["event"] == "notified"]
+    assert len(sent) == 1, sent
