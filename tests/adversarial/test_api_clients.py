@@ -38,6 +38,15 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         assert code == 0
 
 
+@pytest.fixture(autouse=True)
+def health_throughout(live: Daemon) -> Iterator[None]:
+    """Every attack here: /health answers 200 within 1 s while it runs."""
+    with HealthProbe(live) as health:
+        yield
+        time.sleep(0.3)  # at least one probe, also for the quick ones
+    health.check()
+
+
 def connect(d: Daemon) -> socket.socket:
     s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
