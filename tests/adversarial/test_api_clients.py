@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from engine.api.guard import MAX_HEADER_BYTES, MAX_HEADERS, REQUEST_SECONDS
-from tests.adversarial._live import ADMIN, HealthProbe, make_daemon, rules, wait_ready
+from tests.adversarial._api_live import ADMIN, HealthProbe, make_daemon, rules, wait_ready
 from tests.integration.daemon import Daemon
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]

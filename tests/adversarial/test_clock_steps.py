@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.adversarial._live import HealthProbe, last_seq, make_daemon, wait_ready
+from tests.adversarial._api_live import HealthProbe, last_seq, make_daemon, wait_ready
 from tests.integration.daemon import Daemon
 
 LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"

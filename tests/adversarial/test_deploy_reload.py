@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.adversarial._live import (
+from tests.adversarial._api_live import (
     last_seq,
     make_daemon,
     rule_expr,
