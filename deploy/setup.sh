@@ -10,6 +10,7 @@ command -v promtool >/dev/null || apt_pkgs+=(prometheus)                        
 command -v prometheus-alertmanager >/dev/null || apt_pkgs+=(prometheus-alertmanager)  # alertmanager channel test
 command -v systemd-analyze >/dev/null || apt_pkgs+=(systemd)                       # unit file verification
 command -v chromium >/dev/null || apt_pkgs+=(chromium)                            # web page test (Playwright drives it)
+command -v faketime >/dev/null || apt_pkgs+=(faketime)                            # wall-clock step tests (libfaketime)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing Debian packages: ${apt_pkgs[*]}"

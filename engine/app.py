@@ -28,6 +28,7 @@ from engine.alert_events import ALERT_EVENTS, journal_events
 from engine.alert_tally import Tally, tally
 from engine.alert_tally import steps as tally_steps
 from engine.boundary import clean
+from engine.clock_steps import replan, watch_steps
 from engine.collectors.base import Collector, create, metric_names
 from engine.config.build import ConfigLoader
 from engine.config.model import CollectorConfig, Config, Rule, RuleGroup, Severity, Source
@@ -600,7 +601,11 @@ class App:
         `settled` (the file watcher's) is awaited between loading and acting: if it
         says the files changed meanwhile, what was loaded is dropped unused."""
         async with self._reload_lock:
-            self.systemd.reloading("reloading configuration")
+            # a reload while starting (the watcher's first look) must not tell
+            # systemd READY=1 before the daemon is
+            tell_systemd = self.ready
+            if tell_systemd:
+                self.systemd.reloading("reloading configuration")
             t0 = time.perf_counter()
             try:
                 # parsing runs off the loop, so evaluation keeps its pace meanwhile,
@@ -634,7 +639,8 @@ class App:
                 )
                 return {"ok": True, "errors": [], "config_hash": result.config.config_hash}
             finally:
-                self.systemd.ready(self.summary())
+                if tell_systemd:
+                    self.systemd.ready(self.summary())
 
     async def _reject(self, problems: list[Any], by: str) -> dict[str, Any]:
         errors = [p.format() for p in problems]
@@ -837,13 +843,16 @@ class App:
         )  # fmt: skip
         await self.dispatcher.start(self.state)
         self.metrics.config_loaded(self.wall())
-        # the API server and the file watcher before the scheduler: importing and
-        # starting them holds the loop for 100-200 ms, which would make the first
-        # ticks late; the API also before the first collection, which may probe it
+        # the file watcher first: the configuration was read before anything watched
+        # it, so the watcher re-reads it once it watches (an edit made meanwhile, or
+        # during a slow first collection, is not lost). It and the API server start
+        # before the scheduler: starting them holds the loop for 100-200 ms, which
+        # would make the first ticks late; the API also before the first
+        # collection, which may probe it
+        watcher = self._watch() if watch else None
         api_server = await self._serve_api() if serve_api else None
         # first values before the first evaluation, so rules do not start in no_data
         await asyncio.gather(*(self.collect(n) for n in self.collectors))
-        watcher = self._watch() if watch else None
         self.gc.freeze_startup()  # a full collection: before the first tick too
         self.scheduler = self.schedule()
         self.scheduler.start()
@@ -858,6 +867,7 @@ class App:
             asyncio.create_task(watchdog_loop(self.systemd, self.stopping), name="watchdog"),
             asyncio.create_task(self._snapshots(), name="snapshots"),
             asyncio.create_task(self._status_loop(), name="status"),
+            asyncio.create_task(watch_steps(self._clock_stepped), name="clock-steps"),
             asyncio.create_task(self.gc.run(), name="gc-pacing"),
         ]
         await self.stopping.wait()
@@ -875,6 +885,15 @@ class App:
             await stop(*api_server)
         await self.shutdown()
         return self.exit_code
+
+    def _clock_stepped(self, step: float) -> None:
+        log.warning(
+            "the wall clock stepped %+.1f s; runs and notification timers keep their intervals",
+            step,
+        )
+        if self.scheduler is not None:
+            replan(self.scheduler, step)
+        self.dispatcher.clock_stepped(step)
 
     def _next_due(self) -> float | None:
         """Seconds until the scheduler's next job (the gap the garbage collector and
@@ -915,9 +934,9 @@ class App:
     def _watch(self) -> Any:
         from engine.watch import ConfigWatcher
 
-        paths = [*self.config.rules_paths, *self.config.channels_paths]
-        if self.config_path:
-            paths.append(self.config_path)
+        def paths() -> list[str]:  # as configured now: a reload may change them
+            found = [*self.config.rules_paths, *self.config.channels_paths]
+            return [*found, self.config_path] if self.config_path else found
 
         watcher: ConfigWatcher | None = None
 

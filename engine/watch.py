@@ -19,6 +19,7 @@ is ever swapped in (or rejected), as without the overlap, but sooner.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -32,6 +33,9 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
+from watchdog.observers.api import ObservedWatch
+
+from engine.watch_paths import Plan, is_under, make_plan
 
 log = logging.getLogger("vigil.watch")
 
@@ -39,12 +43,15 @@ YAML = (".yaml", ".yml")
 _EDITS = frozenset({"created", "deleted", "modified", "moved", "closed"})
 
 
-def _relevant(path: str, config_files: frozenset[str]) -> bool:
+def _relevant(path: str, plan: Plan, is_directory: bool) -> bool:
+    if path in plan.names:  # a configured file, or a name on the way to a configured path
+        return True
     name = os.path.basename(path)
     # editor droppings: vim's swap and 4913 probe, emacs' #auto-save# and lock files
     if name.startswith((".#", "#")) or name.endswith(("~", ".swp", ".swx")) or name == "4913":
         return False
-    return path.endswith(YAML) or os.path.abspath(path) in config_files
+    # in a configured folder: its YAML files, and folders coming and going with theirs
+    return is_under(path, plan) and (is_directory or path.endswith(YAML))
 
 
 class _Handler(FileSystemEventHandler):
@@ -53,41 +60,53 @@ class _Handler(FileSystemEventHandler):
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         # reads (our own reload reads every file: opened, closed_no_write) and
-        # attribute changes are not edits; reacting to them would loop
+        # attribute changes are not edits; reacting to them would loop; a folder's
+        # `modified` only says an entry in it changed, which has its own event
         if event.event_type not in _EDITS:
+            return
+        if event.is_directory and event.event_type == "modified":
             return
         paths = [os.fsdecode(event.src_path)]
         dest = getattr(event, "dest_path", "")
         if dest:
             paths.append(os.fsdecode(dest))
-        relevant = [p for p in paths if _relevant(p, self.watcher.config_files)]
-        if not relevant or (event.is_directory and event.event_type == "modified"):
-            return
-        self.watcher.note(event, relevant)
+        plan = self.watcher.plan
+        relevant = [p for p in paths if _relevant(p, plan, event.is_directory)]
+        if relevant:
+            self.watcher.note(event, relevant)
 
 
 class ConfigWatcher:
-    """Watches folders and files; calls `on_change()` on the loop once per burst.
+    """Watches the configured paths; calls `on_change()` on the loop once per burst.
 
     `on_change` should call `settled()` once it has loaded the files and before it
-    acts on them, and act only if that returns True."""
+    acts on them, and act only if that returns True.
+
+    The paths are watched as paths, not as the folders they named at start
+    (engine/watch_paths.py): before each round, and every `recheck` seconds in
+    case an event was missed, they are resolved again and the watches follow.
+    The first round runs at start() without any event: the configuration was
+    read before anything watched it, and an edit in between must not be lost."""
 
     def __init__(
         self,
-        paths: Iterable[str],
+        paths: Callable[[], Iterable[str]],
         on_change: Callable[[], Awaitable[None]],
         loop: asyncio.AbstractEventLoop,
         *,
         quiet: float = 0.1,
         max_wait: float = 2.0,
         early: float = 0.02,
+        recheck: float = 2.0,
     ) -> None:
+        self.paths = paths  # called again at each look: a reload may change them
         self.on_change = on_change
         self.loop = loop
         self.quiet = quiet
         self.max_wait = max_wait
         self.early = min(early, quiet)
-        self.config_files = frozenset(os.path.abspath(p) for p in paths if os.path.isfile(p))
+        self.recheck = recheck
+        self.plan = Plan()
         self._lock = threading.Lock()
         self._first = 0.0  # first event of the burst not yet loaded and settled
         self._last = 0.0
@@ -97,39 +116,72 @@ class ConfigWatcher:
         self._open: set[str] = set()  # written to but not closed yet
         self._wake = asyncio.Event()
         self._observer = Observer()
-        handler = _Handler(self)
-        # folders are watched recursively; a single file's folder only at its level
-        # (vigil.yaml often sits above data_dir, whose journal writes are noise)
-        watched: dict[str, bool] = {}
-        for p in paths:
-            if os.path.isdir(p):
-                watched[os.path.abspath(p)] = True
-            else:
-                d = os.path.dirname(os.path.abspath(p))
-                if os.path.isdir(d):
-                    watched.setdefault(d, False)
-        for d, recursive in sorted(watched.items()):
-            self._observer.schedule(handler, d, recursive=recursive)
+        self._handler = _Handler(self)
+        self._watches: dict[tuple[str, bool], tuple[tuple[int, int], ObservedWatch]] = {}
+        self._failed: set[tuple[str, bool]] = set()  # logged once each
         self._task: asyncio.Task[None] | None = None
 
-    def note(self, event: FileSystemEvent, paths: list[str]) -> None:
-        """Called from the observer thread."""
+    def _apply(self, plan: Plan) -> None:
+        """Make the watches those of `plan` (blocking: a recursive watch walks its tree)."""
+        dead = self._dead()
+        for key, (ident, watch) in list(self._watches.items()):
+            if plan.watches.get(key) != ident or key in dead:
+                del self._watches[key]
+                # KeyError/OSError: its folder is gone and the watch ended itself
+                with contextlib.suppress(KeyError, OSError):
+                    self._observer.unschedule(watch)
+        for key, ident in plan.watches.items():
+            if key in self._watches:
+                continue
+            try:
+                watch = self._observer.schedule(self._handler, key[0], recursive=key[1])
+            except OSError as e:  # gone meanwhile (the next plan sees it), inotify limits
+                if key not in self._failed:
+                    self._failed.add(key)
+                    log.warning("cannot watch %s: %s", key[0], e)
+                continue
+            self._failed.discard(key)
+            self._watches[key] = (ident, watch)
+        self.plan = plan
+
+    def _dead(self) -> set[tuple[str, bool]]:
+        """Watches whose folder was deleted: watchdog ends them itself, and a folder
+        made again under the same name may well get the same inode number."""
+        running = {e.watch for e in list(self._observer.emitters) if e.should_keep_running()}
+        return {key for key, (_, watch) in self._watches.items() if watch not in running}
+
+    async def _replan(self) -> bool:
+        """Resolve the paths again and move the watches; True if anything moved."""
+        plan = await asyncio.to_thread(make_plan, tuple(self.paths()))
+        if plan == self.plan and not self._dead():
+            return False
+        await asyncio.to_thread(self._apply, plan)
+        return True
+
+    def note(self, event: FileSystemEvent | None, paths: list[str]) -> None:
+        """Called from the observer thread (`event` None: a re-check saw a change)."""
         now = time.monotonic()
         with self._lock:
             if not self._first:
                 self._first = now
             self._last = now
             self._events += 1
+            closes = isinstance(event, FileClosedEvent) or (
+                event is not None and event.event_type in ("deleted", "moved")
+            )
             for p in paths:
                 if isinstance(event, FileModifiedEvent):
                     self._open.add(p)
-                elif isinstance(event, FileClosedEvent) or event.event_type in ("deleted", "moved"):
+                elif closes:
                     self._open.discard(p)
         self.loop.call_soon_threadsafe(self._wake.set)
 
     def start(self) -> None:
+        """Watch from now on (blocks while the watches are set up), then re-check."""
         self._observer.start()
+        self._apply(make_plan(tuple(self.paths())))
         self._task = self.loop.create_task(self._run(), name="config-watcher")
+        self._wake.set()  # the first round: what changed before the watches were set
 
     def _state(self) -> tuple[float, bool, bool]:
         """(seconds since the last event, a file is still open, max_wait is over)."""
@@ -164,9 +216,19 @@ class ConfigWatcher:
 
     async def _run(self) -> None:
         while True:
-            await self._wake.wait()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.recheck)
+            except TimeoutError:
+                # inotify can miss a change (a folder swapped while its watch was
+                # being set up, a queue overflow): the paths are resolved again
+                if await self._replan():
+                    self.note(None, [])
+                continue
             self._wake.clear()
             overdue = await self._quiet_for(self.early)
+            # the watches follow the paths before loading, so whatever the load
+            # misses is an event of the new watches, and another round
+            await self._replan()
             with self._lock:
                 self._round = self._events
                 self._forced = overdue

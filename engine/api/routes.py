@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import re
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -179,16 +180,7 @@ class Call:
         raw = b"".join(chunks)
         if not raw.strip():
             return {}
-        try:
-            data = json.loads(raw)
-        except UnicodeDecodeError:
-            raise ApiError(400, "malformed JSON: the body is not UTF-8") from None
-        except json.JSONDecodeError as e:
-            raise ApiError(
-                400, f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}"
-            ) from None
-        except RecursionError:
-            raise ApiError(400, "malformed JSON: nested too deeply") from None
+        data = parse_json(raw)
         if not isinstance(data, dict):
             raise ApiError(422, f"expected a JSON object, got {_json_type(data)}")
         cleaned, _cut = clean(data)  # valid text (no lone surrogate), bounded: engine/boundary.py
@@ -219,6 +211,25 @@ class Call:
             raise ApiError(422, str(e)) from None
         await self.audit(action, {**details, "result": "ok"})
         return result
+
+
+def parse_json(raw: bytes) -> Any:
+    """A request body's JSON, or ApiError 400 saying what is wrong with it. Every
+    way json.loads can fail is a client's mistake, never a 500 with a traceback."""
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError:
+        raise ApiError(400, "malformed JSON: the body is not UTF-8") from None
+    except json.JSONDecodeError as e:
+        raise ApiError(
+            400, f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}"
+        ) from None
+    except RecursionError:
+        raise ApiError(400, "malformed JSON: nested too deeply") from None
+    except ValueError:  # the only other: an integer past Python's conversion limit
+        digits = sys.get_int_max_str_digits()
+        raise ApiError(400, f"malformed JSON: a number has more than {digits} digits") from None
+    return data
 
 
 def _json_type(v: Any) -> str:

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import Generator
+from urllib.parse import quote
 
 import uvicorn
 from prometheus_client import CollectorRegistry
@@ -27,10 +28,12 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine import slices
 from engine.api.facade import DaemonFacade
+from engine.api.guard import GuardedHttpTools
 from engine.api.routes import ServerState, error_response, routes
 from engine.config.model import ApiConfig
 
@@ -63,6 +66,9 @@ def create_app(facade: DaemonFacade, api: ApiConfig, *, registry: CollectorRegis
         assert isinstance(exc, HTTPException)
         message = str(exc.detail)
         if exc.status_code == 404:
+            twin = _slash_twin(app, request.scope)
+            if twin is not None:
+                return _relative_redirect(twin, request.scope)
             message = f"no such endpoint: {request.method} {request.url.path[:200]}"
         elif exc.status_code == 405:
             message = f"method {request.method} not allowed on {request.url.path[:200]}"
@@ -78,8 +84,34 @@ def create_app(facade: DaemonFacade, api: ApiConfig, *, registry: CollectorRegis
         middleware=[Middleware(TakeTurns)],
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
+    # Starlette's own trailing-slash redirect names the host from the request's
+    # Host header (`Location: http://evil.example/...`); http_error redirects
+    # with a path instead
+    app.router.redirect_slashes = False
     app.state.vigil = ServerState(facade, api, registry)
     return app
+
+
+def _slash_twin(app: Starlette, scope: Scope) -> str | None:
+    """The path with its trailing slash removed or added, if an endpoint has it."""
+    path: str = scope["path"]
+    twin = path.rstrip("/") if path.endswith("/") else path + "/"
+    if not twin or twin == path or twin.startswith("//"):  # "//host/..." is a host
+        return None
+    alt = {**scope, "path": twin}
+    if any(route.matches(alt)[0] != Match.NONE for route in app.router.routes):
+        return twin
+    return None
+
+
+def _relative_redirect(path: str, scope: Scope) -> Response:
+    """307 to `path` on the same server: a Location without scheme or host, so no
+    client-supplied Host can end up in it (RFC 9110 allows relative references)."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    location = quote(path, safe="/:@!$&'()*+,;=-._~") + (
+        f"?{quote(query, safe='=&%+')}" if query else ""
+    )
+    return Response(status_code=307, headers={"Location": location})
 
 
 def update_api_config(app: Starlette, api: ApiConfig) -> None:
@@ -133,11 +165,14 @@ async def serve(app: Starlette, host: str, port: int) -> tuple[uvicorn.Server, a
         access_log=False,
         server_header=False,
         proxy_headers=False,  # nothing forwards to us; never trust X-Forwarded-For
-        http="httptools",  # C parser: a fraction of h11's CPU per request
+        # httptools (C parser: a fraction of h11's CPU per request) with limits on
+        # slow, idle and oversized clients (guard.py); those limits replace
+        # limit_concurrency, which counted idle sockets and answered 503 to all
+        http=GuardedHttpTools,
         ws="none",
         timeout_keep_alive=5,
         timeout_graceful_shutdown=5,
-        limit_concurrency=256,  # beyond this, 503 rather than memory growth
+        limit_concurrency=None,
     )
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="vigil-api")

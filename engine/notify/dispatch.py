@@ -190,6 +190,13 @@ class Dispatcher:
         self._holds -= 1
         self._wake.set()
 
+    def clock_stepped(self, step: float) -> None:
+        """The wall clock stepped by `step` seconds: the pipeline's own timers move
+        with it (Pipeline.shift), and the timer looks at its deadline again."""
+        if self.pipeline is not None:
+            self.pipeline.shift(step)
+        self._wake.set()
+
     def wake(self) -> None:
         """Look at deadlines again now (after a simulated clock moved)."""
         self._wake.set()

@@ -755,6 +755,28 @@ class Pipeline:
             return a is not None and a.status == "firing" and a.esc_next == at
         return True
 
+    def shift(self, step: float) -> None:
+        """The wall clock stepped by `step` seconds (engine/clock_steps.py): what
+        this pipeline timed itself (group waits and intervals, repeats, rate
+        limits) keeps its distance from now, so a step back does not hold a
+        notification for the hour and a step forward does not make every repeat
+        due. The world's times (alert starts, silences, acknowledgement expiry,
+        escalations, which count from the alert's start) stay where they are."""
+        for g in self.groups.values():
+            g.created += step
+            if g.sent_at is not None:
+                g.sent_at += step
+            if g.flushed_at is not None:
+                g.flushed_at += step
+            if g.next_flush is not None:
+                g.next_flush += step
+        for channel, sent in self._rl_sent.items():
+            self._rl_sent[channel] = deque((t + step for t in sent), maxlen=sent.maxlen)
+        timed = ("group", "rate")
+        self._heap = [(t + step if k in timed else t, n, k, a) for t, n, k, a in self._heap]
+        heapq.heapify(self._heap)
+        self._now += step
+
     def next_deadline(self) -> float | None:
         """The earliest time `due` has work (it may be in the past)."""
         self._settle()
