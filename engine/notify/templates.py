@@ -4,15 +4,19 @@ One SandboxedEnvironment per template set: named templates (`templates:` in
 channel files) are reachable from others through `{% include "name" %}`.
 
 The sandbox stops attribute escapes (`''.__class__` raises SecurityError rather
-than rendering empty) and caps the work a template may do, so a bad template
+than rendering empty), is immutable (`labels.update(...)` in one annotation
+cannot change what the next one sees: no method that modifies a list, dict or
+set can be called) and caps the work a template may do, so a bad template
 cannot stall the daemon: every render has a budget of steps (calls, operators,
-filters, loop iterations, output pieces), a deadline (RENDER_SECONDS) and an
-output cap (MAX_OUTPUT). The deadline counts the rendering thread's CPU time, so
-a busy machine does not turn a good template into a refused one; compiling is
-outside the budget. `range()` is capped at MAX_RANGE items, and `*`, `**`,
-`+`, `%` and the amplifying filters and string methods are refused before they
-would build something larger than the cap. A notification whose template fails
-renders `fallback_text` instead, which is plain Python and cannot fail.
+filters, loop iterations, output pieces), a deadline (RENDER_SECONDS), an
+output cap (MAX_OUTPUT) and a cap on all it builds along the way (_MAX_BUILT).
+The deadline counts the rendering thread's CPU time, so a busy machine does not
+turn a good template into a refused one; compiling is outside the budget.
+`range()` and `lipsum()` are capped, and `*`, `**`, `+`, `~`, `%`, str.format,
+the amplifying filters and string methods are refused BEFORE they would build
+something larger than the cap (estimates: template_guards.py). A notification
+whose template fails renders `fallback_text` instead, which is plain Python and
+cannot fail.
 """
 
 from __future__ import annotations
@@ -24,9 +28,9 @@ import hashlib
 import importlib.util
 import marshal
 import math
-import re
 import threading
 import time
+import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -39,10 +43,19 @@ import jinja2.meta
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import (
+    ImmutableSandboxedEnvironment,
+    SandboxedEnvironment,
+    SandboxedEscapeFormatter,
+    SandboxedFormatter,
+)
+from jinja2.utils import generate_lorem_ipsum
+from jinja2.visitor import NodeTransformer
+from markupsafe import Markup
 
 from engine.config import disk_cache
 from engine.config.template_syntax import is_template, simple_ok
+from engine.notify.template_guards import lipsum_size, percent_size, size_of, spec_size
 
 if TYPE_CHECKING:
     from engine.config.model import Config, Route
@@ -69,6 +82,7 @@ MAX_STEPS = 50_000  # calls, operators, filters, loop iterations and outputs per
 RENDER_SECONDS = 0.1
 _MAX_PRODUCED = 4 * MAX_OUTPUT  # all `{{ }}` output, also what macros and blocks buffer
 _MAX_POW_BITS = 4096
+_MAX_BUILT = 16 * MAX_OUTPUT  # characters and elements one render may build in all
 
 # Errors a template can raise while rendering: Jinja's own and what the built-in
 # filters raise on bad input. This is the boundary where operator-written code runs.
@@ -80,6 +94,7 @@ RENDER_ERRORS: tuple[type[BaseException], ...] = (
     LookupError,
     AttributeError,
     RecursionError,
+    MemoryError,  # not expected under the caps; if it happens, the fallback is sent
 )
 
 
@@ -91,6 +106,7 @@ class _Budget:
     deadline: float
     steps: int = 0
     produced: int = 0
+    built: int = 0
 
 
 _BUDGET: ContextVar[_Budget | None] = ContextVar("vigil_template_budget", default=None)
@@ -138,7 +154,12 @@ def _tick() -> None:
     b.steps += 1
     if b.steps > MAX_STEPS:
         raise SecurityError(f"template does too much work (more than {MAX_STEPS} steps)")
-    if not b.steps & 15 and _work_clock() > b.deadline:
+    if not b.steps & 15:
+        _check_deadline(b)
+
+
+def _check_deadline(b: _Budget | None) -> None:
+    if b is not None and _work_clock() > b.deadline:
         raise SecurityError(f"template took longer than {RENDER_SECONDS * 1000:.0f} ms of CPU")
 
 
@@ -147,26 +168,31 @@ def _too_big(n: float) -> None:
         raise SecurityError(f"template would build a value larger than {MAX_OUTPUT} characters")
 
 
+def _charge(n: int) -> None:
+    """`n` characters or elements are about to be built: refuse beyond the caps."""
+    _too_big(n)
+    b = _BUDGET.get()
+    if b is not None:
+        b.built += n
+        if b.built > _MAX_BUILT:
+            raise SecurityError(f"template builds more than {_MAX_BUILT} characters in all")
+
+
 def _check_size(value: Any) -> None:
-    if isinstance(value, str | bytes | list | tuple):
-        _too_big(len(value))
+    if isinstance(value, str | bytes | list | tuple | dict):
+        _charge(len(value))
 
 
-_FORMAT_NUMBER = re.compile(r"\d+")
-
-
-def _check_format(fmt: Any) -> None:
-    """Refuse width/precision fields that would allocate beyond the cap."""
-    if isinstance(fmt, str):
-        for m in _FORMAT_NUMBER.finditer(fmt):
-            if len(m.group()) > 6 or int(m.group()) > MAX_OUTPUT:
-                raise SecurityError("format width or precision is too large")
+def _text_size(value: Any) -> int:
+    """Characters in a string, a bound on what str() of anything else makes."""
+    return len(value) if isinstance(value, str) else size_of(value, MAX_OUTPUT)
 
 
 def _check_repeat(left: Any, right: Any) -> None:
     for seq, n in ((left, right), (right, left)):
         if isinstance(seq, str | bytes | list | tuple) and isinstance(n, int):
-            _too_big(len(seq) * max(n, 0))
+            # A list's size counts what it holds: ['x' * 60000] * 60000 joins to 3.6 GB.
+            _charge(_text_size(seq) * max(n, 0))
 
 
 def _check_pow(left: Any, right: Any) -> None:
@@ -201,8 +227,8 @@ def _check_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> N
                 _too_big(a * (len(owner) if name == "expandtabs" else 1))
     elif name == "replace" and len(args) >= 2:
         _check_replace(owner, args[0], args[1])
-    elif name in ("format", "format_map"):
-        _check_format(owner)
+    elif name == "join" and args and isinstance(args[0], list | tuple):
+        _charge(sum(_text_size(x) + len(owner) for x in args[0]))
 
 
 def _guard_iter(iterable: Any) -> Iterator[Any]:
@@ -217,6 +243,43 @@ def _capped_range(*args: int) -> range:
     if len(rng) > MAX_RANGE:
         raise SecurityError(f"range() is capped at {MAX_RANGE} items")
     return rng
+
+
+def _capped_lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:
+    # lipsum(300000) took 16 s: its size is known from its arguments
+    _charge(lipsum_size(n, html, min, max))
+    return generate_lorem_ipsum(n, html, min, max)
+
+
+def _concat_guard(*values: Any) -> str:
+    """`a ~ b ~ c` (Jinja joins str() of each): refused before the join when too long."""
+    _tick()
+    parts = [v if isinstance(v, str) else str(v) for v in values]
+    _charge(sum(len(p) for p in parts))
+    return "".join(parts)
+
+
+class _CappedFormatter(SandboxedFormatter):
+    """str.format / format_map: each field's resolved spec (`{:>{}}` takes its
+    width from an argument) is checked before the field is formatted."""
+
+    _total = 0
+
+    def vformat(self, format_string: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+        self._total = len(format_string)
+        return super().vformat(format_string, args, kwargs)
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        _tick()
+        n = spec_size(value, format_spec, MAX_OUTPUT)
+        self._total += n
+        _too_big(self._total)
+        _charge(n)
+        return super().format_field(value, format_spec)
+
+
+class _CappedEscapeFormatter(_CappedFormatter, SandboxedEscapeFormatter):
+    pass
 
 
 def _finalize(value: Any) -> Any:
@@ -247,7 +310,14 @@ def _pre_filter(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> 
         if isinstance(w, int | str):
             _too_big(lines * (w if isinstance(w, int) else len(w)))
     elif name == "format":
-        _check_format(arg(0, "value"))
+        fmt = arg(0, "value")
+        if isinstance(fmt, str):
+            _charge(percent_size(fmt, dict(kwargs) or tuple(args[1:]), MAX_OUTPUT))
+    elif name == "join":
+        items, sep = arg(0, "value"), arg(1, "d")
+        if isinstance(items, list | tuple):
+            n = len(sep) if isinstance(sep, str) else 0
+            _charge(sum(_text_size(x) + n for x in items))
     elif name == "tojson":
         ind = arg(1, "indent")
         if isinstance(ind, int) and ind > 16:
@@ -267,8 +337,15 @@ def _capped_filter(name: str, f: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         _tick()
+        if name == "join" and len(args) > skip and not isinstance(args[skip], list | tuple):
+            # a generator or range is read here, item by item (each one a step), so
+            # the size of the joined text is known before it is built
+            args = (*args[:skip], list(_guard_iter(args[skip])), *args[skip + 1 :])
         _pre_filter(name, args[skip:], kwargs)
         rv = f(*args, **kwargs)
+        # One filter can run long on its own (urlize on 64 KB: 0.3 s): the render
+        # stops right after it, not 16 steps later.
+        _check_deadline(_BUDGET.get())
         _check_size(rv)
         return rv
 
@@ -332,15 +409,46 @@ EXTRA_FILTERS: dict[str, Callable[..., Any]] = {
 # -- the environment --------------------------------------------------------------------
 
 
-class CappedEnvironment(SandboxedEnvironment):
-    """A SandboxedEnvironment that refuses unsafe access loudly and caps work."""
+class _Guards(NodeTransformer):
+    """Rewrites a parsed template so that what Jinja offers no hook for is
+    checked: every for loop iterates through _loop_guard (a step each), every
+    `~` concatenation goes through _concat_guard (its size, before joining)."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
+        node.iter = nodes.Call(
+            nodes.Name("_loop_guard", "load", lineno=node.lineno),
+            [node.iter],
+            [],
+            None,
+            None,
+            lineno=node.lineno,
+        )
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
+        return nodes.Call(
+            nodes.Name("_concat_guard", "load", lineno=node.lineno),
+            list(node.nodes),
+            [],
+            None,
+            None,
+            lineno=node.lineno,
+        )
+
+
+class CappedEnvironment(ImmutableSandboxedEnvironment):
+    """An immutable sandbox that refuses unsafe access loudly and caps work."""
 
     intercepted_binops = frozenset({"*", "**", "+", "%", "//"})
 
     def __init__(self, **options: Any) -> None:
         super().__init__(finalize=_finalize, **options)
         self.globals["range"] = _capped_range
+        self.globals["lipsum"] = _capped_lipsum
         self.globals["_loop_guard"] = _guard_iter
+        self.globals["_concat_guard"] = _concat_guard
         self.filters.update(EXTRA_FILTERS)
         self.filters = {k: _capped_filter(k, f) for k, f in self.filters.items()}
 
@@ -359,9 +467,9 @@ class CappedEnvironment(SandboxedEnvironment):
             _check_pow(left, right)
         elif operator == "+":
             if isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
-                _too_big(len(left) + len(right))
-        elif operator == "%":
-            _check_format(left)
+                _charge(_text_size(left) + _text_size(right))
+        elif operator == "%" and isinstance(left, str):
+            _charge(percent_size(left, right, MAX_OUTPUT))
         rv = super().call_binop(context, operator, left, right)
         _check_size(rv)
         return rv
@@ -376,23 +484,40 @@ class CappedEnvironment(SandboxedEnvironment):
         _tick()
         _check_call(__obj, args, kwargs)
         rv = super().call(__context, __obj, *args, **kwargs)
+        _check_deadline(_BUDGET.get())
         _check_size(rv)
         return rv
 
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        # Jinja's own wrapper, with a formatter that checks each field's spec.
+        if not isinstance(value, types.MethodType | types.BuiltinMethodType) or (
+            value.__name__ not in ("format", "format_map")
+        ):
+            return None
+        f_self = value.__self__
+        if not isinstance(f_self, str):
+            return None
+        str_type = type(f_self)
+        is_map = value.__name__ == "format_map"
+        formatter: _CappedFormatter
+        if isinstance(f_self, Markup):
+            formatter = _CappedEscapeFormatter(self, escape=f_self.escape)
+        else:
+            formatter = _CappedFormatter(self)
+
+        def wrapper(*args: Any, **kwargs: Any) -> str:
+            if is_map:
+                if kwargs or len(args) != 1:
+                    raise TypeError("format_map() takes exactly one argument")
+                kwargs, args = args[0], ()
+            return str_type(formatter.vformat(f_self, args, kwargs))
+
+        return functools.update_wrapper(wrapper, value)
+
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
-        # Every for loop iterates through _loop_guard, so loops count as steps
-        # (Jinja offers no hook on iteration).
         tree = super()._parse(source, name, filename)
-        for loop in tree.find_all(nodes.For):
-            loop.iter = nodes.Call(
-                nodes.Name("_loop_guard", "load", lineno=loop.lineno),
-                [loop.iter],
-                [],
-                None,
-                None,
-                lineno=loop.lineno,
-            )
-        return tree
+        guarded: nodes.Template = _Guards().visit(tree)
+        return guarded
 
 
 def make_env(named: Mapping[str, str] | None = None) -> SandboxedEnvironment:
