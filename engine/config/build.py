@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
+from engine.address_policy import url_refusal
 from engine.config import model as m
 from engine.config import template_syntax
 from engine.config.load import MAX_BYTES, Document, Path, YamlError, load_text
@@ -464,6 +465,9 @@ def _resolve_tree(
         if not has_ref(value):
             if path and path[-1] in _PATH_KEYS and not os.path.isabs(value):
                 return os.path.normpath(os.path.join(os.path.dirname(doc.file) or ".", value))
+            refusal = url_refusal(value)  # a collector's or channel's URL, a metadata address
+            if refusal is not None:
+                problems.append(doc.problem(path, refusal))
             return value
         try:
             return resolve(value, dict(env) if env is not None else None)
