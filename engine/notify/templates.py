@@ -83,6 +83,7 @@ RENDER_SECONDS = 0.1
 _MAX_PRODUCED = 4 * MAX_OUTPUT  # all `{{ }}` output, also what macros and blocks buffer
 _MAX_POW_BITS = 4096
 _MAX_BUILT = 16 * MAX_OUTPUT  # characters and elements one render may build in all
+_FILTER_INPUT = 16 * 1024  # text the slow filters (wordwrap, urlize) take
 
 # Errors a template can raise while rendering: Jinja's own and what the built-in
 # filters raise on bad input. This is the boundary where operator-written code runs.
@@ -304,6 +305,29 @@ def _pre_filter(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> 
         w = arg(1, "width")
         if isinstance(w, int):
             _too_big(w)
+        if name == "wordwrap":
+            # textwrap is slow on long text (width 1 on 64 KB: 0.4 s), and each line
+            # gets the wrapstring: a long one multiplies the text
+            text, wrap = arg(0, "s"), arg(3, "wrapstring")
+            n = len(text) if isinstance(text, str) else 0
+            if n > _FILTER_INPUT:
+                raise SecurityError(f"wordwrap takes at most {_FILTER_INPUT} characters")
+            width = w if isinstance(w, int) and w > 0 else 1
+            _charge(n + (n // width + 1) * (len(wrap) if isinstance(wrap, str) else 1))
+    elif name == "urlize":
+        # each link repeats its URL and gets the target and rel attributes
+        text = arg(0, "value")
+        if isinstance(text, str) and len(text) > _FILTER_INPUT:
+            raise SecurityError(f"urlize takes at most {_FILTER_INPUT} characters")
+        for i, key in ((3, "target"), (4, "rel")):
+            v = arg(i, key)
+            if isinstance(v, str) and len(v) > 256:
+                raise SecurityError(f"urlize {key} is longer than 256 characters")
+    elif name == "sum":
+        # sum() of lists or strings copies the running total at every item: quadratic
+        start = arg(2, "start")
+        if start is not None and not isinstance(start, int | float):
+            raise SecurityError("sum adds numbers only; use join for text")
     elif name == "indent":
         s, w = arg(0, "s"), arg(1, "width")
         lines = str(s).count("\n") + 1

@@ -43,6 +43,10 @@ BOMBS: list[str] = [
     "{{ range(10000)|map('center', 60000)|list|length }}",
     "{% for i in range(10000) %}{% set x = 'x' * 60000 %}{% endfor %}",
     "{{ ('x' * 60000).replace('x', 'xx') }}",
+    "{{ ('http://example.com ' * 3000)|urlize(target='x' * 60000) }}",
+    "{{ ('a' * 16000)|wordwrap(1, wrapstring='x' * 60000) }}",
+    "{{ range(10000)|map('string')|map('list')|sum(start=[])|length }}",
+    "{{ ('a' * 65000)|wordwrap(1) }}",
 ]
 
 
