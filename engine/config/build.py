@@ -374,7 +374,7 @@ def _build_top(
         )
         timeout = _duration(doc, (*path, "timeout"), c.get("timeout", "10s"), problems)
         settings = {
-            k: _resolve_tree(doc, (*path, k), v, problems, env)
+            k: _resolve_tree(doc, (*path, k), v, problems, env, urls=c["type"] != "command")
             for k, v in c.items()
             if k not in ("name", "type", "interval", "timeout", "enabled")
         }
@@ -458,14 +458,22 @@ _PATH_KEYS = frozenset({"path", "ca_file", "cwd"})
 
 
 def _resolve_tree(
-    doc: Document, path: Path, value: Any, problems: list[Problem], env: Mapping[str, str] | None
+    doc: Document,
+    path: Path,
+    value: Any,
+    problems: list[Problem],
+    env: Mapping[str, str] | None,
+    *,
+    urls: bool = True,
 ) -> Any:
-    """Resolve ${env:..}/${file:..} inside a settings tree; strings with one become Secrets."""
+    """Resolve ${env:..}/${file:..} inside a settings tree; strings with one become Secrets.
+    With `urls` (settings vigil itself connects with, not a command's arguments), an
+    http(s) URL to a metadata / link-local address is a problem."""
     if isinstance(value, str):
         if not has_ref(value):
             if path and path[-1] in _PATH_KEYS and not os.path.isabs(value):
                 return os.path.normpath(os.path.join(os.path.dirname(doc.file) or ".", value))
-            refusal = url_refusal(value)  # a collector's or channel's URL, a metadata address
+            refusal = url_refusal(value) if urls else None
             if refusal is not None:
                 problems.append(doc.problem(path, refusal))
             return value
@@ -476,10 +484,15 @@ def _resolve_tree(
             return Secret("")
     if isinstance(value, dict):
         return m.frozen_map(
-            {k: _resolve_tree(doc, (*path, k), v, problems, env) for k, v in value.items()}
+            {
+                k: _resolve_tree(doc, (*path, k), v, problems, env, urls=urls)
+                for k, v in value.items()
+            }
         )
     if isinstance(value, list):
-        return tuple(_resolve_tree(doc, (*path, i), v, problems, env) for i, v in enumerate(value))
+        return tuple(
+            _resolve_tree(doc, (*path, i), v, problems, env, urls=urls) for i, v in enumerate(value)
+        )
     return value
 
 
@@ -730,7 +743,7 @@ def _build_notify(
                 if bad is not None:
                     problems.append(doc.problem((*path, "templates", tk), bad[0]))
             settings = {
-                k: _resolve_tree(doc, (*path, k), v, problems, env)
+                k: _resolve_tree(doc, (*path, k), v, problems, env, urls=c["type"] != "exec")
                 for k, v in c.items()
                 if k not in ("name", "type", "rate_limit", "templates")
             }

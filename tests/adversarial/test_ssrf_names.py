@@ -168,6 +168,8 @@ def test_validate_refuses_literal_metadata_urls(tmp_path: Path, url: str) -> Non
         "rules: [rules]\nchannels: [channels]\ndata_dir: data\ncollectors:\n"
         f"  - name: probe\n    type: http\n    url: '{url}'\n"
         f"  - name: many\n    type: http\n    targets: [{{url: 'http://127.0.0.1/'}}, {{url: '{url}'}}]\n"
+        # a command's arguments are not URLs vigil connects to: not refused
+        f"  - name: cmd\n    type: command\n    argv: [curl, '{url}']\n"
     )
     p = subprocess.run(
         [VIGIL, "validate", "-c", "vigil.yaml"],
