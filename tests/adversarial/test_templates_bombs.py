@@ -47,6 +47,8 @@ BOMBS: list[str] = [
     "{{ ('a' * 16000)|wordwrap(1, wrapstring='x' * 60000) }}",
     "{{ range(10000)|map('string')|map('list')|sum(start=[])|length }}",
     "{{ ('a' * 65000)|wordwrap(1) }}",
+    "{% set ns = namespace(v=10**1000) %}{% for i in range(30) %}{% set ns.v = ns.v * ns.v %}"
+    "{% endfor %}{{ ns.v }}",
 ]
 
 
