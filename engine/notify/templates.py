@@ -213,20 +213,27 @@ def _check_pow(left: Any, right: Any) -> None:
 
 
 def _check_replace(s: Any, old: Any, new: Any) -> None:
-    if isinstance(s, str) and isinstance(old, str) and isinstance(new, str):
-        count = s.count(old) if old else len(s) + 1
+    if (isinstance(s, str) and isinstance(old, str) and isinstance(new, str)) or (
+        isinstance(s, bytes) and isinstance(old, bytes) and isinstance(new, bytes)
+    ):
+        count: int = s.count(old) if old else len(s) + 1  # type: ignore[arg-type]
         _too_big(len(s) + count * max(0, len(new) - len(old)))
 
 
 _WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
 
 
-def _check_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+def _check_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Refuse a string method call that would build too much; the arguments to
+    call it with (str.join's iterable read into a list, so its size is known)."""
     target = getattr(obj, "__wrapped__", obj)  # the sandbox wraps str.format
     owner = getattr(target, "__self__", None)
-    if not isinstance(owner, str):
-        return
+    if not isinstance(owner, str | bytes):
+        return args
     name = getattr(target, "__name__", "")
+    if name == "join" and len(args) == 1 and not isinstance(args[0], list | tuple):
+        # a string, a generator, a range: one step per item, then sized as a list
+        args = (list(_guard_iter(args[0])),)
     if name in _WIDTH_METHODS:
         for a in (*args, *kwargs.values()):
             if isinstance(a, int):
@@ -235,6 +242,11 @@ def _check_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> N
         _check_replace(owner, args[0], args[1])
     elif name == "join" and args and isinstance(args[0], list | tuple):
         _charge(sum(_text_size(x) + len(owner) for x in args[0]))
+    elif name == "translate" and args and isinstance(args[0], Mapping):
+        # a table may map one character to a long string
+        longest = max((len(v) for v in args[0].values() if isinstance(v, str)), default=1)
+        _charge(len(owner) * max(longest, 1))
+    return args
 
 
 def _guard_iter(iterable: Any) -> Iterator[Any]:
@@ -511,7 +523,7 @@ class CappedEnvironment(ImmutableSandboxedEnvironment):
         **kwargs: Any,
     ) -> Any:
         _tick()
-        _check_call(__obj, args, kwargs)
+        args = _check_call(__obj, args, kwargs)
         rv = super().call(__context, __obj, *args, **kwargs)
         _check_deadline(_BUDGET.get())
         _check_size(rv)

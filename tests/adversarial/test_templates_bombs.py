@@ -47,6 +47,10 @@ BOMBS: list[str] = [
     "{{ ('a' * 16000)|wordwrap(1, wrapstring='x' * 60000) }}",
     "{{ range(10000)|map('string')|map('list')|sum(start=[])|length }}",
     "{{ ('a' * 65000)|wordwrap(1) }}",
+    "{{ ('x' * 60000).join('abcdefghij' * 1000) }}",
+    "{{ ('a' * 6000).translate({97: 'x' * 60000}) }}",
+    "{{ 'x'.encode().center(300000000) }}",
+    "{{ ('a' * 60000).encode().replace('a'.encode(), ('x' * 1000).encode()) }}",
     "{% set ns = namespace(v=10**1000) %}{% for i in range(30) %}{% set ns.v = ns.v * ns.v %}"
     "{% endfor %}{{ ns.v }}",
 ]
