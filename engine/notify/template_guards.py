@@ -11,7 +11,7 @@ budget.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import ItemsView, KeysView, Mapping, ValuesView
 from typing import Any
 
 from jinja2.exceptions import SecurityError
@@ -45,11 +45,16 @@ def size_of(value: Any, cap: int) -> int:
             total += 2 + 4 * len(v)
             stack.extend(v.keys())
             stack.extend(v.values())
-        elif isinstance(v, list | tuple | set | frozenset):
+        elif isinstance(v, list | tuple | set | frozenset | KeysView | ValuesView | ItemsView):
             total += 2 + 2 * len(v)
             stack.extend(v)
         else:
-            total += 64  # Undefined, namespace, a cycler: their str is short
+            # Undefined, a cycler, a function: a short str; a namespace shows the
+            # attributes it holds (in its __dict__)
+            total += 64
+            attrs = getattr(v, "__dict__", None)
+            if isinstance(attrs, dict):
+                stack.extend(attrs.values())
         if total > cap:
             return total
     return total

@@ -272,9 +272,8 @@ def _capped_lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100)
 def _concat_guard(*values: Any) -> str:
     """`a ~ b ~ c` (Jinja joins str() of each): refused before the join when too long."""
     _tick()
-    parts = [v if isinstance(v, str) else str(v) for v in values]
-    _charge(sum(len(p) for p in parts))
-    return "".join(parts)
+    _charge(sum(_text_size(v) for v in values))  # before any str() is built
+    return "".join(v if isinstance(v, str) else str(v) for v in values)
 
 
 class _CappedFormatter(SandboxedFormatter):
@@ -303,11 +302,29 @@ class _CappedEscapeFormatter(_CappedFormatter, SandboxedEscapeFormatter):
 def _finalize(value: Any) -> Any:
     b = _BUDGET.get()
     if b is not None:
-        b.produced += len(value) if isinstance(value, str) else len(str(value))
+        # measured before str() builds it: a list may hold one long string many times
+        b.produced += len(value) if isinstance(value, str) else size_of(value, _MAX_PRODUCED)
         if b.produced > _MAX_PRODUCED:
             raise SecurityError(f"template output is larger than {_MAX_PRODUCED} characters")
         _tick()
     return value
+
+
+# Filters that turn their input into text first (soft_str): given a list, that
+# text can be far larger than the list looks.
+_STRINGIFYING = frozenset(
+    {
+        "capitalize", "center", "e", "escape", "forceescape", "indent", "lower",
+        "replace", "string", "striptags", "title", "trim", "truncate", "upper",
+        "urlize", "wordcount", "wordwrap",
+    }
+)  # fmt: skip
+# Filters that make text of a structure their own way: measured first, as it is.
+_MEASURED = frozenset({"pprint", "tojson", "urlencode", "xmlattr"})
+# Where the filters that take an `attribute` (a dotted path read from every item)
+# and a `default` have them.
+_ATTRIBUTE_ARG = {"sort": 3, "groupby": 1, "unique": 2, "min": 2, "max": 2, "sum": 1, "join": 2}
+_MAX_ATTRIBUTE = 256
 
 
 def _pre_filter(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
@@ -315,6 +332,16 @@ def _pre_filter(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> 
 
     def arg(i: int, key: str) -> Any:
         return args[i] if len(args) > i else kwargs.get(key)
+
+    attribute = arg(_ATTRIBUTE_ARG[name], "attribute") if name in _ATTRIBUTE_ARG else None
+    if isinstance(attribute, str) and len(attribute) > _MAX_ATTRIBUTE:
+        raise SecurityError(f"{name} attribute is longer than {_MAX_ATTRIBUTE} characters")
+    if name == "groupby":
+        # the default stands in for every item without the attribute, lowercased
+        # once per item when case-insensitive: 60,000 copies of a long one
+        default = arg(2, "default")
+        if isinstance(default, str) and len(default) > _MAX_ATTRIBUTE:
+            raise SecurityError(f"groupby default is longer than {_MAX_ATTRIBUTE} characters")
 
     if name == "replace":
         _check_replace(arg(0, "s"), arg(1, "old"), arg(2, "new"))
@@ -360,8 +387,8 @@ def _pre_filter(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> 
             n = len(sep) if isinstance(sep, str) else 0
             _charge(sum(_text_size(x) + n for x in items))
     elif name == "tojson":
-        ind = arg(1, "indent")
-        if isinstance(ind, int) and ind > 16:
+        ind = arg(1, "indent")  # repeated on every line: a number of spaces or a string
+        if (isinstance(ind, int) and ind > 16) or (isinstance(ind, str) and len(ind) > 16):
             raise SecurityError("tojson indent is too large")
     elif name in ("slice", "batch"):
         n = arg(1, "slices" if name == "slice" else "linecount")
@@ -382,6 +409,13 @@ def _capped_filter(name: str, f: Callable[..., Any]) -> Callable[..., Any]:
             # a generator or range is read here, item by item (each one a step), so
             # the size of the joined text is known before it is built
             args = (*args[:skip], list(_guard_iter(args[skip])), *args[skip + 1 :])
+        if name in _STRINGIFYING and len(args) > skip and not isinstance(args[skip], str):
+            # the filter would make text of its input: that text is measured (before
+            # it exists) and handed over, so the filter's own checks see a string
+            _too_big(size_of(args[skip], MAX_OUTPUT))
+            args = (*args[:skip], str(args[skip]), *args[skip + 1 :])
+        elif name in _MEASURED and len(args) > skip:
+            _too_big(size_of(args[skip], MAX_OUTPUT))
         _pre_filter(name, args[skip:], kwargs)
         rv = f(*args, **kwargs)
         # One filter can run long on its own (urlize on 64 KB: 0.3 s): the render
