@@ -14,7 +14,6 @@ NetworkPolicy    ALWAYS_REFUSED plus an operator's deny / allow networks;
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -160,6 +159,8 @@ class NetworkPolicy:
 async def addresses(host: str, port: int) -> list[str]:
     """`host`'s addresses as text: an address is its own (getaddrinfo would cost
     a round trip through a thread), a name is resolved."""
+    import asyncio  # here: `vigil validate` imports this module and never needs asyncio
+
     ip = literal_ip(host)
     if ip is not None:
         return [str(ip)]
