@@ -88,6 +88,7 @@ from engine.expr_limits import (
     safe_pow,
     safe_rshift,
 )
+from engine.expr_limits import MAX_INT_BITS as MAX_INT_BITS  # where it used to live
 from engine.expr_limits import MAX_STR_INT_BITS as _MAX_STR_INT_BITS
 from engine.expr_limits import SCALARS as _SCALARS
 from engine.expr_limits import SEQ as _SEQ
