@@ -13,7 +13,12 @@ import resource
 import subprocess
 import sys
 import textwrap
+import time
+import urllib.request
+from pathlib import Path
 from typing import Any
+
+from tests.integration.daemon import VIGIL, Daemon
 
 # Address space for the child: the interpreter and vigil's imports take
 # ~150 MB of it; the attacks' bombs each want gigabytes.
@@ -41,3 +46,54 @@ def run_bounded(body: str, *, limit: int = LIMIT, timeout: float = 120.0) -> Any
     )
     assert p.returncode == 0, p.stderr[-3000:]
     return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+class CappedDaemon(Daemon):
+    """The integration helper's `vigil run`, under `prlimit --as` (its whole address
+    space), so a bomb that gets through kills the daemon instead of the machine."""
+
+    limit = 3 << 30
+
+    def start(self, *extra: str, env: Any = None) -> subprocess.Popen[str]:
+        before = sum(1 for e in self.events() if e["event"] == "started")
+        with open(self.logfile, "a") as log:
+            self.proc = subprocess.Popen(
+                ["prlimit", f"--as={self.limit}", "--", VIGIL, "run", "-c", "vigil.yaml", *extra],
+                cwd=self.root,
+                stdout=log,
+                stderr=log,
+                text=True,
+            )
+        self.wait_for(
+            lambda evs: sum(1 for e in evs if e["event"] == "started") > before, what="started"
+        )
+        return self.proc
+
+    def rss(self) -> int:
+        """The daemon's resident memory, bytes."""
+        assert self.proc is not None
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS")
+
+
+def health_time(url: str) -> float:
+    """Seconds /health took to answer 200."""
+    t0 = time.monotonic()
+    with urllib.request.urlopen(f"{url}/health", timeout=5) as r:
+        assert r.status == 200
+    return time.monotonic() - t0
+
+
+def wait_for_api(url: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            health_time(url)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

@@ -7,14 +7,12 @@ so a regression fails here instead of exhausting the machine.
 
 from __future__ import annotations
 
-import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.integration.daemon import VIGIL, Daemon
+from tests.adversarial.sandbox_bounded import CappedDaemon, health_time, wait_for_api
 from tests.integration.receivers import Receiver
 
 pytestmark = pytest.mark.slow
@@ -47,44 +45,6 @@ routes:
     group_interval: 200ms
     repeat_interval: 1h
 """
-
-
-class CappedDaemon(Daemon):
-    """The helper's daemon, started under an address-space cap."""
-
-    def start(self, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        before = sum(1 for e in self.events() if e["event"] == "started")
-        with open(self.logfile, "a") as log:
-            self.proc = subprocess.Popen(
-                ["prlimit", f"--as={3 << 30}", "--", VIGIL, "run", "-c", "vigil.yaml", *extra],
-                cwd=self.root,
-                stdout=log,
-                stderr=log,
-                text=True,
-            )
-        self.wait_for(
-            lambda evs: sum(1 for e in evs if e["event"] == "started") > before, what="started"
-        )
-        return self.proc
-
-
-def health_time(url: str) -> float:
-    t0 = time.monotonic()
-    with urllib.request.urlopen(f"{url}/health", timeout=5) as r:
-        assert r.status == 200
-    return time.monotonic() - t0
-
-
-def wait_for_api(url: str) -> None:
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            health_time(url)
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def test_bomb_templates_send_the_fallback_and_the_loop_stays_responsive(tmp_path: Path) -> None:
