@@ -35,7 +35,12 @@ simpleeval; MAX_COMPREHENSION_LENGTH bounds the elements min()/max() scan
   * no int<->str conversion beyond MAX_STR_INT_DIGITS digits (quadratic in
     CPython), without relying on sys.set_int_max_str_digits;
   * repeating a list that holds containers (`[[1]*9999]*9999` would make
-    comparisons cost len**2); `round` ndigits within +-MAX_ROUND_DIGITS.
+    comparisons cost len**2); `round` ndigits within +-MAX_ROUND_DIGITS;
+  * folded constants: at most MAX_CONST_CELLS elements and characters built
+    per expression.
+Every limit is checked before the operation runs and holds for any value,
+whatever its type (collectors hand out list and dict subclasses): see
+engine/expr_limits.py.
 
 Values: `system.cpu_percent` is `scope.values["system"]["cpu_percent"]`;
 `it` is `scope.it`, the `each` element. A missing collector, key or index raises
@@ -51,7 +56,6 @@ from __future__ import annotations
 import ast
 import copy
 import io
-import math
 import operator
 import re
 import tokenize
@@ -65,14 +69,31 @@ from simpleeval import (
     DISALLOW_METHODS,
     DISALLOW_PREFIXES,
     MAX_COMPREHENSION_LENGTH,
-    MAX_POWER,
-    MAX_SHIFT,
-    MAX_SHIFT_BASE,
     MAX_STRING_LENGTH,
 )
 
 from engine.durations import parse_duration
 from engine.errors import ExprError
+from engine.expr_limits import CONTAINERS as _CONTAINERS
+from engine.expr_limits import (
+    MAX_CONST_CELLS,
+    MAX_ROUND_DIGITS,
+    MAX_STR_INT_DIGITS,
+    built_size,
+    fold_growth,
+    safe_add,
+    safe_lshift,
+    safe_mod,
+    safe_mult,
+    safe_pow,
+    safe_rshift,
+)
+from engine.expr_limits import MAX_INT_BITS as MAX_INT_BITS  # where it used to live
+from engine.expr_limits import MAX_STR_INT_BITS as _MAX_STR_INT_BITS
+from engine.expr_limits import SCALARS as _SCALARS
+from engine.expr_limits import SEQ as _SEQ
+from engine.expr_limits import show as _show
+from engine.expr_limits import too_big as _too_big
 from engine.history import History, key_part
 
 __all__ = [
@@ -88,11 +109,6 @@ __all__ = [
 
 MAX_LENGTH: Final = 4096
 MAX_DEPTH: Final = 50
-MAX_INT_BITS: Final = 32_768
-MAX_STR_INT_DIGITS: Final = 4000
-MAX_ROUND_DIGITS: Final = 100
-# Below 10**MAX_STR_INT_DIGITS: an int this size converts to str in well under 1 ms.
-_MAX_STR_INT_BITS: Final = int(MAX_STR_INT_DIGITS * math.log2(10))
 
 WINDOW_FUNCTIONS: Final = frozenset(
     {"avg_over", "max_over", "min_over", "sum_over", "count_over", "rate", "delta", "changes"}
@@ -135,84 +151,7 @@ class EvalScope:
         return replace(self, it=it, it_key=it_key)
 
 
-# --- limits: the operators as the sandbox runs them ---------------------------
-
-_SEQ = (str, list, tuple)
-_CONTAINERS = (list, tuple, dict, set, frozenset)
-_SCALARS = (str, int, float, bool, type(None))
-
-
-def _too_big(what: str) -> ExprError:
-    return ExprError(f"refused: {what}")
-
-
-def safe_add(a: Any, b: Any) -> Any:
-    if type(a) in _SEQ and type(b) in _SEQ and len(a) + len(b) > MAX_STRING_LENGTH:
-        raise _too_big(f"the result would be longer than {MAX_STRING_LENGTH}")
-    return a + b
-
-
-def _repeat(seq: Any, n: Any) -> Any:
-    if isinstance(n, int) and n > 1:
-        if len(seq) * n > MAX_STRING_LENGTH:
-            raise _too_big(f"the result would be longer than {MAX_STRING_LENGTH}")
-        # Sharing one inner list n times makes later comparisons cost n * len.
-        if type(seq) is not str and any(type(x) in _CONTAINERS for x in seq):
-            raise _too_big("repeating a list that holds lists, tuples, sets or dicts")
-    return seq * n
-
-
-def safe_mult(a: Any, b: Any) -> Any:
-    ta, tb = type(a), type(b)
-    if ta in _SEQ:
-        return _repeat(a, b)
-    if tb in _SEQ:
-        return _repeat(b, a)
-    if (
-        ta is int
-        and tb is int
-        and a.bit_length() + b.bit_length() > MAX_INT_BITS
-        and a.bit_length() > 1
-        and b.bit_length() > 1
-    ):
-        raise _too_big(f"the product would have more than {MAX_INT_BITS} bits")
-    return a * b
-
-
-def safe_pow(a: Any, b: Any) -> Any:
-    # simpleeval's bound on both operands, then the size of an integer result,
-    # which simpleeval does not bound (1999999**1999999 has 42 million bits).
-    if abs(a) > MAX_POWER or abs(b) > MAX_POWER:
-        raise _too_big(f"{_show(a)} ** {_show(b)}: operands are limited to {MAX_POWER}")
-    if (
-        isinstance(a, int)
-        and isinstance(b, int)
-        and b > 1
-        and abs(a) > 1
-        and b * math.log2(abs(a)) > MAX_INT_BITS
-    ):
-        raise _too_big(f"{_show(a)} ** {_show(b)} would have more than {MAX_INT_BITS} bits")
-    return a**b
-
-
-def safe_lshift(a: Any, b: Any) -> Any:
-    if abs(b) > MAX_SHIFT or abs(a) > MAX_SHIFT_BASE:
-        raise _too_big(f"{_show(a)} << {_show(b)}: shifts are limited to {MAX_SHIFT}")
-    return a << b
-
-
-def safe_rshift(a: Any, b: Any) -> Any:
-    if abs(b) > MAX_SHIFT or abs(a) > MAX_SHIFT_BASE:
-        raise _too_big(f"{_show(a)} >> {_show(b)}: shifts are limited to {MAX_SHIFT}")
-    return a >> b
-
-
-def safe_mod(a: Any, b: Any) -> Any:
-    # "%999999999d" % 1 and "%s" % 10**5000 are format-string attacks.
-    if isinstance(a, str):
-        raise ExprError("% formatting of strings is not allowed")
-    return a % b
-
+# --- the operators as the sandbox runs them (limits: engine/expr_limits.py) ---
 
 _BINOPS: Final[dict[type[ast.operator], Callable[[Any, Any], Any]]] = {
     ast.Add: safe_add,
@@ -303,16 +242,15 @@ _OP_TEXT: Final[dict[type[ast.AST], str]] = {
 
 
 def _str(x: Any) -> str:
-    t = type(x)
-    if t is int and x.bit_length() > _MAX_STR_INT_BITS:
+    if isinstance(x, int) and x.bit_length() > _MAX_STR_INT_BITS:
         raise _too_big(f"str() of an integer with more than {MAX_STR_INT_DIGITS} digits")
-    if t in _SCALARS:
+    if x is None or isinstance(x, _SCALARS):
         return str(x)
     raise ExprError(f"str() takes a number, a string, a boolean or None, not {_a(x)}")
 
 
 def _int(x: Any) -> int:
-    if isinstance(x, str) and len(x) > MAX_STR_INT_DIGITS:
+    if isinstance(x, str | bytes) and len(x) > MAX_STR_INT_DIGITS:
         raise _too_big(f"int() of a string longer than {MAX_STR_INT_DIGITS} characters")
     return int(x)
 
@@ -325,7 +263,7 @@ def _round(x: Any, ndigits: Any = None) -> Any:
     if ndigits is None:
         return round(x)
     # round(12, -10**9) computes 10**(10**9) inside CPython.
-    if type(ndigits) is not int or abs(ndigits) > MAX_ROUND_DIGITS:
+    if not isinstance(ndigits, int) or abs(ndigits) > MAX_ROUND_DIGITS:
         raise ExprError(f"round() digits must be an integer within +-{MAX_ROUND_DIGITS}")
     return round(x, ndigits)
 
@@ -334,7 +272,7 @@ def _iterable(args: tuple[Any, ...], name: str) -> Any:
     if len(args) != 1:
         return args
     it = args[0]
-    if not (type(it) in _CONTAINERS or type(it) is str or isinstance(it, Mapping)):
+    if not isinstance(it, (*_CONTAINERS, str)):
         raise ExprError(f"{name}() of one argument needs a list, not {_a(it)}")
     if len(it) > MAX_COMPREHENSION_LENGTH:
         raise _too_big(f"{name}() over more than {MAX_COMPREHENSION_LENGTH} elements")
@@ -380,19 +318,6 @@ def _clock(s: EvalScope) -> datetime:
 
 
 # --- messages that never format a huge value ---------------------------------
-
-
-def _show(v: Any) -> str:
-    t = type(v)
-    if t is int and v.bit_length() > 64:
-        return f"<int of {v.bit_length()} bits>"
-    if t is str:
-        return repr(v) if len(v) <= 60 else repr(v[:57]) + "..."
-    if t in _SCALARS:
-        return repr(v)
-    if t in _CONTAINERS or t is dict:
-        return f"<{t.__name__} of {len(v)}>"
-    return f"<{t.__name__}>"
 
 
 def _describe(e: BaseException) -> str:
@@ -657,6 +582,8 @@ class _Compiler:
         self.windows: list[float] = []
         self.series: list[str] = []
         self.it_series: list[str] = []
+        # elements and characters built by folding constants (see fold)
+        self.cells = 0
 
     # positions: ast gives UTF-8 byte columns per line; ExprError wants characters
 
@@ -809,13 +736,29 @@ class _Compiler:
         return lambda s: v
 
     def fold(self, node: ast.AST, f: Callable[..., Any], *args: Any) -> _C:
-        """Evaluate a literal-only subtree now, under the runtime limits."""
+        """Evaluate a literal-only subtree now, under the runtime limits and
+        the expression's budget for constants, both checked before it runs."""
+        grow = fold_growth(f, args)
+        # Beyond MAX_STRING_LENGTH the operation refuses itself, with its own message.
+        if grow <= MAX_STRING_LENGTH and self.cells + grow > MAX_CONST_CELLS:
+            raise self.over_budget(node)
         try:
-            return _C(_CONST, self.col(node), value=f(*args))
+            value = f(*args)
         except ExprError as e:
             raise ExprError(e.message, self.col(node)) from None
         except _ERRORS as e:
             raise ExprError(_describe(e), self.col(node)) from None
+        self.cells += max(grow, built_size(value))
+        if self.cells > MAX_CONST_CELLS:
+            raise self.over_budget(node)
+        return _C(_CONST, self.col(node), value=value)
+
+    def over_budget(self, node: ast.AST) -> ExprError:
+        return ExprError(
+            f"refused: the constants of this expression would hold more than "
+            f"{MAX_CONST_CELLS} elements and characters",
+            self.col(node),
+        )
 
     def node(self, node: ast.expr) -> _C:
         method: Callable[[Any], _C] = getattr(self, "n_" + type(node).__name__)
@@ -1189,8 +1132,7 @@ def _attr_fn(f: Fn, k: str, col: int) -> Fn:
 
 
 def _index(o: Any, k: Any, col: int | None = None) -> Any:
-    t = type(o)
-    if not (t in _SEQ or t is dict or isinstance(o, Mapping)):
+    if not isinstance(o, (*_SEQ, Mapping)):
         if o is None:
             raise MissingData(f"no element {_show(k)}: the value is None", col)
         raise ExprError(f"{_a(o)} cannot be subscripted", col)
@@ -1264,7 +1206,7 @@ def _path_getter(p: _Path, col: int) -> Fn:
             if t is not dict and not isinstance(o, Mapping):
                 if attr or o is None:
                     raise _not_mapping(o, before, col)
-                if t is not list and t is not tuple and t is not str:
+                if not isinstance(o, _SEQ):
                     raise ExprError(f"{before} is {_a(o)}: it cannot be subscripted", col)
             try:
                 o = o[k]

@@ -8,33 +8,44 @@ collector itself fails only when nothing could be tried.
 Settings: `url` (flat sample) or `targets: [url | {url, labels}]` (for `each`),
 `method`, `headers` (values may be secrets), `body`, `expect_status` (int or
 list; 200), `body_regex`, `json_path` (`$.a.b[0].c`, `$['key']`), `verify_tls`
-(true), `ca_file`, `follow_redirects` (false), `max_body_bytes` (1MiB), `proxy`.
+(true), `ca_file`, `follow_redirects` (false), `max_body_bytes` (1MiB), `proxy`,
+`deny_networks` / `allow_networks` (as for HTTP channels).
 The environment's proxy variables and .netrc are not used (trust_env=False): a
 probe should do exactly what its configuration says.
 
-Cloud metadata endpoints (169.254.169.254, fd00:ec2::254, ...) hand out machine
-credentials; they are refused as targets, by literal address before connecting
-and by the connected peer address after (a name that resolves there, a
-redirect), before any request byte is sent.
+Addresses follow the one policy of engine/address_policy.py, the channels' own:
+every connection (the first and each one a redirect leads to) resolves its host
+FIRST, checks every address (cloud metadata and link-local ones are never
+contacted, then deny_networks / allow_networks) and connects only to an address
+that passed, through _VettedBackend, httpcore's network backend. A name that
+resolves to a metadata address is refused without a TCP handshake; a URL that
+names one literally is refused at load (`vigil validate`). With a proxy, the
+proxy's address is what is checked (the proxy resolves the target).
 """
 
 from __future__ import annotations
 
 import asyncio
 import calendar
-import ipaddress
 import json
 import re
-import socket
 import ssl
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
+import httpcore
 import httpx
 
 from engine import __version__
+from engine.address_policy import (
+    AddressRefused,
+    NetworkPolicy,
+    Unresolved,
+    literal_refusal,
+    parse_networks,
+)
 from engine.collectors._util import Settings, seconds
 from engine.collectors.base import Sample
 from engine.config.model import CollectorConfig
@@ -47,15 +58,6 @@ TARGET_METRICS = frozenset(
     {"up", "status", "ok", "latency_ms", "body_match", "json_value", "tls_days_left", "error"}
 )
 COUNTS = frozenset({"up_count", "down_count", "ok_count"})
-REFUSED = frozenset(
-    ipaddress.ip_address(a)
-    for a in (
-        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, Oracle, DigitalOcean
-        "169.254.170.2",  # AWS ECS task credentials
-        "fd00:ec2::254",  # AWS over IPv6
-        "100.100.100.200",  # Alibaba Cloud
-    )
-)
 LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 THREAD_BODY = 64 * 1024  # bodies larger than this are checked off the event loop
 MAX_ERROR = 300
@@ -67,7 +69,6 @@ JsonPath = tuple[str | int, ...]
 class Target:
     url: str | Secret
     labels: Mapping[str, str]  # `url` (secrets shown as ***) plus the configured labels
-    refused: bool  # a metadata address, written literally
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +87,55 @@ class HttpSettings:
     follow_redirects: bool = False
     max_body_bytes: int = 1024 * 1024
     proxy: str | Secret | None = None
+    policy: NetworkPolicy = field(default_factory=NetworkPolicy)
 
 
-class _Refused(Exception):
-    """Raised from the connection trace hook to stop before the request is sent."""
+class _VettedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, connecting only to addresses the policy let
+    through: the host is resolved here, before any connection, and the TCP
+    connection goes to a vetted address (TLS still checks the host name)."""
+
+    def __init__(self, policy: NetworkPolicy) -> None:
+        self._policy = policy
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            addresses = await self._policy.resolve(host, port)
+        except Unresolved as e:
+            raise httpcore.ConnectError(str(e)) from None
+        failure: Exception | None = None
+        for address in addresses:  # in resolver order, as a resolving connect would
+            try:
+                return await self._inner.connect_tcp(
+                    address,
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as e:
+                failure = e
+        assert failure is not None  # resolve returns at least one address
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("unix sockets are not probed")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
 
 
 class HttpCollector:
@@ -147,6 +193,10 @@ class HttpCollector:
         proxy = s.text("proxy") if s.has("proxy") else None
         if proxy is not None:
             _check_url(proxy, "proxy")
+        policy = NetworkPolicy(
+            parse_networks(s.get("deny_networks", ()), "deny_networks"),
+            parse_networks(s.get("allow_networks", ()), "allow_networks"),
+        )
         settings = HttpSettings(
             targets=targets,
             flat=has_url,
@@ -162,6 +212,7 @@ class HttpCollector:
             follow_redirects=s.flag("follow_redirects", False),
             max_body_bytes=s.size("max_body_bytes", 1024 * 1024),
             proxy=proxy,
+            policy=policy,
         )
         s.done()
         return cls(config, settings)
@@ -213,14 +264,24 @@ class HttpCollector:
                 verify = ssl.create_default_context(cafile=st.ca_file)
             except (OSError, ssl.SSLError) as e:
                 raise CollectorError(f"ca_file {st.ca_file}: {e}") from None
-        return httpx.AsyncClient(
+        transport = httpx.AsyncHTTPTransport(
             verify=verify,
+            trust_env=False,
+            proxy=reveal(st.proxy) if st.proxy is not None else None,
+        )
+        # httpx has no parameter for httpcore's network backend; its pool (direct
+        # or through a proxy) keeps the one every connection is opened with here.
+        pool = transport._pool
+        if not isinstance(getattr(pool, "_network_backend", None), httpcore.AsyncNetworkBackend):
+            raise CollectorError("httpcore changed: cannot vet the addresses probes connect to")
+        pool._network_backend = _VettedBackend(st.policy)
+        return httpx.AsyncClient(
+            transport=transport,
             follow_redirects=st.follow_redirects,
             # the asyncio deadline in _probe is the real, total budget; httpx's
             # per-phase timeouts are only a fallback behind it
             timeout=httpx.Timeout(self.timeout + 1.0),
             trust_env=False,
-            proxy=reveal(st.proxy) if st.proxy is not None else None,
             headers={"User-Agent": f"vigil/{__version__}", "Accept-Encoding": "identity"},
         )
 
@@ -237,9 +298,6 @@ class HttpCollector:
             "tls_days_left": None,
             "error": None,
         }
-        if target.refused:
-            result["error"] = "address refused"
-            return result
         headers = {k: reveal(v) for k, v in (st.headers or {}).items()}
         start = time.perf_counter()
         try:
@@ -250,7 +308,6 @@ class HttpCollector:
                     reveal(target.url),
                     headers=headers,
                     content=reveal(st.body) if st.body is not None else None,
-                    extensions={"trace": _trace},
                 ) as response,
             ):
                 result["tls_days_left"] = _tls_days_left(response)
@@ -258,8 +315,8 @@ class HttpCollector:
         except TimeoutError:
             result["error"] = f"timed out after {seconds(self.timeout)}"
             return result
-        except _Refused:
-            result["error"] = "address refused"
+        except AddressRefused as e:  # nothing was sent: not even a TCP handshake
+            result["error"] = self._scrub(str(e))
             return result
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as e:
             result["error"] = self._scrub(_describe(e))
@@ -364,7 +421,7 @@ def _parse_target(raw: Any, where: str) -> Target:
 def _target(url: str | Secret, labels: dict[str, str], where: str) -> Target:
     parsed = _check_url(url, where)
     shown = "***" if isinstance(url, Secret) else _mask_password(url, parsed)
-    return Target(url, {"url": shown, **labels}, _is_refused(parsed.host))
+    return Target(url, {"url": shown, **labels})
 
 
 def _check_url(url: str | Secret, where: str) -> httpx.URL:
@@ -375,6 +432,9 @@ def _check_url(url: str | Secret, where: str) -> httpx.URL:
         raise ValueError(f"{what} is not a valid URL") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ValueError(f"{what}: expected an http:// or https:// URL with a host")
+    refusal = literal_refusal(parsed.host)
+    if refusal is not None:  # would be refused at every probe: say so at load
+        raise ValueError(f"{what}: {refusal}")
     return parsed
 
 
@@ -443,36 +503,6 @@ def json_path_get(data: Any, path: JsonPath) -> tuple[bool, Any]:
 
 
 # --- probing ----------------------------------------------------------------------
-
-
-def _is_refused(host: str) -> bool:
-    host = host.strip("[]").split("%", 1)[0]
-    try:
-        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(host)
-    except ValueError:
-        try:
-            # the resolver also takes 2852039166, 0xa9fea9fe and 169.254.43518
-            ip = ipaddress.IPv4Address(socket.inet_aton(host))
-        except OSError:
-            return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip in REFUSED
-
-
-async def _trace(event: str, info: dict[str, Any]) -> None:
-    """httpcore's trace hook: runs as each new connection is opened."""
-    if event == "connection.connect_tcp.started":
-        if _is_refused(str(info.get("host", ""))):
-            raise _Refused
-    elif event == "connection.connect_tcp.complete":
-        stream = info.get("return_value")
-        if stream is None:
-            return
-        addr = stream.get_extra_info("server_addr")
-        if addr and _is_refused(str(addr[0])):
-            await stream.aclose()
-            raise _Refused
 
 
 async def _read_body(response: httpx.Response, limit: int) -> tuple[bytes, bool]:

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from engine import expr_types, matchers
+from engine.address_policy import url_refusal
 from engine.config import catalog, partial, plugins, template_syntax
 from engine.config import model as m
 from engine.config.load import MAX_BYTES, Document, Path, YamlError, load_text, open_regular
@@ -411,7 +412,7 @@ def _build_top(
         before = len(problems)
         timeout = _duration(doc, (*path, "timeout"), c.get("timeout", "10s"), problems)
         settings = {
-            k: _resolve_tree(doc, (*path, k), v, problems, env)
+            k: _resolve_tree(doc, (*path, k), v, problems, env, urls=c["type"] != "command")
             for k, v in c.items()
             if k not in ("name", "type", "interval", "timeout", "enabled")
         }
@@ -496,13 +497,24 @@ _PATH_KEYS = frozenset({"path", "ca_file", "cwd"})
 
 
 def _resolve_tree(
-    doc: Document, path: Path, value: Any, problems: list[Problem], env: Mapping[str, str] | None
+    doc: Document,
+    path: Path,
+    value: Any,
+    problems: list[Problem],
+    env: Mapping[str, str] | None,
+    *,
+    urls: bool = True,
 ) -> Any:
-    """Resolve ${env:..}/${file:..} inside a settings tree; strings with one become Secrets."""
+    """Resolve ${env:..}/${file:..} inside a settings tree; strings with one become Secrets.
+    With `urls` (settings vigil itself connects with, not a command's arguments), an
+    http(s) URL to a metadata / link-local address is a problem."""
     if isinstance(value, str):
         if not has_ref(value):
             if path and path[-1] in _PATH_KEYS and not os.path.isabs(value):
                 return os.path.normpath(os.path.join(os.path.dirname(doc.file) or ".", value))
+            refusal = url_refusal(value) if urls else None
+            if refusal is not None:
+                problems.append(doc.problem(path, refusal))
             return value
         try:
             return resolve(value, dict(env) if env is not None else None)
@@ -511,10 +523,15 @@ def _resolve_tree(
             return Secret("")
     if isinstance(value, dict):
         return m.frozen_map(
-            {k: _resolve_tree(doc, (*path, k), v, problems, env) for k, v in value.items()}
+            {
+                k: _resolve_tree(doc, (*path, k), v, problems, env, urls=urls)
+                for k, v in value.items()
+            }
         )
     if isinstance(value, list):
-        return tuple(_resolve_tree(doc, (*path, i), v, problems, env) for i, v in enumerate(value))
+        return tuple(
+            _resolve_tree(doc, (*path, i), v, problems, env, urls=urls) for i, v in enumerate(value)
+        )
     return value
 
 
@@ -875,7 +892,7 @@ def _build_notify(
                     problems.append(doc.problem((*path, "templates", tk), bad[0]))
             before = len(problems)
             settings = {
-                k: _resolve_tree(doc, (*path, k), v, problems, env)
+                k: _resolve_tree(doc, (*path, k), v, problems, env, urls=c["type"] != "exec")
                 for k, v in c.items()
                 if k not in ("name", "type", "rate_limit", "templates")
             }

@@ -10,11 +10,13 @@
     HttpChannel      the small base class of the HTTP channel types
     tone, summary .. the few formatting helpers the chat channels share
 
-Addresses: the host is resolved (loop.getaddrinfo) before connecting and the
-connection is made to the vetted address itself, so a name cannot resolve to one
-address when checked and to another when used (DNS rebinding). TLS still uses
-the host name for SNI and certificate checks. Cloud metadata and link-local
-addresses are refused always; `deny_networks` / `allow_networks` narrow further.
+Addresses (engine/address_policy.py, shared with the http collector): the host is
+resolved (loop.getaddrinfo) before connecting and the connection is made to the
+vetted address itself, so a name cannot resolve to one address when checked and
+to another when used (DNS rebinding). TLS still uses the host name for SNI and
+certificate checks. Cloud metadata and link-local addresses are refused always
+(a URL that names one literally already at load); `deny_networks` /
+`allow_networks` narrow further.
 
 Secrets: error messages show URLs only as `scheme://host[:port]/…` (redact_url)
 and have every secret value of the channel replaced by `***`. The request log
@@ -29,12 +31,10 @@ import asyncio
 import contextlib
 import email.utils
 import functools
-import ipaddress
 import json
 import logging
 import math
 import re
-import socket
 import ssl
 import time
 from collections.abc import Iterable, Mapping
@@ -45,10 +45,19 @@ from urllib.parse import unquote, urlencode, urlsplit
 
 import certifi
 
-from engine import __version__
+from engine import __version__, address_policy
+from engine.address_policy import (
+    ALWAYS_REFUSED,
+    AddressRefused,
+    IPNetwork,
+    Unresolved,
+    literal_refusal,
+    never_contacted,
+    parse_networks,
+)
 from engine.config.model import Channel as ChannelConfig
 from engine.config.secrets import Secret, reveal
-from engine.errors import DeliveryError, VigilError
+from engine.errors import DeliveryError
 from engine.json_text import make_encoder
 from engine.notify import wire
 from engine.notify.base import AlertView, Notification
@@ -91,116 +100,19 @@ MAX_BODY = 64 * 1024  # response bytes read; an error excerpt needs far less
 MAX_EXCERPT = 200
 USER_AGENT = f"vigil/{__version__}"
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-# Never contacted, whatever the configuration says: metadata services hand out
-# machine credentials, and link-local / unspecified addresses have no business
-# being a notification target (0.0.0.0 reaches localhost on Linux).
-ALWAYS_REFUSED: tuple[IPNetwork, ...] = tuple(
-    ipaddress.ip_network(n)
-    for n in (
-        "169.254.0.0/16",  # link-local: AWS, GCP, Azure, OpenStack ... metadata, ECS credentials
-        "fe80::/10",  # IPv6 link-local
-        "fd00:ec2::254/128",  # AWS metadata over IPv6
-        "100.100.100.200/32",  # Alibaba Cloud metadata
-        "0.0.0.0/8",
-        "::/128",
-    )
-)
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-
-# --- addresses --------------------------------------------------------------------
-
-
-class AddressRefused(VigilError):
-    """A request's host resolved only to addresses the policy refuses. Raised inside
-    the transport; HttpClient turns it into a non-retryable DeliveryError."""
-
-
-def _embedded_v4(ip: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address stands for (::ffff:a.b.c.d, 64:ff9b::a.b.c.d)."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return ip.ipv4_mapped
-        if ip in _NAT64:
-            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return None
-
-
-def _forms(ip: IPAddress) -> tuple[IPAddress, ...]:
-    v4 = _embedded_v4(ip)
-    return (ip,) if v4 is None else (ip, v4)
-
-
-def never_contacted(ip: IPAddress) -> bool:
-    """A metadata, link-local or unspecified address: refused whatever the settings."""
-    return any(f in n for f in _forms(ip) for n in ALWAYS_REFUSED if n.version == f.version)
+# --- addresses: the one policy, shared with the http collector (engine/address_policy.py)
 
 
 @dataclass(frozen=True, slots=True)
-class NetworkPolicy:
-    """deny wins over allow; an empty allow list allows everything not denied."""
-
-    deny: tuple[IPNetwork, ...] = ()
-    allow: tuple[IPNetwork, ...] = ()
-
-    def refusal(self, ip: IPAddress) -> str | None:
-        """Why `ip` may not be contacted, or None if it may."""
-        if never_contacted(ip):
-            return f"{ip} is a link-local / cloud metadata address, never contacted"
-        forms = _forms(ip)
-        for n in self.deny:
-            if any(n.version == f.version and f in n for f in forms):
-                return f"{ip} is in deny_networks ({n})"
-        if self.allow and not any(
-            n.version == f.version and f in n for f in forms for n in self.allow
-        ):
-            return f"{ip} is not in allow_networks"
-        return None
+class NetworkPolicy(address_policy.NetworkPolicy):
+    """The shared policy; a name that does not resolve fails as wire.ConnectError,
+    like every other connect failure of a channel."""
 
     async def resolve(self, host: str, port: int) -> list[str]:
-        """The addresses of `host` that may be contacted, in resolver order.
-
-        Raises AddressRefused when there are none, or when any address is a
-        metadata / link-local one (a name pointing there is an attack, not a
-        dual-stack accident); wire.ConnectError when the name does not resolve.
-        """
-        host = host.strip("[]")
-        allowed: list[str] = []
-        reasons: list[str] = []
-        for text in await _addresses(host, port):
-            ip = ipaddress.ip_address(text.split("%", 1)[0])
-            reason = self.refusal(ip)
-            if reason is None:
-                if text not in allowed:
-                    allowed.append(text)
-                continue
-            if host != str(ip):
-                reason = f"{host} resolves to {reason}"
-            if never_contacted(ip):
-                raise AddressRefused(f"address refused: {reason}")
-            reasons.append(reason)
-        if not allowed:
-            raise AddressRefused(f"address refused: {'; '.join(reasons) or host}")
-        return allowed
-
-
-async def _addresses(host: str, port: int) -> list[str]:
-    """`host`'s addresses as text: an address is its own (getaddrinfo would cost
-    a round trip through a thread), a name is resolved."""
-    try:
-        return [str(ipaddress.ip_address(host))]
-    except ValueError:
-        pass
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-        )
-    except (OSError, UnicodeError) as e:
-        raise wire.ConnectError(f"cannot resolve {host}: {e}") from None
-    return [str(sockaddr[0]) for *_, sockaddr in infos]
+        try:
+            return await address_policy.NetworkPolicy.resolve(self, host, port)
+        except Unresolved as e:
+            raise wire.ConnectError(str(e)) from None
 
 
 @functools.cache
@@ -594,29 +506,23 @@ class Settings(SettingsReader):
         return dict(v)
 
     def networks(self, key: str) -> tuple[IPNetwork, ...]:
-        values = self.get(key, ())
-        if not isinstance(values, list | tuple):
-            raise ValueError(f"{key}: expected a list of networks such as 10.0.0.0/8")
-        out: list[IPNetwork] = []
-        for i, v in enumerate(values):
-            try:
-                out.append(ipaddress.ip_network(str(v), strict=False))
-            except ValueError:
-                raise ValueError(f"{key}[{i}]: {v!r} is not a network such as 10.0.0.0/8") from None
-        return tuple(out)
+        return parse_networks(self.get(key, ()), key)
 
 
 def check_url(value: str | Secret, where: str) -> str | Secret:
     """`value` if it is an http(s) URL with a host; ValueError naming `where`."""
     shown = "(a secret)" if isinstance(value, Secret) else redact_url(value)
     try:
-        wire.parse_url(reveal(value))
+        target = wire.parse_url(reveal(value))
     except wire.UnsupportedScheme:
         raise ValueError(
             f"{where}: {shown}: expected an http:// or https:// URL with a host"
         ) from None
     except (wire.InvalidURL, TypeError):
         raise ValueError(f"{where}: {shown} is not a valid URL") from None
+    refusal = literal_refusal(target.host)
+    if refusal is not None:  # would be refused at every send: say so at load
+        raise ValueError(f"{where}: {shown}: {refusal}")
     return value
 
 

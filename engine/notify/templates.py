@@ -1,17 +1,9 @@
-"""Sandboxed Jinja2 templates for annotations and notification text.
+"""Jinja2 templates for annotations and notification text, rendered in the
+sandbox of engine/notify/template_sandbox.py.
 
-One SandboxedEnvironment per template set: named templates (`templates:` in
-channel files) are reachable from others through `{% include "name" %}`.
-
-The sandbox stops attribute escapes (`''.__class__` raises SecurityError rather
-than rendering empty) and caps the work a template may do, so a bad template
-cannot stall the daemon: every render has a budget of steps (calls, operators,
-filters, loop iterations, output pieces), a deadline (RENDER_SECONDS) and an
-output cap (MAX_OUTPUT). The deadline counts the rendering thread's CPU time, so
-a busy machine does not turn a good template into a refused one; compiling is
-outside the budget. `range()` is capped at MAX_RANGE items, and `*`, `**`,
-`+`, `%` and the amplifying filters and string methods are refused before they
-would build something larger than the cap. A notification whose template fails
+One sandboxed environment per template set: named templates (`templates:` in
+channel files) are reachable from others through `{% include "name" %}`. A
+notification whose template fails (or is cut off by the sandbox's caps)
 renders `fallback_text` instead, which is plain Python and cannot fail.
 """
 
@@ -19,16 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import hashlib
 import importlib.util
 import marshal
-import math
-import re
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextvars import ContextVar
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType
@@ -36,13 +22,24 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 import jinja2.meta
-from jinja2 import nodes
-from jinja2.exceptions import SecurityError
-from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.exceptions import SecurityError as SecurityError
+from jinja2.sandbox import (
+    SandboxedEnvironment,
+)
 
 from engine.config import disk_cache
 from engine.config.template_syntax import is_template, simple_ok
+from engine.notify import template_sandbox
+from engine.notify.template_sandbox import (
+    MAX_OUTPUT,
+    MAX_RANGE,
+    RENDER_ERRORS,
+    RENDER_SECONDS,
+    CappedEnvironment,
+    make_env,
+    one_budget,
+    render,
+)
 
 if TYPE_CHECKING:
     from engine.config.model import Config, Route
@@ -51,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_OUTPUT",
     "MAX_RANGE",
+    "RENDER_ERRORS",
     "RENDER_SECONDS",
     "CappedEnvironment",
     "Rendered",
@@ -62,347 +60,6 @@ __all__ = [
     "render",
     "render_annotations",
 ]
-
-MAX_OUTPUT = 64 * 1024  # characters of one rendered text
-MAX_RANGE = 10_000  # items of one range()
-MAX_STEPS = 50_000  # calls, operators, filters, loop iterations and outputs per render
-RENDER_SECONDS = 0.1
-_MAX_PRODUCED = 4 * MAX_OUTPUT  # all `{{ }}` output, also what macros and blocks buffer
-_MAX_POW_BITS = 4096
-
-# Errors a template can raise while rendering: Jinja's own and what the built-in
-# filters raise on bad input. This is the boundary where operator-written code runs.
-RENDER_ERRORS: tuple[type[BaseException], ...] = (
-    jinja2.TemplateError,
-    TypeError,
-    ValueError,
-    ArithmeticError,
-    LookupError,
-    AttributeError,
-    RecursionError,
-)
-
-
-# -- the budget of one render -----------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Budget:
-    deadline: float
-    steps: int = 0
-    produced: int = 0
-
-
-_BUDGET: ContextVar[_Budget | None] = ContextVar("vigil_template_budget", default=None)
-_clock = time.thread_time  # CPU time: ~0.5 µs a read, so read every 16th step
-
-
-class _GcTime(threading.local):
-    """This thread's CPU time in full garbage collections. One that happens to
-    start during a render walks the whole heap (100 ms on a big one): not the
-    template's work, so not counted against its deadline. Young collections are
-    proportional to what was just allocated, the template's own doing: counted."""
-
-    spent = 0.0
-    began = 0.0
-
-
-_gc_time = _GcTime()
-
-
-def _on_gc(phase: str, info: dict[str, int]) -> None:
-    if info["generation"] != 2:
-        return
-    if phase == "start":
-        _gc_time.began = _clock()
-    else:
-        _gc_time.spent += _clock() - _gc_time.began
-
-
-gc.callbacks.append(_on_gc)
-
-
-def _work_clock() -> float:
-    """This thread's CPU time, less what full garbage collections took."""
-    return _clock() - _gc_time.spent
-
-
-def _new_budget() -> _Budget:
-    return _Budget(_work_clock() + RENDER_SECONDS)
-
-
-def _tick() -> None:
-    b = _BUDGET.get()
-    if b is None:  # compiling or checking, not rendering
-        return
-    b.steps += 1
-    if b.steps > MAX_STEPS:
-        raise SecurityError(f"template does too much work (more than {MAX_STEPS} steps)")
-    if not b.steps & 15 and _work_clock() > b.deadline:
-        raise SecurityError(f"template took longer than {RENDER_SECONDS * 1000:.0f} ms of CPU")
-
-
-def _too_big(n: float) -> None:
-    if n > MAX_OUTPUT:
-        raise SecurityError(f"template would build a value larger than {MAX_OUTPUT} characters")
-
-
-def _check_size(value: Any) -> None:
-    if isinstance(value, str | bytes | list | tuple):
-        _too_big(len(value))
-
-
-_FORMAT_NUMBER = re.compile(r"\d+")
-
-
-def _check_format(fmt: Any) -> None:
-    """Refuse width/precision fields that would allocate beyond the cap."""
-    if isinstance(fmt, str):
-        for m in _FORMAT_NUMBER.finditer(fmt):
-            if len(m.group()) > 6 or int(m.group()) > MAX_OUTPUT:
-                raise SecurityError("format width or precision is too large")
-
-
-def _check_repeat(left: Any, right: Any) -> None:
-    for seq, n in ((left, right), (right, left)):
-        if isinstance(seq, str | bytes | list | tuple) and isinstance(n, int):
-            _too_big(len(seq) * max(n, 0))
-
-
-def _check_pow(left: Any, right: Any) -> None:
-    if (
-        isinstance(left, int)
-        and isinstance(right, int)
-        and abs(left) > 1
-        and right > 0
-        and right * math.log2(abs(left)) > _MAX_POW_BITS
-    ):
-        raise SecurityError("exponent is too large")
-
-
-def _check_replace(s: Any, old: Any, new: Any) -> None:
-    if isinstance(s, str) and isinstance(old, str) and isinstance(new, str):
-        count = s.count(old) if old else len(s) + 1
-        _too_big(len(s) + count * max(0, len(new) - len(old)))
-
-
-_WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
-
-
-def _check_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
-    target = getattr(obj, "__wrapped__", obj)  # the sandbox wraps str.format
-    owner = getattr(target, "__self__", None)
-    if not isinstance(owner, str):
-        return
-    name = getattr(target, "__name__", "")
-    if name in _WIDTH_METHODS:
-        for a in (*args, *kwargs.values()):
-            if isinstance(a, int):
-                _too_big(a * (len(owner) if name == "expandtabs" else 1))
-    elif name == "replace" and len(args) >= 2:
-        _check_replace(owner, args[0], args[1])
-    elif name in ("format", "format_map"):
-        _check_format(owner)
-
-
-def _guard_iter(iterable: Any) -> Iterator[Any]:
-    """Wrapped around every for loop's iterable: each iteration is a step."""
-    for item in iterable:
-        _tick()
-        yield item
-
-
-def _capped_range(*args: int) -> range:
-    rng = range(*args)
-    if len(rng) > MAX_RANGE:
-        raise SecurityError(f"range() is capped at {MAX_RANGE} items")
-    return rng
-
-
-def _finalize(value: Any) -> Any:
-    b = _BUDGET.get()
-    if b is not None:
-        b.produced += len(value) if isinstance(value, str) else len(str(value))
-        if b.produced > _MAX_PRODUCED:
-            raise SecurityError(f"template output is larger than {_MAX_PRODUCED} characters")
-        _tick()
-    return value
-
-
-def _pre_filter(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
-    """Argument checks for the filters that can multiply their input."""
-
-    def arg(i: int, key: str) -> Any:
-        return args[i] if len(args) > i else kwargs.get(key)
-
-    if name == "replace":
-        _check_replace(arg(0, "s"), arg(1, "old"), arg(2, "new"))
-    elif name in ("center", "truncate", "wordwrap"):
-        w = arg(1, "width")
-        if isinstance(w, int):
-            _too_big(w)
-    elif name == "indent":
-        s, w = arg(0, "s"), arg(1, "width")
-        lines = str(s).count("\n") + 1
-        if isinstance(w, int | str):
-            _too_big(lines * (w if isinstance(w, int) else len(w)))
-    elif name == "format":
-        _check_format(arg(0, "value"))
-    elif name == "tojson":
-        ind = arg(1, "indent")
-        if isinstance(ind, int) and ind > 16:
-            raise SecurityError("tojson indent is too large")
-    elif name in ("slice", "batch"):
-        n = arg(1, "slices" if name == "slice" else "linecount")
-        if isinstance(n, int) and n > MAX_RANGE:
-            raise SecurityError(f"{name} count is capped at {MAX_RANGE}")
-
-
-@functools.cache  # one wrapper per filter for all environments: they keep no state
-def _capped_filter(name: str, f: Callable[..., Any]) -> Callable[..., Any]:
-    # Jinja passes context/environment first to filters marked pass_*; the checks
-    # want the filter's own arguments, so skip those.
-    skip = 1 if getattr(f, "jinja_pass_arg", None) is not None else 0
-
-    @functools.wraps(f)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        _tick()
-        _pre_filter(name, args[skip:], kwargs)
-        rv = f(*args, **kwargs)
-        _check_size(rv)
-        return rv
-
-    return wrapper
-
-
-# -- extra filters people expect from Prometheus templates ------------------------------
-
-
-def _humanize(v: Any) -> str:
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return str(v)
-    for unit in ("", "k", "M", "G", "T", "P"):
-        if abs(x) < 1000:
-            return f"{x:.4g}{unit}"
-        x /= 1000
-    return f"{x:.4g}E"
-
-
-def _humanize_duration(v: Any) -> str:
-    try:
-        s = float(v)
-    except (TypeError, ValueError):
-        return str(v)
-    if abs(s) < 60:
-        return f"{s:.4g}s"
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        n, s = divmod(s, size)
-        if n:
-            parts.append(f"{int(n)}{unit}")
-    return "".join(parts)
-
-
-def _humanize_percentage(v: Any) -> str:
-    try:
-        return f"{float(v) * 100:.4g}%"
-    except (TypeError, ValueError):
-        return str(v)
-
-
-def _iso(v: Any) -> str:
-    from engine.notify.base import iso
-
-    try:
-        return iso(float(v)) or ""
-    except (TypeError, ValueError, OverflowError, OSError):
-        return str(v)
-
-
-EXTRA_FILTERS: dict[str, Callable[..., Any]] = {
-    "humanize": _humanize,
-    "humanize_duration": _humanize_duration,
-    "humanize_percentage": _humanize_percentage,
-    "iso": _iso,
-}
-
-
-# -- the environment --------------------------------------------------------------------
-
-
-class CappedEnvironment(SandboxedEnvironment):
-    """A SandboxedEnvironment that refuses unsafe access loudly and caps work."""
-
-    intercepted_binops = frozenset({"*", "**", "+", "%", "//"})
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(finalize=_finalize, **options)
-        self.globals["range"] = _capped_range
-        self.globals["_loop_guard"] = _guard_iter
-        self.filters.update(EXTRA_FILTERS)
-        self.filters = {k: _capped_filter(k, f) for k, f in self.filters.items()}
-
-    def unsafe_undefined(self, obj: Any, attribute: str) -> jinja2.Undefined:
-        # The stock sandbox returns an Undefined that ChainableUndefined renders
-        # as "": an escape attempt would pass unnoticed. Refuse it instead.
-        raise SecurityError(
-            f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe"
-        )
-
-    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        _tick()
-        if operator == "*":
-            _check_repeat(left, right)
-        elif operator == "**":
-            _check_pow(left, right)
-        elif operator == "+":
-            if isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
-                _too_big(len(left) + len(right))
-        elif operator == "%":
-            _check_format(left)
-        rv = super().call_binop(context, operator, left, right)
-        _check_size(rv)
-        return rv
-
-    def call(
-        __self,  # Jinja's signature: `__` names keep kwargs free for the callee
-        __context: Context,
-        __obj: Any,
-        *args: Any,
-        **kwargs: Any,
-    ) -> Any:
-        _tick()
-        _check_call(__obj, args, kwargs)
-        rv = super().call(__context, __obj, *args, **kwargs)
-        _check_size(rv)
-        return rv
-
-    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
-        # Every for loop iterates through _loop_guard, so loops count as steps
-        # (Jinja offers no hook on iteration).
-        tree = super()._parse(source, name, filename)
-        for loop in tree.find_all(nodes.For):
-            loop.iter = nodes.Call(
-                nodes.Name("_loop_guard", "load", lineno=loop.lineno),
-                [loop.iter],
-                [],
-                None,
-                None,
-                lineno=loop.lineno,
-            )
-        return tree
-
-
-def make_env(named: Mapping[str, str] | None = None) -> SandboxedEnvironment:
-    return CappedEnvironment(
-        loader=jinja2.DictLoader(dict(named or {})),
-        autoescape=False,
-        undefined=jinja2.ChainableUndefined,
-        keep_trailing_newline=False,
-    )
-
 
 _CHECK_ENV = make_env()
 
@@ -426,28 +83,6 @@ def check(text: str, known: Mapping[str, str] | None = None) -> tuple[str, int] 
 
 
 # -- rendering -------------------------------------------------------------------------
-
-
-def render(template: jinja2.Template, context: Mapping[str, Any]) -> str:
-    """Render under the caps; raises one of RENDER_ERRORS (SecurityError when refused).
-
-    A render nested in another shares the outer budget."""
-    outer = _BUDGET.get()
-    token = None
-    if outer is None:
-        token = _BUDGET.set(_new_budget())
-    try:
-        out: list[str] = []
-        size = 0
-        for chunk in template.generate(dict(context)):
-            size += len(chunk)
-            _too_big(size)
-            _tick()
-            out.append(chunk)
-        return "".join(out)
-    finally:
-        if token is not None:
-            _BUDGET.reset(token)
 
 
 def error_text(e: BaseException) -> str:
@@ -484,7 +119,8 @@ class _Compiled:
 # Python's compile), in every process: `vigil test` on a few hundred rules spends
 # more on it than on simulating them. The code is kept in the disk cache, keyed
 # by the source and by what shapes the code: Jinja's version, Python's bytecode
-# magic and this module (the sandbox's rewriting and options live here). Every
+# magic, this module and template_sandbox.py (the rewriting of the parsed
+# template and the options live there). Every
 # environment make_env() builds compiles a source to the same code: named
 # templates are looked up when rendering.
 
@@ -492,7 +128,8 @@ class _Compiled:
 @functools.cache
 def _code_base() -> str | None:
     try:
-        own = Path(__file__).read_bytes()
+        # the sandbox's rewriting of the parsed template lives in template_sandbox.py
+        own = Path(__file__).read_bytes() + Path(template_sandbox.__file__).read_bytes()
     except OSError:
         return None
     h = hashlib.sha256(b"jinja template\0" + jinja2.__version__.encode() + b"\0")
@@ -790,21 +427,17 @@ class Renderer:
             kind=kind,
             escalation_level=escalation_level,
         )
-        token = None
         try:
             # compiled before the budget starts: compiling is not the template's work
             compiled = {k: self._compiled.get(v) for k, v in self.sources(channel, route).items()}
-            token = _BUDGET.set(_new_budget())
             out: dict[str, str] = {}
-            for fld in ("title", "body", "html"):  # title first: html may show it
-                if fld in compiled:
-                    out[fld] = render(compiled[fld], ctx).strip("\n")
-                    ctx[fld] = out[fld]
+            with one_budget():
+                for fld in ("title", "body", "html"):  # title first: html may show it
+                    if fld in compiled:
+                        out[fld] = render(compiled[fld], ctx).strip("\n")
+                        ctx[fld] = out[fld]
             return Rendered(out.get("title", ""), out.get("body", ""), out.get("html"))
         except RENDER_ERRORS as e:
             err = error_text(e)
             title, body = fallback_text(status, alerts, err)
             return Rendered(title, body, None, err)
-        finally:
-            if token is not None:
-                _BUDGET.reset(token)
