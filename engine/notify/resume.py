@@ -147,6 +147,9 @@ def _from_record(
             sent.setdefault(fp, ("firing", False))
     ts = _ts(rec.get("ts"), now)
     g.sent, g.sent_at, g.flushed_at = sent, ts, ts
+    # its ticks go on from its last notification; the first flush after the
+    # restart is at once (pipeline._tick), like a new group of old alerts
+    g.origin = ts
     key = rec.get("key")
     g.last_key = key if isinstance(key, str) else None
 
@@ -183,6 +186,7 @@ def _from_alerts(
         at = ts if at is None else max(at, ts)
     if sent:
         g.sent, g.sent_at, g.flushed_at = sent, at, at
+        g.origin = at
 
 
 def _ts(v: Any, now: float) -> float:
