@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from engine.journal_format import epoch
+
 __all__ = [
     "RESOLVING_MAX_AGE",
     "on_firing",
@@ -176,9 +178,9 @@ def on_silence_expired(
     expired: dict[str, Any] = state.setdefault("silences_expired", {})
     expired.pop(sid, None)
     cause = event.get("cause") if isinstance(event.get("cause"), str) else "expired"
-    until = rec.get("until")
+    until = epoch(rec.get("until"))
     # by hand: it ended now; by time: at its own `until`
-    end = until if cause == "time" and isinstance(until, int | float) else ts
+    end = until if cause == "time" and until is not None else ts
     expired[sid] = {**rec, "until": end, "expired_by": event.get("by"), "cause": cause}
     while len(expired) > EXPIRED_SILENCES:
         del expired[next(iter(expired))]
