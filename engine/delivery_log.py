@@ -171,6 +171,19 @@ def on_transition(state: dict[str, Any], fp: str, ts: float) -> None:
         h["changes"] = [*h["changes"], ts][-HELD_CHANGES:]
 
 
+def on_config_silence_expired(state: dict[str, Any], event: Mapping[str, Any]) -> None:
+    """A channel file's silence ended by time: journaled once, and a restart,
+    which finds it in the config again, knows not to journal it again."""
+    sid = event.get("id")
+    if not isinstance(sid, str):
+        return
+    done: dict[str, Any] = state.setdefault("config_silences_expired", {})
+    done.pop(sid, None)
+    done[sid] = epoch(event.get("until"))
+    while len(done) > EXPIRED_SILENCES:
+        del done[next(iter(done))]
+
+
 def on_silence_expired(
     state: dict[str, Any], sid: str, rec: Mapping[str, Any], event: Mapping[str, Any], ts: float
 ) -> None:

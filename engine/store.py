@@ -140,6 +140,9 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
             state["silences"][sid]["until"] = epoch(event.get("until"))
             state["silences"][sid]["starts"] = epoch(event.get("starts"))
     elif kind == "silence_expired":
+        if event.get("source") == "config":
+            # a channel file's silence stays in the config: remember it was journaled
+            delivery_log.on_config_silence_expired(state, event)
         gone = state["silences"].pop(event.get("id"), None)
         if gone is not None:
             delivery_log.on_silence_expired(state, str(event.get("id")), gone, event, _ts(event))

@@ -266,6 +266,8 @@ class Pipeline:
         self.alerts: dict[str, _Alert] = {}
         self.groups: dict[str, _Group] = {}
         self.api_silences: dict[str, Silence] = {}
+        # channel-file silences whose end by time was journaled (silence_expired)
+        self.config_expired: set[str] = set()
         self.flapping: set[str] = set()  # kept across resolve: the state machine does
         self._heap: list[tuple[float, int, str, Any]] = []
         self._seq = itertools.count()
@@ -370,6 +372,8 @@ class Pipeline:
             self._refresh(self.groups[key], now)
         self._schedule_escalations_all(now)
         self._touch_boundaries(now)
+        if any(s.until <= now and s.id not in self.config_expired for s in config.silences):
+            self._push(now, "touch", None)  # added already ended: journaled once
 
     # -- input -----------------------------------------------------------------------
 
@@ -735,6 +739,10 @@ class Pipeline:
             if s.until <= now:  # ended by time: journaled, and gone
                 del self.api_silences[sid]
                 self._events.append(marks.silence_ended(s))
+        for s in self.config.silences:
+            if s.until <= now and s.id not in self.config_expired:  # once, ever
+                self.config_expired.add(s.id)
+                self._events.append(marks.config_silence_ended(s))
         for a in self.alerts.values():
             if a.ack is not None and a.status == "firing" and not a.acked(now):
                 self._events.append(marks.ack_lapsed(a, a.ack))

@@ -109,8 +109,11 @@ def load_state(p: Pipeline, state: Mapping[str, Any], now: float) -> None:
     p._schedule_escalations_all(now)
     p._touch_boundaries(now)
     # silences and acknowledgements that ended while the daemon was down: journaled
-    if any(s.until <= now for s in p.api_silences.values()) or any(
-        a.ack is not None and not a.acked(now) for a in p.alerts.values()
+    p.config_expired = set(state.get("config_silences_expired") or ())
+    if (
+        any(s.until <= now for s in p.api_silences.values())
+        or any(s.until <= now and s.id not in p.config_expired for s in p.config.silences)
+        or any(a.ack is not None and not a.acked(now) for a in p.alerts.values())
     ):
         p._push(now, "touch", None)
 
