@@ -20,6 +20,7 @@ from engine.collectors.push import PushCollector
 from engine.config.model import Silence
 from engine.durations import format_duration
 from engine.journal import iter_events
+from engine.journal_format import format_ts
 from engine.notify import router
 
 if TYPE_CHECKING:
@@ -287,7 +288,15 @@ class Control:
         if fp not in self.app.state["alerts"]:
             raise KeyError(fp)
         await self.app.emit(
-            [{"event": "acknowledged", "alert": fp, "by": by, "note": note, "until": until}]
+            [
+                {
+                    "event": "acknowledged",
+                    "alert": fp,
+                    "by": by,
+                    "note": note,
+                    "until": None if until is None else format_ts(until),  # RFC 3339 (13.18)
+                }
+            ]
         )
         return self._view(fp, self.app.state["alerts"][fp], self._silences(), self.app.wall())
 
@@ -329,8 +338,9 @@ class Control:
             "event": "silence_created",
             "id": sid,
             "matchers": matchers,
-            "starts": starts,
-            "until": until,
+            # RFC 3339, as every time in the journal (13.18)
+            "starts": None if starts is None else format_ts(starts),
+            "until": format_ts(until),
             "reason": reason,
             "created_by": by,
         }

@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from engine.journal_format import epoch
+
 __all__ = [
     "RESOLVING_MAX_AGE",
     "on_firing",
@@ -169,6 +171,19 @@ def on_transition(state: dict[str, Any], fp: str, ts: float) -> None:
         h["changes"] = [*h["changes"], ts][-HELD_CHANGES:]
 
 
+def on_config_silence_expired(state: dict[str, Any], event: Mapping[str, Any]) -> None:
+    """A channel file's silence ended by time: journaled once, and a restart,
+    which finds it in the config again, knows not to journal it again."""
+    sid = event.get("id")
+    if not isinstance(sid, str):
+        return
+    done: dict[str, Any] = state.setdefault("config_silences_expired", {})
+    done.pop(sid, None)
+    done[sid] = epoch(event.get("until"))
+    while len(done) > EXPIRED_SILENCES:
+        del done[next(iter(done))]
+
+
 def on_silence_expired(
     state: dict[str, Any], sid: str, rec: Mapping[str, Any], event: Mapping[str, Any], ts: float
 ) -> None:
@@ -176,9 +191,9 @@ def on_silence_expired(
     expired: dict[str, Any] = state.setdefault("silences_expired", {})
     expired.pop(sid, None)
     cause = event.get("cause") if isinstance(event.get("cause"), str) else "expired"
-    until = rec.get("until")
+    until = epoch(rec.get("until"))
     # by hand: it ended now; by time: at its own `until`
-    end = until if cause == "time" and isinstance(until, int | float) else ts
+    end = until if cause == "time" and until is not None else ts
     expired[sid] = {**rec, "until": end, "expired_by": event.get("by"), "cause": cause}
     while len(expired) > EXPIRED_SILENCES:
         del expired[next(iter(expired))]

@@ -238,15 +238,21 @@ class Evaluator:
         )  # fmt: skip
         self._observe(rule, self._plan_of(rule)[2], outcome, error)
         # an instance that vanished (a disk unmounted, a target removed) is over: it
-        # resolves whatever the no_data policy, which is about metrics going missing
+        # resolves whatever the no_data policy, which is about metrics going missing;
+        # like a false evaluation, so keep_firing_for holds it (Prometheus does), and
+        # it is stepped on every evaluation until it is gone from the alerts
+        held: list[str] = []
         for fp in known - seen:
             prev = self.alerts.get(fp)
             if prev is not None:
                 # its last value, so that a resolved notification can still show it
                 gone = Result("value", matched=False, resolve_ok=True, value=prev.value)
                 self._step(rule, fp, prev.labels, gone, snap, out)
+                if fp in self.alerts:
+                    held.append(fp)
         known.clear()
         known.update(fp for fp in seen if fp in self.alerts)
+        known.update(held)
 
     def instances(
         self, rule: Rule, snap: Snapshot

@@ -61,6 +61,7 @@ from engine.durations import format_duration
 from engine.errors import ExprError, VigilError
 from engine.expr import EvalScope, Expression, MissingData, compile_expr
 from engine.history import History
+from engine.notify import ticks
 from engine.notify.pipeline import CLOSING_TYPES
 from engine.notify.router import (
     BYPASS_INDEX,
@@ -1140,15 +1141,18 @@ class _Ctx:
                 if firing and acked:
                     lines.append("no repeats while acknowledged")
                 elif firing and told.get("status") == "firing" and ts is not None:
-                    nxt = ts + route.repeat_interval
+                    # the pipeline's timing: on the group's ticks, which go on
+                    # every group_interval from that notification (ticks.py)
+                    gi = route.group_interval
+                    nxt = ticks.repeat_tick(ts, gi, ts, route.repeat_interval)
                     lines.append(
-                        f"repeats every {_dur(route.repeat_interval)} while unacknowledged "
-                        f"(next about {_when(nxt, now)})"
+                        f"repeats every {_dur(route.repeat_interval)} while unacknowledged, "
+                        f"on the group's ticks every {_dur(gi)} (next about {_when(nxt, now)})"
                     )
             else:
                 lines.append(
-                    f"the last attempt at {_when(ts, now)} failed: retried after group_interval "
-                    f"({_dur(route.group_interval)})"
+                    f"the last attempt at {_when(ts, now)} failed: retried on the group's next "
+                    f"tick (every group_interval, {_dur(route.group_interval)})"
                 )
         elif firing:
             lines.append(

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from engine import delivery_log
+from engine.journal_format import epoch
 
 STATE_VERSION = 1
 
@@ -100,7 +101,7 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
         alerts[fp]["ack"] = {
             "by": event.get("by"),
             "note": event.get("note"),
-            "until": event.get("until"),
+            "until": epoch(event.get("until")),  # RFC 3339 now, a number before
             "at": _ts(event),
         }
     elif kind == "unacknowledged" and isinstance(fp, str) and fp in alerts:
@@ -134,10 +135,14 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
     elif kind == "silence_created":
         sid = event.get("id")
         if isinstance(sid, str):
-            state["silences"][sid] = {
-                k: event.get(k) for k in ("matchers", "until", "starts", "reason", "created_by")
-            }
+            state["silences"][sid] = {k: event.get(k) for k in ("matchers", "reason", "created_by")}
+            # RFC 3339 in the journal now, epoch numbers in older ones: numbers here
+            state["silences"][sid]["until"] = epoch(event.get("until"))
+            state["silences"][sid]["starts"] = epoch(event.get("starts"))
     elif kind == "silence_expired":
+        if event.get("source") == "config":
+            # a channel file's silence stays in the config: remember it was journaled
+            delivery_log.on_config_silence_expired(state, event)
         gone = state["silences"].pop(event.get("id"), None)
         if gone is not None:
             delivery_log.on_silence_expired(state, str(event.get("id")), gone, event, _ts(event))

@@ -390,8 +390,19 @@ def format_event(ev: dict[str, Any]) -> str:
     labels = ev.get("labels")
     if isinstance(labels, dict) and labels:
         parts.append("{" + ",".join(f"{k}={_short(v)}" for k, v in labels.items()) + "}")
-    parts += [f"{k}={_short(v)}" for k, v in ev.items() if k not in _LEAD]
+    parts += [f"{k}={_short(_time_field(ev, k, v))}" for k, v in ev.items() if k not in _LEAD]
     return " ".join(parts).rstrip()
+
+
+# time fields that journals before 13.18 hold as epoch seconds: shown in RFC 3339
+_TIME_FIELDS = {"acknowledged": ("until",), "silence_created": ("until", "starts")}
+
+
+def _time_field(ev: dict[str, Any], key: str, v: Any) -> Any:
+    numeric = isinstance(v, int | float) and not isinstance(v, bool)
+    if numeric and key in _TIME_FIELDS.get(str(ev.get("event")), ()):
+        return journal.format_ts(float(v))
+    return v
 
 
 def _short(v: Any, width: int = 80) -> str:

@@ -65,6 +65,12 @@ def silence_ended(s: Silence) -> dict[str, Any]:
     return {"event": "silence_expired", "id": s.id, "cause": "time", "until": iso(s.until)}
 
 
+def config_silence_ended(s: Silence) -> dict[str, Any]:
+    """A channel file's silence whose `until` passed (it stays in the config, so
+    the event says where it came from: the state remembers it was journaled)."""
+    return {**silence_ended(s), "source": "config", "reason": s.reason}
+
+
 def ack_lapsed(a: Marked, ack: Mapping[str, Any]) -> dict[str, Any]:
     """An acknowledgement whose `until` passed."""
     return {

@@ -11,9 +11,10 @@ clock reads, no tasks: the Dispatcher drives it on the wall clock, `vigil test`
 on a simulated one.
 
 Groups. Key = channel + route index + the values of the route's `group_by` labels
-("..." = all). A new group waits `group_wait`, then sends; later changes go out
-at most every `group_interval`; an unchanged group with unacknowledged firing
-alerts is re-sent every `repeat_interval`. A group's content is the set of
+("..." = all). A new group waits `group_wait`, then flushes; from that first
+flush on it ticks every `group_interval` (Alertmanager's timing, ticks.py): a
+change goes out on the next tick, and an unchanged group with unacknowledged
+firing alerts is re-sent on the first tick after `repeat_interval`. A group's content is the set of
 (fingerprint, status, acknowledged) this channel should see; it counts as sent
 only once delivered. What counts as a change is Alertmanager's dedup stage
 (dedup.py): something the channel was not told. Resolved alerts stay in the
@@ -45,7 +46,7 @@ from typing import Any, Literal
 from engine.config.model import Config, Route, Rule, Silence, TimeInterval
 from engine.json_text import compact_json, compact_json_ascii
 from engine.json_text import quote_ascii as _quote
-from engine.notify import am_timing, marks, resume, router, templates
+from engine.notify import am_timing, marks, resume, router, templates, ticks
 from engine.notify.base import AlertView, Notification, iso
 from engine.notify.dedup import Entry, news, repeats
 from engine.notify.timeintervals import muted
@@ -242,6 +243,8 @@ class _Group:
     sent: dict[str, Entry] | None = None  # content of the last delivered notification
     sent_at: float | None = None
     flushed_at: float | None = None  # when due() last produced a notification
+    origin: float | None = None  # its first flush: it ticks every group_interval from here
+    last_tick: float | None = None  # the tick it last flushed on
     told_firing: set[str] = field(default_factory=set)  # told of these firing
     next_flush: float | None = None
     inflight: tuple[str, dict[str, Entry]] | None = None  # (key, content)
@@ -263,6 +266,8 @@ class Pipeline:
         self.alerts: dict[str, _Alert] = {}
         self.groups: dict[str, _Group] = {}
         self.api_silences: dict[str, Silence] = {}
+        # channel-file silences whose end by time was journaled (silence_expired)
+        self.config_expired: set[str] = set()
         self.flapping: set[str] = set()  # kept across resolve: the state machine does
         self._heap: list[tuple[float, int, str, Any]] = []
         self._seq = itertools.count()
@@ -367,6 +372,8 @@ class Pipeline:
             self._refresh(self.groups[key], now)
         self._schedule_escalations_all(now)
         self._touch_boundaries(now)
+        if any(s.until <= now and s.id not in self.config_expired for s in config.silences):
+            self._push(now, "touch", None)  # added already ended: journaled once
 
     # -- input -----------------------------------------------------------------------
 
@@ -670,17 +677,16 @@ class Pipeline:
             return
         route = self._group_route(g)
         nxt: float | None
-        if g.sent is None:
-            nxt = None
-            if content:
-                # a first send that failed waits group_interval like any other retry
-                nxt = g.created + route.group_wait
-                if g.flushed_at is not None:
-                    nxt = max(nxt, g.flushed_at + route.group_interval)
+        if g.origin is None:
+            # the first flush, after group_wait, even if nothing is to be sent yet
+            # (all silenced): Alertmanager's group ticks from then on regardless
+            nxt = g.created + route.group_wait
         elif news(g.sent, content):
-            nxt = (g.flushed_at or now) + route.group_interval
-        elif repeats(content):
-            nxt = (g.sent_at or now) + route.repeat_interval
+            nxt = self._tick(g, route, now)
+        elif repeats(content) and g.sent_at is not None:
+            nxt = ticks.repeat_tick(
+                g.origin, route.group_interval, g.sent_at, route.repeat_interval, g.last_tick
+            )
         else:
             nxt = None
         resend = self._resend.get(g.channel)
@@ -692,6 +698,17 @@ class Pipeline:
         ):
             nxt = min(nxt, g.sent_at + resend) if nxt is not None else g.sent_at + resend
         self._set_flush(g, nxt)
+
+    def _tick(self, g: _Group, route: Route, at: float) -> float:
+        """The group's first tick at or after `at` it has not flushed on yet. Not
+        flushed since a restart (resume.py): `at`, but not before group_interval
+        since its last notification (Alertmanager's groups would be new, and
+        flush at once); the ticks then count from that flush."""
+        if g.origin is None:
+            return at
+        if g.last_tick is None:
+            return max(at, g.origin + route.group_interval)
+        return ticks.next_tick(g.origin, route.group_interval, at, g.last_tick)
 
     def _set_flush(self, g: _Group, at: float | None) -> None:
         if at != g.next_flush:
@@ -722,6 +739,10 @@ class Pipeline:
             if s.until <= now:  # ended by time: journaled, and gone
                 del self.api_silences[sid]
                 self._events.append(marks.silence_ended(s))
+        for s in self.config.silences:
+            if s.until <= now and s.id not in self.config_expired:  # once, ever
+                self.config_expired.add(s.id)
+                self._events.append(marks.config_silence_ended(s))
         for a in self.alerts.values():
             if a.ack is not None and a.status == "firing" and not a.acked(now):
                 self._events.append(marks.ack_lapsed(a, a.ack))
@@ -768,6 +789,10 @@ class Pipeline:
                 g.sent_at += step
             if g.flushed_at is not None:
                 g.flushed_at += step
+            if g.origin is not None:
+                g.origin += step
+            if g.last_tick is not None:
+                g.last_tick += step
             if g.next_flush is not None:
                 g.next_flush += step
         for channel, sent in self._rl_sent.items():
@@ -842,6 +867,11 @@ class Pipeline:
         return out
 
     def _flush(self, g: _Group, now: float, out: list[Notification]) -> None:
+        if g.origin is None or g.last_tick is None or g.next_flush is None:
+            # the first flush (since a restart): the ticks count from it
+            g.origin = g.last_tick = now
+        else:
+            g.last_tick = g.next_flush  # on the grid, though `now` may be a little late
         g.next_flush = None
         content, drop = self._content(g, now)
         for fp in drop:
@@ -854,7 +884,9 @@ class Pipeline:
                 self._refresh(g, now)
             return
         if muted(route, self.intervals, now):
-            self._set_flush(g, now + min(route.group_interval, MUTE_RECHECK) or MUTE_RECHECK)
+            self._set_flush(
+                g, self._tick(g, route, now) if route.group_interval else now + MUTE_RECHECK
+            )
             return
         if len(content) == 1:
             [(fp, (st, ack))] = content.items()
@@ -888,7 +920,8 @@ class Pipeline:
             return _any_firing(content)  # acknowledged ones too: they still fire
         if not repeats(content):
             return False
-        return g.sent_at is None or now >= g.sent_at + route.repeat_interval
+        # on a tick (ticks.py); the slack: a tick's time is a sum of intervals
+        return g.sent_at is None or now >= g.sent_at + route.repeat_interval - 1e-6
 
     def _view(self, a: _Alert, status: Status, acked: bool, now: float) -> AlertView:
         """The alert as notifications show it; built once and shared by the groups
@@ -995,10 +1028,11 @@ class Pipeline:
                 del self.groups[g.key]
                 return
         else:
-            # try again at the next group_interval (the breaker may be open), or
+            # try again on the next tick (the breaker may be open), or after
             # resend_delay for an alertmanager channel, before its endsAt passes
-            retry = self._group_route(g).group_interval
-            self._set_flush(g, now + min(retry, self._resend.get(g.channel, retry)))
+            retry = self._tick(g, self._group_route(g), now)
+            resend = self._resend.get(g.channel)
+            self._set_flush(g, retry if resend is None else min(retry, now + resend))
             return
         self._refresh(g, now)
 

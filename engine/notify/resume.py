@@ -109,8 +109,11 @@ def load_state(p: Pipeline, state: Mapping[str, Any], now: float) -> None:
     p._schedule_escalations_all(now)
     p._touch_boundaries(now)
     # silences and acknowledgements that ended while the daemon was down: journaled
-    if any(s.until <= now for s in p.api_silences.values()) or any(
-        a.ack is not None and not a.acked(now) for a in p.alerts.values()
+    p.config_expired = set(state.get("config_silences_expired") or ())
+    if (
+        any(s.until <= now for s in p.api_silences.values())
+        or any(s.until <= now and s.id not in p.config_expired for s in p.config.silences)
+        or any(a.ack is not None and not a.acked(now) for a in p.alerts.values())
     ):
         p._push(now, "touch", None)
 
@@ -147,6 +150,9 @@ def _from_record(
             sent.setdefault(fp, ("firing", False))
     ts = _ts(rec.get("ts"), now)
     g.sent, g.sent_at, g.flushed_at = sent, ts, ts
+    # its ticks go on from its last notification; the first flush after the
+    # restart is at once (pipeline._tick), like a new group of old alerts
+    g.origin = ts
     key = rec.get("key")
     g.last_key = key if isinstance(key, str) else None
 
@@ -183,6 +189,7 @@ def _from_alerts(
         at = ts if at is None else max(at, ts)
     if sent:
         g.sent, g.sent_at, g.flushed_at = sent, at, at
+        g.origin = at
 
 
 def _ts(v: Any, now: float) -> float:

@@ -16,6 +16,7 @@ from typing import Any
 
 from engine import matchers
 from engine.config.model import Config, Inhibit, Route, Rule, Silence
+from engine.journal_format import epoch
 from engine.matchers import Matcher, matches_all
 
 __all__ = [
@@ -111,8 +112,11 @@ def silence_from_state(sid: str, d: Mapping[str, Any]) -> Silence | None:
             ms.append(Matcher(str(k), frozenset(str(x) for x in vals)))
         for k, v in (d.get("match_re") or {}).items():
             ms.append(Matcher(str(k), regex=matchers.compile_regex(str(v))))
-        until = float(d["until"])
-        starts = None if d.get("starts") is None else float(d["starts"])
+        # RFC 3339 (journal events since 13.18) or epoch seconds (state, old journals)
+        until = epoch(d["until"])
+        starts = None if d.get("starts") is None else epoch(d["starts"])
+        if until is None or (d.get("starts") is not None and starts is None):
+            return None
     except (KeyError, TypeError, ValueError, AttributeError):  # MatcherError is a ValueError
         return None
     if not ms:  # a silence without matchers would mute everything: refuse it

@@ -22,11 +22,6 @@ from dataclasses import dataclass, field
 THRESHOLD = 5
 HI, LO = 7.0, 1.0
 
-GONE = (
-    "found by this suite (not in issue 13): an `each` element that disappears while its alert is"
-    " held by keep_firing_for is never evaluated again, so the alert never resolves"
-)
-
 
 @dataclass(frozen=True)
 class PromScenario:
@@ -136,7 +131,6 @@ SCENARIOS: tuple[PromScenario, ...] = (
         "a series that disappears is held by keep_firing_for like a false evaluation",
         _s((0, {A: LO}), (1, {A: HI}), (4, {})),
         keep_firing_for="3s",
-        xfail=GONE,
     ),
     PromScenario(
         "p14_rule_label_wins",

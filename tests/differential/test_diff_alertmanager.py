@@ -352,3 +352,18 @@ def test_escalation_and_ack_differ_on_purpose(runs: AmRuns) -> None:
     assert escalated, where
     assert all({a for a, _ in alerts} == {"x"} for _, alerts in escalated), where
     assert abs(escalated[0][0] - (1 + sc.escalate_after)) <= TOL, where
+
+
+def test_continue_routes_agree_both_ways(runs: AmRuns) -> None:
+    """a38/a42 are not agreement on nothing: a continue route's match keeps the
+    parent's (default) receiver out (a38, nested), and a sibling after it matches
+    too (a42, vigil's flat list), in both programs."""
+    for side, got in (("alertmanager", runs.am), ("vigil", runs.vigil)):
+        x = {frozenset({("x", "firing")}), frozenset({("x", "resolved")})}
+        y = {frozenset({("y", "firing")}), frozenset({("y", "resolved")})}
+        a38 = {r: {n[1] for n in got.get(f"a38_continue_then_default-{r}", [])} for r in
+               ("audit", "default")}  # fmt: skip
+        assert a38 == {"audit": x, "default": set()}, (side, a38)
+        a42 = {r: {n[1] for n in got.get(f"a42_continue_then_sibling-{r}", [])} for r in
+               ("audit", "all", "default")}  # fmt: skip
+        assert a42 == {"audit": x, "all": x | y, "default": set()}, (side, a42)

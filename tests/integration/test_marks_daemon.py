@@ -47,6 +47,9 @@ def test_silence_and_ack_lapse_are_journaled_and_shown(tmp_path: Path) -> None:
         d.wait_for(lambda evs: events(d, "silenced"), what="silenced")
         [ev] = events(d, "silenced")
         assert ev["alert"] == fp and ev["silence"] == sil["id"] and ev["rule"] == "queue_deep"
+        [created] = events(d, "silence_created")  # 13.18: RFC 3339, as every journal time
+        assert isinstance(created["until"], str) and created["until"].endswith("Z")
+        assert created["until"][:19] == sil["until"][:19]
         # ended by time: journaled, the alert is unsilenced, only --all lists it
         d.wait_for(lambda evs: events(d, "silence_expired"), timeout=20, what="expiry")
         [exp] = events(d, "silence_expired")
@@ -60,6 +63,7 @@ def test_silence_and_ack_lapse_are_journaled_and_shown(tmp_path: Path) -> None:
         vigil(d, "ack", fp, "--note", "on it", "--by", "alice", "--for", "3s")
         [ack] = events(d, "acknowledged")
         assert ack["by"] == "alice"
+        assert isinstance(ack["until"], str) and ack["until"].endswith("Z")
         [a] = json.loads(vigil(d, "alerts", "--format", "json"))
         assert a["acknowledged"]["by"] == "alice" and a["acknowledged"]["until"].endswith("Z")
         d.wait_for(lambda evs: events(d, "unacknowledged"), timeout=20, what="lapse")

@@ -74,3 +74,28 @@ def test_flapping_event_carries_the_counted_changes_in_wall_time() -> None:
                 flap.append(t.as_journal(snap.mono))
     [j] = flap
     assert j["changes"] == [wall0 + 0, wall0 + 10, wall0 + 20, wall0 + 30]
+
+
+def test_a_vanished_each_element_held_by_keep_firing_for_resolves_when_it_runs_out() -> None:
+    """An `each` element that disappears while keep_firing_for holds its alert is
+    evaluated again on every run, so the alert resolves once keep_firing_for has
+    run out (Prometheus: a series gone is a false evaluation)."""
+    r = Rule(
+        id="disk_full",
+        group="g",
+        expr="it.used > 90",
+        compiled=compile_expr("it.used > 90", names={"app", "it"}),
+        each="app.disks",
+        compiled_each=compile_expr("app.disks", names={"app"}),
+        keep_firing_for=30.0,
+    )
+    group = RuleGroup("g", 10.0, (r,))
+    ev = Evaluator(History(60))
+    disk = {"labels": {"disk": "sda"}, "used": 95}
+    kinds: list[tuple[int, str]] = []
+    for i in range(10):  # the disk is there at 0s and 10s, gone from 20s on
+        values = {"app": {"disks": [disk] if i < 2 else []}}
+        snap = Snapshot(values, frozenset(), 1_800_000_000.0 + 10 * i, 100.0 + 10 * i)
+        kinds += [(10 * i, t.event.kind) for t in ev.run_group(group, snap)]
+    assert kinds == [(0, "firing"), (50, "resolved")]  # gone at 20s, held 30s
+    assert [a.state for a in ev.alerts.values()] in ([], ["inactive"])

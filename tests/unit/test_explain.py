@@ -7,6 +7,7 @@ by folding journal events with engine.store.fold_event, as a replay would.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import time
 from collections.abc import Mapping
@@ -352,6 +353,31 @@ def test_firing_remembers_what_was_told(config: Config) -> None:
     (ops,) = inst.delivery.channels
     assert ops.lines[0].startswith("told at 2026-11-23T11:40:10Z")
     assert "repeats every 2h while unacknowledged" in ops.lines[1]
+
+
+def test_next_reminder_is_on_the_groups_tick(config: Config) -> None:
+    # repeat 2h10s with ticks every 5m from the last notification: the reminder
+    # goes out on the first tick after 2h10s, 2h5m later (Alertmanager's timing)
+    routes = tuple(
+        dataclasses.replace(r, repeat_interval=7210.0) if r.repeat_interval == 7200 else r
+        for r in config.routes
+    )
+    cfg = dataclasses.replace(config, routes=routes)
+    st = state_of(
+        alert_event("firing", "cpu_high", INFRA, at=NOW - 1200),
+        {
+            "event": "notified",
+            "ts": iso(NOW - 1190),
+            "channel": "ops",
+            "alerts": [fingerprint("cpu_high", INFRA)],
+            "key": "k",
+            "status": "firing",
+        },
+    )
+    inst = only(run(cfg, "cpu_high", values={"app": {"cpu": 95.0}}, state=st))
+    (ops,) = inst.delivery.channels
+    assert "repeats every 2h10s while unacknowledged" in ops.lines[1]
+    assert f"next about {iso(NOW - 1190 + 7500).replace('.000Z', 'Z')}" in ops.lines[1]
 
 
 def test_firing_with_hysteresis_and_keep_firing_for(config: Config) -> None:

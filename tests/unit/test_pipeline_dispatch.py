@@ -368,7 +368,9 @@ def test_dry_run_sends_and_journals_nothing() -> None:
 def test_resolved_for_silenced_alert_only_on_closing_channels() -> None:
     async def main() -> None:
         chans: dict[str, FakeChannel] = {"pd": ClosingChannel("pd"), "slack": FakeChannel("slack")}
-        d, ch, _journal = setup(R("pd", "slack"), channels=chans)
+        # the group ticks at once (all silenced) and every 0.2s: the resolve
+        # goes on the next tick
+        d, ch, _journal = setup(R("pd", "slack", group_interval=0.2), channels=chans)
         await d.start()
         now = time.time()
         await d.submit(

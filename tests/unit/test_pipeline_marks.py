@@ -137,4 +137,37 @@ def test_config_silence_marks_are_journaled_too() -> None:
     r.step(T0 + 100)
     assert kinds(journal(r, T0 + 100)) == [("silenced", "a")]
     r.step(T0 + 500)
-    assert kinds(journal(r, T0 + 500)) == [("unsilenced", "a")]
+    # 13.19: the channel file's silence ending by time is journaled too, once
+    evs = journal(r, T0 + 500)
+    assert kinds(evs) == [("silence_expired", "cfg"), ("unsilenced", "a")]
+    assert evs[0]["cause"] == "time" and evs[0]["source"] == "config"
+    assert evs[0]["until"] == iso(T0 + 500)
+    r.step(T0 + 900)
+    assert journal(r, T0 + 900) == []
+    # a restart finds it in the config again, and does not journal it again
+    r.p = pipe(route("ops", group_interval=60), silences=(sil,))
+    r.p.load_state(r.state, T0 + 1000)
+    r.step(T0 + 1000)
+    r.step(T0 + 2000)
+    assert journal(r, T0 + 2000) == []
+
+
+def test_a_config_silence_that_ended_while_the_daemon_was_down_is_journaled_at_start() -> None:
+    sil = Silence("cfg", (M("host", "h1"),), until=T0 + 500, reason="maint")
+    r = Run.__new__(Run)
+    r.p, r.routes = pipe(route("ops"), silences=(sil,)), ()
+    r.state = initial_state()
+    r.ingest(fire("a", host="h1"), T0)
+    r.step(T0)
+    assert kinds(journal(r, T0)) == [("silenced", "a")]
+    # down from T0 + 10 to T0 + 900
+    r.p = pipe(route("ops"), silences=(sil,))
+    r.p.load_state(r.state, T0 + 900)
+    r.step(T0 + 900)
+    evs = journal(r, T0 + 900)
+    assert sorted(kinds(evs)) == [("silence_expired", "cfg"), ("unsilenced", "a")]
+    assert r.state["config_silences_expired"] == {"cfg": T0 + 500}
+    r.p = pipe(route("ops"), silences=(sil,))  # and once only
+    r.p.load_state(r.state, T0 + 1000)
+    r.step(T0 + 1000)
+    assert journal(r, T0 + 1000) == []

@@ -341,9 +341,9 @@ tests:
             alerts: [queue_deep]
             title_regex: "^\\\\[FIRING:1\\\\] queue_deep"
             body_regex: "queue at 500"
-      - at: 30m                                  # both resolved at 6m; group_interval 5m
-        expect:
-          - {channel: chat, status: resolved, sent_at: 6m}
+      - at: 30m                                  # both resolved at 6m; sent on the next
+        expect:                                  # tick (every 5m from 0s and from 2m30s)
+          - {channel: chat, status: resolved, sent_at: 10m}
           - {channel: pager, status: resolved, sent_at: 7m30s}
 """
 
