@@ -34,6 +34,11 @@ __all__ = [
 # Route index used in group keys for a rule's own `channels:` (no configured route).
 BYPASS_INDEX = -1
 
+# The daemon's own alerts that reach every configured channel whatever the route
+# tree says: a journal that cannot write concerns every operator, and a tree that
+# routes by team would otherwise send it nowhere (14.B4).
+BROADCAST_RULES = frozenset({"journal_degraded"})
+
 
 def match_labels(labels: Mapping[str, str], rule: str, severity: str) -> dict[str, str]:
     """The labels routes, silences and inhibit rules match on: the alert's
@@ -85,9 +90,12 @@ def targets(
     config: Config, labels: Mapping[str, str], rule: Rule | None = None
 ) -> list[tuple[int, Route]]:
     """(route index, route) pairs for an alert; a rule with `channels` set
-    bypasses routing and gets its implicit route at index BYPASS_INDEX."""
+    bypasses routing and gets its implicit route at index BYPASS_INDEX, as does
+    a BROADCAST_RULES alert of the daemon's own (to every channel)."""
     if rule is not None and rule.channels is not None:
         return [(BYPASS_INDEX, bypass_route(rule))]
+    if rule is None and labels.get("rule") in BROADCAST_RULES:
+        return [(BYPASS_INDEX, Route(matchers=(), channels=tuple(c.name for c in config.channels)))]
     return _indexed(config, labels)
 
 
