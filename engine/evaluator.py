@@ -108,7 +108,10 @@ class Evaluator:
         self.alerts: dict[str, Alert] = {}  # fingerprint -> live alert
         self.rules: dict[str, Rule] = {}  # rule id -> rule, for alerts' rules
         self._each_fps: dict[str, set[str]] = {}  # rule id -> fingerprints of its instances
-        self._fp: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+        # rule id -> element labels -> fingerprint, holding only the elements of the
+        # rule's latest evaluation: elements come and go (pods, disks), and a cache
+        # of every label set ever seen would grow without end (14.A3)
+        self._fp: dict[str, dict[tuple[tuple[str, str], ...], str]] = {}
         # per rule object: its plain fingerprint and the collectors it reads
         self._plan: dict[str, tuple[Rule, str, frozenset[str]]] = {}
         self.health = RuleHealth()
@@ -119,11 +122,20 @@ class Evaluator:
         # file ...): a rule reading them that never gets data raises rule_no_data
         self.runtime_named: frozenset[str] = frozenset()
 
-    def _fingerprint(self, rule: Rule, labels: Mapping[str, str]) -> str:
-        key = (rule.id, tuple(sorted(labels.items())))
-        fp = self._fp.get(key)
+    def _fingerprint(
+        self,
+        rule: Rule,
+        labels: Mapping[str, str],
+        fresh: dict[tuple[tuple[str, str], ...], str] | None,
+    ) -> str:
+        """`fresh`: this evaluation's cache, which replaces the rule's old one."""
+        key = tuple(sorted(labels.items()))
+        old = self._fp.get(rule.id)
+        fp = old.get(key) if old is not None else None
         if fp is None:
-            fp = self._fp[key] = fingerprint(rule.id, labels)
+            fp = fingerprint(rule.id, labels)
+        if fresh is not None:
+            fresh[key] = fp
         return fp
 
     def _plan_of(self, rule: Rule) -> tuple[Rule, str, frozenset[str]]:
@@ -210,7 +222,8 @@ class Evaluator:
         alerts = self.alerts
         live = sum(1 for fp in known if fp in alerts)
         over: str | None = None
-        instances = self._each_instances(rule, base, has_data, snap, listed)
+        fresh: dict[tuple[tuple[str, str], ...], str] = {}
+        instances = self._each_instances(rule, base, has_data, snap, listed, fresh)
         for n, (fp, labels, result) in enumerate(instances, 1):
             kinds.add(result.kind)
             if result.kind == "error" and error is None:
@@ -247,6 +260,7 @@ class Evaluator:
                 self._step(rule, fp, prev.labels, gone, snap, out)
         known.clear()
         known.update(fp for fp in seen if fp in self.alerts)
+        self._fp[rule.id] = fresh
 
     def instances(
         self, rule: Rule, snap: Snapshot
@@ -278,8 +292,10 @@ class Evaluator:
         has_data: bool,
         snap: Snapshot,
         listed: list[bool] | None = None,
+        fresh: dict[tuple[tuple[str, str], ...], str] | None = None,
     ) -> Iterator[tuple[str, Mapping[str, str], Result]]:
-        """`listed` gets True appended when `each` gave a list (even an empty one)."""
+        """`listed` gets True appended when `each` gave a list (even an empty one);
+        `fresh` gets the fingerprints of this evaluation's elements."""
         assert rule.compiled_each is not None
         if not has_data:
             return
@@ -302,7 +318,7 @@ class Evaluator:
             labels = (
                 _element_labels(rule, el_labels) if isinstance(el_labels, dict) else rule.labels
             )
-            fp = self._fingerprint(rule, labels)
+            fp = self._fingerprint(rule, labels, fresh)
             if rule.compiled.it_series:
                 # window functions over `it.x` read this element's own series
                 self.history.record_tree(fp, snap.wall, el)
@@ -381,4 +397,5 @@ class Evaluator:
                 del self.rules[rid]
                 self._each_fps.pop(rid, None)
                 self._plan.pop(rid, None)
+                self._fp.pop(rid, None)
         return out
