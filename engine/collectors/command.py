@@ -20,12 +20,12 @@ environment holds the secrets its channels use.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from engine import json_bounded
 from engine.collectors._util import Settings, seconds
 from engine.collectors.base import Sample, check_plain, number
 from engine.config.catalog import check_declared
@@ -194,7 +194,7 @@ def _parse(kind: str, out: bytes) -> dict[str, Any]:
             raise CollectorError(f"stdout is not a number: {_clip(text)!r}") from None
     if kind == "json":
         try:
-            data = json.loads(text)
+            data = json_bounded.loads(text)  # deep parts null, not an error
         except ValueError as e:
             raise CollectorError(f"stdout is not JSON: {e}") from None
         if not isinstance(data, dict):
