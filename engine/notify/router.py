@@ -90,13 +90,19 @@ def targets(
     config: Config, labels: Mapping[str, str], rule: Rule | None = None
 ) -> list[tuple[int, Route]]:
     """(route index, route) pairs for an alert; a rule with `channels` set
-    bypasses routing and gets its implicit route at index BYPASS_INDEX, as does
-    a BROADCAST_RULES alert of the daemon's own (to every channel)."""
+    bypasses routing and gets its implicit route at index BYPASS_INDEX. A
+    BROADCAST_RULES alert of the daemon's own takes its routes, and the implicit
+    route to every channel they do not reach."""
     if rule is not None and rule.channels is not None:
         return [(BYPASS_INDEX, bypass_route(rule))]
+    routed = _indexed(config, labels)
     if rule is None and labels.get("rule") in BROADCAST_RULES:
-        return [(BYPASS_INDEX, Route(matchers=(), channels=tuple(c.name for c in config.channels)))]
-    return _indexed(config, labels)
+        # the routes that take it keep their timing; every other channel gets it too
+        taken = {ch for _, r in routed for ch in r.channels}
+        rest = tuple(c.name for c in config.channels if c.name not in taken)
+        if rest:
+            routed.append((BYPASS_INDEX, Route(matchers=(), channels=rest)))
+    return routed
 
 
 # -- silences ---------------------------------------------------------------------------

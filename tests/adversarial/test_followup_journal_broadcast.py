@@ -12,7 +12,9 @@ from pathlib import Path
 
 import httpx
 
+from engine.config.model import Channel, Config, Matcher, Route
 from engine.journal import iter_events
+from engine.notify import router
 from tests.adversarial.test_disk_full import DISKS, fill, tmpfs, wait
 from tests.integration.daemon import Daemon
 from tests.integration.receivers import Receiver
@@ -80,3 +82,21 @@ def test_journal_degraded_reaches_every_channel_not_only_the_routed_ones(
         kinds = [e["event"] for e in evs if e.get("rule") == "journal_degraded"]
         assert "firing" in kinds and "resolved" in kinds, kinds
         assert "Traceback" not in d.log(), d.log()[-3000:]
+
+
+def test_the_broadcast_keeps_matching_routes_and_adds_every_other_channel() -> None:
+    team = Route((Matcher("team", frozenset({"x"})),), ("team_x",), group_interval=1.0)
+    catch = Route((Matcher("rule", frozenset({"journal_degraded"})),), ("ops",))
+    chans = tuple(Channel(n, "webhook") for n in ("team_x", "ops", "mail"))
+    config = Config(routes=(team,), channels=chans)
+    labels = router.match_labels({}, "journal_degraded", "critical")
+    assert router.targets(config, labels) == [
+        (router.BYPASS_INDEX, Route(matchers=(), channels=("team_x", "ops", "mail")))
+    ]
+    config = Config(routes=(team, catch), channels=chans)
+    assert router.targets(config, labels) == [
+        (1, catch),  # its own route and timing
+        (router.BYPASS_INDEX, Route(matchers=(), channels=("team_x", "mail"))),
+    ]
+    # an ordinary alert is routed as ever
+    assert router.targets(config, router.match_labels({}, "other", "critical")) == []
