@@ -10,10 +10,12 @@ from pathlib import Path
 
 import httpx
 
+from engine.boundary import clean
 from engine.json_bounded import loads
 from tests.integration.daemon import Daemon
 from tests.integration.receivers import Receiver, Reply
 from tests.integration.test_http_collector import probe
+from tests.unit.test_collectors_command import collect, py
 
 # written by hand: json.dumps itself cannot write it
 DEEP = "[" * 1000 + "0" + "]" * 1000
@@ -76,3 +78,11 @@ def test_the_deep_part_becomes_null_past_the_depth_and_broken_json_stays_an_erro
         except ValueError:
             continue
         raise AssertionError(f"{bad[:10]!r} parsed")
+
+
+def test_the_command_collector_keeps_its_other_values_beside_a_deep_one() -> None:
+    code = "print('{\"ok\": 1, \"deep\": ' + '[' * 1000 + '0' + ']' * 1000 + '}')"
+    got = collect(py(code, parse="json"))
+    assert got["ok"] == 1
+    sample, cut = clean(got)  # what the daemon does with every sample
+    assert sample["ok"] == 1 and cut is not None and "nested deeper than" in cut
