@@ -7,7 +7,7 @@ fingerprint, which replay rebuilds and reload keeps.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -25,6 +25,8 @@ STEP = 64
 _NO_DATA = Result("no_data")
 _STALE = Result("stale")
 _FALSE = Result("value", matched=False)
+# an element past a cap that is already exceeded: not evaluated (nothing would be kept)
+_SKIPPED = Result("value", matched=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,8 +225,22 @@ class Evaluator:
         live = sum(1 for fp in known if fp in alerts)
         over: str | None = None
         fresh: dict[tuple[tuple[str, str], ...], str] = {}
-        instances = self._each_instances(rule, base, has_data, snap, listed, fresh)
+
+        def skip(fp: str) -> bool:
+            # once the cap refused one element, others it would refuse are not
+            # evaluated (nor their series recorded): a flood costs its labels only
+            return (
+                over is not None
+                and fp not in alerts
+                and (live >= cap or len(alerts) >= self.max_alerts_total)
+            )
+
+        instances = self._each_instances(rule, base, has_data, snap, listed, fresh, skip)
         for n, (fp, labels, result) in enumerate(instances, 1):
+            if result is _SKIPPED:
+                if n % STEP == 0:
+                    yield
+                continue
             kinds.add(result.kind)
             if result.kind == "error" and error is None:
                 error = result.error
@@ -293,9 +309,11 @@ class Evaluator:
         snap: Snapshot,
         listed: list[bool] | None = None,
         fresh: dict[tuple[tuple[str, str], ...], str] | None = None,
+        skip: Callable[[str], bool] | None = None,
     ) -> Iterator[tuple[str, Mapping[str, str], Result]]:
         """`listed` gets True appended when `each` gave a list (even an empty one);
-        `fresh` gets the fingerprints of this evaluation's elements."""
+        `fresh` gets the fingerprints of this evaluation's elements; an element
+        whose fingerprint `skip` says True for comes as _SKIPPED, not evaluated."""
         assert rule.compiled_each is not None
         if not has_data:
             return
@@ -319,6 +337,9 @@ class Evaluator:
                 _element_labels(rule, el_labels) if isinstance(el_labels, dict) else rule.labels
             )
             fp = self._fingerprint(rule, labels, fresh)
+            if skip is not None and skip(fp):
+                yield fp, labels, _SKIPPED
+                continue
             if rule.compiled.it_series:
                 # window functions over `it.x` read this element's own series
                 self.history.record_tree(fp, snap.wall, el)

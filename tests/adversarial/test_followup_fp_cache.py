@@ -65,3 +65,28 @@ def test_distinct_elements_over_time_do_not_grow_the_evaluator() -> None:
     assert after_b < after_a * 1.2 + 1_000_000, (after_a, after_b)
     # ... and with no elements left, what they cost is given back
     assert after_none < 2_000_000, (after_a, after_b, after_none)
+
+
+def test_elements_past_an_exceeded_cap_are_not_evaluated_nor_recorded() -> None:
+    # a window over `it.load` records each evaluated element's series: the
+    # elements the cap refuses cost neither an evaluation nor a series
+    rule = Rule(
+        id="load_high",
+        group="g",
+        expr="avg_over(it.load, '1m') > 1",
+        compiled=compile_expr("avg_over(it.load, '1m') > 1", names={"fleet", "it"}),
+        each="fleet.hosts",
+        compiled_each=compile_expr("fleet.hosts", names={"fleet"}),
+        max_alerts=10,
+    )
+    history = History(60)
+    ev = Evaluator(history)
+    hosts = [{"labels": {"host": f"h{i}"}, "load": 5} for i in range(20_000)]
+    for t in range(3):
+        ev.run_group(
+            RuleGroup("g", 1.0, (rule,)),
+            Snapshot({"fleet": {"hosts": hosts}}, frozenset(), 1e9 + t, float(t)),
+        )
+    assert len(ev.alerts) == 10
+    assert [c.problem for c in ev.health.take()] == ["cardinality_exceeded"]
+    assert len(history) < 100, len(history)  # not 20,000 elements' series
