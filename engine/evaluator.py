@@ -7,7 +7,7 @@ fingerprint, which replay rebuilds and reload keeps.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -25,6 +25,8 @@ STEP = 64
 _NO_DATA = Result("no_data")
 _STALE = Result("stale")
 _FALSE = Result("value", matched=False)
+# an element past a cap that is already exceeded: not evaluated (nothing would be kept)
+_SKIPPED = Result("value", matched=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +110,10 @@ class Evaluator:
         self.alerts: dict[str, Alert] = {}  # fingerprint -> live alert
         self.rules: dict[str, Rule] = {}  # rule id -> rule, for alerts' rules
         self._each_fps: dict[str, set[str]] = {}  # rule id -> fingerprints of its instances
-        self._fp: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+        # rule id -> element labels -> fingerprint, holding only the elements of the
+        # rule's latest evaluation: elements come and go (pods, disks), and a cache
+        # of every label set ever seen would grow without end (14.A3)
+        self._fp: dict[str, dict[tuple[tuple[str, str], ...], str]] = {}
         # per rule object: its plain fingerprint and the collectors it reads
         self._plan: dict[str, tuple[Rule, str, frozenset[str]]] = {}
         self.health = RuleHealth()
@@ -119,11 +124,20 @@ class Evaluator:
         # file ...): a rule reading them that never gets data raises rule_no_data
         self.runtime_named: frozenset[str] = frozenset()
 
-    def _fingerprint(self, rule: Rule, labels: Mapping[str, str]) -> str:
-        key = (rule.id, tuple(sorted(labels.items())))
-        fp = self._fp.get(key)
+    def _fingerprint(
+        self,
+        rule: Rule,
+        labels: Mapping[str, str],
+        fresh: dict[tuple[tuple[str, str], ...], str] | None,
+    ) -> str:
+        """`fresh`: this evaluation's cache, which replaces the rule's old one."""
+        key = tuple(sorted(labels.items()))
+        old = self._fp.get(rule.id)
+        fp = old.get(key) if old is not None else None
         if fp is None:
-            fp = self._fp[key] = fingerprint(rule.id, labels)
+            fp = fingerprint(rule.id, labels)
+        if fresh is not None:
+            fresh[key] = fp
         return fp
 
     def _plan_of(self, rule: Rule) -> tuple[Rule, str, frozenset[str]]:
@@ -210,8 +224,23 @@ class Evaluator:
         alerts = self.alerts
         live = sum(1 for fp in known if fp in alerts)
         over: str | None = None
-        instances = self._each_instances(rule, base, has_data, snap, listed)
+        fresh: dict[tuple[tuple[str, str], ...], str] = {}
+
+        def skip(fp: str) -> bool:
+            # once the cap refused one element, others it would refuse are not
+            # evaluated (nor their series recorded): a flood costs its labels only
+            return (
+                over is not None
+                and fp not in alerts
+                and (live >= cap or len(alerts) >= self.max_alerts_total)
+            )
+
+        instances = self._each_instances(rule, base, has_data, snap, listed, fresh, skip)
         for n, (fp, labels, result) in enumerate(instances, 1):
+            if result is _SKIPPED:
+                if n % STEP == 0:
+                    yield
+                continue
             kinds.add(result.kind)
             if result.kind == "error" and error is None:
                 error = result.error
@@ -253,6 +282,7 @@ class Evaluator:
         known.clear()
         known.update(fp for fp in seen if fp in self.alerts)
         known.update(held)
+        self._fp[rule.id] = fresh
 
     def instances(
         self, rule: Rule, snap: Snapshot
@@ -284,8 +314,12 @@ class Evaluator:
         has_data: bool,
         snap: Snapshot,
         listed: list[bool] | None = None,
+        fresh: dict[tuple[tuple[str, str], ...], str] | None = None,
+        skip: Callable[[str], bool] | None = None,
     ) -> Iterator[tuple[str, Mapping[str, str], Result]]:
-        """`listed` gets True appended when `each` gave a list (even an empty one)."""
+        """`listed` gets True appended when `each` gave a list (even an empty one);
+        `fresh` gets the fingerprints of this evaluation's elements; an element
+        whose fingerprint `skip` says True for comes as _SKIPPED, not evaluated."""
         assert rule.compiled_each is not None
         if not has_data:
             return
@@ -308,7 +342,10 @@ class Evaluator:
             labels = (
                 _element_labels(rule, el_labels) if isinstance(el_labels, dict) else rule.labels
             )
-            fp = self._fingerprint(rule, labels)
+            fp = self._fingerprint(rule, labels, fresh)
+            if skip is not None and skip(fp):
+                yield fp, labels, _SKIPPED
+                continue
             if rule.compiled.it_series:
                 # window functions over `it.x` read this element's own series
                 self.history.record_tree(fp, snap.wall, el)
@@ -387,4 +424,5 @@ class Evaluator:
                 del self.rules[rid]
                 self._each_fps.pop(rid, None)
                 self._plan.pop(rid, None)
+                self._fp.pop(rid, None)
         return out

@@ -59,6 +59,7 @@ from engine.config.model import (
 )
 from engine.durations import format_duration
 from engine.errors import ExprError, VigilError
+from engine.explain_notes import STALE_POLICY, instance_note, rule_notes
 from engine.expr import EvalScope, Expression, MissingData, compile_expr
 from engine.history import History
 from engine.notify import ticks
@@ -100,7 +101,9 @@ _PATH = re.compile(r"[A-Za-z_]\w*(?:\s*(?:\.\s*[A-Za-z_]\w*|\[[^\[\]]*\]))*")
 _INTERVAL_HORIZON = 8 * 86400.0
 
 Outcome = Literal["true", "false", "value", "no_data", "error", "skipped"]
-ConditionOutcome = Literal["true", "false", "no_data", "error", "gone", "unknown", "disabled"]
+ConditionOutcome = Literal[
+    "true", "false", "no_data", "stale", "error", "gone", "unknown", "disabled"
+]
 AlertState = Literal["inactive", "pending", "firing"]
 DeliveryStatus = Literal["sending", "withheld", "nowhere", "not_firing"]
 
@@ -150,6 +153,7 @@ class Condition:
     """The rule's condition for one alert instance, as the evaluator sees it.
 
     outcome   true | false | no_data | error | gone (an `each` element vanished)
+              | stale (a collector it reads is down: the state is frozen)
               | unknown (no values given) | disabled
     message   the one-sentence reason (the deciding part, the missing metric ...)
     policy    what the rule's no_data / on_error setting makes of it ("" if nothing)
@@ -314,6 +318,12 @@ def explain(
         )
     if channel_status is None:
         notes.append("channel delivery state (breaker, queue) is unknown: ask the daemon (--url)")
+    notes.extend(
+        rule_notes(
+            rule.id, ctx.reads, ctx.alerts, ctx.errors, ctx.down,
+            lambda t: _when(_num(t), now),
+        )
+    )  # fmt: skip
     wanted = dict(labels or {})
     instances = [ctx.instance(lab, it, note) for lab, it, note in ctx.targets(wanted, notes)]
     settings: dict[str, Any] = {
@@ -494,6 +504,9 @@ class _Ctx:
         notes: list[str] = []
         if note == "what-if":
             notes.append("what-if: no such alert exists now")
+        stale = instance_note(sa)
+        if stale is not None:
+            notes.append(stale)
         cond = self.condition(it, fp, note)
         since_t = None
         if sa is not None:
@@ -541,6 +554,9 @@ class _Ctx:
         if absent:
             why = self._deciding_missing(tree) or "; ".join(self._collector_text(n) for n in absent)
             msg = "no data: " + why
+            if any(n in self.errors or n in self.down for n in absent):
+                # the evaluator's "stale", not no_data: its policy does not apply
+                return Condition("stale", msg, policy=STALE_POLICY, check=tree)
             return Condition("no_data", msg, policy=_no_data_policy(rule), check=tree)
         try:
             matched = rule.compiled.evaluate_bool(scope)
@@ -1262,7 +1278,7 @@ class _Ctx:
     ) -> str:
         now, rule = self.now, self.rule
         why = cond.message
-        if cond.outcome == "no_data" and cond.policy:
+        if cond.outcome in ("no_data", "stale") and cond.policy:
             why += f" — {cond.policy.split(' — ')[0]}"
         if cond.outcome == "error" and cond.policy:
             why += f" — {cond.policy.split(' — ')[0]}"
@@ -1320,6 +1336,8 @@ def _effective(rule: Rule, cond: Condition) -> bool | str | None:
         return False
     if o == "no_data":
         return {"ok": False, "alert": True, "keep": None}[rule.no_data]
+    if o == "stale":
+        return None
     if o == "error":
         return True if rule.on_error == "alert" else None
     return "unknown"
@@ -1595,7 +1613,7 @@ def render_text(d: Mapping[str, Any]) -> str:
         if check:
             lines.append("  why:")
             _render_check(check, lines, 4)
-        if cond.get("outcome") in ("no_data", "error", "gone", "unknown") and not check:
+        if cond.get("outcome") in ("no_data", "stale", "error", "gone", "unknown") and not check:
             lines.append(f"  why: {cond.get('message')}")
         resolve = cond.get("resolve")
         if resolve:

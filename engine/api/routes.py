@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from engine import matchers, slices
+from engine import json_bounded, matchers, slices
 from engine.api.auth import Principal, Unauthorized, authenticate
 from engine.api.facade import DaemonFacade, matcher_view, rfc3339
 from engine.boundary import clean
@@ -217,15 +217,14 @@ def parse_json(raw: bytes) -> Any:
     """A request body's JSON, or ApiError 400 saying what is wrong with it. Every
     way json.loads can fail is a client's mistake, never a 500 with a traceback."""
     try:
-        data = json.loads(raw)
+        # a value nested past the boundary's depth is null (cut there), not a 400
+        data = json_bounded.loads(raw)
     except UnicodeDecodeError:
         raise ApiError(400, "malformed JSON: the body is not UTF-8") from None
     except json.JSONDecodeError as e:
         raise ApiError(
             400, f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}"
         ) from None
-    except RecursionError:
-        raise ApiError(400, "malformed JSON: nested too deeply") from None
     except ValueError:  # the only other: an integer past Python's conversion limit
         digits = sys.get_int_max_str_digits()
         raise ApiError(400, f"malformed JSON: a number has more than {digits} digits") from None

@@ -54,9 +54,17 @@ class TakeTurns:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            await slices.check()
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await slices.check()
+        try:
+            await self.app(scope, receive, send)
+        except asyncio.CancelledError:
+            # uvicorn cancels what is still being written at the end of its graceful
+            # shutdown (a slow reader of a large list): one line, not a traceback
+            # per client; the task ends here either way
+            log.warning("a response to a slow client was cut short at shutdown")
 
 
 def create_app(facade: DaemonFacade, api: ApiConfig, *, registry: CollectorRegistry) -> Starlette:

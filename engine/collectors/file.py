@@ -16,7 +16,6 @@ collector failure: a dead cron job should not look like a healthy system.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from typing import Any, ClassVar, Self
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from engine import json_bounded
 from engine.collectors._util import OneThread, Settings
 from engine.collectors.base import Sample
 from engine.config.catalog import check_declared
@@ -112,8 +112,9 @@ class FileCollector:
 
 def _parse_json(data: bytes, shown: str) -> dict[str, Any]:
     try:
-        value = json.loads(data)
-    except (ValueError, RecursionError) as e:  # JSONDecodeError, bad UTF-8, too deep
+        # a value nested past the boundary's depth becomes null (cut there), not an error
+        value = json_bounded.loads(data)
+    except ValueError as e:  # JSONDecodeError, bad UTF-8
         raise CollectorError(f"{shown}: not valid JSON: {e}") from None
     if not isinstance(value, dict):
         kind = type(value).__name__.replace("NoneType", "null")

@@ -38,7 +38,7 @@ from typing import Any, ClassVar, Self
 import httpcore
 import httpx
 
-from engine import __version__
+from engine import __version__, json_bounded
 from engine.address_policy import (
     AddressRefused,
     NetworkPolicy,
@@ -364,8 +364,8 @@ class HttpCollector:
                 problems.append(f"body larger than max_body_bytes ({st.max_body_bytes})")
             else:
                 try:
-                    data = json.loads(body)
-                except (ValueError, RecursionError):
+                    data = json_bounded.loads(body)  # deep parts null, not an error
+                except ValueError:
                     problems.append("body is not JSON")
                 else:
                     found, value = json_path_get(data, st.json_path)

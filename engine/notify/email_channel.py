@@ -13,6 +13,11 @@ Failures: authentication and other 5xx replies, a refused certificate or a
 server without the asked-for extension are not retryable; 4xx replies,
 disconnects, timeouts and network errors are. Server replies are quoted in
 messages, with any credential scrubbed; the AUTH reply is never quoted.
+
+The SMTP host goes through the one address policy (engine/address_policy.py):
+resolved first, its addresses checked, and the connection made to a checked
+address (TLS still verifies the host name); a literal metadata / link-local
+`smtp_host` is refused by `vigil validate`.
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ import html
 import logging
 import re
 import smtplib
+import socket
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import Any, ClassVar, Literal, Self
 
+from engine.address_policy import AddressRefused, NetworkPolicy, Unresolved, literal_refusal
 from engine.config.model import Channel as ChannelConfig
 from engine.config.secrets import Secret, reveal
 from engine.durations import parse_duration
@@ -108,8 +115,12 @@ class EmailChannel:
             raise ValueError("timeout: expected a duration such as 30s") from None
         if timeout <= 0:
             raise ValueError("timeout: must be more than 0")
+        host = _text(s, "smtp_host")
+        refusal = None if isinstance(host, Secret) else literal_refusal(host)
+        if refusal is not None:
+            raise ValueError(f"smtp_host: {refusal}")
         settings = EmailSettings(
-            smtp_host=_text(s, "smtp_host"),
+            smtp_host=host,
             smtp_port=port,
             tls=tls,
             sender=_address(s.get("from"), "from"),
@@ -150,17 +161,41 @@ class EmailChannel:
     async def send(self, n: Notification) -> None:
         msg = self.message(n)
         rcpts = [parseaddr(reveal(a))[1] for a in (*self.settings.to, *self.settings.cc)]
-        await asyncio.to_thread(self._deliver, msg, rcpts)
+        # resolve, check, then connect to a checked address only (no DNS rebinding)
+        try:
+            addresses = await POLICY.resolve(
+                reveal(self.settings.smtp_host), self.settings.smtp_port
+            )
+        except AddressRefused as e:
+            raise DeliveryError(f"{self._where}: {e}", retryable=False) from None
+        except Unresolved as e:
+            raise DeliveryError(f"{self._where}: {e}", retryable=True) from None
+        await asyncio.to_thread(self._deliver, msg, rcpts, addresses)
 
-    def _deliver(self, msg: EmailMessage, rcpts: list[str]) -> None:
+    def _connect(self, addresses: list[str]) -> smtplib.SMTP:
+        """A connection to the first checked address that answers; the host name
+        stays the server's name for TLS (SNI and certificate check)."""
         s = self.settings
         host = reveal(s.smtp_host)
+        error: OSError = OSError(f"no address for {host}")
+        for address in addresses:
+            try:
+                if s.tls == "ssl":
+                    return _PinnedSSL(
+                        address, host, s.smtp_port, timeout=s.timeout, context=self._tls()
+                    )
+                return _Pinned(address, host, s.smtp_port, timeout=s.timeout)
+            except (ssl.SSLError, smtplib.SMTPException):
+                raise  # the server answered: another address of it would say the same
+            except OSError as e:  # refused, unreachable, timed out: the next may answer
+                error = e
+        raise error
+
+    def _deliver(self, msg: EmailMessage, rcpts: list[str], addresses: list[str]) -> None:
+        s = self.settings
         smtp: smtplib.SMTP | None = None
         try:
-            if s.tls == "ssl":
-                smtp = smtplib.SMTP_SSL(host, s.smtp_port, timeout=s.timeout, context=self._tls())
-            else:
-                smtp = smtplib.SMTP(host, s.smtp_port, timeout=s.timeout)
+            smtp = self._connect(addresses)
             if s.tls == "starttls":
                 smtp.starttls(context=self._tls())
             if s.username is not None and s.password is not None:
@@ -261,6 +296,36 @@ class EmailChannel:
 
     async def aclose(self) -> None:
         pass  # no connection outlives a send
+
+
+POLICY = NetworkPolicy()
+
+
+class _Pinned(smtplib.SMTP):
+    """SMTP that connects to one checked address whatever host name it is given
+    (which it keeps for STARTTLS's certificate check)."""
+
+    def __init__(self, address: str, host: str, port: int, **kwargs: Any) -> None:
+        self.address = address  # before connecting, which __init__ does
+        super().__init__(host, port, **kwargs)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        # smtplib's hook for opening the socket (not in its type stubs)
+        sock: socket.socket = super()._get_socket(self.address, port, timeout)  # type: ignore[misc]
+        return sock
+
+
+class _PinnedSSL(smtplib.SMTP_SSL):
+    """SMTP_SSL that connects to one checked address; TLS checks the host name."""
+
+    def __init__(self, address: str, host: str, port: int, **kwargs: Any) -> None:
+        self.address = address
+        super().__init__(host, port, **kwargs)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        # smtplib's hook for opening the socket (not in its type stubs)
+        sock: socket.socket = super()._get_socket(self.address, port, timeout)  # type: ignore[misc]
+        return sock
 
 
 def _close(smtp: smtplib.SMTP) -> None:

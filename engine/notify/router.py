@@ -35,6 +35,11 @@ __all__ = [
 # Route index used in group keys for a rule's own `channels:` (no configured route).
 BYPASS_INDEX = -1
 
+# The daemon's own alerts that reach every configured channel whatever the route
+# tree says: a journal that cannot write concerns every operator, and a tree that
+# routes by team would otherwise send it nowhere (14.B4).
+BROADCAST_RULES = frozenset({"journal_degraded"})
+
 
 def match_labels(labels: Mapping[str, str], rule: str, severity: str) -> dict[str, str]:
     """The labels routes, silences and inhibit rules match on: the alert's
@@ -86,10 +91,19 @@ def targets(
     config: Config, labels: Mapping[str, str], rule: Rule | None = None
 ) -> list[tuple[int, Route]]:
     """(route index, route) pairs for an alert; a rule with `channels` set
-    bypasses routing and gets its implicit route at index BYPASS_INDEX."""
+    bypasses routing and gets its implicit route at index BYPASS_INDEX. A
+    BROADCAST_RULES alert of the daemon's own takes its routes, and the implicit
+    route to every channel they do not reach."""
     if rule is not None and rule.channels is not None:
         return [(BYPASS_INDEX, bypass_route(rule))]
-    return _indexed(config, labels)
+    routed = _indexed(config, labels)
+    if rule is None and labels.get("rule") in BROADCAST_RULES:
+        # the routes that take it keep their timing; every other channel gets it too
+        taken = {ch for _, r in routed for ch in r.channels}
+        rest = tuple(c.name for c in config.channels if c.name not in taken)
+        if rest:
+            routed.append((BYPASS_INDEX, Route(matchers=(), channels=rest)))
+    return routed
 
 
 # -- silences ---------------------------------------------------------------------------
