@@ -240,6 +240,7 @@ class Proxies:
         self._fixed: Proxy | None = None
         self._env: dict[str, str] = {}
         self._by_scheme: dict[str, Proxy] = {}
+        self._bypass: dict[tuple[str, int], bool] = {}
         if setting == DIRECT:
             return
         if setting is not None:
@@ -276,10 +277,15 @@ class Proxies:
             return None
         return proxy
 
-    @functools.lru_cache(maxsize=256)  # noqa: B019 - one Proxies per channel, few hosts
     def _bypassed(self, host: str, port: int) -> bool:
         if not self._env.get("no"):
             return False
+        known = self._bypass.get((host, port))
+        if known is None:  # a channel sends to the same few hosts: matched once each
+            known = self._bypass[(host, port)] = self._match_no_proxy(host, port)
+        return known
+
+    def _match_no_proxy(self, host: str, port: int) -> bool:
         name = f"[{host}]" if ":" in host else host
         # in the module, not in typeshed: the NO_PROXY matching urllib itself uses
         bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
