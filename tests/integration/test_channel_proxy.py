@@ -244,3 +244,43 @@ def test_a_proxy_password_never_shows_in_errors(rx: Receiver) -> None:
 def test_a_bad_proxy_setting_is_refused_at_load() -> None:
     with pytest.raises(ValueError, match=r"proxy: .*expected an http:// proxy URL"):
         channel("webhook", url="http://h.example/x", proxy="socks5://p.corp:1080")
+
+
+DAEMON_CHANNELS = """
+channels:
+  - {{name: hook, type: webhook, url: "{url}/hook"}}
+  - {{name: direct, type: webhook, url: "{url}/direct", proxy: none}}
+routes:
+  - channels: [hook, direct]
+    group_by: [rule]
+    group_wait: 0s
+    repeat_interval: 1h
+"""
+
+
+@pytest.mark.slow
+def test_the_daemon_sends_through_the_proxy_of_its_environment(
+    tinyproxy: Tinyproxy, rx: Receiver, tmp_path: Path
+) -> None:
+    # as a unit's Environment=HTTP_PROXY=... would: the sender process inherits it
+    try:
+        from tests.integration.daemon import Daemon
+        from tests.integration.test_notify_e2e import RULES
+    except ImportError:  # pragma: no cover
+        from daemon import Daemon  # type: ignore[no-redef,import-not-found]
+        from test_notify_e2e import RULES  # type: ignore[no-redef,import-not-found]
+
+    d = Daemon(tmp_path, RULES, DAEMON_CHANNELS.format(url=rx.url))
+    d.set_values({"queue": 1})
+    proxy_env = {"HTTP_PROXY": tinyproxy.url, "http_proxy": tinyproxy.url}
+    d.start(env={**proxy_env, "NO_PROXY": "", "no_proxy": "", "HTTPS_PROXY": "", "https_proxy": ""})
+    try:
+        d.set_values({"queue": 50})
+        rx.wait_for(lambda rs: {"/hook", "/direct"} <= {r.path for r in rs}, 30)
+    finally:
+        assert d.stop() == 0
+    reqs = {r.path: r for r in rx.requests}
+    assert via_proxy(reqs["/hook"]) and not via_proxy(reqs["/direct"])
+    lines = tinyproxy.wait_lines(1)
+    assert any(f"POST {rx.url}/hook" in ln for ln in lines), lines
+    assert not any("/direct" in ln for ln in lines)
