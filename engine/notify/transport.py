@@ -36,19 +36,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import contextvars
 import functools
 import re
 import socket
 import ssl
 import urllib.request
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.client_reqrep import ClientRequest
+from aiohttp.connector import Connection
+from aiohttp.tracing import Trace
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -372,13 +376,28 @@ class PolicyResolver(AbstractResolver):
         pass
 
 
-async def _on_reuse(session: aiohttp.ClientSession, ctx: SimpleNamespace, params: object) -> None:
-    ctx.trace_request_ctx.reused = True
+# whether the request's connection was used before: set by _Connector.connect in
+# the requesting task's own context (a TraceConfig would say the same at a fifth
+# of the client's CPU per request)
+_REUSED: contextvars.ContextVar[bool] = contextvars.ContextVar("vigil_reused", default=False)
 
 
-_TRACE = aiohttp.TraceConfig()
-_TRACE.on_connection_reuseconn.append(_on_reuse)
-_TRACE.freeze()
+class _Connector(aiohttp.TCPConnector):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._used: weakref.WeakSet[object] = weakref.WeakSet()
+
+    async def connect(
+        self, req: ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
+    ) -> Connection:
+        conn = await super().connect(req, traces, timeout)
+        proto = conn.protocol
+        _REUSED.set(proto is not None and proto in self._used)
+        if proto is not None:
+            self._used.add(proto)
+        return conn
+
+
 _NO_BODY = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 
 
@@ -408,14 +427,14 @@ class Transport:
         self._idle_expiry = idle_expiry
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._literals_checked: set[tuple[str, int]] = set()
+        self._hosts_checked: set[tuple[str, int]] = set()  # literals passed, names
 
     def _get(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         if self._session is None or self._loop is not loop:
             if self._session is not None:
                 self._drop(self._session)
-            connector = aiohttp.TCPConnector(
+            connector = _Connector(
                 resolver=PolicyResolver(self._resolve),
                 ssl=self._ssl,
                 limit=0,
@@ -429,7 +448,6 @@ class Transport:
                 auto_decompress=False,  # we ask for identity; never inflate past the cap
                 skip_auto_headers=("Content-Type",),
                 timeout=aiohttp.ClientTimeout(total=None),  # HttpClient's deadline rules
-                trace_configs=[_TRACE],
             )
             self._loop = loop
         return self._session
@@ -454,16 +472,16 @@ class Transport:
     ) -> Response:
         """Raises WireError, RequestError, or what `resolve` raises."""
         proxy = self.proxies.for_target(target)
-        if literal_ip(target.host) is not None:
-            await self._check_literal(target.host, target.port)  # aiohttp skips the resolver
-        if proxy is not None and literal_ip(proxy.url.host or "") is not None:
+        # aiohttp connects to an IP literal without asking the resolver: checked here
+        await self._check_literal(target.host, target.port)
+        if proxy is not None:
             await self._check_literal(proxy.url.host or "", proxy.url.port or 80)
         session = self._get()
         if auth is not None:
             headers["Authorization"] = _basic(*auth)
         data = body if body or method not in _NO_BODY else None
         for attempt in (1, 2):
-            ctx = SimpleNamespace(reused=False)
+            _REUSED.set(False)
             try:
                 resp = await session.request(
                     method,
@@ -473,10 +491,9 @@ class Transport:
                     allow_redirects=False,
                     proxy=proxy.url if proxy is not None else None,
                     proxy_headers=proxy.headers if proxy is not None else None,
-                    trace_request_ctx=ctx,
                 )
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as e:
-                if isinstance(e, aiohttp.ClientConnectorError) or not ctx.reused or attempt == 2:
+                if isinstance(e, aiohttp.ClientConnectorError) or not _REUSED.get() or attempt == 2:
                     raise _wire_error(e) from None
                 continue
             except aiohttp.ClientError as e:
@@ -487,9 +504,13 @@ class Transport:
         raise AssertionError("unreachable")
 
     async def _check_literal(self, host: str, port: int) -> None:
-        if (host, port) not in self._literals_checked:
+        """AddressRefused for a literal address the policy refuses (a name is
+        checked by PolicyResolver, each time it is resolved)."""
+        if (host, port) in self._hosts_checked:
+            return
+        if literal_ip(host) is not None:
             await self._resolve(host, port)  # raises AddressRefused
-            self._literals_checked.add((host, port))
+        self._hosts_checked.add((host, port))
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
