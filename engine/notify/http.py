@@ -60,7 +60,7 @@ from engine.config.model import Channel as ChannelConfig
 from engine.config.secrets import Secret, reveal
 from engine.errors import DeliveryError
 from engine.json_text import make_encoder
-from engine.notify import transport
+from engine.notify import proxies, transport
 from engine.notify.base import AlertView, Notification
 from engine.settings import MISSING, SettingsReader
 
@@ -342,9 +342,9 @@ class HttpOptions:
         if timeout <= 0:
             raise ValueError("timeout: must be more than 0s")
         proxy = s.text("proxy") if s.has("proxy") else None
-        if proxy is not None and reveal(proxy) != transport.DIRECT:
+        if proxy is not None and reveal(proxy) != proxies.DIRECT:
             try:
-                transport.check_proxy_url(reveal(proxy))
+                proxies.check_proxy_url(reveal(proxy))
             except ValueError as e:
                 shown = "(a secret)" if isinstance(proxy, Secret) else redact_url(proxy)
                 raise ValueError(f"proxy: {shown}: {e} (or none)") from None
@@ -375,12 +375,12 @@ class HttpClient:
     ) -> None:
         self.options = options
         proxy = None if options.proxy is None else reveal(options.proxy)
-        proxies = transport.Proxies(proxy)
-        self._scrub_with = _scrub_terms((*secrets, proxy, *proxies.secrets()))
+        chosen = proxies.Proxies(proxy)
+        self._scrub_with = _scrub_terms((*secrets, proxy, *chosen.secrets()))
         # loads the CA bundle (tens of ms) now, when channels are built at start or
         # reload, rather than in the middle of the first notification burst
         self._transport = transport.Transport(
-            options.policy.resolve, ssl_context or _ssl_context(), proxies
+            options.policy.resolve, ssl_context or _ssl_context(), chosen
         )
 
     def scrub(self, text: str) -> str:

@@ -4,8 +4,7 @@
     parse_url       a URL -> Target, or InvalidURL / UnsupportedScheme (no URL in
                     the message: it may hold a token)
     check_headers   a method and headers that cannot smuggle a second header line
-    Proxies         which proxy a URL goes through: the channel's `proxy` setting,
-                    else HTTPS_PROXY / HTTP_PROXY / NO_PROXY (read once)
+    (proxies.py     which proxy a URL goes through)
     Transport       one aiohttp session per event loop: at most 10 connections per
                     origin, idle ones used again for up to 30 s, no redirects
                     followed, no cookies, bodies read up to a cap
@@ -34,14 +33,12 @@ Errors (the request is never sent on the first branch; the second may pass later
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import contextvars
 import functools
 import re
 import socket
 import ssl
-import urllib.request
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -57,6 +54,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from engine.address_policy import literal_ip
+from engine.notify.proxies import Proxies, basic_auth
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -66,7 +64,6 @@ __all__ = [
     "InvalidURL",
     "PolicyResolver",
     "ProtocolError",
-    "Proxies",
     "ReadError",
     "RequestError",
     "Response",
@@ -80,7 +77,6 @@ __all__ = [
 
 MAX_PER_ORIGIN = 10
 IDLE_EXPIRY = 30.0  # seconds an idle connection may wait to be used again
-DIRECT = "none"  # the `proxy` setting that ignores the environment's proxy
 
 Resolve = Callable[[str, int], Awaitable[list[str]]]  # host, port -> addresses to try
 
@@ -200,106 +196,6 @@ def check_headers(method: str, headers: Iterable[tuple[str, str]]) -> CIMultiDic
 @functools.lru_cache(maxsize=1024)  # the same few names and methods, request after request
 def _is_token(text: str) -> bool:
     return _TOKEN.fullmatch(text) is not None
-
-
-# --- proxies ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Proxy:
-    url: URL  # without userinfo
-    headers: Mapping[str, str] | None  # Proxy-Authorization from the URL's userinfo
-
-
-def check_proxy_url(text: str) -> Proxy:
-    """ValueError for anything but http://host[:port] (with optional user:password@)."""
-    try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises for a bad port
-    except ValueError:
-        raise ValueError("not a valid URL") from None
-    if parts.scheme.lower() != "http" or not parts.hostname:
-        raise ValueError("expected an http:// proxy URL with a host")
-    if parts.path not in ("", "/") or parts.query:
-        raise ValueError("expected a proxy URL without path or query")
-    url = URL(text).with_user(None).with_path("")
-    headers = None
-    if parts.username or parts.password:
-        user, password = unquote(parts.username or ""), unquote(parts.password or "")
-        headers = {"Proxy-Authorization": _basic(user, password)}
-    return Proxy(url, headers)
-
-
-class Proxies:
-    """Which proxy each request goes through.
-
-    `setting` is the channel's `proxy`: a URL (every request of the channel goes
-    there), "none" (never a proxy), or None: the environment's HTTPS_PROXY /
-    HTTP_PROXY (by the target's scheme) unless NO_PROXY names the host, as curl
-    and Python's urllib read them. The environment is read once, when the channel
-    is built; a malformed environment proxy is ignored rather than failing every send.
-    """
-
-    def __init__(self, setting: str | None, environ: Mapping[str, str] | None = None) -> None:
-        self._fixed: Proxy | None = None
-        self._env: dict[str, str] = {}
-        self._by_scheme: dict[str, Proxy] = {}
-        self._bypass: dict[tuple[str, int], bool] = {}
-        if setting == DIRECT:
-            return
-        if setting is not None:
-            self._fixed = check_proxy_url(setting)
-            return
-        found = (
-            urllib.request.getproxies_environment()
-            if environ is None
-            else {k.lower().removesuffix("_proxy"): v for k, v in environ.items() if v}
-        )
-        self._env = found
-        for scheme in ("http", "https"):
-            with contextlib.suppress(ValueError):
-                if found.get(scheme):
-                    self._by_scheme[scheme] = check_proxy_url(found[scheme])
-
-    @property
-    def used(self) -> bool:
-        return self._fixed is not None or bool(self._by_scheme)
-
-    def secrets(self) -> tuple[str, ...]:
-        """Proxy passwords, to be kept out of error messages."""
-        out = []
-        for p in (self._fixed, *self._by_scheme.values()):
-            if p is not None and p.headers:
-                out.append(p.headers["Proxy-Authorization"])
-        return tuple(out)
-
-    def for_target(self, target: Target) -> Proxy | None:
-        if self._fixed is not None:
-            return self._fixed
-        proxy = self._by_scheme.get(target.scheme)
-        if proxy is None or self._bypassed(target.host, target.port):
-            return None
-        return proxy
-
-    def _bypassed(self, host: str, port: int) -> bool:
-        if not self._env.get("no"):
-            return False
-        known = self._bypass.get((host, port))
-        if known is None:  # a channel sends to the same few hosts: matched once each
-            known = self._bypass[(host, port)] = self._match_no_proxy(host, port)
-        return known
-
-    def _match_no_proxy(self, host: str, port: int) -> bool:
-        name = f"[{host}]" if ":" in host else host
-        # in the module, not in typeshed: the NO_PROXY matching urllib itself uses
-        bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
-        return bool(bypass(f"{name}:{port}", self._env))
-
-
-def _basic(user: str, password: str) -> str:
-    # not aiohttp.encode_basic_auth: it refuses a ":" in the user, as Basic auth
-    # itself does not (the user ends at the first ":")
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 
 # --- responses --------------------------------------------------------------------
@@ -471,14 +367,14 @@ class Transport:
         limit: int,
     ) -> Response:
         """Raises WireError, RequestError, or what `resolve` raises."""
-        proxy = self.proxies.for_target(target)
+        proxy = self.proxies.choose(target.scheme, target.host, target.port)
         # aiohttp connects to an IP literal without asking the resolver: checked here
         await self._check_literal(target.host, target.port)
         if proxy is not None:
             await self._check_literal(proxy.url.host or "", proxy.url.port or 80)
         session = self._get()
         if auth is not None:
-            headers["Authorization"] = _basic(*auth)
+            headers["Authorization"] = basic_auth(*auth)
         data = body if body or method not in _NO_BODY else None
         for attempt in (1, 2):
             _REUSED.set(False)
@@ -496,6 +392,8 @@ class Transport:
                 if isinstance(e, aiohttp.ClientConnectorError) or not _REUSED.get() or attempt == 2:
                     raise _wire_error(e) from None
                 continue
+            except aiohttp.InvalidURL:
+                raise InvalidURL("invalid URL") from None
             except aiohttp.ClientError as e:
                 raise _wire_error(e) from None
             except ValueError as e:  # aiohttp's own refusals of a URL or header

@@ -193,7 +193,7 @@ def test_https_goes_through_connect(tinyproxy: Tinyproxy, tmp_path: Path) -> Non
     except ImportError:  # pragma: no cover
         from test_http_collector import self_signed  # type: ignore[no-redef,import-not-found]
         from test_wire import Server, bare, post, server_tls  # type: ignore[no-redef,import-not-found]
-    from engine.notify import transport
+    from engine.notify import proxies
 
     cert = self_signed(tmp_path, days=1)
     if cert is None:
@@ -202,7 +202,7 @@ def test_https_goes_through_connect(tinyproxy: Tinyproxy, tmp_path: Path) -> Non
     async def main() -> None:
         async with Server(tls=server_tls(cert)) as s:
             t = bare(tls=ssl.create_default_context(cafile=str(cert[0])))
-            t.proxies = transport.Proxies(tinyproxy.url)
+            t.proxies = proxies.Proxies(tinyproxy.url)
             for _ in range(2):
                 r = await post(t, f"https://localhost:{s.port}/hook")
                 assert (r.status, r.body) == (200, b"ok")

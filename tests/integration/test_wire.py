@@ -23,7 +23,7 @@ import httptools
 import pytest
 
 from engine.errors import DeliveryError
-from engine.notify import transport
+from engine.notify import proxies, transport
 from engine.notify.http import MAX_BODY, HttpClient, HttpOptions, NetworkPolicy
 
 try:
@@ -161,7 +161,7 @@ def bare(
     return transport.Transport(
         resolve or NetworkPolicy().resolve,
         tls or ssl.create_default_context(),
-        transport.Proxies("none"),
+        proxies.Proxies("none"),
         **limits,
     )  # type: ignore[arg-type]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.notify import transport
+from engine.notify import proxies, transport
 
 
 def test_parse_url_parts() -> None:
@@ -100,13 +100,14 @@ def test_headers_mapping() -> None:
 # --- proxies ------------------------------------------------------------------------
 
 
-def proxied(p: transport.Proxies, url: str) -> str | None:
-    chosen = p.for_target(transport.parse_url(url))
+def proxied(p: proxies.Proxies, url: str) -> str | None:
+    t = transport.parse_url(url)
+    chosen = p.choose(t.scheme, t.host, t.port)
     return None if chosen is None else str(chosen.url)
 
 
 def test_the_environment_proxy_by_scheme_and_no_proxy() -> None:
-    p = transport.Proxies(
+    p = proxies.Proxies(
         None,
         {
             "HTTPS_PROXY": "http://proxy.corp:3128",
@@ -123,19 +124,19 @@ def test_the_environment_proxy_by_scheme_and_no_proxy() -> None:
 
 
 def test_no_proxy_star_and_no_environment() -> None:
-    star = transport.Proxies(None, {"HTTPS_PROXY": "http://p:1", "NO_PROXY": "*"})
+    star = proxies.Proxies(None, {"HTTPS_PROXY": "http://p:1", "NO_PROXY": "*"})
     assert proxied(star, "https://h.example/") is None
-    assert not transport.Proxies(None, {}).used
+    assert not proxies.Proxies(None, {}).used
 
 
 def test_the_channel_setting_wins_over_the_environment() -> None:
     env = {"HTTPS_PROXY": "http://env.corp:3128", "NO_PROXY": "h.example"}
-    fixed = transport.Proxies("http://u:s%3Acret@mine.corp:8080", env)
+    fixed = proxies.Proxies("http://u:s%3Acret@mine.corp:8080", env)
     assert proxied(fixed, "https://h.example/") == "http://mine.corp:8080"  # NO_PROXY is env's
-    chosen = fixed.for_target(transport.parse_url("https://h.example/"))
+    chosen = fixed.choose("https", "h.example", 443)
     assert chosen is not None and chosen.headers == {"Proxy-Authorization": "Basic dTpzOmNyZXQ="}
     assert fixed.secrets() == ("Basic dTpzOmNyZXQ=",)
-    assert proxied(transport.Proxies("none", env), "https://x.example/") is None
+    assert proxied(proxies.Proxies("none", env), "https://x.example/") is None
 
 
 @pytest.mark.parametrize(
@@ -143,4 +144,4 @@ def test_the_channel_setting_wins_over_the_environment() -> None:
 )
 def test_proxy_urls_refused(url: str) -> None:
     with pytest.raises(ValueError):
-        transport.check_proxy_url(url)
+        proxies.check_proxy_url(url)
