@@ -19,8 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from yarl import URL
-
 __all__ = ["DIRECT", "Proxies", "Proxy", "basic_auth", "check_proxy_url"]
 
 DIRECT = "none"  # the `proxy` setting that ignores the environment's proxy
@@ -28,7 +26,9 @@ DIRECT = "none"  # the `proxy` setting that ignores the environment's proxy
 
 @dataclass(frozen=True, slots=True)
 class Proxy:
-    url: URL  # without userinfo
+    url: str  # http://host:port, without userinfo
+    host: str  # lower case, no brackets
+    port: int
     headers: Mapping[str, str] | None  # Proxy-Authorization from the URL's userinfo
 
 
@@ -36,19 +36,20 @@ def check_proxy_url(text: str) -> Proxy:
     """ValueError for anything but http://host[:port] (with optional user:password@)."""
     try:
         parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises for a bad port
+        port = parts.port or 80
     except ValueError:
         raise ValueError("not a valid URL") from None
     if parts.scheme.lower() != "http" or not parts.hostname:
         raise ValueError("expected an http:// proxy URL with a host")
     if parts.path not in ("", "/") or parts.query:
         raise ValueError("expected a proxy URL without path or query")
-    url = URL(text).with_user(None).with_path("")
+    host = parts.hostname
+    shown = f"[{host}]" if ":" in host else host
     headers = None
     if parts.username or parts.password:
         user, password = unquote(parts.username or ""), unquote(parts.password or "")
         headers = {"Proxy-Authorization": basic_auth(user, password)}
-    return Proxy(url, headers)
+    return Proxy(f"http://{shown}:{port}", host, port, headers)
 
 
 class Proxies:

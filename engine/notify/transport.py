@@ -9,8 +9,8 @@
                     origin, idle ones used again for up to 30 s, no redirects
                     followed, no cookies, bodies read up to a cap
 
-Addresses: aiohttp's connector asks PolicyResolver for a host's addresses, and
-that is the one address policy (engine/address_policy.py): it resolves first,
+Addresses: aiohttp's connector asks PolicyResolver (aio_hooks.py) for a host's
+addresses, and that is the one address policy (engine/address_policy.py): it resolves first,
 checks every address and returns only those that pass, so the connector never
 opens a TCP connection to a refused one. aiohttp skips the resolver for an IP
 literal, so Transport checks a literal host itself before sending. Through a
@@ -34,27 +34,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import functools
 import re
-import socket
 import ssl
-import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
-
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.client_reqrep import ClientRequest
-from aiohttp.connector import Connection
-from aiohttp.tracing import Trace
-from multidict import CIMultiDict
-from yarl import URL
 
 from engine.address_policy import literal_ip
 from engine.notify.proxies import Proxies, basic_auth
+
+if TYPE_CHECKING:
+    # imported when the first request is sent (engine/notify/aio_hooks.py): the
+    # main process and `vigil validate` build channels but never send, and
+    # aiohttp takes ~100 ms to import
+    import aiohttp
+    from yarl import URL
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -62,7 +58,6 @@ __all__ = [
     "Headers",
     "InvalidHeader",
     "InvalidURL",
-    "PolicyResolver",
     "ProtocolError",
     "ReadError",
     "RequestError",
@@ -135,7 +130,7 @@ class Target:
     port: int
     target: str  # path and query as the request line carries them
     userinfo: tuple[str, str] | None  # user:password@ of the URL, decoded
-    url: URL  # what aiohttp is given: no userinfo (sent as Basic auth instead)
+    url: str  # what aiohttp is given, escaped: no userinfo (sent as Basic auth instead)
 
 
 @functools.lru_cache(maxsize=256)  # a channel sends to the same few URLs again and again
@@ -163,19 +158,14 @@ def parse_url(url: str) -> Target:
         target = quote(target, safe=_TARGET_SAFE)  # spaces, non-ASCII: as UTF-8 escapes
     shown = f"[{host}]" if ":" in host else host
     authority = shown if port in (None, default) else f"{shown}:{port}"
-    try:
-        # encoded: yarl would otherwise re-quote the query (%2F -> /), and a
-        # signed URL's query must reach the server byte for byte
-        sent = URL(f"{scheme}://{authority}{target}", encoded=True)
-    except (ValueError, TypeError):
-        raise InvalidURL("invalid URL") from None
+    sent = f"{scheme}://{authority}{target}"
     userinfo = None
     if parts.username or parts.password:  # as httpx: an empty "@" is no credential
         userinfo = (unquote(parts.username or ""), unquote(parts.password or ""))
     return Target(scheme, host, default if port is None else port, target, userinfo, sent)
 
 
-def check_headers(method: str, headers: Iterable[tuple[str, str]]) -> CIMultiDict[str]:
+def check_headers(method: str, headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     """The headers to send, a later name replacing an earlier one whatever its
     case; Content-Length and Transfer-Encoding are aiohttp's (the body is sent
     whole). InvalidHeader names the header, never its value (it may be a secret)."""
@@ -190,7 +180,7 @@ def check_headers(method: str, headers: Iterable[tuple[str, str]]) -> CIMultiDic
         chosen[name.lower()] = (name, value)
     chosen.pop("transfer-encoding", None)
     chosen.pop("content-length", None)
-    return CIMultiDict(chosen.values())
+    return dict(chosen.values())
 
 
 @functools.lru_cache(maxsize=1024)  # the same few names and methods, request after request
@@ -245,55 +235,6 @@ class Response:
 # --- the transport ------------------------------------------------------------------
 
 
-class PolicyResolver(AbstractResolver):
-    """aiohttp's resolver hook: only the addresses `resolve` lets through (it
-    raises AddressRefused, which aiohttp passes on untouched, or an OSError for a
-    name that does not resolve, which it reports as a connect failure)."""
-
-    def __init__(self, resolve: Resolve) -> None:
-        self._resolve = resolve
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_UNSPEC
-    ) -> list[ResolveResult]:
-        return [
-            {
-                "hostname": host,
-                "host": address,
-                "port": port,
-                "family": socket.AF_INET6 if ":" in address else socket.AF_INET,
-                "proto": 0,
-                "flags": socket.AI_NUMERICHOST,
-            }
-            for address in await self._resolve(host, port)
-        ]
-
-    async def close(self) -> None:
-        pass
-
-
-# whether the request's connection was used before: set by _Connector.connect in
-# the requesting task's own context (a TraceConfig would say the same at a fifth
-# of the client's CPU per request)
-_REUSED: contextvars.ContextVar[bool] = contextvars.ContextVar("vigil_reused", default=False)
-
-
-class _Connector(aiohttp.TCPConnector):
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._used: weakref.WeakSet[object] = weakref.WeakSet()
-
-    async def connect(
-        self, req: ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
-    ) -> Connection:
-        conn = await super().connect(req, traces, timeout)
-        proto = conn.protocol
-        _REUSED.set(proto is not None and proto in self._used)
-        if proto is not None:
-            self._used.add(proto)
-        return conn
-
-
 _NO_BODY = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 
 
@@ -323,27 +264,18 @@ class Transport:
         self._idle_expiry = idle_expiry
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._urls: dict[str, URL] = {}  # parsed once: a channel sends to few URLs
         self._hosts_checked: set[tuple[str, int]] = set()  # literals passed, names
 
     def _get(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         if self._session is None or self._loop is not loop:
+            from engine.notify import aio_hooks
+
             if self._session is not None:
                 self._drop(self._session)
-            connector = _Connector(
-                resolver=PolicyResolver(self._resolve),
-                ssl=self._ssl,
-                limit=0,
-                limit_per_host=self._per_origin,
-                keepalive_timeout=self._idle_expiry,
-                use_dns_cache=False,  # resolved and checked for every new connection
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                auto_decompress=False,  # we ask for identity; never inflate past the cap
-                skip_auto_headers=("Content-Type",),
-                timeout=aiohttp.ClientTimeout(total=None),  # HttpClient's deadline rules
+            self._session = aio_hooks.new_session(
+                self._resolve, self._ssl, self._per_origin, self._idle_expiry
             )
             self._loop = loop
         return self._session
@@ -361,7 +293,7 @@ class Transport:
         self,
         method: str,
         target: Target,
-        headers: CIMultiDict[str],
+        headers: dict[str, str],
         body: bytes,
         auth: tuple[str, str] | None,
         limit: int,
@@ -371,17 +303,29 @@ class Transport:
         # aiohttp connects to an IP literal without asking the resolver: checked here
         await self._check_literal(target.host, target.port)
         if proxy is not None:
-            await self._check_literal(proxy.url.host or "", proxy.url.port or 80)
+            await self._check_literal(proxy.host, proxy.port)
         session = self._get()
+        import aiohttp
+
+        from engine.notify.aio_hooks import REUSED
+
         if auth is not None:
+            headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
             headers["Authorization"] = basic_auth(*auth)
+        url = self._urls.get(target.url)
+        if url is None:
+            from yarl import URL
+
+            # encoded: yarl would otherwise re-quote the query (%2F -> /), and a
+            # signed URL's query must reach the server byte for byte
+            url = self._urls[target.url] = URL(target.url, encoded=True)
         data = body if body or method not in _NO_BODY else None
         for attempt in (1, 2):
-            _REUSED.set(False)
+            REUSED.set(False)
             try:
                 resp = await session.request(
                     method,
-                    target.url,
+                    url,
                     headers=headers,
                     data=data,
                     allow_redirects=False,
@@ -389,7 +333,7 @@ class Transport:
                     proxy_headers=proxy.headers if proxy is not None else None,
                 )
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as e:
-                if isinstance(e, aiohttp.ClientConnectorError) or not _REUSED.get() or attempt == 2:
+                if isinstance(e, aiohttp.ClientConnectorError) or not REUSED.get() or attempt == 2:
                     raise _wire_error(e) from None
                 continue
             except aiohttp.InvalidURL:
@@ -419,6 +363,8 @@ class Transport:
 
 async def _read(resp: aiohttp.ClientResponse, limit: int) -> Response:
     """The response with up to `limit` body bytes; past them its connection is closed."""
+    import aiohttp
+
     body = bytearray()
     try:
         while len(body) < limit:
@@ -440,6 +386,8 @@ async def _read(resp: aiohttp.ClientResponse, limit: int) -> Response:
 
 
 def _wire_error(e: aiohttp.ClientError) -> WireError:
+    import aiohttp
+
     if isinstance(e, aiohttp.ClientConnectorCertificateError):
         return ConnectError(_one_line(e.certificate_error))
     if isinstance(e, aiohttp.ClientConnectorError):
