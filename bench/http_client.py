@@ -6,8 +6,8 @@ Run from the repository root:  .venv/bin/python bench/http_client.py [--rounds N
 send) with up to 10 in flight, to a minimal HTTP/1.1 receiver in its own
 process (bench/notify.py's `receiver`, so that receiving costs this process
 nothing), through
-  (1) engine.notify.http.HttpClient: wire.py's pool, httptools' parser, with the
-      deadline, the address policy and the reply handling every channel gets;
+  (1) engine.notify.http.HttpClient: aiohttp (engine/notify/transport.py) with
+      the deadline, the address policy and the reply handling every channel gets;
   (2) a plain httpx.AsyncClient (limits of 10 connections), the old transport.
 Each path first sends 20 requests to open its connections, then the measured
 2,000. Figures: wall time, and CPU time of this process per request
@@ -152,7 +152,7 @@ def main() -> None:
         f"{REQUESTS:,} keep-alive POSTs of {len(bodies[0]):,} bytes, "
         f"{CONCURRENCY} in flight; median of {args.rounds} rounds"
     )
-    wall_ours, cpu_ours = line("HttpClient (wire+httptools)", ours)
+    wall_ours, cpu_ours = line("HttpClient (aiohttp)", ours)
     wall_theirs, cpu_theirs = line("httpx.AsyncClient", theirs)
     print(
         f"httpx / HttpClient: {cpu_theirs / cpu_ours:.1f}x the CPU per request, "

@@ -2,17 +2,18 @@
 
     HttpOptions      timeout, deny_networks, allow_networks, read from channel settings
     NetworkPolicy    which resolved addresses may be connected to
-    HttpClient       one connection pool per channel (wire.py: HTTP/1.1 keep-alive on
-                     asyncio, httptools' parser): vetted addresses, no redirects,
-                     one deadline per request, capped response bodies, and every
-                     failure turned into a DeliveryError that names no secret
+    HttpClient       one connection pool per channel (transport.py: aiohttp, through
+                     the channel's or the environment's proxy): vetted addresses,
+                     no redirects, one deadline per request, capped response
+                     bodies, and every failure turned into a DeliveryError that
+                     names no secret
     Settings         typed reads of a channel's settings, rejecting unknown keys
     HttpChannel      the small base class of the HTTP channel types
     tone, summary .. the few formatting helpers the chat channels share
 
 Addresses (engine/address_policy.py, shared with the http collector): the host is
-resolved (loop.getaddrinfo) before connecting and the connection is made to the
-vetted address itself, so a name cannot resolve to one address when checked and
+resolved (loop.getaddrinfo, in aiohttp's resolver hook) before connecting and
+the connection is made to the vetted address itself, so a name cannot resolve to one address when checked and
 to another when used (DNS rebinding). TLS still uses the host name for SNI and
 certificate checks. Cloud metadata and link-local addresses are refused always
 (a URL that names one literally already at load); `deny_networks` /
@@ -59,7 +60,7 @@ from engine.config.model import Channel as ChannelConfig
 from engine.config.secrets import Secret, reveal
 from engine.errors import DeliveryError
 from engine.json_text import make_encoder
-from engine.notify import wire
+from engine.notify import proxies, transport
 from engine.notify.base import AlertView, Notification
 from engine.settings import MISSING, SettingsReader
 
@@ -105,14 +106,14 @@ USER_AGENT = f"vigil/{__version__}"
 
 @dataclass(frozen=True, slots=True)
 class NetworkPolicy(address_policy.NetworkPolicy):
-    """The shared policy; a name that does not resolve fails as wire.ConnectError,
+    """The shared policy; a name that does not resolve fails as transport.ConnectError,
     like every other connect failure of a channel."""
 
     async def resolve(self, host: str, port: int) -> list[str]:
         try:
             return await address_policy.NetworkPolicy.resolve(self, host, port)
         except Unresolved as e:
-            raise wire.ConnectError(str(e)) from None
+            raise transport.ConnectError(str(e)) from None
 
 
 @functools.cache
@@ -139,7 +140,7 @@ def redact_url(url: str | Secret) -> str:
         return "<invalid url>"
     host = f"[{u.hostname}]" if ":" in u.hostname else u.hostname
     out = f"{u.scheme}://{host}"
-    if port is not None and port != wire.DEFAULT_PORTS.get(u.scheme):
+    if port is not None and port != transport.DEFAULT_PORTS.get(u.scheme):
         out += f":{port}"
     if u.path not in ("", "/") or u.query:
         out += "/…"
@@ -190,8 +191,8 @@ def _scrub_terms(values: Iterable[str | Secret | None]) -> tuple[str, ...]:
         else:
             # as written, decoded, and as the request line carried them (escaped)
             try:
-                sent = wire.parse_url(text).target
-            except wire.RequestError:
+                sent = transport.parse_url(text).target
+            except transport.RequestError:
                 sent = ""
             path, _, query = sent.partition("?")
             password = u.password or ""
@@ -209,7 +210,7 @@ class Reply:
     """A response: status, headers and up to MAX_BODY bytes of the body."""
 
     status: int
-    headers: wire.Headers  # case-insensitive; repeated headers joined with ", "
+    headers: transport.Headers  # case-insensitive; repeated headers joined with ", "
     body: bytes
 
     def json(self) -> Any:
@@ -283,7 +284,7 @@ def classify(method: str, url: str, reply: Reply) -> DeliveryError | None:
     return DeliveryError(msg, retryable=False)
 
 
-def _describe(e: wire.WireError) -> str:
+def _describe(e: transport.WireError) -> str:
     """`connect failed: ...`, `read failed: ...` or `protocol error: ...`."""
     detail = " ".join(str(e).split())
     return f"{e.kind}: {detail}" if detail else e.kind
@@ -327,18 +328,30 @@ def dumps(obj: Any) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class HttpOptions:
-    """The settings every HTTP channel has: `timeout`, `deny_networks`, `allow_networks`."""
+    """The settings every HTTP channel has: `timeout`, `deny_networks`,
+    `allow_networks` and `proxy` (None: the environment's HTTPS_PROXY /
+    HTTP_PROXY / NO_PROXY; "none": never a proxy; else the proxy's URL)."""
 
     timeout: float = DEFAULT_TIMEOUT
     policy: NetworkPolicy = NetworkPolicy()
+    proxy: str | Secret | None = None
 
     @classmethod
     def read(cls, s: Settings) -> HttpOptions:
         timeout = s.duration("timeout", DEFAULT_TIMEOUT)
         if timeout <= 0:
             raise ValueError("timeout: must be more than 0s")
+        proxy = s.text("proxy") if s.has("proxy") else None
+        if proxy is not None and reveal(proxy) != proxies.DIRECT:
+            try:
+                proxies.check_proxy_url(reveal(proxy))
+            except ValueError as e:
+                shown = "(a secret)" if isinstance(proxy, Secret) else redact_url(proxy)
+                raise ValueError(f"proxy: {shown}: {e} (or none)") from None
         return cls(
-            timeout, NetworkPolicy(s.networks("deny_networks"), s.networks("allow_networks"))
+            timeout,
+            NetworkPolicy(s.networks("deny_networks"), s.networks("allow_networks")),
+            proxy,
         )
 
 
@@ -348,27 +361,27 @@ class HttpClient:
     `request` sends one request within `timeout` (resolution, connect, send and
     reading the capped body together) and returns the Reply of a 2xx response;
     anything else raises DeliveryError (see classify); with check=False it
-    returns every reply it got and the caller classifies. Its connection pool
-    (wire.Pool) is created on first use in the running loop and owned here:
-    `aclose` closes its connections.
+    returns every reply it got and the caller classifies. Its connections
+    (transport.Transport, on aiohttp) are opened on first use in the running
+    loop and owned here: `aclose` closes them.
     """
 
-    def __init__(self, options: HttpOptions, secrets: Iterable[str | Secret | None] = ()) -> None:
+    def __init__(
+        self,
+        options: HttpOptions,
+        secrets: Iterable[str | Secret | None] = (),
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.options = options
-        self._scrub_with = _scrub_terms(secrets)
+        proxy = None if options.proxy is None else reveal(options.proxy)
+        chosen = proxies.Proxies(proxy)
+        self._scrub_with = _scrub_terms((*secrets, proxy, *chosen.secrets()))
         # loads the CA bundle (tens of ms) now, when channels are built at start or
         # reload, rather than in the middle of the first notification burst
-        _ssl_context()
-        self._pool: wire.Pool | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def _get(self) -> wire.Pool:
-        loop = asyncio.get_running_loop()
-        # pooled connections belong to the loop that opened them
-        if self._pool is None or self._loop is not loop:
-            self._pool = wire.Pool(self.options.policy.resolve, _ssl_context())
-            self._loop = loop
-        return self._pool
+        self._transport = transport.Transport(
+            options.policy.resolve, ssl_context or _ssl_context(), chosen
+        )
 
     def scrub(self, text: str) -> str:
         for term in self._scrub_with:
@@ -406,19 +419,19 @@ class HttpClient:
             send_headers.extend(headers.items())
         start = time.monotonic()
         try:
-            target = wire.parse_url(url)
-            data = wire.encode_request(
-                method, target, send_headers, content or b"", auth or target.userinfo
-            )
+            target = transport.parse_url(url)
+            send = transport.check_headers(method, send_headers)
             async with asyncio.timeout(self.options.timeout):
-                response = await self._get().send(target, data, MAX_BODY, method == "HEAD")
+                response = await self._transport.send(
+                    method, target, send, content or b"", auth or target.userinfo, MAX_BODY
+                )
         except TimeoutError:
             raise self.error(
                 f"{_where(method, url)}: timed out after {self.options.timeout:g}s", retryable=True
             ) from None
-        except (AddressRefused, wire.RequestError) as e:
+        except (AddressRefused, transport.RequestError) as e:
             raise self.error(f"{_where(method, url)}: {e}", retryable=False) from None
-        except wire.WireError as e:
+        except transport.WireError as e:
             raise self.error(f"{_where(method, url)}: {_describe(e)}", retryable=True) from None
         reply = Reply(response.status, response.headers, response.body)
         if log.isEnabledFor(logging.DEBUG):
@@ -441,9 +454,7 @@ class HttpClient:
             raise self.error(str(err), retryable=err.retryable, retry_after=err.retry_after)
 
     async def aclose(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.aclose()
+        await self._transport.aclose()
 
 
 def _where(method: str, url: str) -> str:
@@ -513,12 +524,12 @@ def check_url(value: str | Secret, where: str) -> str | Secret:
     """`value` if it is an http(s) URL with a host; ValueError naming `where`."""
     shown = "(a secret)" if isinstance(value, Secret) else redact_url(value)
     try:
-        target = wire.parse_url(reveal(value))
-    except wire.UnsupportedScheme:
+        target = transport.parse_url(reveal(value))
+    except transport.UnsupportedScheme:
         raise ValueError(
             f"{where}: {shown}: expected an http:// or https:// URL with a host"
         ) from None
-    except (wire.InvalidURL, TypeError):
+    except (transport.InvalidURL, TypeError):
         raise ValueError(f"{where}: {shown} is not a valid URL") from None
     refusal = literal_refusal(target.host)
     if refusal is not None:  # would be refused at every send: say so at load

@@ -1,6 +1,7 @@
-"""The notification HTTP client's connections (engine/notify/wire.py, under
-HttpClient) against real local servers: keep-alive, framing, the body cap,
-servers that close or never answer, the per-origin limit, TLS.
+"""The notification HTTP client's connections (HttpClient over
+engine/notify/transport.py, aiohttp) against real local servers: keep-alive,
+framing, the body cap, servers that close or never answer, the per-origin
+limit, the idle expiry, TLS, what is sent and what is refused unsent.
 
 The server here is an asyncio one in the test's own loop, so that a test can
 script each answer byte for byte (and break the rules on purpose); it reads
@@ -10,6 +11,7 @@ requests with httptools' request parser.
 from __future__ import annotations
 
 import asyncio
+import base64
 import ipaddress
 import ssl
 from collections.abc import Callable, Coroutine
@@ -21,7 +23,7 @@ import httptools
 import pytest
 
 from engine.errors import DeliveryError
-from engine.notify import wire
+from engine.notify import proxies, transport
 from engine.notify.http import MAX_BODY, HttpClient, HttpOptions, NetworkPolicy
 
 try:
@@ -150,8 +152,23 @@ def client(timeout: float = 5.0) -> HttpClient:
     return HttpClient(HttpOptions(timeout=timeout))
 
 
-def pool_of(c: HttpClient) -> wire.Pool:
-    return c._get()  # the running loop's pool: its connection count is the point
+def bare(
+    resolve: transport.Resolve | None = None,
+    tls: ssl.SSLContext | None = None,
+    **limits: float,
+) -> transport.Transport:
+    """The transport under HttpClient, for what HttpClient does not set: limits, trust."""
+    return transport.Transport(
+        resolve or NetworkPolicy().resolve,
+        tls or ssl.create_default_context(),
+        proxies.Proxies("none"),
+        **limits,
+    )  # type: ignore[arg-type]
+
+
+async def post(t: transport.Transport, url: str) -> transport.Response:
+    target = transport.parse_url(url)
+    return await t.send("POST", target, transport.check_headers("POST", []), b"", None, MAX_BODY)
 
 
 # --- keep-alive and framing -----------------------------------------------------------
@@ -165,7 +182,6 @@ def test_sequential_requests_share_one_connection() -> None:
                 reply = await c.request("POST", f"{s.url}/hook", payload={"i": i})
                 assert (reply.status, reply.body) == (200, b"ok")
             assert s.accepted == 1 and [r.conn for r in s.requests] == [1] * 5
-            assert pool_of(c).connections == 1
             r = s.requests[0]
             assert r.headers["host"] == f"127.0.0.1:{s.port}"
             assert r.headers["accept-encoding"] == "identity"
@@ -237,7 +253,8 @@ def test_connection_close_is_honoured() -> None:
             c = client()
             for _ in range(3):
                 assert (await c.request("POST", s.url)).body == b"ok"
-            assert s.accepted == 3 and pool_of(c).connections == 0
+            assert s.accepted == 3
+            await eventually(lambda: s.open == 0)  # none kept
             await c.aclose()
 
     run(main())
@@ -252,7 +269,6 @@ def test_a_body_over_the_cap_is_cut_and_its_connection_closed() -> None:
             c = client()
             reply = await c.request("POST", s.url, check=False)
             assert reply.status == 500 and reply.body == big[:MAX_BODY]
-            assert pool_of(c).connections == 0
             await eventually(lambda: s.open == 0)  # not read to the end: closed
             with pytest.raises(DeliveryError, match="HTTP 500") as info:
                 await c.request("POST", s.url)
@@ -288,7 +304,8 @@ def test_a_connection_the_server_closed_while_idle_is_not_used() -> None:
             await c.request("POST", s.url)
             s.close_all()  # the server's idle timeout
             # its FIN arrives: the pooled connection knows it is closed (no retry needed)
-            await eventually(lambda: not any(x.reusable for x in pool_of(c)._open))
+            await eventually(lambda: s.open == 0)
+            await asyncio.sleep(0.05)
             assert (await c.request("POST", s.url)).body == b"ok"
             assert s.accepted == 2 and len(s.requests) == 2  # nothing sent twice
             await c.aclose()
@@ -353,7 +370,6 @@ def test_a_server_that_never_answers_is_cut_off_and_its_connection_dropped() -> 
             with pytest.raises(DeliveryError, match=r"timed out after 0\.3s") as info:
                 await c.request("POST", f"{s.url}/hook")
             assert info.value.retryable and 0.25 < loop.time() - start < 1.0
-            assert pool_of(c).connections == 0
             await eventually(lambda: s.open == 0)  # closed, not kept for a later request
             s.answer = lambda r: OK
             assert (await c.request("POST", s.url)).body == b"ok"
@@ -384,7 +400,8 @@ def test_garbage_is_a_protocol_error() -> None:
             c = client()
             with pytest.raises(DeliveryError, match="protocol error: ") as info:
                 await c.request("POST", s.url)
-            assert info.value.retryable and pool_of(c).connections == 0
+            assert info.value.retryable
+            await eventually(lambda: s.open == 0)  # not kept
             await c.aclose()
 
     run(main())
@@ -397,7 +414,7 @@ def test_connection_refused_is_a_retryable_connect_failure() -> None:
         c = client()
         with pytest.raises(DeliveryError, match="connect failed: ") as info:
             await c.request("POST", f"http://127.0.0.1:{port}/x")
-        assert info.value.retryable and pool_of(c).connections == 0
+        assert info.value.retryable
         await c.aclose()
 
     run(main())
@@ -406,17 +423,15 @@ def test_connection_refused_is_a_retryable_connect_failure() -> None:
 def test_idle_connections_expire() -> None:
     async def main() -> None:
         async with Server() as s:
-            pool = wire.Pool(NetworkPolicy().resolve, ssl.create_default_context(), idle_expiry=0.1)
-            target = wire.parse_url(s.url)
-            request = wire.encode_request("POST", target, [], b"")
-            await pool.send(target, request, MAX_BODY)
-            await pool.send(target, request, MAX_BODY)
+            t = bare(idle_expiry=0.1)
+            await post(t, s.url)
+            await post(t, s.url)
             assert s.accepted == 1
-            await asyncio.sleep(0.2)
-            await pool.send(target, request, MAX_BODY)
-            assert s.accepted == 2 and pool.connections == 1
+            await asyncio.sleep(0.3)
+            await post(t, s.url)
+            assert s.accepted == 2
             await eventually(lambda: s.open == 1)  # the expired one was closed
-            await pool.aclose()
+            await t.aclose()
 
     run(main())
 
@@ -435,7 +450,6 @@ def test_at_most_ten_connections_per_origin_and_waiters_served_in_order() -> Non
             await s.wait_requests(10)
             await asyncio.sleep(0.1)
             assert s.accepted == 10 and len(s.requests) == 10  # five wait for a connection
-            assert pool_of(c).connections == 10
             for n in range(10, 15):
                 freed = s.requests[n - 10]
                 freed.transport.write(OK)  # a connection comes free: the longest waiter gets it
@@ -453,20 +467,19 @@ def test_at_most_ten_connections_per_origin_and_waiters_served_in_order() -> Non
 def test_a_cancelled_waiter_gives_up_its_place() -> None:
     async def main() -> None:
         async with Server(lambda r: None) as s:
-            pool = wire.Pool(NetworkPolicy().resolve, ssl.create_default_context(), per_origin=1)
-            target = wire.parse_url(s.url)
-            request = wire.encode_request("POST", target, [], b"")
-            first = asyncio.create_task(pool.send(target, request, MAX_BODY))
+            t = bare(per_origin=1)
+            first = asyncio.create_task(post(t, s.url))
             await s.wait_requests(1)
-            second = asyncio.create_task(pool.send(target, request, MAX_BODY))
+            second = asyncio.create_task(post(t, s.url))
             await asyncio.sleep(0.05)
             second.cancel()
             first.cancel()
             await asyncio.gather(first, second, return_exceptions=True)
-            assert pool.connections == 0
+            await eventually(lambda: s.open == 0)  # the cancelled request's connection closed
             s.answer = lambda r: OK
-            assert (await pool.send(target, request, MAX_BODY)).status == 200
-            await pool.aclose()
+            assert (await post(t, s.url)).status == 200  # the one slot is free again
+            assert len(s.requests) == 2
+            await t.aclose()
 
     run(main())
 
@@ -493,7 +506,7 @@ def test_a_metadata_address_is_refused_unconnected() -> None:
         c = client()
         with pytest.raises(DeliveryError, match=r"address refused: .*metadata") as info:
             await c.request("POST", "http://169.254.169.254/latest/meta-data/")
-        assert info.value.retryable is False and pool_of(c).connections == 0
+        assert info.value.retryable is False
         await c.aclose()
 
     run(main())
@@ -546,7 +559,7 @@ def test_https_with_an_untrusted_certificate_is_refused(cert: tuple[Path, Path])
             c = client()
             with pytest.raises(DeliveryError, match=r"connect failed: .*CERTIFICATE_VERIFY_FAILED"):
                 await c.request("POST", f"{s.url}/hook")
-            assert s.requests == [] and pool_of(c).connections == 0
+            assert s.requests == []
             await c.aclose()
 
     run(main())
@@ -563,21 +576,18 @@ def test_https_with_a_trusted_certificate_and_keep_alive(cert: tuple[Path, Path]
         tls = server_tls(cert)
         tls.sni_callback = lambda sock, name, ctx: sni.append(name)
         async with Server(tls=tls) as s:
-            pool = wire.Pool(to_the_server, trusting)
+            t = bare(to_the_server, trusting)
             for name in ("127.0.0.1", "localhost"):
-                target = wire.parse_url(f"https://{name}:{s.port}/hook")
-                request = wire.encode_request("POST", target, [], b"{}")
                 for _ in range(3):
-                    response = await pool.send(target, request, MAX_BODY)
+                    response = await post(t, f"https://{name}:{s.port}/hook")
                     assert (response.status, response.body) == (200, b"ok")
             assert s.accepted == 2  # one connection per origin, kept alive
             assert sni == [None, "localhost"]  # the host name, not the address, as SNI
             # the name is checked, not only the chain: the certificate is for
             # localhost and 127.0.0.1, not for another name of the same address
-            other = wire.parse_url(f"https://vigil.test:{s.port}/hook")
-            with pytest.raises(wire.ConnectError, match=r"match|mismatch"):
-                await pool.send(other, request, MAX_BODY)
-            await pool.aclose()
+            with pytest.raises(transport.ConnectError, match=r"match|mismatch"):
+                await post(t, f"https://vigil.test:{s.port}/hook")
+            await t.aclose()
 
     run(main())
 
@@ -591,5 +601,74 @@ def test_deny_networks_refuse_before_connecting() -> None:
                 await c.request("POST", s.url)
             assert info.value.retryable is False and s.accepted == 0
         await c.aclose()
+
+    run(main())
+
+
+def test_a_literal_address_is_checked_although_aiohttp_skips_the_resolver() -> None:
+    # aiohttp connects to an IP literal without asking the resolver hook: the
+    # transport checks it itself (no TCP handshake reaches the server here)
+    async def main() -> None:
+        policy = NetworkPolicy(allow=(ipaddress.ip_network("10.0.0.0/8"),))
+        async with Server() as s:
+            for url in (
+                s.url,
+                f"http://[::ffff:127.0.0.1]:{s.port}/x",
+                f"http://localhost:{s.port}",
+            ):
+                c = HttpClient(HttpOptions(policy=policy))
+                with pytest.raises(DeliveryError, match="not in allow_networks"):
+                    await c.request("POST", url)
+                await c.aclose()
+            assert s.accepted == 0
+
+    run(main())
+
+
+# --- what is sent -----------------------------------------------------------------------
+
+
+def test_headers_later_replace_earlier_in_any_case_and_the_length_is_ours() -> None:
+    async def main() -> None:
+        async with Server() as s:
+            c = client()
+            await c.request(
+                "PUT",
+                f"{s.url}/a b/\u00fc?q=\u00e4 b&k=%2F",
+                content=b"abc",
+                headers={
+                    "Content-Type": "application/json",
+                    "content-type": "text/plain",
+                    "Content-Length": "999",  # never the caller's: the body's own length
+                    "Transfer-Encoding": "chunked",
+                    "user-agent": "mine",
+                },
+            )
+            r = s.requests[0]
+            assert r.method == "PUT" and r.body == b"abc"
+            assert r.path == "/a%20b/%C3%BC?q=%C3%A4%20b&k=%2F"  # existing escapes stay
+            assert r.headers["content-type"] == "text/plain"
+            assert r.headers["content-length"] == "3" and "transfer-encoding" not in r.headers
+            assert r.headers["user-agent"] == "mine" and r.headers["accept-encoding"] == "identity"
+            await c.request("POST", s.url, content=b"raw")
+            assert "content-type" not in s.requests[1].headers  # no type we were not given
+            await c.aclose()
+
+    run(main())
+
+
+def test_basic_auth_from_the_url_or_the_caller_and_empty_bodies() -> None:
+    async def main() -> None:
+        async with Server() as s:
+            c = client()
+            await c.request("POST", f"http://AC1:p%40ss@127.0.0.1:{s.port}/x")
+            await c.request("POST", s.url, auth=("AC123", "tok:en"))
+            await c.request("GET", s.url)
+            first, second, get = s.requests
+            assert base64.b64decode(first.headers["authorization"][6:]) == b"AC1:p@ss"
+            assert base64.b64decode(second.headers["authorization"][6:]) == b"AC123:tok:en"
+            assert first.headers["content-length"] == "0" and first.body == b""
+            assert "content-length" not in get.headers
+            await c.aclose()
 
     run(main())

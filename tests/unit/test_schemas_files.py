@@ -251,7 +251,7 @@ def test_plugin_types_match_entry_points(name: str, definition: str, group: str)
         own = set(d["properties"])
         # common keys are listed (so additionalProperties lets them through) ...
         if definition == "channel" and type_name not in HTTP_CHANNELS:
-            assert common - own == {"deny_networks", "allow_networks"}, target
+            assert common - own == {"deny_networks", "allow_networks", "proxy"}, target
         else:
             assert common <= own, target
         # ... but carry no constraints there: they are checked once, by the parent
@@ -560,6 +560,9 @@ CASES = [
     Case("channels", "bad-name", chan("{name: 'ops slack', type: memory}"), False),
     Case("channels", "memory-extra", chan("{name: m, type: memory, url: 'https://x'}"), False),
     Case("channels", "log-networks", chan("{name: l, type: log, deny_networks: [10.0.0.0/8]}"), False),
+    Case("channels", "slack-proxy", chan("{name: s, type: slack, url: 'https://x', proxy: 'http://proxy.corp:3128'}"), True),
+    Case("channels", "slack-proxy-path", chan("{name: s, type: slack, url: 'https://x', proxy: 'http://proxy.corp:3128/x'}"), False),
+    Case("channels", "log-proxy", chan("{name: l, type: log, proxy: none}"), False),
     Case("channels", "log-level-bad", chan("{name: l, type: log, level: debug}"), False),
     Case("channels", "webhook-method-bad", chan("{name: w, type: webhook, url: 'https://x', method: GET}"), False),
     Case("channels", "webhook-header-name-bad", chan("{name: w, type: webhook, url: 'https://x', headers: {'X Bad': y}}"), False),
