@@ -20,7 +20,7 @@ if [ ${#apt_pkgs[@]} -gt 0 ]; then
     # --no-install-recommends: the packages' daemons are started by tests, not by the system
     apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
     # Debian starts the services on install; tests start their own instances
-    for s in prometheus prometheus-alertmanager prometheus-node-exporter; do
+    for s in prometheus prometheus-alertmanager prometheus-node-exporter tinyproxy; do
       (systemctl stop "$s" 2>/dev/null || pkill -f "/usr/bin/$s" 2>/dev/null) || true
     done
   else
