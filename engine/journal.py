@@ -483,6 +483,12 @@ class Journal:
             if created:
                 _fsync_dir(self.data_dir)
             self._size = os.fstat(self._fd).st_size
+        except OSError as e:
+            # a journal file that is a directory, unreadable, ...: one line, no traceback
+            self._close_files()
+            raise JournalError(
+                f"{e.filename or self.data_dir}: cannot read or open the journal: {e.strerror or e}"
+            ) from None
         except BaseException:
             self._close_files()
             raise
@@ -500,12 +506,14 @@ class Journal:
                 os.unlink(os.path.join(self.data_dir, name))
 
         snap_seq, state = 0, None
-        for seq, path in _snapshot_files(self.data_dir):
+        snaps = _snapshot_files(self.data_dir)
+        for i, (seq, path) in enumerate(snaps):
             try:
                 snap_seq, state = _read_snapshot_file(path, seq)
                 break
             except _BadSnapshot as e:
-                warnings.append(f"{path}: {e}; falling back to an older snapshot")
+                then = "an older snapshot" if i + 1 < len(snaps) else "the log from its start"
+                warnings.append(f"{path}: {e}; replaying from {then} instead")
 
         torn = self._truncate_torn_tail()
         if torn:
@@ -905,6 +913,8 @@ class Journal:
         self._snapshot_seq = max(self._snapshot_seq, seq)
         removed = []
         for _s, old in _snapshot_files(self.data_dir)[KEEP_SNAPSHOTS:]:
+            if not os.path.isfile(old):
+                continue  # not a snapshot we wrote (a directory with its name): not ours to remove
             os.unlink(old)
             removed.append(old)
         removed += self._compact_locked(self.retention_seconds, fsync_dir=False)
