@@ -15,14 +15,16 @@ evaluated every 100 ms, flapping detection off) over a `file` collector read eve
 this process) records every request with its Idempotency-Key and answers 200.
 Journal segments of 1 MiB, so kills also land around rotations.
 
-One round, N rounds (so N kills of each kind):
+One round, N rounds (so N kills of each kind, plus the start-up kills):
   1. start the daemon (bounded by START_TIMEOUT);
   2. the journal check and the settle check below;
   3. a burst: flip every alert at once, and kill -9 the sender process (the
      daemon's child `python -m engine.notify.sender_child`) 0-600 ms later;
      wait for the daemon to start a new one (SENDER_TIMEOUT), then settle;
   4. flap: flip 1-3 random alerts every 10-250 ms for 0.2-2 s, then kill -9 the
-     daemon at that moment; record every complete line of the journal.
+     daemon at that moment (in 15% of rounds 0-0.5 s into a SIGTERM stop); record
+     every complete line of the journal.
+  In 20% of rounds step 1 is preceded by a start killed 0-1 s after its launch.
 
 Figures (target 0 each):
   transitions lost
@@ -284,7 +286,21 @@ class Soak:
         return []
 
     # -- one round -----------------------------------------------------------------
+    def kill_during_start_up(self) -> None:
+        """kill -9 0-1 s after launching: during replay, the torn-tail repair,
+        the first collections and notifications."""
+        with open(self.d.logfile, "ab") as log:
+            self.proc = subprocess.Popen(
+                [VIGIL, "run", "-c", str(self.d.root / "vigil.yaml")],
+                cwd=self.d.root, stdout=log, stderr=log,
+            )  # fmt: skip
+        time.sleep(self.rnd.uniform(0.0, 1.0))
+        self.kill_daemon()
+        self.fig["daemon kills during start-up"] += 1
+
     def round(self) -> None:
+        if self.rnd.random() < 0.2:
+            self.kill_during_start_up()  # the lines whole at the last kill must survive it too
         if not self.start():
             return
         assert self.proc is not None
@@ -310,6 +326,12 @@ class Soak:
         while time.monotonic() < end:
             self.flip(self.rnd.sample(range(ALERTS), self.rnd.randint(1, 3)))
             time.sleep(self.rnd.uniform(0.01, 0.25))
+        if self.rnd.random() < 0.15:
+            # during a clean stop: the shutdown snapshot, the sender's drain
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGTERM)
+            time.sleep(self.rnd.uniform(0.0, 0.5))
+            self.fig["daemon kills during shutdown"] += 1
         self.kill_daemon()
         self.fig["daemon kills"] += 1
         self.j.poll()
@@ -396,7 +418,12 @@ def main() -> int:
     f = s.fig
     elapsed = time.monotonic() - t0
     print(f"\nvigil soak: {args.n} rounds in {elapsed:.0f}s ({elapsed / max(args.n, 1):.1f}s each)")
-    print(f"  daemon kill -9: {f['daemon kills']}, sender kill -9: {f['sender kills']}")
+    print(
+        f"  daemon kill -9: {f['daemon kills'] + f['daemon kills during start-up']} "
+        f"({f['daemon kills during start-up']} during start-up, "
+        f"{f['daemon kills during shutdown']} during shutdown), "
+        f"sender kill -9: {f['sender kills']}"
+    )
     lost = f["journal lines lost"] + f["flips lost"]
     print(
         f"  transitions lost: {lost} (journal lines {f['journal lines lost']}, "
