@@ -80,6 +80,34 @@ CASES: dict[str, tuple[Callable[[], bytes], str]] = {
         "expression: syntax error",
     ),
 }
+# the same attacks in a channel file: YAML-level ones are the same bytes (they
+# fail before the content matters); content-level ones are channel-shaped
+CHANNEL_CASES: dict[str, tuple[Callable[[], bytes], str]] = {
+    **{
+        k: v
+        for k, v in CASES.items()
+        if k not in ("long keys", "300,000 empty rules", "20,000 bad expressions")
+    },
+    "long keys": (
+        lambda: (
+            b"channels:\n  - name: a\n    type: log\n"
+            + "".join(f"    k{i:03}{'x' * 1000}: 1\n" for i in range(900)).encode()
+        ),
+        "unknown key 'k000xxx",
+    ),
+    "300,000 empty channels": (
+        lambda: b"channels: [" + b",".join([b"{}"] * 300_000) + b"]\n",
+        "more than 100 schema problems",
+    ),
+    "20,000 bad routes": (
+        lambda: (
+            b"channels: [{name: a, type: log}]\nroutes:\n"
+            + b"".join(b"  - {channels: [nope%d]}\n" % i for i in range(20_000))
+        ),
+        "nope0",
+    ),
+}
+ALL = [("rules", c) for c in CASES] + [("channels", c) for c in CHANNEL_CASES]
 TIME_LIMIT = 10.0  # seconds for `vigil validate` (each takes well under 2 s unloaded)
 RSS_LIMIT = 250 << 20  # peak resident size of `vigil validate`
 MAX_LINES = 20_002  # one per problem (the 20,000 bad expressions) and a summary
@@ -95,11 +123,11 @@ def write_config(root: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_vigil_validate_refuses_in_clear_lines(tmp_path: Path, case: str) -> None:
-    make, expected = CASES[case]
+@pytest.mark.parametrize(("kind", "case"), ALL)
+def test_vigil_validate_refuses_in_clear_lines(tmp_path: Path, kind: str, case: str) -> None:
+    make, expected = (CASES if kind == "rules" else CHANNEL_CASES)[case]
     write_config(tmp_path)
-    bad = tmp_path / "rules" / "bad.yaml"
+    bad = tmp_path / kind / "bad.yaml"
     bad.write_bytes(make())
     t0 = time.monotonic()
     p = subprocess.Popen(
@@ -162,12 +190,14 @@ def count(d: Daemon, event: str) -> int:
     return sum(1 for e in d.events() if e["event"] == event)
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_daemon_reload_rejects_and_keeps_the_old_config(daemon: Daemon, case: str) -> None:
+@pytest.mark.parametrize(("kind", "case"), ALL)
+def test_daemon_reload_rejects_and_keeps_the_old_config(
+    daemon: Daemon, kind: str, case: str
+) -> None:
     d = daemon
     assert d.proc is not None
-    make, expected = CASES[case]
-    bad = d.root / "rules" / "bad.yaml"
+    make, expected = (CASES if kind == "rules" else CHANNEL_CASES)[case]
+    bad = d.root / kind / "bad.yaml"
     rejected, loaded, started = (
         count(d, e) for e in ("config_rejected", "config_loaded", "started")
     )
