@@ -124,11 +124,11 @@ def validate(doc: Document, name: str) -> list[Problem]:
     for err in _slow(name).iter_errors(doc.data):
         for p in _explain(doc, err):
             problems.setdefault((p.line, p.col, p.message), p)
-            if len(problems) >= MAX_PROBLEMS:
+            if len(problems) > MAX_PROBLEMS:
                 # a hostile file (300,000 `{}` fit in the size cap) would take
                 # minutes and hundreds of MB to explain in full; the first ones do
                 more = f"more than {MAX_PROBLEMS} schema problems; the rest are not shown"
-                return [*sorted(problems.values()), doc.problem((), more)]
+                return [*sorted(problems.values())[:MAX_PROBLEMS], doc.problem((), more)]
     return sorted(problems.values())
 
 
