@@ -43,6 +43,7 @@ import json
 import json.encoder
 import os
 import re
+import stat
 import threading
 import time
 import zlib
@@ -329,7 +330,11 @@ class _BadSnapshot(Exception):
 
 def _read_snapshot_file(path: str, name_seq: int) -> tuple[int, dict[str, Any]]:
     try:
-        with open(path, "rb") as f:
+        # O_NONBLOCK: a FIFO with a snapshot's name must not hang start-up
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise _BadSnapshot("not a regular file")
             data = f.read().rstrip(b"\n")
     except OSError as e:
         raise _BadSnapshot(f"cannot read: {e.strerror}") from None
@@ -500,6 +505,14 @@ class Journal:
 
     def _replay(self) -> ReplayResult:
         warnings: list[str] = []
+        for seg in _segments(self.data_dir):
+            # opening a FIFO with a segment's name would block start-up forever
+            # (devices are allowed: tests put /dev/full there to fill the "disk")
+            if stat.S_ISFIFO(os.stat(seg.path).st_mode):
+                raise JournalError(
+                    f"{seg.path}: a FIFO, not a regular file; the journal's segments "
+                    "must be regular files"
+                )
         for name in os.listdir(self.data_dir):
             if name.endswith(".tmp") and name.startswith(("snapshot-", "alerts", "quarantine-")):
                 # an interrupted snapshot or repair; the rename never happened

@@ -173,7 +173,7 @@ def test_corrupt_line_in_the_middle_stops_start_up_then_repair_keeps_the_rest(
 
 @pytest.mark.parametrize(
     "damage",
-    ["truncated", "zeros", "empty", "directory", "wrong seq"],
+    ["truncated", "zeros", "empty", "directory", "fifo", "wrong seq"],
 )
 def test_damaged_newest_snapshot_falls_back_with_one_warning(tmp_path: Path, damage: str) -> None:
     d = Daemon(tmp_path, RULES)
@@ -192,6 +192,9 @@ def test_damaged_newest_snapshot_falls_back_with_one_warning(tmp_path: Path, dam
     elif damage == "directory":
         snap.unlink()
         snap.mkdir()
+    elif damage == "fifo":  # would block the read forever
+        snap.unlink()
+        os.mkfifo(snap)
     else:
         snap.write_bytes(body.replace(b'"seq":', b'"seq":1', 1))
     before = complete_lines(d)
@@ -237,25 +240,32 @@ def test_line_of_a_newer_format_is_refused_in_one_line(tmp_path: Path) -> None:
     assert_one_line(out, "format version 2 is newer than this vigil reads")
 
 
-def test_journal_that_is_a_directory(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_journal_that_is_not_a_regular_file(tmp_path: Path, kind: str) -> None:
+    """A FIFO would block the first read forever (the daemon hung at start)."""
     d = firing_then_more(tmp_path)
     shutil.rmtree(d.root / "data")
-    (d.root / "data" / "alerts.jsonl").mkdir(parents=True)
+    (d.root / "data").mkdir()
+    d.journal.mkdir() if kind == "directory" else os.mkfifo(d.journal)
     code, out = try_start(d)
     assert code == 1
-    assert_one_line(out, f"{d.journal}: cannot read or open the journal: Is a directory")
+    why = "cannot read or open the journal: Is a directory" if kind == "directory" else "a FIFO"
+    assert_one_line(out, f"{d.journal}: {why}")
 
 
-def test_rotated_segment_that_is_a_directory(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_rotated_segment_that_is_not_a_regular_file(tmp_path: Path, kind: str) -> None:
     d = firing_then_more(tmp_path)
     for s in (d.root / "data").glob("snapshot-*.json"):
         s.unlink()  # replay must read the segments
-    # the active segment as a rotated one, then a "newer segment" that is a directory
+    # the active segment as a rotated one, then a "newer segment" that is not a file
     d.journal.rename(d.root / "data" / "alerts-000000000001.jsonl")
-    (d.root / "data" / "alerts-000000100000.jsonl").mkdir()
+    odd = d.root / "data" / "alerts-000000100000.jsonl"
+    odd.mkdir() if kind == "directory" else os.mkfifo(odd)
     code, out = try_start(d)
     assert code == 1
-    assert_one_line(out, "alerts-000000100000.jsonl: cannot read or open the journal")
+    why = "cannot read or open the journal: Is a directory" if kind == "directory" else "a FIFO"
+    assert_one_line(out, f"{odd}: {why}")
 
 
 def test_unreadable_journal(tmp_path: Path) -> None:
