@@ -1,10 +1,10 @@
 """Soak: kill -9 the daemon at random moments while alerts flap, and kill -9 its
 sender process during notification bursts; count what was lost or doubled.
 
-Run from the repository root (not in CI; about 6 s per round):
+Run from the repository root (not in CI; about 3 s per round on 2 busy cores):
 
     .venv/bin/python bench/soak.py            # 1,000 rounds
-    .venv/bin/python bench/soak.py --n 50     # 50 rounds, ~5 minutes
+    .venv/bin/python bench/soak.py --n 50     # 50 rounds, ~3 minutes
 
 Set-up. `vigil run` as a real process (the configuration of
 tests/integration/daemon.py) with ALERTS rules `app.v<k> > 0` (`for: 200ms`,
