@@ -188,15 +188,30 @@ class App:
         for w in replay.warnings:
             log.warning("journal: %s", w)
         state = replay.state or initial_state()
-        for ev in replay.events:
-            fold_event(state, ev)
-        # the dispatcher holds the same dict: replace its content, not the object
-        self.state.clear()
-        self.state.update(state)
-        self.state_version += 1
-        self.alert_versions.clear()
-        self._last_snapshot = (replay.snapshot_seq, self.mono())
-        self._restore_alerts()
+        where = f"the snapshot at seq {replay.snapshot_seq}"
+        try:
+            for k, v in initial_state().items():
+                if k in state and type(state[k]) is not type(v):
+                    raise TypeError(f"its {k!r} is not a {type(v).__name__}")
+            for ev in replay.events:
+                where = f"event seq {ev['seq']}"
+                fold_event(state, ev)
+            # the dispatcher holds the same dict: replace its content, not the object
+            self.state.clear()
+            self.state.update(state)
+            self.state_version += 1
+            self.alert_versions.clear()
+            self._last_snapshot = (replay.snapshot_seq, self.mono())
+            where = "the replayed state"
+            self._restore_alerts()
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            # well-formed lines or a snapshot whose content no vigil wrote (a hand
+            # edit): one line naming it, not a traceback
+            self.journal.close_sync()
+            raise JournalError(
+                f"{self.config.data_dir}: cannot replay {where}: {type(e).__name__}: {e}; "
+                "`vigil log verify` checks the journal"
+            ) from None
 
     def _restore_alerts(self) -> None:
         """Rebuild live alerts from the durable state: firing alerts stay firing (and are

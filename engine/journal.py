@@ -43,6 +43,7 @@ import json.encoder
 import logging
 import os
 import re
+import stat
 import threading
 import time
 import zlib
@@ -348,7 +349,11 @@ class _BadSnapshot(Exception):
 
 def _read_snapshot_file(path: str, name_seq: int) -> tuple[int, dict[str, Any]]:
     try:
-        with open(path, "rb") as f:
+        # O_NONBLOCK: a FIFO with a snapshot's name must not hang start-up
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise _BadSnapshot("not a regular file")
             data = f.read().rstrip(b"\n")
     except OSError as e:
         raise _BadSnapshot(f"cannot read: {e.strerror}") from None
@@ -509,18 +514,28 @@ class Journal:
 
     def _replay(self) -> ReplayResult:
         warnings: list[str] = []
+        for seg in _segments(self.data_dir):
+            # opening a FIFO with a segment's name would block start-up forever
+            # (devices are allowed: tests put /dev/full there to fill the "disk")
+            if stat.S_ISFIFO(os.stat(seg.path).st_mode):
+                raise JournalError(
+                    f"{seg.path}: a FIFO, not a regular file; the journal's segments "
+                    "must be regular files"
+                )
         for name in os.listdir(self.data_dir):
             if name.endswith(".tmp") and name.startswith(("snapshot-", "alerts", "quarantine-")):
                 # an interrupted snapshot or repair; the rename never happened
                 os.unlink(os.path.join(self.data_dir, name))
 
         snap_seq, state = 0, None
-        for seq, path in _snapshot_files(self.data_dir):
+        snaps = _snapshot_files(self.data_dir)
+        for i, (seq, path) in enumerate(snaps):
             try:
                 snap_seq, state = _read_snapshot_file(path, seq)
                 break
             except _BadSnapshot as e:
-                warnings.append(f"{path}: {e}; falling back to an older snapshot")
+                then = "an older snapshot" if i + 1 < len(snaps) else "the log from its start"
+                warnings.append(f"{path}: {e}; replaying from {then} instead")
 
         torn = self._truncate_torn_tail()
         if torn:
@@ -1002,6 +1017,8 @@ class Journal:
         self._snapshot_seq = max(self._snapshot_seq, seq)
         removed = []
         for _s, old in _snapshot_files(self.data_dir)[KEEP_SNAPSHOTS:]:
+            if not os.path.isfile(old):
+                continue  # not a snapshot we wrote (a directory with its name): not ours to remove
             os.unlink(old)
             removed.append(old)
         removed += self._compact_locked(self.retention_seconds, fsync_dir=False)

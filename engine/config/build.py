@@ -9,6 +9,7 @@ changed costs the changed file plus the cheap cross-file checks.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import os
@@ -575,14 +576,19 @@ def _expr_problem(doc: Document, path: Path, source: str, e: ExprError) -> Probl
 
 
 def _line_text(doc: Document, line: int) -> str | None:
+    lines = _file_lines(doc.file, doc.sha256)
+    return lines[line - 1] if lines is not None and 0 < line <= len(lines) else None
+
+
+@functools.lru_cache(maxsize=4)
+def _file_lines(file: str, sha256: str) -> tuple[str, ...] | None:
+    """The lines of a file, read once per version (`sha256`): a file with
+    thousands of bad expressions re-read itself per error, quadratic time."""
     try:
-        with open_regular(doc.file) as raw, io.TextIOWrapper(raw, encoding="utf-8") as f:
-            for i, text in enumerate(f, 1):
-                if i == line:
-                    return text
+        with open_regular(file) as raw, io.TextIOWrapper(raw, encoding="utf-8") as f:
+            return tuple(f)
     except (OSError, UnicodeDecodeError):
         return None
-    return None
 
 
 def _fmt(path: Path) -> str:

@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from engine.config.load import Document, Path, format_path
+from engine.config.schema import TRUNCATED
 from engine.errors import Problem
 
 
@@ -42,10 +43,18 @@ class _Bad:
         )
 
 
+def _truncated(problems: list[Problem]) -> bool:
+    """Past schema.MAX_PROBLEMS the other problems are not known, so no part of the
+    file can be trusted to be good: nothing more of it is checked."""
+    return any(p.message == TRUNCATED for p in problems)
+
+
 def rules_doc(doc: Document, problems: list[Problem]) -> Document | None:
     """`doc` (a rule file) without its bad parts; None when nothing is left to check."""
     data = doc.data
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+        return None
+    if _truncated(problems):
         return None
     bad = _Bad(problems)
     out: dict[str, Any] = {k: v for k, v in data.items() if not bad((k,)) or k == "rules"}
@@ -69,7 +78,7 @@ def config_doc(doc: Document, problems: list[Problem]) -> tuple[Document | None,
     """`doc` (vigil.yaml) without its bad parts, and the names of the collectors
     left out (rules may use them: that is not a second problem)."""
     data = doc.data
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or _truncated(problems):
         return None, frozenset()
     bad = _Bad(problems)
     out: dict[str, Any] = {}
@@ -100,7 +109,7 @@ def channels_doc(doc: Document, problems: list[Problem]) -> Document | None:
     name it are not told it is unknown. A list with a bad entry is left out whole
     (routes go with time_intervals, which they name)."""
     data = doc.data
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or _truncated(problems):
         return None
     bad = _Bad(problems)
     out: dict[str, Any] = {}

@@ -110,6 +110,8 @@ def _slow(name: str) -> Any:
 # Without a usable cache, compiling a schema costs 30-300 ms, once per process; it
 # pays off from a dozen documents on. Below that, jsonschema checks each one directly.
 COMPILE_AFTER = 12
+MAX_PROBLEMS = 100  # per document: enough to fix, bounded to explain
+TRUNCATED = f"more than {MAX_PROBLEMS} schema problems; the rest are not shown"
 _seen: dict[str, int] = {}
 
 
@@ -127,6 +129,10 @@ def validate(doc: Document, name: str) -> list[Problem]:
     for err in _slow(name).iter_errors(doc.data):
         for p in _explain(doc, err):
             problems.setdefault((p.line, p.col, p.message), p)
+            if len(problems) > MAX_PROBLEMS:
+                # a hostile file (300,000 `{}` fit in the size cap) would take
+                # minutes and hundreds of MB to explain in full; the first ones do
+                return [*sorted(problems.values())[:MAX_PROBLEMS], doc.problem((), TRUNCATED)]
     return sorted(problems.values())
 
 
