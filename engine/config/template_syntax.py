@@ -19,6 +19,10 @@ _SIMPLE = re.compile(
     rf"\{{\{{-?\s*(?!not\b)[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*\s*((?:{_FILTER})*)-?\}}\}}"
 )
 _FILTER_NAME = re.compile(_FILTER)
+# Jinja compiles a template to Python source and that in one `compile()` call,
+# which holds the GIL: 100,000 `{{ 1 }}` (700 KB) stalled the daemon's loop for
+# 2.5 s on reload. Real templates are a few KB; an HTML body fits easily.
+MAX_TEMPLATE = 64 * 1024
 
 
 def is_template(text: str) -> bool:
@@ -39,6 +43,8 @@ def simple_ok(text: str, filters: Collection[str]) -> bool:
 def check(text: str, known: Mapping[str, str] | None = None) -> tuple[str, int] | None:
     """A syntax or reference problem in `text` as (message, 1-based line), or None;
     see engine.notify.templates.check."""
+    if len(text) > MAX_TEMPLATE:
+        return f"template is {len(text):,} characters long; at most {MAX_TEMPLATE:,}", 1
     if not is_template(text) or simple_ok(text, ()):
         return None
     from engine.notify import templates
