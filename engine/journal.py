@@ -505,6 +505,8 @@ class Journal:
         except OSError as e:
             # a read-only or unwritable data_dir: one line that says which and why
             where = e.filename if isinstance(e.filename, str) else self.data_dir
+            if isinstance(e, FileExistsError):  # os.makedirs on a file
+                raise JournalError(f"{where}: not a directory; not starting") from None
             raise JournalError(f"{where}: cannot open the journal: {describe(e)}") from None
         self._seq = result.last_seq
         self._snapshot_seq = result.snapshot_seq

@@ -63,10 +63,6 @@ def run(args: argparse.Namespace) -> int:
     except JournalError as e:
         print(f"vigil: {e}", file=sys.stderr)
         return 1
-    except OSError as e:  # data_dir itself unusable (a file, no permission): one line
-        why = "not a directory" if isinstance(e, FileExistsError) else e.strerror or str(e)
-        print(f"vigil: {e.filename or 'data_dir'}: {why}; not starting", file=sys.stderr)
-        return 1
     # The event loop shares the GIL with the journal's, the collectors' and the
     # log's threads: one of them running Python would keep a due tick waiting up
     # to the switch interval (5 ms by default) before the loop gets the GIL back.

@@ -289,4 +289,4 @@ def test_data_dir_that_is_a_file(tmp_path: Path) -> None:
     (d.root / "data").write_text("not a directory\n")
     code, out = try_start(d)
     assert code == 1
-    assert_one_line(out, f"{d.root / 'data'}: not a directory; not starting")
+    assert_one_line(out, f"vigil: {d.root / 'data'}: not a directory; not starting")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -217,7 +218,11 @@ def test_web_page_in_chromium(tmp_path: Path) -> None:
                 (created,) = [e for e in evs if e["event"] == "silence_created"]
                 assert created["matchers"] == [{"label": "rule", "value": "disk_bytes_high"}]
                 assert created["reason"] == REASON and created["created_by"] == "oncall"
-                assert 7000 < created["until"] - time.time() <= 7200
+                assert (
+                    7000
+                    < datetime.fromisoformat(created["until"]).timestamp() - time.time()
+                    <= 7200
+                )
                 (audit,) = [
                     e for e in evs if e["event"] == "audit" and e["action"] == "silence_create"
                 ]
