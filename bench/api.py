@@ -57,7 +57,7 @@ from machine import cpu_ticks, steal_pct
 
 from engine.api.routes import encode
 from engine.api.server import bound_address, create_app, serve
-from engine.metrics import Metrics
+from engine.daemon.metrics import Metrics
 from tests.unit.test_api_fakes import TOKENS, FakeFacade, api_config
 
 TARGET_MS = 100.0

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from simpleeval import SimpleEval, simple_eval
 
-from engine.expr import EvalScope, compile_expr
-from engine.history import History
+from engine.expr.compiler import EvalScope, compile_expr
+from engine.expr.history import History
 
 RULES = 10_000
 PASSES = 7
@@ -175,7 +175,7 @@ def full_pass(rules: list[str], values: dict[str, Any], history: History) -> flo
     """The daemon's tick: Evaluator.run_group (expressions + state.step) over all rules,
     on values where the true rules have been firing for a while (no transitions)."""
     from engine.config.model import Rule, RuleGroup
-    from engine.evaluator import Evaluator, Snapshot
+    from engine.rules.evaluator import Evaluator, Snapshot
 
     group = RuleGroup(
         "bench",

@@ -6,7 +6,7 @@ Run from the repository root:  .venv/bin/python bench/http_client.py [--rounds N
 send) with up to 10 in flight, to a minimal HTTP/1.1 receiver in its own
 process (bench/notify.py's `receiver`, so that receiving costs this process
 nothing), through
-  (1) engine.notify.http.HttpClient: aiohttp (engine/notify/transport.py) with
+  (1) engine.httpclient.client.HttpClient: aiohttp (engine/httpclient/transport.py) with
       the deadline, the address policy and the reply handling every channel gets;
   (2) a plain httpx.AsyncClient (limits of 10 connections), the old transport.
 Each path first sends 20 requests to open its connections, then the measured
@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
-from engine.notify.http import HttpClient, HttpOptions  # noqa: E402
+from engine.httpclient.client import HttpClient, HttpOptions  # noqa: E402
 
 REQUESTS = 2_000
 WARMUP = 20

@@ -36,7 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.config.model import LogConfig
-from engine.journal import Journal
+from engine.journal.journal import Journal
 
 THROUGHPUT_TARGET = 50_000.0
 REPLAY_TARGET = 1.0

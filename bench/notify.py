@@ -204,8 +204,8 @@ def daemon_main(config: str, probe_out: str) -> int:
     time, from its start) and gc (a collection over 5 ms, with its generation)."""
     import apscheduler.executors.asyncio as aex
 
-    from engine.app import App
-    from engine.cli import main
+    from engine.cli.main import main
+    from engine.daemon.app import App
 
     sink = open(probe_out, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
     if os.environ.get("BENCH_ITER"):
@@ -294,11 +294,11 @@ def daemon_main(config: str, probe_out: str) -> int:
 def _profile_sender(out: str) -> None:
     """Start the daemon's sender process under cProfile (its stats are written to
     `out` when it exits: after the daemon's stop, or its kill)."""
-    from engine.notify import sender_process
+    from engine.delivery import sender_process
 
     def spawn(sock: Any) -> subprocess.Popen[bytes]:
         level = str(logging.getLogger().getEffectiveLevel())
-        argv = ["-m", "engine.notify.sender_child", str(sock.fileno()), level]
+        argv = ["-m", "engine.delivery.sender_child", str(sock.fileno()), level]
         return subprocess.Popen(
             [sys.executable, "-m", "cProfile", "-o", out, *argv],
             pass_fds=(sock.fileno(),),
@@ -408,7 +408,7 @@ def wait(cond: Callable[[], Any], timeout: float, step: float = 0.02) -> Any:
 
 
 def parse_ts(ts: str) -> float:
-    from engine.journal import parse_ts as journal_ts
+    from engine.journal.journal import parse_ts as journal_ts
 
     return journal_ts(ts)
 

@@ -113,8 +113,11 @@ class _Yield:
 
 
 def install(out: str) -> None:
-    from engine import app, evaluator, journal
-    from engine.notify import dispatch, pipeline, sender_process
+    from engine.daemon import app
+    from engine.delivery import dispatch, sender_process
+    from engine.journal import journal
+    from engine.notify import pipeline
+    from engine.rules import evaluator
 
     loop_thread = threading.get_ident()
     _wrap_gen(evaluator.Evaluator, "steps", "evaluate")

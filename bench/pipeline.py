@@ -29,10 +29,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from engine.config.model import Channel, Config, Route  # noqa: E402
+from engine.delivery.dispatch import PUMP  # noqa: E402
+from engine.delivery.retry import BoundedQueue  # noqa: E402
 from engine.notify.base import AlertView, Notification, iso  # noqa: E402
-from engine.notify.dispatch import PUMP  # noqa: E402
 from engine.notify.pipeline import Pipeline, make_digest  # noqa: E402
-from engine.notify.retry import BoundedQueue  # noqa: E402
 
 N = 1_000
 CHANNELS = ("hook-a", "hook-b", "hook-c")

@@ -104,7 +104,7 @@ def timed(
 def breakdown(tmp: str) -> None:
     """Where one process's time goes (in this process: imports are cold only once)."""
     t0 = time.perf_counter()
-    from engine.cli import build_parser
+    from engine.cli.main import build_parser
 
     build_parser()
     t_imports = time.perf_counter() - t0
@@ -119,8 +119,8 @@ def breakdown(tmp: str) -> None:
         t = time.perf_counter()
         sc._cached(name)
         cached[name] = time.perf_counter() - t
-    from engine import ruletest
     from engine.config.build import ConfigLoader
+    from engine.ruletest import ruletest
 
     t = time.perf_counter()
     result = ConfigLoader().load(f"{tmp}/vigil.yaml")

@@ -19,7 +19,7 @@ One round, N rounds (so N kills of each kind, plus the start-up kills):
   1. start the daemon (bounded by START_TIMEOUT);
   2. the journal check and the settle check below;
   3. a burst: flip every alert at once, and kill -9 the sender process (the
-     daemon's child `python -m engine.notify.sender_child`) 0-600 ms later;
+     daemon's child `python -m engine.delivery.sender_child`) 0-600 ms later;
      wait for the daemon to start a new one (SENDER_TIMEOUT), then settle;
   4. flap: flip 1-3 random alerts every 10-250 ms for 0.2-2 s, then kill -9 the
      daemon at that moment (in 15% of rounds 0-0.5 s into a SIGTERM stop); record

@@ -1,9 +1,9 @@
 """What the HTTP API needs from the daemon: the `DaemonFacade` protocol.
 
 The server (engine/api/server.py) only ever talks to this protocol, so the API
-can be tested against an in-memory fake and the daemon (engine/app.py) stays the
+can be tested against an in-memory fake and the daemon (engine/daemon/app.py) stays the
 only owner of live state. The helpers below turn the durable state of
-engine/store.py into the shapes the API returns, so every implementation of the
+engine/journal/store.py into the shapes the API returns, so every implementation of the
 protocol answers in the same shape:
 
     alert   {"fingerprint", "rule", "state", "severity", "labels", "annotations",
@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from engine import matchers
+from engine.common import matchers
 from engine.config.model import Matcher
 
 
@@ -152,9 +152,9 @@ class DaemonFacade(Protocol):
         ...
 
     def explain(self, rule: str, labels: Mapping[str, str]) -> dict[str, Any]:
-        """engine.explain's Explanation.to_dict() for `rule` (and the alert with these
+        """engine.explain.explain's Explanation.to_dict() for `rule` (and the alert with these
         labels) on the live config, values, state and delivery status. Raises
-        engine.explain.UnknownRule (→ 404)."""
+        engine.explain.explain.UnknownRule (→ 404)."""
         ...
 
     async def audit(self, action: str, *, by: str, details: Mapping[str, Any]) -> None:
@@ -205,7 +205,7 @@ def matcher_view(m: Matcher | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def silence_matches(matchers_: Iterable[Mapping[str, Any]], labels: Mapping[str, str]) -> bool:
-    """Whether API-form matchers all match `labels` (engine.matchers' semantics)."""
+    """Whether API-form matchers all match `labels` (engine.common.matchers' semantics)."""
     try:
         return all(matchers.from_record(m).matches(labels) for m in matchers_)
     except matchers.MatcherError:
@@ -219,7 +219,7 @@ def alert_view(
     silenced_by: Iterable[str] = (),
     inhibited: bool = False,
 ) -> dict[str, Any]:
-    """An alert of engine/store.py's state as the API returns it (new dicts: the
+    """An alert of engine/journal/store.py's state as the API returns it (new dicts: the
     caller may keep them)."""
     get = stored.get  # called for 10,000 alerts per listing: every lookup counts
     ack = get("ack")
@@ -258,7 +258,7 @@ def alert_view(
 
 
 def silence_view(sid: str, stored: Mapping[str, Any], now: float) -> dict[str, Any]:
-    """A silence of engine/store.py's state (or a config one turned into the same
+    """A silence of engine/journal/store.py's state (or a config one turned into the same
     mapping) as the API returns it; `state` is judged at `now` (epoch seconds)."""
     starts, until = stored.get("starts"), stored.get("until")
     state = "active"

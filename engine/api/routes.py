@@ -32,13 +32,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from engine import json_bounded, matchers, slices
 from engine.api.auth import Principal, Unauthorized, authenticate
 from engine.api.facade import DaemonFacade, matcher_view, rfc3339
-from engine.boundary import clean
+from engine.common import json_bounded, matchers
+from engine.common.boundary import clean
+from engine.common.durations import parse_duration
 from engine.config.model import SEVERITIES, ApiConfig, Matcher, Role
 from engine.config.secrets import RedactingEncoder
-from engine.durations import parse_duration
+from engine.runtime import slices
 
 log = logging.getLogger("vigil.api")
 
@@ -183,7 +184,9 @@ class Call:
         data = parse_json(raw)
         if not isinstance(data, dict):
             raise ApiError(422, f"expected a JSON object, got {_json_type(data)}")
-        cleaned, _cut = clean(data)  # valid text (no lone surrogate), bounded: engine/boundary.py
+        cleaned, _cut = clean(
+            data
+        )  # valid text (no lone surrogate), bounded: engine/common/boundary.py
         return cleaned  # type: ignore[no-any-return]
 
     async def fields(self) -> Fields:
@@ -519,7 +522,7 @@ def json_bytes(body: bytes) -> Response:
 
 async def explain_rule(call: Call) -> Response:
     """Why a rule's alert is or is not firing, and where its notification would go."""
-    from engine.explain import UnknownRule
+    from engine.explain.explain import UnknownRule
 
     labels: dict[str, str] = {}
     for item in call.request.query_params.getlist("label"):

@@ -31,11 +31,11 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from engine import slices
 from engine.api.facade import DaemonFacade
 from engine.api.guard import GuardedHttpTools
 from engine.api.routes import ServerState, error_response, routes
 from engine.config.model import ApiConfig
+from engine.runtime import slices
 
 log = logging.getLogger("vigil.api")
 
@@ -43,7 +43,7 @@ STARTUP_TIMEOUT = 10.0
 
 
 class TakeTurns:
-    """Requests start in the loop's shared time slice (engine/slices.py).
+    """Requests start in the loop's shared time slice (engine/runtime/slices.py).
 
     Fifty clients' requests read in one loop iteration would otherwise all be
     handled in the next one, with the evaluation tick due meanwhile waiting

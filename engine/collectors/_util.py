@@ -6,11 +6,11 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from engine.config.secrets import Secret
-from engine.durations import parse_size
+from engine.common.durations import parse_size
+from engine.common.secret import Secret
+from engine.config.settings import MISSING as _MISSING
+from engine.config.settings import SettingsReader, kind
 from engine.errors import CollectorError
-from engine.settings import MISSING as _MISSING
-from engine.settings import SettingsReader, kind
 
 T = TypeVar("T")
 
@@ -19,7 +19,7 @@ _COMMON = frozenset({"name", "type", "interval", "timeout", "enabled"})
 
 
 class Settings(SettingsReader):
-    """A collector's settings (see engine/settings.py), plus sizes, lists, mappings."""
+    """A collector's settings (see engine/config/settings.py), plus sizes, lists, mappings."""
 
     def __init__(self, type_name: str, settings: Mapping[str, Any]) -> None:
         super().__init__(f"type {type_name}", settings, _COMMON)

@@ -40,14 +40,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, NoReturn, Protocol, Self, cast
 
-from engine import registry
+from engine.common.secret import Secret
 from engine.config.model import CollectorConfig
-from engine.config.secrets import Secret
+from engine.plugins import registry
 
 Sample = Mapping[str, Any]
 """Metric name -> value; values are plain data (see the module docstring)."""
 
-GROUP = "vigil.collectors"
+GROUP = registry.COLLECTORS
 
 
 class Collector(Protocol):
@@ -74,20 +74,6 @@ def create(config: CollectorConfig) -> Collector:
     """The collector for `config`; ValueError for an unknown type or bad settings."""
     cls = _class(config.type)
     return cast(Collector, cls.from_config(config))
-
-
-def metric_names(config: CollectorConfig) -> frozenset[str] | None:
-    """The metric names `config` will provide, or None when they are not known
-    until it collects (unknown types and types without the hook included)."""
-    try:
-        cls = _class(config.type)
-    except ValueError:
-        return None
-    hook = getattr(cls, "metric_names", None)
-    if hook is None:
-        return None
-    names = hook(config)
-    return frozenset(names) if names is not None else None
 
 
 def _class(type_name: str) -> Any:

@@ -25,14 +25,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from engine import json_bounded
 from engine.collectors._util import Settings, seconds
 from engine.collectors.base import Sample, number
+from engine.common import json_bounded
+from engine.common.secret import Secret
 from engine.config.catalog import check_declared
 from engine.config.model import CollectorConfig
-from engine.config.secrets import Secret, reveal
+from engine.config.secrets import reveal
 from engine.errors import CollectorError
-from engine.process import kill_group
+from engine.runtime.process import kill_group
 
 MAX_OUTPUT = 1024 * 1024
 MAX_STDERR = 64 * 1024  # only its first line is shown; the rest is drained and dropped
@@ -200,7 +201,7 @@ def _parse(kind: str, out: bytes) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise CollectorError(f"stdout is JSON {_json_kind(data)}, expected an object")
         # JSON is plain data; what is too deep, long or large is cut at the boundary
-        # (engine/boundary.py), not refused: one value never downs the collector
+        # (engine/common/boundary.py), not refused: one value never downs the collector
         return data
     values: dict[str, Any] = {}
     for i, line in enumerate(text.splitlines(), 1):

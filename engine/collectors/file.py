@@ -24,13 +24,14 @@ from typing import Any, ClassVar, Self
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine import json_bounded
 from engine.collectors._util import OneThread, Settings
 from engine.collectors.base import Sample
+from engine.common import json_bounded
+from engine.common.durations import format_duration
+from engine.common.secret import Secret
 from engine.config.catalog import check_declared
 from engine.config.model import CollectorConfig
-from engine.config.secrets import Secret, reveal
-from engine.durations import format_duration
+from engine.config.secrets import reveal
 from engine.errors import CollectorError
 
 MAX_BYTES = 16 * 1024 * 1024

@@ -13,7 +13,7 @@ list; 200), `body_regex`, `json_path` (`$.a.b[0].c`, `$['key']`), `verify_tls`
 The environment's proxy variables and .netrc are not used (trust_env=False): a
 probe should do exactly what its configuration says.
 
-Addresses follow the one policy of engine/address_policy.py, the channels' own:
+Addresses follow the one policy of engine/common/address_policy.py, the channels' own:
 every connection (the first and each one a redirect leads to) resolves its host
 FIRST, checks every address (cloud metadata and link-local ones are never
 contacted, then deny_networks / allow_networks) and connects only to an address
@@ -38,20 +38,22 @@ from typing import Any, ClassVar, Self
 import httpcore
 import httpx
 
-from engine import __version__, json_bounded
-from engine.address_policy import (
+from engine import __version__
+from engine.collectors._util import Settings, seconds
+from engine.collectors.base import Sample
+from engine.common import json_bounded
+from engine.common.address_policy import (
     AddressRefused,
     NetworkPolicy,
     Unresolved,
     literal_refusal,
     parse_networks,
 )
-from engine.collectors._util import Settings, seconds
-from engine.collectors.base import Sample
+from engine.common.matchers import MatcherError, Regex, compile_regex
+from engine.common.secret import Secret
 from engine.config.model import CollectorConfig
-from engine.config.secrets import Secret, reveal
+from engine.config.secrets import reveal
 from engine.errors import CollectorError
-from engine.matchers import MatcherError, Regex, compile_regex
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 TARGET_METRICS = frozenset(

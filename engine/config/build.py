@@ -19,17 +19,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from engine import expr_types, matchers
-from engine.address_policy import url_refusal
-from engine.config import catalog, partial, plugins, template_syntax
+from engine.common import matchers
+from engine.common.address_policy import url_refusal
+from engine.common.durations import parse_duration, parse_size
+from engine.common.secret import Secret
+from engine.config import catalog, partial, plugins
 from engine.config import model as m
 from engine.config.load import MAX_BYTES, Document, Path, YamlError, load_text, open_regular
 from engine.config.schema import validate as schema_validate
-from engine.config.secrets import Secret, has_ref, resolve
-from engine.durations import parse_duration, parse_size
+from engine.config.secrets import has_ref, resolve
 from engine.errors import ExprError, Problem
-from engine.expr import compile_expr
-from engine.expr_types import Provides
+from engine.expr import types as expr_types
+from engine.expr.compiler import compile_expr
+from engine.expr.types import Provides
+from engine.templates import check as template_check
 
 YAML_SUFFIXES = (".yaml", ".yml")
 # ./vigil.yaml, else the shipped example (deploy/vigil.yaml) when run from a checkout
@@ -480,7 +483,7 @@ def _given_collectors(types: Mapping[str, str]) -> tuple[m.CollectorConfig, ...]
 def _check_plugin(
     doc: Document, path: Path, group: str, type_name: str, name: str, problems: list[Problem]
 ) -> None:
-    from engine import registry
+    from engine.plugins import registry
 
     if type_name not in registry.names(group):
         kind = "collector" if group.endswith("collectors") else "channel"
@@ -685,7 +688,7 @@ def _build_rule(
         )
     for key in ("labels", "annotations"):
         for k, v in r.get(key, {}).items():
-            bad = template_syntax.check(v)
+            bad = template_check.check(v)
             if bad is not None:
                 problems.append(doc.problem((*path, key, k), bad[0]))
     if len(problems) > start:
@@ -742,7 +745,7 @@ def _matchers(
     strings_key: str = "matchers",
 ) -> tuple[m.Matcher, ...]:
     """Matchers from an equality map (value or list of values), a regex map and
-    Alertmanager-style strings (`team!=ops`), in that order; engine.matchers has
+    Alertmanager-style strings (`team!=ops`), in that order; engine.common.matchers has
     the one semantics they share."""
     out: list[m.Matcher] = []
     for k, v in eq.items():
@@ -785,7 +788,7 @@ def _build_routes(
     for i, r in enumerate(items):
         rpath: Path = (*path, i)
         for tk, tv in r.get("templates", {}).items():
-            bad = template_syntax.check(tv, templates)
+            bad = template_check.check(tv, templates)
             if bad is not None:
                 problems.append(doc.problem((*rpath, "templates", tk), bad[0]))
         base = parent or _ROOT
@@ -866,7 +869,7 @@ def _build_notify(
             template_defs[k] = (doc, ("templates", k))
             n.templates[k] = v
     for k, (tdoc, tpath) in template_defs.items():
-        bad = template_syntax.check(n.templates[k], n.templates)
+        bad = template_check.check(n.templates[k], n.templates)
         if bad is not None:
             problems.append(tdoc.problem(tpath, bad[0]))
 
@@ -893,7 +896,7 @@ def _build_notify(
                 )
             tpl = c.get("templates", {})
             for tk, tv in tpl.items():
-                bad = template_syntax.check(tv, n.templates)
+                bad = template_check.check(tv, n.templates)
                 if bad is not None:
                     problems.append(doc.problem((*path, "templates", tk), bad[0]))
             before = len(problems)

@@ -1,4 +1,4 @@
-"""What each configured collector is known to provide, for engine/expr_types.py.
+"""What each configured collector is known to provide, for engine/expr/types.py.
 
 The names come from the collector type's own `metric_names` hook (built-in and
 third-party alike); the kinds of the built-in types' values are listed here,
@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from engine.config import model as m
-from engine.expr_types import ANY, Provides, kind_of
+from engine.expr.types import ANY, Provides, kind_of
+from engine.plugins import registry
 
 _NUMBER = "number"
 _SYSTEM_KINDS: Mapping[str, str] = {
@@ -55,8 +56,6 @@ def check_declared(value: object) -> None:
 
 
 def catalog(collectors: Sequence[m.CollectorConfig]) -> dict[str, Provides]:
-    from engine.collectors.base import metric_names
-
     out: dict[str, Provides] = {}
     for cc in collectors:
         try:
@@ -87,3 +86,17 @@ def key(cat: Mapping[str, Provides]) -> str:
             for n, p in cat.items()
         )
     )
+
+
+def metric_names(config: m.CollectorConfig) -> frozenset[str] | None:
+    """The metric names `config` will provide, or None when they are not known
+    until it collects (unknown types and types without the hook included)."""
+    try:
+        cls = registry.load(registry.COLLECTORS, config.type)
+    except KeyError:  # an unknown type: the loader reports it elsewhere
+        return None
+    hook = getattr(cls, "metric_names", None)
+    if hook is None:
+        return None
+    names = hook(config)
+    return frozenset(names) if names is not None else None

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
-from engine.matchers import Matcher as Matcher  # re-exported: the config's matchers
-from engine.matchers import matches_all as matches_all
+from engine.common.matchers import Matcher as Matcher  # re-exported: the config's matchers
+from engine.common.matchers import matches_all as matches_all
 
 if TYPE_CHECKING:
-    from engine.expr import Expression
+    from engine.expr.compiler import Expression
 
 Severity = Literal["info", "warning", "critical", "emergency"]
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical", "emergency")

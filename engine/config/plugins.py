@@ -18,11 +18,12 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from engine import registry
+from engine.common.secret import Secret
 from engine.config import model as m
 from engine.config.load import Document, Path
-from engine.config.secrets import PLACEHOLDER, Secret
+from engine.config.secrets import PLACEHOLDER
 from engine.errors import Problem
+from engine.plugins import registry
 
 # `argv[1]: ...`, `headers.X-Token: ...`, `targets[0].url: ...`
 _LEADING_PATH = re.compile(r"([A-Za-z_][\w-]*(?:\[\d+\]|\.[\w-]+)*): ")

@@ -16,10 +16,10 @@ from typing import Any
 
 import fastjsonschema
 
+from engine.common.durations import DURATION_RE
 from engine.config import schema_cache
 from engine.config.load import Document, format_path
 from engine.config.secrets import redact_deep
-from engine.durations import DURATION_RE
 from engine.errors import Problem
 
 SCHEMA_NAMES = ("config", "rules", "channels", "ruletest")

@@ -21,7 +21,7 @@ from typing import Any
 
 import fastjsonschema
 
-from engine.config import disk_cache
+from engine.common import disk_cache
 
 Validator = Callable[[Any], Any]
 

@@ -11,6 +11,7 @@ import os
 import re
 from typing import Any
 
+from engine.common.secret import Secret
 from engine.config.load import open_regular
 
 REF = re.compile(r"\$\{(env|file):([^}]*)\}")
@@ -18,36 +19,6 @@ REF = re.compile(r"\$\{(env|file):([^}]*)\}")
 # value that is not the real one, which a plugin's own checks must not judge
 PLACEHOLDER = "vigil-test-placeholder"
 MAX_SECRET_FILE = 64 * 1024
-
-
-class Secret:
-    """A resolved secret. `str`, `repr`, f-strings, logs and JSON all show ***."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    def __str__(self) -> str:
-        return "***"
-
-    def __format__(self, spec: str) -> str:
-        return "***"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(("Secret", self._value))
-
-    def __reduce__(self) -> Any:
-        raise TypeError("a Secret cannot be pickled")
 
 
 def has_ref(value: str) -> bool:

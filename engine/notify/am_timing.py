@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from engine.durations import parse_duration
+from engine.common.durations import parse_duration
 
 TYPE = "alertmanager"
 RESOLVE_TIMEOUT = 300.0

@@ -1,4 +1,4 @@
-"""The Channel protocol and the Notification a channel receives.
+"""The Notification a channel receives (the Channel protocol: engine/channels/base.py).
 
 A channel only formats and sends, and says whether a failure is worth
 retrying. Routing, silences, inhibition, grouping, rate limits, retries, the
@@ -7,27 +7,16 @@ circuit breaker and journaling all live once, in the pipeline, not in channels.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal, Protocol, Self
+from typing import Any, Literal
 
+from engine.common.timefmt import iso
 from engine.config.model import EMPTY
-from engine.config.model import Channel as ChannelConfig
-from engine.errors import DeliveryError
 
-__all__ = ["AlertView", "Channel", "ChannelConfig", "DeliveryError", "Notification", "iso"]
+__all__ = ["AlertView", "Notification", "iso"]
 
 Status = Literal["firing", "resolved"]
-
-
-@functools.lru_cache(maxsize=16384)  # an alert's start: once per channel and notification
-def iso(ts: float | None) -> str | None:
-    """UTC ISO-8601 with milliseconds and Z, the one time format on the wire."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,35 +101,3 @@ class Notification:
             out["title"] = self.title
             out["body"] = self.body
         return out
-
-
-class Channel(Protocol):
-    """A notification channel type.
-
-    `from_config` parses the channel's settings (already schema-checked; secrets are
-    `Secret`s: call `reveal()` only where the value goes on the wire) into typed,
-    frozen settings, raising ValueError for what the schema cannot express.
-
-    `send` delivers one Notification or raises DeliveryError: `retryable=True` for
-    failures a retry may fix (timeouts, connection errors, HTTP 5xx and 429 with
-    `retry_after` from Retry-After), `retryable=False` for the rest (HTTP 4xx, bad
-    payload). It never retries itself, never sleeps for backoff, and never puts a
-    secret into the error message. The channel owns its clients (an HttpClient,
-    an SMTP connection) and releases them in `aclose`.
-
-    Optional class attributes the dispatcher reads: `concurrency` (how many
-    notifications it sends at once, default 1: a channel keeping one connection,
-    such as SMTP, must not be entered twice), `uses_text` (False: title/body are
-    not rendered for it), `closes_incidents` (it also gets resolves of silenced
-    or acknowledged alerts).
-    """
-
-    type_name: ClassVar[str]
-    name: str
-
-    @classmethod
-    def from_config(cls, config: ChannelConfig) -> Self: ...
-
-    async def send(self, n: Notification) -> None: ...
-
-    async def aclose(self) -> None: ...

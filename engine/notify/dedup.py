@@ -36,7 +36,7 @@ def repeats(content: Mapping[str, Entry]) -> bool:
 
 def told_fields(n: Notification) -> dict[str, Any]:
     """The fields of a `notified` event that say what each alert was told as, from
-    which a restart rebuilds the group (engine/delivery_log.py): the alerts told
+    which a restart rebuilds the group (engine/notify/delivery_log.py): the alerts told
     resolved, and those told acknowledged (only when there are some)."""
     out: dict[str, Any] = {"resolved": [a.fingerprint for a in n.alerts if a.status == "resolved"]}
     acked = [a.fingerprint for a in n.alerts if a.acknowledged is not None]

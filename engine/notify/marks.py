@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from engine.common.timefmt import to_epoch
 from engine.config.model import Silence
 from engine.notify.base import iso
 
@@ -80,3 +81,8 @@ def ack_lapsed(a: Marked, ack: Mapping[str, Any]) -> dict[str, Any]:
         "by": ack.get("by"),
         "until": iso(until) if isinstance(until := ack.get("until"), int | float) else until,
     }
+
+
+def ack_record(d: Mapping[str, Any], at: float) -> dict[str, Any]:
+    """An acknowledgement record; `until` as epoch seconds (the API may give ISO)."""
+    return {"by": d.get("by"), "note": d.get("note"), "until": to_epoch(d.get("until")), "at": at}

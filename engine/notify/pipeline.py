@@ -40,16 +40,18 @@ import json
 from collections import deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal
 
+from engine.common.json_text import compact_json, compact_json_ascii
+from engine.common.json_text import quote_ascii as _quote
+from engine.common.timefmt import to_epoch
 from engine.config.model import Config, Route, Rule, Silence, TimeInterval
-from engine.json_text import compact_json, compact_json_ascii
-from engine.json_text import quote_ascii as _quote
-from engine.notify import am_timing, marks, resume, router, templates, ticks
+from engine.notify import am_timing, marks, resume, router, ticks
 from engine.notify.base import AlertView, Notification, iso
 from engine.notify.dedup import Entry, news, repeats
+from engine.notify.marks import ack_record
 from engine.notify.timeintervals import muted
+from engine.templates import renderer as templates
 
 __all__ = [
     "CLOSING_TYPES",
@@ -167,11 +169,6 @@ def _order(a: AlertView) -> Order:
     return key
 
 
-def _ack(d: Mapping[str, Any], at: float) -> dict[str, Any]:
-    """An acknowledgement record; `until` as epoch seconds (the API may give ISO)."""
-    return {"by": d.get("by"), "note": d.get("note"), "until": _parse_ts(d.get("until")), "at": at}
-
-
 def _ack_view(ack: Mapping[str, Any]) -> dict[str, Any]:
     """An acknowledgement as notifications show it: `until` in RFC 3339, as every
     time vigil shows (None: until the alert resolves)."""
@@ -181,17 +178,6 @@ def _ack_view(ack: Mapping[str, Any]) -> dict[str, Any]:
         "note": ack.get("note"),
         "until": iso(until) if isinstance(until, int | float) else None,
     }
-
-
-def _parse_ts(ts: Any) -> float | None:
-    if isinstance(ts, int | float):
-        return float(ts)
-    if isinstance(ts, str):
-        try:
-            return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
-    return None
 
 
 @dataclass(slots=True, eq=False)
@@ -395,7 +381,7 @@ class Pipeline:
                 return
             a.rev += 1
             if kind == "acknowledged":
-                a.ack = _ack(event, _parse_ts(event.get("ts")) or now)
+                a.ack = ack_record(event, to_epoch(event.get("ts")) or now)
                 until = a.ack["until"]
                 if until is not None and until > now:
                     self._push(until, "touch", None)
@@ -459,7 +445,7 @@ class Pipeline:
         )
 
     def _on_firing(self, fp: str, ev: Mapping[str, Any], now: float) -> None:
-        starts = _parse_ts(ev.get("starts_at", ev.get("firing_since"))) or _parse_ts(ev.get("ts"))
+        starts = to_epoch(ev.get("starts_at", ev.get("firing_since"))) or to_epoch(ev.get("ts"))
         a = self.alerts.get(fp)
         if a is not None and a.status == "firing":
             # the same episode again (a replayed or repeated event): news only
@@ -493,7 +479,7 @@ class Pipeline:
             return
         a.rev += 1
         a.status = "resolved"
-        a.ends_at = _parse_ts(ev.get("ts")) or now
+        a.ends_at = to_epoch(ev.get("ts")) or now
         a.value = ev.get("value", a.value)
         # Escalation channels outside the route were told of the alert on their
         # own; they hear of its end the same way (the group tells the rest).
@@ -777,7 +763,7 @@ class Pipeline:
         return True
 
     def shift(self, step: float) -> None:
-        """The wall clock stepped by `step` seconds (engine/clock_steps.py): what
+        """The wall clock stepped by `step` seconds (engine/runtime/clock_steps.py): what
         this pipeline timed itself (group waits and intervals, repeats, rate
         limits) keeps its distance from now, so a step back does not hold a
         notification for the hour and a step forward does not make every repeat

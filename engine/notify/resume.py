@@ -4,7 +4,7 @@ notification:
 
 - API silences, acknowledgements, flapping marks, escalation levels;
 - every firing alert, and every resolved alert some channel was told fires and
-  has not yet been told ended (engine/delivery_log.py, "resolving"): that
+  has not yet been told ended (engine/notify/delivery_log.py, "resolving"): that
   channel gets the resolve, once, when its group's group_interval comes;
 - per group, what its channel was last told ("told"): the dedup stage compares
   with it, the next Idempotency-Key chains from its key, and the group's timers
@@ -19,8 +19,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from engine.common.timefmt import to_epoch
 from engine.notify import router
 from engine.notify.dedup import Entry
+from engine.notify.marks import ack_record
 
 if TYPE_CHECKING:
     from engine.notify.pipeline import Pipeline, _Alert, _Group
@@ -29,7 +31,6 @@ __all__ = ["load_state"]
 
 
 def load_state(p: Pipeline, state: Mapping[str, Any], now: float) -> None:
-    from engine.notify.pipeline import _ack, _parse_ts
 
     for sid, d in (state.get("silences") or {}).items():
         s = router.silence_from_state(str(sid), d)
@@ -43,7 +44,7 @@ def load_state(p: Pipeline, state: Mapping[str, Any], now: float) -> None:
         a = _alert(p, str(fp), d, now)
         ack = d.get("ack")
         if isinstance(ack, Mapping):
-            a.ack = _ack(ack, _parse_ts(ack.get("at")) or now)
+            a.ack = ack_record(ack, to_epoch(ack.get("at")) or now)
             if a.ack["until"] is not None and a.ack["until"] > now:
                 p._push(a.ack["until"], "touch", None)
         level = int(d.get("escalation") or 0)
@@ -64,9 +65,9 @@ def load_state(p: Pipeline, state: Mapping[str, Any], now: float) -> None:
             continue  # firing again: the new episode took its place
         a = _alert(p, str(fp), d, now)
         a.status = "resolved"
-        a.ends_at = _parse_ts(d.get("ends_at")) or now
+        a.ends_at = to_epoch(d.get("ends_at")) or now
         p.alerts[a.fp] = a
-        owed[a.fp] = {str(ch): _parse_ts(ts) or now for ch, ts in (d.get("channels") or {}).items()}
+        owed[a.fp] = {str(ch): to_epoch(ts) or now for ch, ts in (d.get("channels") or {}).items()}
     levels = {
         str(fp): d.get("levels") or {}
         for fp, d in (state.get("resolving") or {}).items()
@@ -119,9 +120,8 @@ def load_state(p: Pipeline, state: Mapping[str, Any], now: float) -> None:
 
 
 def _alert(p: Pipeline, fp: str, d: Mapping[str, Any], now: float) -> _Alert:
-    from engine.notify.pipeline import _parse_ts
 
-    starts = _parse_ts(d.get("firing_since", d.get("starts_at")))
+    starts = to_epoch(d.get("firing_since", d.get("starts_at")))
     annotations = d.get("annotations")
     return p._new_alert(
         fp,
@@ -165,7 +165,6 @@ def _from_alerts(
     now: float,
 ) -> None:
     """No record of the group: what its alerts say they were told on its channel."""
-    from engine.notify.pipeline import _parse_ts
 
     sent: dict[str, Entry] = {}
     at: float | None = None
@@ -182,8 +181,8 @@ def _from_alerts(
                 continue
             if rec.get("status") != "firing":
                 continue
-            ts = _parse_ts(rec.get("ts")) or now
-            ack_at = _parse_ts((a.ack or {}).get("at"))
+            ts = to_epoch(rec.get("ts")) or now
+            ack_at = to_epoch((a.ack or {}).get("at"))
             sent[fp] = ("firing", a.ack is not None and ack_at is not None and ts >= ack_at)
         g.told_firing.add(fp)
         at = ts if at is None else max(at, ts)

@@ -4,7 +4,7 @@ Routes are tried in order; the first that matches wins, unless it says
 `continue: true`, in which case later matching routes apply too. A matching
 route's child routes are tried the same way; the route itself gets the alert only
 when none of them matches (Alertmanager's tree). A route without matchers matches
-everything; matchers have engine.matchers' one semantics (Alertmanager's).
+everything; matchers have engine.common.matchers' one semantics (Alertmanager's).
 Silences from config files and from the API are the same `Silence` objects;
 inhibition is indexed so that checking one alert does not scan all alerts.
 """
@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from engine import matchers
+from engine.common import matchers
+from engine.common.matchers import Matcher, matches_all
 from engine.config.model import Config, Inhibit, Route, Rule, Silence
-from engine.journal_format import epoch
-from engine.matchers import Matcher, matches_all
+from engine.journal.format import epoch
 
 __all__ = [
     "BYPASS_INDEX",
@@ -112,7 +112,7 @@ def targets(
 def silence_from_state(sid: str, d: Mapping[str, Any]) -> Silence | None:
     """A Silence from the durable state's API silence record (None if malformed).
 
-    Matchers are records as engine.matchers reads them (`{"label", "value" |
+    Matchers are records as engine.common.matchers reads them (`{"label", "value" |
     "values" | "regex", "negate"?}` or a `label!=value` string); a `{"match":
     {...}, "match_re": {...}}` record (the config file shape) is read too.
     """

@@ -259,7 +259,7 @@ def test_malformed_json_is_a_clear_400(live: Daemon, name: str, path: str) -> No
 
 def test_a_lone_surrogate_is_made_a_replacement_character(live: Daemon) -> None:
     """Valid JSON but no character: made valid at the boundary (issue 14 A.1's doctrine,
-    engine/boundary.py), as collector text is, rather than refused."""
+    engine/common/boundary.py), as collector text is, rather than refused."""
     r = httpx.post(
         live.url + "/api/v1/silences",
         content=SILENCE % b'"deploy \\ud800 now"',

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from engine.config.model import Rule, RuleGroup
-from engine.evaluator import Evaluator, Snapshot
-from engine.expr import compile_expr
-from engine.history import History
+from engine.expr.compiler import compile_expr
+from engine.expr.history import History
+from engine.rules.evaluator import Evaluator, Snapshot
 from tests.integration.daemon import Daemon
 
 

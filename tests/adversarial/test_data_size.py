@@ -2,7 +2,7 @@
 The deep value once raised RecursionError while the tick's transitions were
 journaled, dropping every other alert's transition and notification of that
 tick; the 9 MB string went whole into the journal, the log, the webhook body
-and the API. Values are bounded at the collector boundary (engine/boundary.py),
+and the API. Values are bounded at the collector boundary (engine/common/boundary.py),
 and a journal event that still cannot be written never takes its batch with it."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from engine.config.model import LogConfig
-from engine.journal import Journal, iter_events
+from engine.journal.journal import Journal, iter_events
 from tests.integration.daemon import Daemon
 from tests.integration.receivers import Receiver
 
@@ -150,7 +150,7 @@ def test_an_event_the_journal_cannot_encode_never_takes_its_batch_with_it(
 def test_the_boundary_bounds_depth_length_items_and_types() -> None:
     import enum
 
-    from engine.boundary import clean
+    from engine.common.boundary import clean
 
     class Level(enum.IntEnum):
         HIGH = 3

@@ -3,7 +3,7 @@ valid in JSON, impossible in UTF-8) in a collector's value, in an `each` label
 and in an ack note once made every send of the channel fail with
 UnicodeEncodeError; the retries opened the breaker for every other alert, GET
 /api/v1/alerts answered 500 and the acked alert's resolve was never sent.
-Now text is made valid at the boundary (engine/boundary.py) and a send that
+Now text is made valid at the boundary (engine/common/boundary.py) and a send that
 fails for a reason retrying cannot fix fails once without opening the breaker."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.boundary import clean
+from engine.common.boundary import clean
+from engine.delivery.retry import Breaker, RetryPolicy, deliver
 from engine.errors import DeliveryError
-from engine.notify.retry import Breaker, RetryPolicy, deliver
 from tests.integration.daemon import Daemon
 from tests.integration.receivers import Receiver
 

@@ -133,7 +133,7 @@ def test_a_load_stuck_in_a_read_is_given_up_in_time() -> None:
     import asyncio
     import threading
 
-    from engine.reload_thread import LoadTimeout, run_bounded
+    from engine.runtime.reload_thread import LoadTimeout, run_bounded
 
     release = threading.Event()
 

@@ -1,7 +1,7 @@
 """Faults of the disk under a real daemon: a full data_dir (a small tmpfs this test
 mounts; CI runs as root) and a failing fsync.
 
-Doctrine (engine/journal_hold.py): a full disk never stops alerting. vigil keeps
+Doctrine (engine/journal/hold.py): a full disk never stops alerting. vigil keeps
 evaluating and notifying from memory, raises `journal_degraded` through the
 channels, answers /ready 503 with the reason, and once space returns writes what
 it held, in order, as whole lines. A failed fsync stops the daemon non-zero.
@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine.journal import ACTIVE, iter_events, verify
+from engine.journal.journal import ACTIVE, iter_events, verify
 from tests.integration.daemon import VIGIL, Daemon
 from tests.integration.receivers import Receiver
 

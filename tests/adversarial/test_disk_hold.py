@@ -1,11 +1,11 @@
-"""The memory side of a full disk (engine/journal_hold.py): what is held, in which
+"""The memory side of a full disk (engine/journal/hold.py): what is held, in which
 order, how much at most, and when the disk is tried again."""
 
 from __future__ import annotations
 
 import errno
 
-from engine.journal_hold import FIRST_RETRY, MAX_RETRY, Held, recoverable
+from engine.journal.hold import FIRST_RETRY, MAX_RETRY, Held, recoverable
 
 
 def test_held_lines_keep_their_order_and_the_cap_drops_the_newest() -> None:

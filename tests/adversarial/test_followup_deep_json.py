@@ -2,7 +2,7 @@
 whole source. json.loads raised RecursionError, so the `file` collector failed
 (collector_down, every rule on it blind), a push was refused and the http
 collector's json_path said "not JSON". Now the deep part is cut at the boundary
-(null, logged once) and the other values keep working (engine/json_bounded.py)."""
+(null, logged once) and the other values keep working (engine/common/json_bounded.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 
-from engine.boundary import clean
-from engine.json_bounded import loads
+from engine.common.boundary import clean
+from engine.common.json_bounded import loads
 from tests.integration.daemon import Daemon
 from tests.integration.receivers import Receiver, Reply
 from tests.integration.test_http_collector import probe

@@ -1,5 +1,5 @@
 """The email channel's SMTP host goes through the one address policy
-(engine/address_policy.py), as webhook URLs and the http collector do: resolved
+(engine/common/address_policy.py), as webhook URLs and the http collector do: resolved
 first, each address checked, the connection made to a checked address only (TLS
 still checks the host name), and a literal metadata host refused at validate."""
 
@@ -52,7 +52,7 @@ def test_validate_refuses_a_literal_metadata_smtp_host(tmp_path: Path, host: str
 
 CHILD = """
 import asyncio, sys
-from engine.config.secrets import Secret
+from engine.common.secret import Secret
 from engine.errors import DeliveryError
 from tests.integration.test_email import channel, notification
 

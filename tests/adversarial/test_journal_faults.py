@@ -40,7 +40,7 @@ TRANSITIONS = ("pending", "firing", "resolved", "inactive")
 
 def complete_lines(d: Daemon) -> dict[int, bytes]:
     """seq -> bytes of every whole, checksum-valid line in the journal now."""
-    from engine.journal import _BadLine, _open_line
+    from engine.journal.journal import _BadLine, _open_line
 
     out: dict[int, bytes] = {}
     for seg in sorted((d.root / "data").glob("alerts*.jsonl")):
@@ -229,7 +229,7 @@ def test_snapshot_content_no_vigil_wrote_is_named_in_one_line(tmp_path: Path) ->
 def test_line_of_a_newer_format_is_refused_in_one_line(tmp_path: Path) -> None:
     """A journal written by a newer vigil (after a downgrade): not torn, not
     guessed at; start-up names it."""
-    from engine.journal import _seal
+    from engine.journal.journal import _seal
 
     d = firing_then_more(tmp_path)
     seq = max(complete_lines(d)) + 1

@@ -97,7 +97,7 @@ def test_a_backtracking_silence_regex_does_not_block_the_loop(daemon: Daemon) ->
 
 @pytest.mark.timeout(10)
 def test_matchers_run_in_linear_time_and_refuse_backtracking_only_syntax() -> None:
-    from engine.matchers import MatcherError, compile_regex, parse
+    from engine.common.matchers import MatcherError, compile_regex, parse
 
     t = time.monotonic()
     for n in (27, 100, 10_000):

@@ -55,7 +55,7 @@ def test_limits_hold_for_collector_values() -> None:
         from engine.collectors.static import StaticCollector
         from engine.config.model import CollectorConfig, frozen_map
         from engine.errors import ExprError
-        from engine.expr import EvalScope, compile_expr
+        from engine.expr.compiler import EvalScope, compile_expr
 
         data = {{
             "lst": [1, 2], "pair": [1, 2], "n": 100000000, "s": "ab",
@@ -117,7 +117,7 @@ def test_folded_constants_are_bounded_before_they_are_built() -> None:
     results = run_bounded(
         f"""
         from engine.errors import ExprError
-        from engine.expr import compile_expr
+        from engine.expr.compiler import compile_expr
 
         out = {{}}
         for source in {FOLD_BOMBS!r}:
@@ -146,7 +146,7 @@ def test_folded_constants_are_bounded_before_they_are_built() -> None:
 def test_sensible_constants_still_fold() -> None:
     results = run_bounded(
         """
-        from engine.expr import EvalScope, compile_expr
+        from engine.expr.compiler import EvalScope, compile_expr
 
         scope = EvalScope(values={"app": {"q": "b"}}, now=0.0)
         out = [
@@ -218,7 +218,7 @@ def test_subclass_lists_are_lists_for_reading() -> None:
     results = run_bounded(
         """
         from engine.collectors.base import freeze
-        from engine.expr import EvalScope, compile_expr
+        from engine.expr.compiler import EvalScope, compile_expr
 
         values = {"fixed": freeze({"lst": [3, 1, 2], "d": {"a": [5]}})}
         scope = EvalScope(values=values, now=0.0)

@@ -2,7 +2,7 @@
 targets) inside httpcore and checked the peer only after the TCP handshake.
 
 Now every connection resolves first, checks each address against the one policy
-(engine/address_policy.py, the channels' own) and connects only to an address
+(engine/common/address_policy.py, the channels' own) and connects only to an address
 that passed. A test cannot make a public name resolve to 169.254.169.254 without
 a resolver hook or /etc/hosts (both off limits), so the refused address here is
 loopback, refused by the collector's own `deny_networks`, reached through the
@@ -123,7 +123,7 @@ def test_the_policy_resolves_before_anything_connects() -> None:
     report = run_bounded(
         """
         import asyncio, ipaddress
-        from engine.address_policy import AddressRefused, NetworkPolicy, never_contacted
+        from engine.common.address_policy import AddressRefused, NetworkPolicy, never_contacted
 
         connects = []
         sys.addaudithook(lambda e, a: connects.append(e) if e == "socket.connect" else None)

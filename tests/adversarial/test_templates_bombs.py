@@ -66,7 +66,7 @@ def test_bombs_are_refused_before_they_grow() -> None:
     results = run_bounded(
         f"""
         import time
-        from engine.notify.templates import render_annotations
+        from engine.templates.renderer import render_annotations
 
         out = {{}}
         for source in {BOMBS!r}:
@@ -102,7 +102,7 @@ def test_a_refused_notification_template_sends_the_fallback() -> None:
         import time
         from engine.config.model import Channel, Config
         from engine.notify.base import AlertView
-        from engine.notify.templates import Renderer
+        from engine.templates.renderer import Renderer
 
         alert = AlertView(
             fingerprint="f", rule="disk_full", status="firing", severity="critical",
@@ -142,7 +142,7 @@ def test_a_refused_notification_template_sends_the_fallback() -> None:
 def test_sensible_templates_still_render() -> None:
     results = run_bounded(
         """
-        from engine.notify.templates import render_annotations
+        from engine.templates.renderer import render_annotations
 
         got = render_annotations(
             {
@@ -184,7 +184,7 @@ def test_templates_cannot_change_what_later_templates_see() -> None:
     # 13.21: each mutation sits in the first annotation; the second reads labels.
     results = run_bounded(
         f"""
-        from engine.notify.templates import render_annotations
+        from engine.templates.renderer import render_annotations
 
         labels = {{"team": "infra"}}
         out = {{}}
@@ -210,7 +210,7 @@ def test_notification_templates_cannot_change_the_alerts() -> None:
         """
         from engine.config.model import Channel, Config
         from engine.notify.base import AlertView
-        from engine.notify.templates import Renderer
+        from engine.templates.renderer import Renderer
 
         alert = AlertView(
             fingerprint="f", rule="disk_full", status="firing", severity="critical",

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from engine.common.matchers import parse
 from engine.config.model import Channel, Config, Inhibit, Route
-from engine.matchers import parse
 from engine.notify.pipeline import Pipeline
 from tests.integration.receivers import Receiver, free_port
 from tests.unit.test_routing_semantics import T0, fire, sent

@@ -19,9 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from engine.channels.alertmanager import AlertmanagerChannel
 from engine.config.model import Channel as ChannelConfig
 from engine.config.model import frozen_map
-from engine.notify.alertmanager import AlertmanagerChannel
 from engine.notify.base import AlertView, Notification
 
 try:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from engine.api.server import bound_address, create_app, serve, stop
-from engine.metrics import Metrics
+from engine.daemon.metrics import Metrics
 from tests.unit.test_api_fakes import FakeFacade, api_config, bearer
 
 

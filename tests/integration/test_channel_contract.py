@@ -24,14 +24,15 @@ from typing import Any
 
 import pytest
 
-from engine import __version__, registry
+from engine import __version__
+from engine.channels import telegram
+from engine.common.secret import Secret
 from engine.config.model import Channel as ChannelConfig
 from engine.config.model import frozen_map
-from engine.config.secrets import Secret
 from engine.errors import DeliveryError
-from engine.notify import telegram
+from engine.httpclient.client import NetworkPolicy, parse_retry_after, redact_url
 from engine.notify.base import AlertView, Notification, iso
-from engine.notify.http import NetworkPolicy, parse_retry_after, redact_url
+from engine.plugins import registry
 
 try:
     from tests.integration.receivers import Receiver, Recorded, Reply
@@ -486,9 +487,9 @@ def test_secrets_never_reach_logs_or_errors(
     messages.append(str(fail(case, "http://127.0.0.1:1")))  # connection refused
     # the receiver's own (server side) logs are not ours
     ours = [r for r in caplog.records if not r.name.startswith("uvicorn")]
-    assert any(r.name == "engine.notify.http" and "-> HTTP" in r.getMessage() for r in ours), (
-        "the client's request log was not captured"
-    )
+    assert any(
+        r.name == "engine.httpclient.client" and "-> HTTP" in r.getMessage() for r in ours
+    ), "the client's request log was not captured"
     logged = "\n".join(r.getMessage() for r in ours)
     for secret in (SECRET, "hmac-key-1", "twilio-auth-token-9"):
         assert secret not in logged

@@ -24,11 +24,11 @@ from typing import Any
 
 import pytest
 
-from engine import registry
 from engine.config.model import Channel as ChannelConfig
 from engine.config.model import frozen_map
 from engine.errors import DeliveryError
 from engine.notify.base import AlertView, Notification
+from engine.plugins import registry
 
 try:
     from tests.integration.receivers import Receiver, Recorded, free_port
@@ -193,7 +193,7 @@ def test_https_goes_through_connect(tinyproxy: Tinyproxy, tmp_path: Path) -> Non
     except ImportError:  # pragma: no cover
         from test_http_collector import self_signed  # type: ignore[no-redef,import-not-found]
         from test_wire import Server, bare, post, server_tls  # type: ignore[no-redef,import-not-found]
-    from engine.notify import proxies
+    from engine.httpclient import proxies
 
     cert = self_signed(tmp_path, days=1)
     if cert is None:

@@ -1,5 +1,5 @@
 """`vigil alerts|ack|unack|silence|silences|expire|status|reload` against a real
-server (uvicorn in a thread, in-memory facade), through engine.cli.main."""
+server (uvicorn in a thread, in-memory facade), through engine.cli.main.main."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-import engine.cli
+import engine.cli.main
 from engine.api.server import bound_address, create_app, serve
-from engine.metrics import Metrics
+from engine.daemon.metrics import Metrics
 from tests.unit.test_api_fakes import TOKENS, FakeFacade, api_config
 
 
@@ -73,13 +73,13 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)  # no ./vigil.yaml to find by default
     monkeypatch.setenv("COLUMNS", "200")  # rich tables on one line each
-    if "client" not in engine.cli.COMMANDS:  # until the lead registers the module
-        monkeypatch.setattr(engine.cli, "COMMANDS", (*engine.cli.COMMANDS, "client"))
+    if "client" not in engine.cli.main.COMMANDS:  # until the lead registers the module
+        monkeypatch.setattr(engine.cli.main, "COMMANDS", (*engine.cli.main.COMMANDS, "client"))
 
 
 def vigil(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     try:
-        code = engine.cli.main(list(argv))
+        code = engine.cli.main.main(list(argv))
     except SystemExit as e:  # argparse usage errors
         code = int(e.code or 0)
     out, err = capsys.readouterr()
@@ -226,7 +226,7 @@ def test_daemon_down(capsys: pytest.CaptureFixture[str]) -> None:
 def test_daemon_down_in_a_real_process(tmp_path: Path) -> None:
     port = free_port()
     code = (
-        "import sys, engine.cli as c\n"
+        "import sys, engine.cli.main as c\n"
         "if 'client' not in c.COMMANDS: c.COMMANDS += ('client',)\n"
         "sys.exit(c.main(sys.argv[1:]))\n"
     )

@@ -10,7 +10,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from engine.commands.tables import Rows
+from engine.cli.tables import Rows
 from tests.integration.daemon import VIGIL, Daemon
 
 TOKEN = "tok-viewer-c17a"

@@ -20,13 +20,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from engine import registry
+from engine.channels.email_channel import EmailChannel
+from engine.common.secret import Secret
 from engine.config.model import Channel as ChannelConfig
 from engine.config.model import frozen_map
-from engine.config.secrets import Secret
 from engine.errors import DeliveryError
 from engine.notify.base import AlertView, Notification
-from engine.notify.email_channel import EmailChannel
+from engine.plugins import registry
 
 USER, PASSWORD = "vigil", "correct horse battery staple"
 T0 = 1_790_000_000.0

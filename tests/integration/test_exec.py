@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from engine import registry
+from engine.channels.exec_channel import ExecChannel
+from engine.common.secret import Secret
 from engine.config.model import Channel as ChannelConfig
 from engine.config.model import frozen_map
-from engine.config.secrets import Secret
 from engine.errors import DeliveryError
 from engine.notify.base import AlertView, Notification
-from engine.notify.exec_channel import ExecChannel
+from engine.plugins import registry
 
 PY = sys.executable
 T0 = 1_790_000_000.0

@@ -20,12 +20,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from engine import cli
+from engine.cli import main as cli
 from engine.config.build import ConfigLoader
 from engine.config.model import Config
-from engine.explain import UnknownRule, explain, parse_labels
-from engine.state import fingerprint
-from engine.store import fold_event, initial_state
+from engine.explain.explain import UnknownRule, explain, parse_labels
+from engine.journal.store import fold_event, initial_state
+from engine.rules.state import fingerprint
 from tests.integration.daemon import VIGIL, Daemon
 
 RULES = """
@@ -116,7 +116,7 @@ TOKEN = "s3cret"
 
 
 class FakeDaemon:
-    """Serves GET /api/v1/explain/{rule} with engine.explain.explain(...).to_dict(),
+    """Serves GET /api/v1/explain/{rule} with engine.explain.explain.explain(...).to_dict(),
     the way the daemon's route does (viewer token, ?label=k=v, 404 for unknown rules)."""
 
     def __init__(self, config: Config, state: dict[str, Any], values: dict[str, Any]) -> None:

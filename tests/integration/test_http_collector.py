@@ -27,8 +27,8 @@ from starlette.routing import Route
 
 from engine.collectors import http as http_collector
 from engine.collectors.http import HttpCollector
+from engine.common.secret import Secret
 from engine.config.model import CollectorConfig, frozen_map
-from engine.config.secrets import Secret
 from engine.errors import CollectorError
 
 HITS: list[str] = []

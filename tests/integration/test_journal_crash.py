@@ -27,7 +27,7 @@ import pytest
 
 from engine.config.model import LogConfig
 from engine.errors import JournalError
-from engine.journal import Journal, iter_events, verify
+from engine.journal.journal import Journal, iter_events, verify
 
 RUNS = 200
 SEGMENT = 256 * 1024  # small, so kills also land around rotations

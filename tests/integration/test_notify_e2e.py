@@ -256,9 +256,9 @@ def test_large_webhook_bodies_are_encoded_in_chunks_byte_for_byte(count: int) ->
     """The webhook encodes a big notification a chunk of alerts at a time (so that
     the event loop runs in between); the bytes, which the signature covers and a
     crash re-send repeats, are those of encoding it whole."""
+    from engine.channels.webhook import encode
+    from engine.httpclient.client import dumps
     from engine.notify.base import AlertView, Notification
-    from engine.notify.http import dumps
-    from engine.notify.webhook import encode
 
     alerts = tuple(
         AlertView(

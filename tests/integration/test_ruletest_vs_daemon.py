@@ -1,6 +1,6 @@
 """`vigil test` predicts what the real daemon does.
 
-The same rules run twice: in `vigil test`'s simulation (engine.ruletest.predict)
+The same rules run twice: in `vigil test`'s simulation (engine.ruletest.ruletest.predict)
 and in a real `vigil run` process whose `file` collector is fed the test's series
 on the real clock, one step every 200 ms. The journal's transitions must be the
 same, per alert, in the same order, and at the predicted times: every transition
@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from engine import ruletest
-from engine.journal import parse_ts
+from engine.journal.journal import parse_ts
+from engine.ruletest import ruletest
 from tests.integration.daemon import Daemon
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The sender process (engine/notify/sender_process.py): the daemon's channels send
+"""The sender process (engine/delivery/sender_process.py): the daemon's channels send
 from a child process. A real child, a real webhook receiver, real signals."""
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from types import MappingProxyType
 
 import pytest
 
+from engine.common.secret import Secret
 from engine.config.model import Channel as ChannelConfig
-from engine.config.secrets import Secret
-from engine.notify import sender_process
+from engine.delivery import sender_process
+from engine.delivery.retry import Outcome, RetryPolicy
+from engine.delivery.sender_process import SenderProcess, dumps
+from engine.delivery.senders import SenderSettings
 from engine.notify.base import AlertView, Notification
-from engine.notify.retry import Outcome, RetryPolicy
-from engine.notify.sender_process import SenderProcess, dumps
-from engine.notify.senders import SenderSettings
 from tests.integration.daemon import Daemon
 from tests.integration.receivers import Receiver, Recorded, Reply
 
@@ -247,7 +247,7 @@ def _sender_of(pid: int, timeout: float = 10.0) -> int:
     while time.monotonic() < deadline:
         for child in _children(pid):
             with contextlib.suppress(OSError):
-                if b"engine.notify.sender_child" in Path(f"/proc/{child}/cmdline").read_bytes():
+                if b"engine.delivery.sender_child" in Path(f"/proc/{child}/cmdline").read_bytes():
                     return child
         time.sleep(0.05)
     raise AssertionError(f"no sender process under {pid}")

@@ -419,7 +419,7 @@ def _sandboxed_vigil(argv: list[str]) -> int:
     callback = ctypes.CFUNCTYPE(ctypes.c_int)(lambda: 7)
     assert callback() == 7
     print("sandbox: W+X mapping refused, AF_NETLINK refused", file=sys.stderr, flush=True)
-    from engine.cli import main
+    from engine.cli.main import main
 
     return main(argv)
 

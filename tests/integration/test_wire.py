@@ -1,5 +1,5 @@
 """The notification HTTP client's connections (HttpClient over
-engine/notify/transport.py, aiohttp) against real local servers: keep-alive,
+engine/httpclient/transport.py, aiohttp) against real local servers: keep-alive,
 framing, the body cap, servers that close or never answer, the per-origin
 limit, the idle expiry, TLS, what is sent and what is refused unsent.
 
@@ -23,8 +23,8 @@ import httptools
 import pytest
 
 from engine.errors import DeliveryError
-from engine.notify import proxies, transport
-from engine.notify.http import MAX_BODY, HttpClient, HttpOptions, NetworkPolicy
+from engine.httpclient import proxies, transport
+from engine.httpclient.client import MAX_BODY, HttpClient, HttpOptions, NetworkPolicy
 
 try:
     from tests.integration.test_http_collector import self_signed

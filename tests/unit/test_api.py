@@ -18,7 +18,7 @@ from engine.api.openapi import OPENAPI
 from engine.api.routes import ENDPOINTS
 from engine.api.server import create_app, update_api_config
 from engine.config.model import ApiConfig, ApiToken
-from engine.metrics import Metrics
+from engine.daemon.metrics import Metrics
 
 WRITES: list[tuple[str, str, str | None]] = [(m, p, r) for m, p, r, _ in ENDPOINTS if m != "GET"]
 READS: list[tuple[str, str, str | None]] = [
@@ -283,7 +283,7 @@ def test_oversized_streamed_body_is_413(client: AsgiClient, facade: FakeFacade) 
         ),
         (b'{"note": "a"', 400, "malformed JSON: Expecting ',' delimiter at line 1 column 13"),
         (b"\xff\xfe\x00", 400, "malformed JSON"),
-        # deep nesting is cut at the boundary (engine/json_bounded.py), not refused
+        # deep nesting is cut at the boundary (engine/common/json_bounded.py), not refused
         (b"[" * 2000 + b"]" * 2000, 422, "expected a JSON object, got an array"),
         (b"[" * 2000, 400, "malformed JSON"),
         (b'["note"]', 422, "expected a JSON object, got an array"),

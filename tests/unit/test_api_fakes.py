@@ -24,10 +24,10 @@ from engine.api.facade import (
     silence_matches,
     silence_view,
 )
+from engine.common.matchers import compile_regex
+from engine.common.secret import Secret
 from engine.config.model import ApiConfig, ApiToken, Matcher
-from engine.config.secrets import Secret
-from engine.matchers import compile_regex
-from engine.state import fingerprint
+from engine.rules.state import fingerprint
 
 TOKENS = {"viewer": "v-token-123", "operator": "o-token-456", "admin": "a-token-789"}
 NAMES = {"viewer": "grafana", "operator": "oncall", "admin": "root-ops"}
@@ -81,7 +81,7 @@ class FakeFacade:
         self.ready = True
         self.degraded: str | None = None
         self.clock = clock
-        self.alerts: dict[str, dict[str, Any]] = {}  # engine/store.py shape
+        self.alerts: dict[str, dict[str, Any]] = {}  # engine/journal/store.py shape
         self.silences: dict[str, dict[str, Any]] = {}
         self.history: dict[str, list[dict[str, Any]]] = {}
         self.audits: list[tuple[str, str, dict[str, Any]]] = []
@@ -256,7 +256,7 @@ class FakeFacade:
         return {"ok": False, "message": "hook: failed after 3 attempt(s): HTTP 500"}
 
     def explain(self, rule: str, labels: Mapping[str, str]) -> dict[str, Any]:
-        from engine.explain import UnknownRule
+        from engine.explain.explain import UnknownRule
 
         if rule not in ("cpu_high", "x", "{rule}"):
             raise UnknownRule(f"unknown rule {rule!r}")

@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 
-from engine import registry
+from engine.channels.file_channel import FileChannel
+from engine.channels.log import LogChannel
+from engine.channels.memory import MemoryChannel
+from engine.common.secret import Secret
 from engine.config.model import Channel as ChannelConfig
 from engine.config.model import frozen_map
-from engine.config.secrets import Secret
 from engine.errors import DeliveryError
 from engine.notify.base import AlertView, Notification
-from engine.notify.file_channel import FileChannel
-from engine.notify.log import LogChannel
-from engine.notify.memory import MemoryChannel
+from engine.plugins import registry
 
 T0 = 1_790_000_000.0
 

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from engine.collectors import base
-from engine.collectors.base import FrozenDict, FrozenList, check_plain, create, freeze, metric_names
+from engine.collectors.base import FrozenDict, FrozenList, check_plain, create, freeze
 from engine.collectors.system import METRICS as SYSTEM_METRICS
+from engine.common.secret import Secret
+from engine.config.catalog import metric_names
 from engine.config.model import CollectorConfig, frozen_map
-from engine.config.secrets import Secret
 
 
 def cfg(

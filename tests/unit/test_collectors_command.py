@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from engine.collectors.command import CommandCollector
+from engine.common.secret import Secret
 from engine.config.model import CollectorConfig, frozen_map
-from engine.config.secrets import Secret
 from engine.errors import CollectorError
 
 PY = sys.executable

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from engine.collectors.file import FileCollector
+from engine.common.secret import Secret
 from engine.config.model import CollectorConfig, frozen_map
-from engine.config.secrets import Secret
 from engine.errors import CollectorError
 
 TEXTFILE = """\

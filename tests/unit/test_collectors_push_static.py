@@ -10,8 +10,8 @@ import pytest
 
 from engine.collectors.push import MAX_METRICS, PushCollector
 from engine.collectors.static import StaticCollector
+from engine.common.secret import Secret
 from engine.config.model import CollectorConfig, frozen_map
-from engine.config.secrets import Secret
 
 
 def push_collector(**settings: Any) -> PushCollector:

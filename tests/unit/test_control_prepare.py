@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from engine.app import App
 from engine.config.model import Config
-from engine.control import Control
+from engine.daemon.app import App
+from engine.daemon.control import Control
 
 
 def _alert(i: int, value: float = 1.0) -> dict[str, Any]:
@@ -43,7 +43,7 @@ def test_prepare_builds_the_views_in_steps_and_keeps_up_with_changes() -> None:
         for i in range(3000):
             alerts[f"fp{i}"] = _alert(i)
             app.alert_versions[f"fp{i}"] = 1
-        control = Control(app)
+        control = Control(app, app)
         steps = 0
 
         async def meanwhile() -> None:
@@ -62,7 +62,7 @@ def test_prepare_builds_the_views_in_steps_and_keeps_up_with_changes() -> None:
         await control.prepare_alerts()
         ran = steps
         other.cancel()
-        fresh = Control(app)  # builds every view at once, in list_alerts
+        fresh = Control(app, app)  # builds every view at once, in list_alerts
         return ran, _listing(control), _listing(fresh)
 
     ran, prepared, fresh = asyncio.run(main())

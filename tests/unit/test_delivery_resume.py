@@ -9,10 +9,10 @@ from typing import Any
 from test_pipeline import T0, M, esc_pipe, fire, fps, mark, pipe, resolve, route
 
 from engine.config.model import Inhibit, Silence
+from engine.journal.store import fold_event, initial_state
 from engine.notify.base import Notification, iso
 from engine.notify.dedup import told_fields
 from engine.notify.pipeline import Pipeline, idempotency_key
-from engine.store import fold_event, initial_state
 
 
 class Run:

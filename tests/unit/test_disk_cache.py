@@ -1,4 +1,4 @@
-"""The disk cache (engine/config/disk_cache.py) and what is kept in it: compiled
+"""The disk cache (engine/common/disk_cache.py) and what is kept in it: compiled
 schema validators, compiled templates, the installed plugin names. A cache is an
 optimisation only: a corrupt entry is recomputed and rewritten, an unusable
 directory means no cache, and the results never differ."""
@@ -16,12 +16,13 @@ from typing import Any
 import fastjsonschema
 import pytest
 
-from engine import registry
-from engine.config import disk_cache, schema_cache
+from engine.common import disk_cache
 from engine.config import schema as sc
+from engine.config import schema_cache
 from engine.config.build import ConfigLoader
 from engine.config.load import load_text
-from engine.notify import templates
+from engine.plugins import registry
+from engine.templates import renderer as templates
 
 ROOT = Path(__file__).resolve().parents[2]
 OPTIONS: dict[str, Any] = {"use_default": False, "formats": {"date-time": lambda _v: True}}

@@ -4,12 +4,12 @@ where a rule's labels overwrite the series' labels of the same name."""
 
 from __future__ import annotations
 
-from engine.alert_events import journal_events
 from engine.config.model import Rule, RuleGroup
-from engine.evaluator import Evaluator, Snapshot
-from engine.expr import compile_expr
-from engine.history import History
+from engine.expr.compiler import compile_expr
+from engine.expr.history import History
 from engine.notify.router import match_labels
+from engine.rules.alert_events import journal_events
+from engine.rules.evaluator import Evaluator, Snapshot
 
 
 def test_rule_labels_win_over_element_labels() -> None:

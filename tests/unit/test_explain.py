@@ -1,7 +1,7 @@
 """`vigil explain`: why a rule is or is not firing, and where its notification goes.
 
 The configuration is real YAML loaded by ConfigLoader; the durable state is built
-by folding journal events with engine.store.fold_event, as a replay would.
+by folding journal events with engine.journal.store.fold_event, as a replay would.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from engine import cli
+from engine.cli import main as cli
 from engine.config.build import ConfigLoader
 from engine.config.model import Config, LogConfig
-from engine.explain import (
+from engine.explain.explain import (
     Explanation,
     Instance,
     UnknownRule,
@@ -28,10 +28,10 @@ from engine.explain import (
     parse_labels,
     render_text,
 )
-from engine.history import History
-from engine.journal import Journal
-from engine.state import fingerprint
-from engine.store import fold_event, initial_state
+from engine.expr.history import History
+from engine.journal.journal import Journal
+from engine.journal.store import fold_event, initial_state
+from engine.rules.state import fingerprint
 
 # Monday 2026-11-23 12:00 UTC = 13:00 in Berlin: business hours, and inside "lunch"
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC).timestamp()

@@ -1,4 +1,4 @@
-"""engine/expr.py: compile contract, evaluation semantics, function library."""
+"""engine/expr/compiler.py: compile contract, evaluation semantics, function library."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from engine.errors import ExprError
-from engine.expr import (
+from engine.expr.compiler import (
     FUNCTIONS,
     MAX_LENGTH,
     EvalScope,
@@ -17,7 +17,7 @@ from engine.expr import (
     MissingData,
     compile_expr,
 )
-from engine.history import History
+from engine.expr.history import History
 
 NAMES = frozenset({"system", "api", "it"})
 # Thursday 2027-01-14 15:30:00 UTC

@@ -1,4 +1,4 @@
-"""engine/history.py: ring buffers and the queries behind the window functions."""
+"""engine/expr/history.py: ring buffers and the queries behind the window functions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.history import MAX_TREE_DEPTH, MAX_TREE_LEAVES, History, key_part
+from engine.expr.history import MAX_TREE_DEPTH, MAX_TREE_LEAVES, History, key_part
 
 NOW = 1_800_000_000.0
 
@@ -152,8 +152,8 @@ def test_the_daemon_records_only_collectors_a_window_reads(tmp_path: Path) -> No
     """A collection of 10,000 values costs ~200 ms to record; a collector no
     window function reads is not recorded at all (and a reload that adds such a
     rule starts recording it)."""
-    from engine.app import App
     from engine.config.build import ConfigLoader
+    from engine.daemon.app import App
 
     rules = tmp_path / "rules.yaml"
     rules.write_text(

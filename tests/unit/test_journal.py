@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from engine.common.secret import Secret
 from engine.config.model import LogConfig
-from engine.config.secrets import Secret
 from engine.errors import JournalError, JournalLocked
-from engine.journal import (
+from engine.journal.journal import (
     ACTIVE,
     Journal,
     ReplayResult,
@@ -115,7 +115,7 @@ def test_secrets_never_reach_the_disk(tmp_path: Path) -> None:
 
 
 def test_non_ascii_survives_and_lone_surrogates_read_back_valid(tmp_path: Path) -> None:
-    # a lone surrogate (written by a vigil older than engine/boundary.py) is stored
+    # a lone surrogate (written by a vigil older than engine/common/boundary.py) is stored
     # \u-escaped and read back as U+FFFD: no reader downstream (the API, a channel)
     # ever gets text that cannot be encoded as UTF-8
     j, _ = opened(tmp_path)
@@ -257,7 +257,7 @@ def test_a_newer_format_version_is_refused_not_truncated(tmp_path: Path) -> None
 HOLDER = """
 import sys, time
 from engine.config.model import LogConfig
-from engine.journal import Journal
+from engine.journal.journal import Journal
 j = Journal(sys.argv[1], LogConfig())
 j.open()
 print("locked", flush=True)

@@ -13,7 +13,7 @@ import pytest
 
 from engine.config.model import FsyncPolicy, LogConfig
 from engine.errors import JournalError
-from engine.journal import ACTIVE, Journal, iter_events
+from engine.journal.journal import ACTIVE, Journal, iter_events
 
 
 def ev(i: int, kind: str = "firing") -> dict[str, Any]:
@@ -265,8 +265,8 @@ def test_appends_racing_rotation_never_see_a_closed_journal(tmp_path: Path) -> N
 
 
 def test_a_copied_state_snapshot_replays_like_a_plain_one(tmp_path: Path) -> None:
-    from engine.snapshot_copy import StateCopy
-    from engine.store import fold_event, initial_state
+    from engine.journal.snapshot_copy import StateCopy
+    from engine.journal.store import fold_event, initial_state
 
     state = initial_state()
 
@@ -287,6 +287,6 @@ def test_a_copied_state_snapshot_replays_like_a_plain_one(tmp_path: Path) -> Non
     j = Journal(tmp_path, LogConfig())
     r = j.open()
     assert (r.snapshot_seq, r.events, r.last_seq) == (600, [], 600)
-    # the lone surrogate (escaped on disk) is read back valid, as U+FFFD (engine/boundary.py)
+    # the lone surrogate (escaped on disk) is read back valid, as U+FFFD (engine/common/boundary.py)
     assert r.state == json.loads(json.dumps(state).replace("\\udcff", "\\ufffd"))
     j.close_sync()

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from engine.commands import log
+from engine.cli import log
 from engine.config.model import LogConfig
-from engine.journal import ACTIVE, Journal, format_ts, read_snapshot
+from engine.journal.journal import ACTIVE, Journal, format_ts, read_snapshot
 
 T0 = 1_795_000_000.0
 
@@ -225,7 +225,7 @@ def test_repair_while_locked_names_the_holder(
 
 
 def test_compact_with_the_state_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("engine.store")
+    pytest.importorskip("engine.journal.store")
     populate(tmp_path)
     assert vigil("log", "compact", "--data-dir", str(tmp_path)) == 0
     assert "snapshot-000000000006.json" in capsys.readouterr().out
@@ -237,7 +237,7 @@ def test_compact_without_the_state_store_is_exit_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     populate(tmp_path)
-    monkeypatch.setitem(sys.modules, "engine.store", None)  # import now raises ImportError
+    monkeypatch.setitem(sys.modules, "engine.journal.store", None)  # import now raises ImportError
     assert vigil("log", "compact", "--data-dir", str(tmp_path)) == 2
     assert "compact needs the state store" in one_line(capsys.readouterr().err)
 
@@ -246,7 +246,7 @@ def test_compact_without_the_state_store_is_exit_2(
 
 DRIVER = """
 import argparse, sys
-from engine.commands import log
+from engine.cli import log
 p = argparse.ArgumentParser(prog="vigil")
 log.register(p.add_subparsers(dest="command", required=True))
 a = p.parse_args(sys.argv[1:])

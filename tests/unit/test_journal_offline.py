@@ -12,7 +12,7 @@ import pytest
 
 from engine.config.model import LogConfig
 from engine.errors import JournalError, JournalLocked
-from engine.journal import (
+from engine.journal.journal import (
     ACTIVE,
     Journal,
     compact_offline,
@@ -61,7 +61,7 @@ def test_iter_events_reads_all_segments_in_order_from_a_seq(tmp_path: Path) -> N
 
 def test_iter_events_since_ts_skips_whole_old_segments(tmp_path: Path) -> None:
     make(tmp_path, 60, segment_bytes=800)
-    from engine.journal import format_ts
+    from engine.journal.journal import format_ts
 
     got = seqs(iter_events(tmp_path, since_ts=format_ts(T0 + 40)))
     assert got[-1] == 60 and got[0] <= 41 and got[0] > 1  # whole segments before it skipped

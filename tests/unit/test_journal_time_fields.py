@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from engine.commands import log
+from engine.cli import log
 from engine.config.model import Channel, Config, LogConfig, Route
-from engine.journal import Journal, format_ts
+from engine.journal.journal import Journal, format_ts
+from engine.journal.store import fold_event, initial_state
 from engine.notify import router
 from engine.notify.pipeline import Pipeline
-from engine.store import fold_event, initial_state
 
 T0 = 1_795_000_000.0
 FP = "a1b2c3"

@@ -1,12 +1,12 @@
-"""engine.metrics: names, label sets, and the sync helpers the app calls."""
+"""engine.daemon.metrics: names, label sets, and the sync helpers the app calls."""
 
 from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine import __version__
-from engine.alert_tally import tally
-from engine.metrics import Metrics
+from engine.daemon.metrics import Metrics
+from engine.rules.alert_tally import tally
 
 
 def samples(m: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

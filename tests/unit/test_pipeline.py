@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from engine.common.matchers import compile_regex
 from engine.config.model import (
     Channel,
     Config,
@@ -22,10 +23,9 @@ from engine.config.model import (
     TimeInterval,
     TimeRange,
 )
-from engine.matchers import compile_regex
+from engine.journal.store import fold_event, initial_state
 from engine.notify.base import AlertView, Notification, iso
 from engine.notify.pipeline import Pipeline, idempotency_key, make_digest
-from engine.store import fold_event, initial_state
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC).timestamp()  # a Monday
 

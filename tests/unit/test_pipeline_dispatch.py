@@ -11,12 +11,12 @@ import pytest
 
 from engine.config.model import Channel as ChannelConfig
 from engine.config.model import Config, Escalation, Route
+from engine.delivery.dispatch import Dispatcher
+from engine.delivery.retry import RetryPolicy
 from engine.errors import DeliveryError
+from engine.journal.store import fold_event, initial_state
 from engine.notify.base import Notification, iso
-from engine.notify.dispatch import Dispatcher
 from engine.notify.pipeline import Pipeline
-from engine.notify.retry import RetryPolicy
-from engine.store import fold_event, initial_state
 
 
 class FakeChannel:

@@ -11,8 +11,8 @@ from test_delivery_resume import Run
 from test_pipeline import T0, M, fire, mark, pipe, resolve, route
 
 from engine.config.model import Inhibit, Silence
+from engine.journal.store import fold_event, initial_state
 from engine.notify.base import iso
-from engine.store import fold_event, initial_state
 
 
 def silence_created(sid: str, until: float, at: float, **match: str) -> dict[str, Any]:

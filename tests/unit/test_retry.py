@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 import pytest
 
+from engine.delivery.retry import BoundedQueue, Breaker, RetryPolicy, deliver, scrub
 from engine.errors import DeliveryError
-from engine.notify.retry import BoundedQueue, Breaker, RetryPolicy, deliver, scrub
 
 
 class Clock:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.common.matchers import compile_regex
 from engine.config.model import Config, Inhibit, Matcher, Route, Rule, Silence
-from engine.matchers import compile_regex
 from engine.notify import router
 
 

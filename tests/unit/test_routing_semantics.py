@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from engine.common.matchers import MatcherError, compile_regex, parse, to_text
 from engine.config.build import ConfigLoader
 from engine.config.model import Channel, Config, Inhibit, Matcher, Route, frozen_map
-from engine.matchers import MatcherError, compile_regex, parse, to_text
 from engine.notify import am_timing, router
 from engine.notify.base import Notification, iso
 from engine.notify.pipeline import Pipeline
@@ -298,7 +298,7 @@ def test_offline_closing_types_are_what_the_channel_classes_say() -> None:
 def test_cli_silence_matchers_take_all_four_operators() -> None:
     import argparse
 
-    from engine.commands.client import _matcher, _matchers
+    from engine.cli.client import _matcher, _matchers
 
     got = [_matcher(t) for t in ("host=web-1", "env!=prod", "svc=~db.*", "team!~ops|sec")]
     assert got == [

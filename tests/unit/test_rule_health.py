@@ -1,14 +1,14 @@
-"""A rule's own problems (engine/rule_health.py) as the evaluator reports them."""
+"""A rule's own problems (engine/rules/rule_health.py) as the evaluator reports them."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from engine.config.model import Rule, RuleGroup
-from engine.evaluator import Evaluator, Snapshot
-from engine.expr import compile_expr
-from engine.history import History
-from engine.rule_health import NO_DATA_AFTER
+from engine.expr.compiler import compile_expr
+from engine.expr.history import History
+from engine.rules.evaluator import Evaluator, Snapshot
+from engine.rules.rule_health import NO_DATA_AFTER
 
 
 def each_rule(expr: str) -> Rule:

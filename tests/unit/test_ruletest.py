@@ -1,5 +1,5 @@
 """`vigil test`: the shipped rule tests pass, every example rule is tested, and the
-semantics of series, assertions and notifications hold (engine/ruletest.py)."""
+semantics of series, assertions and notifications hold (engine/ruletest/ruletest.py)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from engine import ruletest
-from engine.cli import main
+from engine.cli.main import main
 from engine.config.load import load_file
+from engine.ruletest import ruletest
 
 ROOT = Path(__file__).resolve().parents[2]
 VIGIL = str(Path(sys.executable).parent / "vigil")
@@ -456,9 +456,9 @@ def test_groups_with_different_intervals_need_an_evaluation_interval(tmp_path: P
 def test_the_app_journals_what_vigil_test_predicts(tmp_path: Path) -> None:
     """Drive the real App (its run_group and _journal_transitions) on fake clocks
     with the same series, and compare its journal events to the prediction."""
-    from engine.app import App
     from engine.config.build import ConfigLoader
-    from engine.rule_health import PROBLEMS
+    from engine.daemon.app import App
+    from engine.rules.rule_health import PROBLEMS
 
     series = {"queue": [50, 150, 150, 150, 150, 50, 50], "load": {"now": 1}}
     path = write(

@@ -1,4 +1,4 @@
-"""The series notation of rule tests (engine/ruletest_series.py), promtool's reading."""
+"""The series notation of rule tests (engine/ruletest/series.py), promtool's reading."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from engine.ruletest_series import MAX_STEPS, MISSING, SeriesError, parse_series
+from engine.ruletest.series import MAX_STEPS, MISSING, SeriesError, parse_series
 
 _ = MISSING
 

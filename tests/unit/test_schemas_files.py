@@ -25,8 +25,8 @@ import fastjsonschema
 import jsonschema
 import pytest
 
+from engine.common.durations import DURATION_RE, parse_size
 from engine.config.load import load_text
-from engine.durations import DURATION_RE, parse_size
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = ROOT / "schemas"
@@ -210,7 +210,7 @@ SIZES_BAD = ["0", "0MiB", "", "lots", "1.5MiB", "-1", "64 iB", "64XB"]
 
 
 def test_size_pattern_is_a_subset_of_parse_size() -> None:
-    """What the schema accepts, engine.durations.parse_size reads as more than 0 bytes."""
+    """What the schema accepts, engine.common.durations.parse_size reads as more than 0 bytes."""
     pattern = schema("config")["definitions"]["size"]["pattern"]
     for text in SIZES_OK:
         assert re.search(pattern, text), text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from engine import slices
+from engine.runtime import slices
 
 
 def test_a_due_timer_ends_the_window() -> None:

@@ -11,8 +11,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.snapshot_copy import StateCopy
-from engine.store import fold_event, initial_state
+from engine.journal.snapshot_copy import StateCopy
+from engine.journal.store import fold_event, initial_state
 
 
 def firing(fp: str, i: int) -> dict[str, Any]:

@@ -9,9 +9,9 @@ from typing import Any
 
 from engine.config.build import ConfigLoader
 from engine.config.model import Rule, RuleGroup
-from engine.evaluator import Evaluator, Snapshot
-from engine.expr import compile_expr
-from engine.history import History
+from engine.expr.compiler import compile_expr
+from engine.expr.history import History
+from engine.rules.evaluator import Evaluator, Snapshot
 
 NAMES = {"app"}
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.config.model import Channel, Config, Route
+from engine.journal.store import fold_event, initial_state
 from engine.notify.base import iso
 from engine.notify.pipeline import Pipeline
-from engine.store import fold_event, initial_state
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC).timestamp()
 

@@ -7,7 +7,7 @@ from typing import Any, cast
 import pytest
 
 from engine.config.model import Flapping, Rule
-from engine.state import IDLE, NO_EVENTS, Alert, Event, Result, fingerprint, is_idle, step
+from engine.rules.state import IDLE, NO_EVENTS, Alert, Event, Result, fingerprint, is_idle, step
 
 T0 = 1000.0  # monotonic clocks start anywhere
 
@@ -406,7 +406,7 @@ def test_events_are_frozen_values() -> None:
 
 
 def test_alert_field_order() -> None:
-    # state.py builds alerts positionally on the hot path; a reordering must fail here.
+    # engine/rules/state.py builds alerts positionally on the hot path; a reordering must fail here.
     assert list(Alert._fields) == [
         "fingerprint",
         "rule_id",

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.config.model import Flapping, Rule
-from engine.state import IDLE, Alert, Result, fingerprint, is_idle, step
+from engine.rules.state import IDLE, Alert, Result, fingerprint, is_idle, step
 
 T0 = 5000.0
 TRANSITIONS = {"pending", "firing", "resolved", "inactive"}
@@ -283,7 +283,7 @@ def test_the_no_data_shortcut_agrees_with_the_full_step(
 ) -> None:
     """A no_data result on an alert already marked no_data takes step()'s shortcut;
     it returns exactly what the full state machine (_advance) would."""
-    from engine.state import _advance
+    from engine.rules.state import _advance
 
     now, prev = T0, None
     for dt, res in seq:

@@ -1,4 +1,4 @@
-"""engine.systemd against a real AF_UNIX datagram socket standing in for systemd."""
+"""engine.daemon.systemd against a real AF_UNIX datagram socket standing in for systemd."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.systemd import Notifier, watchdog_loop
+from engine.daemon.systemd import Notifier, watchdog_loop
 
 
 class FakeSystemd:

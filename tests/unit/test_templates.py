@@ -11,9 +11,9 @@ import pytest
 from jinja2.exceptions import SecurityError
 
 from engine.config.model import Channel, Config, Route
-from engine.notify import template_sandbox
-from engine.notify import templates as T
 from engine.notify.base import AlertView
+from engine.templates import renderer as T
+from engine.templates import sandbox as template_sandbox
 
 T0 = 1_795_000_000.0
 
@@ -122,10 +122,10 @@ def test_check_still_validates() -> None:
     ["{{ value }}", "a {{ labels.host }} b", "{{ x | nope }}", "{{ not }}", "{{ x }", "{% if %}"],
 )
 def test_the_loaders_check_without_jinja_agrees_with_the_full_check(text: str) -> None:
-    """engine/config/template_syntax.py answers the simple shapes itself."""
-    from engine.config import template_syntax
+    """engine/templates/check.py answers the simple shapes through syntax.py."""
+    from engine.templates import check as template_check
 
-    assert template_syntax.check(text) == T.check(text)
+    assert template_check.check(text) == T.check(text)
     assert (T.check(text) is None) == (text in ("{{ value }}", "a {{ labels.host }} b"))
 
 

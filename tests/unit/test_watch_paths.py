@@ -1,4 +1,4 @@
-"""engine/watch_paths.py: configured paths resolved as the kernel does, noting every
+"""engine/daemon/watch_paths.py: configured paths resolved as the kernel does, noting every
 name on the way (what the watcher must watch to see a deploy swap them)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.watch_paths import make_plan, resolve
+from engine.daemon.watch_paths import make_plan, resolve
 
 
 @pytest.fixture

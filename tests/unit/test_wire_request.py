@@ -1,4 +1,4 @@
-"""engine/notify/transport.py without a server: URLs taken apart, the headers a
+"""engine/httpclient/transport.py without a server: URLs taken apart, the headers a
 request may carry, response headers, which proxy a URL goes through. (What
 aiohttp then puts on the wire is tested against a real server in
 tests/integration/test_wire.py.)"""
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.notify import proxies, transport
+from engine.httpclient import proxies, transport
 
 
 def test_parse_url_parts() -> None:

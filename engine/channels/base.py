@@ -1,0 +1,40 @@
+"""The Channel protocol: what the dispatcher and the senders ask of a channel type."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Protocol, Self
+
+from engine.config.model import Channel as ChannelConfig
+from engine.notify.base import Notification
+
+
+class Channel(Protocol):
+    """A notification channel type.
+
+    `from_config` parses the channel's settings (already schema-checked; secrets are
+    `Secret`s: call `reveal()` only where the value goes on the wire) into typed,
+    frozen settings, raising ValueError for what the schema cannot express.
+
+    `send` delivers one Notification or raises DeliveryError: `retryable=True` for
+    failures a retry may fix (timeouts, connection errors, HTTP 5xx and 429 with
+    `retry_after` from Retry-After), `retryable=False` for the rest (HTTP 4xx, bad
+    payload). It never retries itself, never sleeps for backoff, and never puts a
+    secret into the error message. The channel owns its clients (an HttpClient,
+    an SMTP connection) and releases them in `aclose`.
+
+    Optional class attributes the dispatcher reads: `concurrency` (how many
+    notifications it sends at once, default 1: a channel keeping one connection,
+    such as SMTP, must not be entered twice), `uses_text` (False: title/body are
+    not rendered for it), `closes_incidents` (it also gets resolves of silenced
+    or acknowledged alerts).
+    """
+
+    type_name: ClassVar[str]
+    name: str
+
+    @classmethod
+    def from_config(cls, config: ChannelConfig) -> Self: ...
+
+    async def send(self, n: Notification) -> None: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,522 @@
+"""The running daemon as the API sees it (engine/api/facade.py's DaemonFacade).
+
+Reads come from the durable state (engine/journal/store.py) and the running config;
+every write is an event that takes the daemon's one path: journaled durably,
+folded into the state, then handed to the dispatcher.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from engine import __version__
+from engine.api.facade import AlertList, alert_view, filter_alerts, rfc3339, silence_view
+from engine.api.routes import encode
+from engine.collectors.push import PushCollector
+from engine.common import matchers
+from engine.common.durations import format_duration
+from engine.config.model import Silence
+from engine.journal.format import format_ts
+from engine.journal.journal import iter_events
+from engine.notify import router
+from engine.runtime import slices
+
+if TYPE_CHECKING:
+    from engine.collectors.base import Collector
+    from engine.config.model import Config
+    from engine.delivery.dispatch import Dispatcher
+    from engine.expr.history import History
+    from engine.journal.journal import Journal
+    from engine.rules.evaluator import Evaluator
+
+HISTORY_CAP = 300
+
+
+def _config_silence_record(s: Silence) -> dict[str, Any]:
+    records = [matchers.to_record(m) for m in s.matchers]
+    return {
+        "matchers": records,
+        "starts": s.starts,
+        "until": s.until,
+        "reason": s.reason,
+        "created_by": s.created_by,
+    }
+
+
+PREPARE_PASSES = 3  # passes of prepare_alerts over alerts that changed while it ran
+
+
+class _Entry:
+    """One alert's view and its JSON, as of the alert's `version`; never changed
+    once built (the view is handed out)."""
+
+    __slots__ = ("json", "match", "version", "view")
+
+    def __init__(
+        self,
+        fp: str,
+        stored: Mapping[str, Any],
+        version: int,
+        match: Mapping[str, str],
+        marks: _Marks,
+    ) -> None:
+        self.version = version
+        self.match = match
+        by, inhibited = marks.of(fp, match)
+        self.view = alert_view(fp, stored, silenced_by=by, inhibited=inhibited)
+        self.json = encode(self.view)
+
+    def stale(self, marks: _Marks) -> bool:
+        by, inhibited = marks.of(self.view["fingerprint"], self.match)
+        return bool(by != self.view["silenced_by"] or inhibited != self.view["inhibited"])
+
+
+class _Marks:
+    """What decides an alert's `silenced_by` and `inhibited` at one moment."""
+
+    __slots__ = ("active", "inhibitor")
+
+    def __init__(self, active: list[Silence], inhibitor: router.Inhibitor | None) -> None:
+        self.active = active
+        self.inhibitor = inhibitor
+
+    def of(self, fp: str, match: Mapping[str, str]) -> tuple[list[str], bool]:
+        by = [s.id for s in self.active if all(m.matches(match) for m in s.matchers)]
+        inhibited = self.inhibitor is not None and self.inhibitor.inhibited(fp, match)
+        return by, inhibited
+
+
+def _match_labels(stored: Mapping[str, Any]) -> Mapping[str, str]:
+    return router.match_labels(
+        stored.get("labels") or {}, stored.get("rule") or "", stored.get("severity") or ""
+    )
+
+
+class LiveState(Protocol):
+    """The alert state Control reads, and the commands it journals."""
+
+    @property
+    def config(self) -> Config: ...
+    @property
+    def state(self) -> dict[str, Any]: ...
+    @property
+    def state_version(self) -> int: ...
+    @property
+    def alert_versions(self) -> dict[str, int]: ...
+    @property
+    def dispatcher(self) -> Dispatcher: ...
+    @property
+    def collectors(self) -> dict[str, Collector]: ...
+    @property
+    def wall(self) -> Callable[[], float]: ...
+    async def emit(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+    async def collect(self, name: str) -> None: ...
+
+
+class _Hub(Protocol):
+    @property
+    def values(self) -> Mapping[str, Mapping[str, Any]]: ...
+    @property
+    def down(self) -> Mapping[str, str]: ...
+
+
+class DaemonInfo(Protocol):
+    """What the daemon says about itself: readiness, health, reloads, what it collected."""
+
+    ready: bool
+
+    @property
+    def degraded(self) -> str | None: ...
+    @property
+    def started_at(self) -> float: ...
+    @property
+    def last_reload(self) -> dict[str, Any]: ...
+    @property
+    def hub(self) -> _Hub: ...
+    @property
+    def history(self) -> History: ...
+    @property
+    def evaluator(self) -> Evaluator: ...
+    @property
+    def journal(self) -> Journal | None: ...
+    def summary(self) -> str: ...
+    async def reload(self, *, by: str) -> dict[str, Any]: ...
+
+
+class Control:
+    """DaemonFacade over the daemon: its live alert state and its own status, as two
+    small protocols (the App provides both), so the API's view does not import the App."""
+
+    def __init__(self, live: LiveState, info: DaemonInfo) -> None:
+        self.live = live
+        self.info = info
+        self._cache: dict[str, _Entry] = {}  # fingerprint -> its view and JSON
+        self._prepared = -1  # the state version prepare_alerts last built views for
+        self._marks: tuple[tuple[Silence, ...], tuple[str, ...]] | None = None  # in force
+        self._last: tuple[Any, AlertList] | None = None
+        self._inhibitor: router.Inhibitor | None = None  # ... the views were built with
+        self._sources: list[dict[tuple[str, ...], set[str]]] | None = None  # its sources then
+
+    @property
+    def ready(self) -> bool:
+        return self.info.ready
+
+    @ready.setter
+    def ready(self, value: bool) -> None:
+        self.info.ready = value
+
+    @property
+    def degraded(self) -> str | None:
+        return self.info.degraded
+
+    # -- alerts ------------------------------------------------------------------------
+    def _silences(self) -> list[Silence]:
+        out = list(self.live.config.silences)
+        for sid, rec in self.live.state["silences"].items():
+            s = router.silence_from_state(sid, rec)
+            if s is not None:
+                out.append(s)
+        return out
+
+    def _view(
+        self, fp: str, stored: Mapping[str, Any], silences: list[Silence], now: float
+    ) -> dict[str, Any]:
+        labels = router.match_labels(
+            stored.get("labels") or {}, stored.get("rule") or "", stored.get("severity") or ""
+        )
+        by = [
+            s.id
+            for s in silences
+            if router.silence_active(s, now) and all(m.matches(labels) for m in s.matchers)
+        ]
+        pipeline = self.live.dispatcher.pipeline
+        inhibited = pipeline.inhibitor.inhibited(fp, labels) if pipeline is not None else False
+        return alert_view(fp, stored, silenced_by=by, inhibited=inhibited)
+
+    async def prepare_alerts(self) -> None:
+        """Build, in the loop's time slices, the views a listing would otherwise
+        build at once: after a burst changed thousands of alerts, the first
+        listing would hold the loop for a hundred milliseconds or more. Alerts
+        that change while it runs (a burst being folded) are built in another
+        pass, a few at most; the listing that follows finds the views ready
+        (silence and inhibition marks are still checked by the listing itself)."""
+        app = self.live
+        for _ in range(PREPARE_PASSES):
+            if app.state_version == self._prepared:
+                return  # nothing changed since the last pass: every view is built
+            version_at_start = app.state_version
+            await self._prepare_pass()
+            self._prepared = version_at_start
+
+    async def _prepare_pass(self) -> None:
+        app = self.live
+        now = app.wall()
+        active = [s for s in self._silences() if router.silence_active(s, now)]
+        current = _Marks(active, self._active_inhibitor())
+        slices.begin()
+        for fp in list(app.state["alerts"]):
+            if slices.spent():
+                await slices.pause()
+            # read again after a pause: the alert may have changed or gone meanwhile
+            a = app.state["alerts"].get(fp)
+            if a is not None:
+                self._entry(fp, a, current, recheck=False)
+
+    def _active_inhibitor(self) -> router.Inhibitor | None:
+        """The pipeline's inhibitor when it has rules (None: nothing is inhibited)."""
+        pipeline = self.live.dispatcher.pipeline
+        return pipeline.inhibitor if pipeline is not None and pipeline.inhibitor.rules else None
+
+    def _entry(self, fp: str, a: Mapping[str, Any], marks: _Marks, *, recheck: bool) -> _Entry:
+        """Alert `fp`'s cached view, rebuilt if the alert changed since, or (with
+        `recheck`) if its silence or inhibition marks did."""
+        version = self.live.alert_versions.get(fp, 0)
+        e = self._cache.get(fp)
+        if e is None or e.version != version:
+            e = self._cache[fp] = _Entry(fp, a, version, _match_labels(a), marks)
+        elif recheck and e.stale(marks):
+            e = self._cache[fp] = _Entry(fp, a, version, e.match, marks)
+        return e
+
+    def list_alerts(
+        self,
+        *,
+        state: str | None,
+        severity: str | None,
+        rule: str | None,
+        labels: Mapping[str, str],
+        silenced: bool | None,
+        acknowledged: bool | None,
+    ) -> list[dict[str, Any]]:
+        """The alerts as views, with their JSON (see AlertList): each view and its
+        encoding are built once per change of the alert, or of the silences active
+        now, or of its inhibition, and reused by every listing until then. With
+        10,000 alerts, a listing is then a few milliseconds on the event loop,
+        which runs the evaluations too."""
+        app = self.live
+        now = app.wall()
+        silences = self._silences()
+        active = [s for s in silences if router.silence_active(s, now)]
+        # the silences in force: config ones by value (a reload may change one's
+        # matchers but not its id), the API's by id (their records never change)
+        configured = len(app.config.silences)  # _silences() lists them first
+        marks = (
+            tuple(s for s in silences[:configured] if router.silence_active(s, now)),
+            tuple(s.id for s in silences[configured:] if router.silence_active(s, now)),
+        )
+        inhibitor = self._active_inhibitor()
+        recheck = self._inhibition_changed(inhibitor)
+        filters = (state, severity, rule, tuple(sorted(labels.items())), silenced, acknowledged)
+        key = (app.state_version, marks, filters)
+        if not recheck and self._last is not None and self._last[0] == key:
+            return self._last[1]
+        alerts = app.state["alerts"]
+        cache = self._cache
+        # the silences in force or the inhibitions changed: look at every alert's
+        # marks again, and rebuild the views whose marks did change
+        recheck = recheck or self._marks != marks
+        self._marks = marks
+        current = _Marks(active, inhibitor)
+        entries: list[_Entry] = []
+        for fp, a in alerts.items():
+            # cheap filters before anything else: 10,000 alerts per listing
+            if (
+                (state is not None and a.get("state") != state)
+                or (severity is not None and a.get("severity") != severity)
+                or (rule is not None and a.get("rule") != rule)
+            ):
+                continue
+            entries.append(self._entry(fp, a, current, recheck=recheck))
+        if len(cache) > len(alerts) + 1024:  # resolved alerts' entries
+            for fp in [fp for fp in cache if fp not in alerts]:
+                del cache[fp]
+        if labels or silenced is not None or acknowledged is not None:
+            views = filter_alerts(
+                [e.view for e in entries],
+                labels=labels,
+                silenced=silenced,
+                acknowledged=acknowledged,
+            )
+            keep = {id(v) for v in views}
+            entries = [e for e in entries if id(e.view) in keep]
+        out = AlertList(e.view for e in entries)
+        out.json = b'{"alerts":[' + b",".join(e.json for e in entries) + b"]}"
+        self._last = (key, out)
+        return out
+
+    def _inhibition_changed(self, inhibitor: router.Inhibitor | None) -> bool:
+        """Whether any alert's inhibition may differ from when the cached views were
+        built. The inhibitor changes as the notification pipeline takes in firing
+        and resolved alerts, which may be later than their events were folded into
+        the state; comparing its index of firing sources with a copy is exact and
+        costs one pass over the firing sources."""
+        if inhibitor is None:
+            changed = self._inhibitor is not None
+            self._inhibitor, self._sources = None, None
+            return changed
+        sources = getattr(inhibitor, "_sources", None)
+        if not isinstance(sources, list):
+            return True  # an Inhibitor without the index we know: check every alert
+        if inhibitor is self._inhibitor and sources == self._sources:
+            return False
+        self._inhibitor = inhibitor
+        self._sources = [{k: set(v) for k, v in idx.items()} for idx in sources]
+        return True
+
+    def get_alert(self, fp: str) -> dict[str, Any] | None:
+        stored = self.live.state["alerts"].get(fp)
+        if stored is None:
+            return None
+        view = self._view(fp, stored, self._silences(), self.live.wall())
+        history: list[dict[str, Any]] = []
+        try:
+            for ev in iter_events(self.live.config.data_dir):
+                if ev.get("alert") == fp or fp in (ev.get("alerts") or ()):
+                    history.append(ev)
+                    if len(history) > HISTORY_CAP:
+                        del history[0]
+        except OSError:
+            pass  # history is a nicety; the alert itself is known
+        view["history"] = history
+        return view
+
+    async def ack(self, fp: str, *, by: str, note: str, until: float | None) -> dict[str, Any]:
+        if fp not in self.live.state["alerts"]:
+            raise KeyError(fp)
+        await self.live.emit(
+            [
+                {
+                    "event": "acknowledged",
+                    "alert": fp,
+                    "by": by,
+                    "note": note,
+                    "until": None if until is None else format_ts(until),  # RFC 3339 (13.18)
+                }
+            ]
+        )
+        return self._view(fp, self.live.state["alerts"][fp], self._silences(), self.live.wall())
+
+    async def unack(self, fp: str, *, by: str) -> dict[str, Any]:
+        stored = self.live.state["alerts"].get(fp)
+        if stored is None:
+            raise KeyError(fp)
+        if stored.get("ack"):
+            await self.live.emit([{"event": "unacknowledged", "alert": fp, "by": by}])
+        return self._view(fp, self.live.state["alerts"][fp], self._silences(), self.live.wall())
+
+    # -- silences ---------------------------------------------------------------------------
+    def list_silences(self, *, expired: bool = False) -> list[dict[str, Any]]:
+        now = self.live.wall()
+        out = [
+            silence_view(s.id, _config_silence_record(s), now) for s in self.live.config.silences
+        ]
+        out.extend(silence_view(sid, rec, now) for sid, rec in self.live.state["silences"].items())
+        if not expired:
+            return [s for s in out if s["state"] != "expired"]
+        gone = self.live.state.get("silences_expired") or {}
+        out.extend(silence_view(sid, rec, now) for sid, rec in reversed(gone.items()))
+        return out
+
+    async def create_silence(
+        self,
+        *,
+        matchers: list[dict[str, Any]],
+        starts: float | None,
+        until: float,
+        reason: str,
+        by: str,
+    ) -> dict[str, Any]:
+        if until <= self.live.wall():
+            raise ValueError("until is in the past: a silence must end in the future")
+        for m in matchers:
+            if "regex" in m:
+                re.compile(m["regex"])
+        sid = secrets.token_hex(6)
+        ev = {
+            "event": "silence_created",
+            "id": sid,
+            "matchers": matchers,
+            # RFC 3339, as every time in the journal (13.18)
+            "starts": None if starts is None else format_ts(starts),
+            "until": format_ts(until),
+            "reason": reason,
+            "created_by": by,
+        }
+        await self.live.emit([ev])
+        return silence_view(sid, self.live.state["silences"][sid], self.live.wall())
+
+    async def expire_silence(self, sid: str, *, by: str) -> dict[str, Any]:
+        if any(s.id == sid for s in self.live.config.silences):
+            raise ValueError(f"silence {sid} comes from a channel file: remove it there and reload")
+        rec = self.live.state["silences"].get(sid)
+        if rec is None:
+            raise KeyError(sid)
+        view = silence_view(sid, {**rec, "until": self.live.wall()}, self.live.wall())
+        await self.live.emit([{"event": "silence_expired", "id": sid, "by": by}])
+        return view
+
+    # -- configuration ------------------------------------------------------------------------
+    def list_rules(self) -> list[dict[str, Any]]:
+        out = []
+        for g in self.live.config.groups:
+            for r in g.rules:
+                out.append(
+                    {
+                        "id": r.id,
+                        "group": g.name,
+                        "expr": r.expr,
+                        "severity": r.severity,
+                        "for": format_duration(r.for_),
+                        "consecutive": r.consecutive or None,
+                        "keep_firing_for": format_duration(r.keep_firing_for),
+                        "resolve_expr": r.resolve_expr,
+                        "each": r.each,
+                        "labels": dict(r.labels),
+                        "annotations": dict(r.annotations),
+                        "no_data": r.no_data,
+                        "on_error": r.on_error,
+                        "channels": list(r.channels) if r.channels is not None else None,
+                        "enabled": r.enabled,
+                        "interval": format_duration(g.interval),
+                        "source": str(r.source),
+                    }
+                )
+        return out
+
+    def list_channels(self) -> list[dict[str, Any]]:
+        status = self.live.dispatcher.status()
+        return [
+            {
+                "name": c.name,
+                "type": c.type,
+                "settings": dict(c.settings),  # Secrets are encoded as *** by the API
+                "rate_limit": {"max": c.rate_limit.max, "per": c.rate_limit.per}
+                if c.rate_limit
+                else None,
+                "source": str(c.source),
+                "status": status.get(c.name, {}),
+            }
+            for c in self.live.config.channels
+        ]
+
+    def status(self) -> dict[str, Any]:
+        info, live = self.info, self.live
+        last = info.last_reload
+        return {
+            "version": __version__,
+            "config_hash": live.config.config_hash,
+            "config_file": live.config.config_file,
+            "started": rfc3339(info.started_at),
+            "uptime_seconds": round(time.time() - info.started_at, 1),
+            "ready": info.ready and info.degraded is None,
+            "degraded": info.degraded,
+            "summary": info.summary(),
+            "last_reload": {"ok": last["ok"], "at": rfc3339(last["at"]), "errors": last["errors"]},
+            "collectors": {
+                c.name: {"up": c.name not in info.hub.down, "error": info.hub.down.get(c.name)}
+                for c in live.config.collectors
+            },
+            # rules that cannot be evaluated or never get data: one line each
+            "rule_problems": [
+                {"rule": rule, "problem": problem, "message": message}
+                for (problem, rule), message in sorted(info.evaluator.health.active.items())
+            ],
+            "journal": {
+                "last_seq": info.journal.last_seq if info.journal else None,
+                "data_dir": live.config.data_dir,
+            },
+        }
+
+    async def reload(self, *, by: str) -> dict[str, Any]:
+        return await self.info.reload(by=by)
+
+    async def push_metrics(self, collector: str, values: Mapping[str, Any], *, by: str) -> None:
+        c = self.live.collectors.get(collector)
+        if not isinstance(c, PushCollector):
+            raise KeyError(collector)
+        c.push(values, self.live.wall())
+        # the pushed values are visible to the next evaluation without waiting a tick
+        await self.live.collect(collector)
+
+    async def test_channel(self, name: str, *, by: str) -> dict[str, Any]:
+        if self.live.config.channel(name) is None:
+            raise KeyError(name)
+        text = await self.live.dispatcher.send_test(name)
+        return {"ok": ": delivered" in text, "message": text}
+
+    def explain(self, rule: str, labels: Mapping[str, str]) -> dict[str, Any]:
+        from engine.explain.explain import explain
+
+        info, live = self.info, self.live
+        return explain(
+            live.config, rule, labels=labels, values=dict(info.hub.values), state=live.state,
+            now=live.wall(), channel_status=live.dispatcher.status(), history=info.history,
+            collector_errors=dict(info.hub.down),
+        ).to_dict()  # fmt: skip
+
+    async def audit(self, action: str, *, by: str, details: Mapping[str, Any]) -> None:
+        await self.live.emit([{"event": "audit", "action": action, "by": by, **details}])

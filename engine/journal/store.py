@@ -1,0 +1,154 @@
+"""The durable alert state as plain JSON, rebuilt by folding journal events.
+
+The journal is the single source of truth; this module says what each event
+means for the state that survives a restart. The same `fold_event` serves the
+daemon's replay, snapshots and `vigil log compact`, so there is one meaning.
+
+State shape (all times are wall-clock epoch seconds):
+
+    {"alerts":   {fingerprint: {"rule", "labels", "severity", "state": "pending"|"firing",
+                                "value", "pending_since", "firing_since", "starts_at",
+                                "annotations", "ack": {...}|None, "escalation": int,
+                                "notified": {channel: {"key", "ts", "status"}},
+                                "flapping": bool, "stale": bool}},
+     "silences": {id: {"matchers", "until", "starts", "reason", "created_by"}},
+     "silences_expired": {id: {... as silences, "expired_at", "expired_by", "cause"}},
+     "collectors_down": {name: since},
+     "told": ..., "resolving": ..., "held": ...}   delivery: engine/notify/delivery_log.py
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from engine.journal.format import epoch
+from engine.notify import delivery_log
+
+STATE_VERSION = 1
+
+# per-alert mark events (engine/notify/marks.py) -> (the record's field, value)
+MARKS = {
+    "silenced": ("mark_silenced", True),
+    "unsilenced": ("mark_silenced", False),
+    "inhibited": ("mark_inhibited", True),
+    "uninhibited": ("mark_inhibited", False),
+}
+
+
+def initial_state() -> dict[str, Any]:
+    return {
+        "v": STATE_VERSION,
+        "alerts": {},
+        "silences": {},
+        "collectors_down": {},
+        "told": {},
+        "resolving": {},
+        "held": {},
+        "silences_expired": {},
+    }
+
+
+def _ts(event: dict[str, Any]) -> float:
+    ts = event.get("ts")
+    if isinstance(ts, int | float):
+        return float(ts)
+    if isinstance(ts, str):
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    return 0.0
+
+
+def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
+    """Apply one journal event to `state` in place. Unknown events are ignored,
+    so an older daemon can replay a newer journal's additions it does not know."""
+    kind = event.get("event")
+    alerts: dict[str, Any] = state["alerts"]
+    fp = event.get("alert")
+    if kind in ("pending", "firing") and isinstance(fp, str):
+        a = alerts.get(fp)
+        ts = event["at"] if "at" in event else _ts(event)
+        if kind == "firing" and (a is None or a.get("state") != "firing"):
+            delivery_log.on_firing(state, fp)
+            delivery_log.on_transition(state, fp, _ts(event))
+        if a is None or (kind == "pending" and a.get("state") == "firing"):
+            a = alerts[fp] = {
+                "rule": event.get("rule"),
+                "labels": event.get("labels", {}),
+                "ack": None,
+                "escalation": 0,
+                "notified": {},
+                "flapping": False,
+            }
+        a["state"] = kind
+        a["severity"] = event.get("severity")
+        a["value"] = event.get("value")
+        if "annotations" in event:
+            a["annotations"] = event["annotations"]
+        # the evaluator's own times when the event carries them: they feed the
+        # notifications' idempotency keys, which must be the same after a restart
+        if kind == "pending":
+            a["pending_since"] = event.get("pending_since", ts)
+        else:
+            a["firing_since"] = event.get("firing_since", ts)
+            a["pending_since"] = event.get("pending_since", a.get("pending_since", ts))
+            a["starts_at"] = event.get("starts_at", a["firing_since"])
+    elif kind in ("resolved", "inactive") and isinstance(fp, str):
+        gone = alerts.pop(fp, None)
+        if kind == "resolved" and gone is not None:
+            delivery_log.on_resolved(state, fp, gone, _ts(event))
+            delivery_log.on_transition(state, fp, _ts(event))
+    elif kind == "acknowledged" and isinstance(fp, str) and fp in alerts:
+        alerts[fp]["ack"] = {
+            "by": event.get("by"),
+            "note": event.get("note"),
+            "until": epoch(event.get("until")),  # RFC 3339 now, a number before
+            "at": _ts(event),
+        }
+    elif kind == "unacknowledged" and isinstance(fp, str) and fp in alerts:
+        alerts[fp]["ack"] = None
+    elif kind == "escalated" and isinstance(fp, str) and fp in alerts:
+        alerts[fp]["escalation"] = int(event.get("level", 0))
+    elif kind in ("flapping", "flapping_end") and isinstance(fp, str):
+        if fp in alerts:
+            alerts[fp]["flapping"] = kind == "flapping"
+        delivery_log.on_flapping(state, event, _ts(event))
+    elif kind in ("stale", "stale_end") and isinstance(fp, str) and fp in alerts:
+        # a collector the rule reads is down: the alert's state is the last one known
+        alerts[fp]["stale"] = kind == "stale"
+    elif kind in ("notified", "notify_failed"):
+        # one notification covers many alerts; each remembers its last outcome per channel
+        channel = event.get("channel")
+        at = _ts(event)  # once: a notification may carry a thousand alerts
+        for afp in event.get("alerts", []):
+            a = alerts.get(afp)
+            if a is not None and isinstance(channel, str):
+                a["notified"][channel] = {
+                    "key": event.get("key"),
+                    "ts": at,
+                    "status": event.get("status"),
+                    "ok": kind == "notified",
+                }
+                if "level" in event:  # an escalation: a channel the routes may not reach
+                    a["notified"][channel]["level"] = event["level"]
+        if kind == "notified":
+            delivery_log.on_notified(state, event, at)
+    elif kind == "silence_created":
+        sid = event.get("id")
+        if isinstance(sid, str):
+            state["silences"][sid] = {k: event.get(k) for k in ("matchers", "reason", "created_by")}
+            # RFC 3339 in the journal now, epoch numbers in older ones: numbers here
+            state["silences"][sid]["until"] = epoch(event.get("until"))
+            state["silences"][sid]["starts"] = epoch(event.get("starts"))
+    elif kind == "silence_expired":
+        if event.get("source") == "config":
+            # a channel file's silence stays in the config: remember it was journaled
+            delivery_log.on_config_silence_expired(state, event)
+        gone = state["silences"].pop(event.get("id"), None)
+        if gone is not None:
+            delivery_log.on_silence_expired(state, str(event.get("id")), gone, event, _ts(event))
+    elif kind in MARKS and isinstance(fp, str) and fp in alerts:
+        alerts[fp][MARKS[kind][0]] = MARKS[kind][1]
+    elif kind == "collector_down":
+        state["collectors_down"][event.get("collector")] = _ts(event)
+    elif kind == "collector_up":
+        state["collectors_down"].pop(event.get("collector"), None)
