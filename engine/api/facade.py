@@ -152,9 +152,9 @@ class DaemonFacade(Protocol):
         ...
 
     def explain(self, rule: str, labels: Mapping[str, str]) -> dict[str, Any]:
-        """engine.explain.explain's Explanation.to_dict() for `rule` (and the alert with these
+        """engine.explain.result's Explanation.to_dict() for `rule` (and the alert with these
         labels) on the live config, values, state and delivery status. Raises
-        engine.explain.explain.UnknownRule (→ 404)."""
+        engine.explain.result.UnknownRule (→ 404)."""
         ...
 
     async def audit(self, action: str, *, by: str, details: Mapping[str, Any]) -> None:

@@ -522,7 +522,7 @@ def json_bytes(body: bytes) -> Response:
 
 async def explain_rule(call: Call) -> Response:
     """Why a rule's alert is or is not firing, and where its notification would go."""
-    from engine.explain.explain import UnknownRule
+    from engine.explain.result import UnknownRule
 
     labels: dict[str, str] = {}
     for item in call.request.query_params.getlist("label"):

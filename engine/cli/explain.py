@@ -10,7 +10,7 @@ from --values, else from one collection of the collectors the rule reads (like
 Online (--url, or --daemon with $VIGIL_URL / api.listen of the config): the
 running daemon explains with its live values, state, history and channel
 status: GET /api/v1/explain/{rule}?label=k=v, which answers the dict form of
-engine.explain.explain.Explanation. Both modes print the same text (render_text).
+engine.explain.result.Explanation. Both modes print the same text (render_text).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from engine.common.durations import parse_duration
 from engine.config.build import ConfigLoader
 from engine.config.model import Config, Rule
 from engine.errors import ClientError, CollectorError, JournalError, VigilError
-from engine.explain.explain import explain, find_rule, parse_labels, render_text
+from engine.explain.explain import explain, find_rule, parse_labels
+from engine.explain.text import render_text
 
 RECENT_SENDS = 10_000  # per channel: enough for any sane rate limit
 

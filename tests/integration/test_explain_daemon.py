@@ -23,7 +23,8 @@ from starlette.routing import Route
 from engine.cli import main as cli
 from engine.config.build import ConfigLoader
 from engine.config.model import Config
-from engine.explain.explain import UnknownRule, explain, parse_labels
+from engine.explain.explain import explain, parse_labels
+from engine.explain.result import UnknownRule
 from engine.journal.store import fold_event, initial_state
 from engine.rules.state import fingerprint
 from tests.integration.daemon import VIGIL, Daemon

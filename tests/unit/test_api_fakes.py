@@ -256,7 +256,7 @@ class FakeFacade:
         return {"ok": False, "message": "hook: failed after 3 attempt(s): HTTP 500"}
 
     def explain(self, rule: str, labels: Mapping[str, str]) -> dict[str, Any]:
-        from engine.explain.explain import UnknownRule
+        from engine.explain.result import UnknownRule
 
         if rule not in ("cpu_high", "x", "{rule}"):
             raise UnknownRule(f"unknown rule {rule!r}")

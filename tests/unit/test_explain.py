@@ -20,14 +20,9 @@ import pytest
 from engine.cli import main as cli
 from engine.config.build import ConfigLoader
 from engine.config.model import Config, LogConfig
-from engine.explain.explain import (
-    Explanation,
-    Instance,
-    UnknownRule,
-    explain,
-    parse_labels,
-    render_text,
-)
+from engine.explain.explain import explain, parse_labels
+from engine.explain.result import Explanation, Instance, UnknownRule
+from engine.explain.text import render_text
 from engine.expr.history import History
 from engine.journal.journal import Journal
 from engine.journal.store import fold_event, initial_state

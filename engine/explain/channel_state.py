@@ -1,0 +1,130 @@
+"""One channel as `vigil explain` sees it: whether and when it was told, when it
+repeats (on the group's ticks, engine/notify/ticks.py), its rate limit (recent
+sends and held notifications), and what the dispatcher says of it (breaker,
+error, queue). The last step of the pipeline's order, after the holds
+(engine/explain/holds.py) have let a notification through; separate because it
+reads the channels' status and send times, which nothing else here does."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from engine.config.model import Channel, Route
+from engine.explain.facts import Facts
+from engine.explain.result import Reason
+from engine.explain.wording import as_number, duration_text, when_text
+from engine.notify import ticks
+
+
+def explain_channel(
+    facts: Facts,
+    name: str,
+    cfg: Channel | None,
+    idxs: list[int],
+    pairs: list[tuple[int, Route]],
+    sa: Mapping[str, Any] | None,
+    firing: bool,
+    *,
+    acked: bool,
+) -> tuple[list[Reason], list[str]]:
+    """What holds a notification back on channel `name` (reasons), and what else
+    to say about it (lines): told at ..., repeats, rate limit, breaker, queue."""
+    now = facts.now
+    reasons: list[Reason] = []
+    lines: list[str] = []
+    if cfg is None:
+        reasons.append(
+            Reason("channel_unavailable", f"channel {name} is not configured", channel=name)
+        )
+        return reasons, lines
+    route = dict(pairs)[idxs[0]]
+    told = (sa.get("notified") or {}).get(name) if sa is not None else None
+    if isinstance(told, Mapping):
+        ts = as_number(told.get("ts"))
+        if told.get("ok", True):
+            lines.append(f"told at {when_text(ts, now)} ({told.get('status')})")
+            if firing and acked:
+                lines.append("no repeats while acknowledged")
+            elif firing and told.get("status") == "firing" and ts is not None:
+                # the pipeline's timing: on the group's ticks, which go on
+                # every group_interval from that notification (ticks.py)
+                gi = route.group_interval
+                nxt = ticks.repeat_tick(ts, gi, ts, route.repeat_interval)
+                lines.append(
+                    f"repeats every {duration_text(route.repeat_interval)} while unacknowledged, "
+                    f"on the group's ticks every {duration_text(gi)} (next about {when_text(nxt, now)})"
+                )
+        else:
+            lines.append(
+                f"the last attempt at {when_text(ts, now)} failed: retried on the group's next "
+                f"tick (every group_interval, {duration_text(route.group_interval)})"
+            )
+    elif firing:
+        lines.append(
+            "not told yet"
+            + (
+                f" (a new group waits group_wait, {duration_text(route.group_wait)})"
+                if route.group_wait
+                else ""
+            )
+        )
+    rl = cfg.rate_limit
+    status = facts.channel_status.get(name) if facts.channel_status is not None else None
+    if rl is not None:
+        times = [*facts.sent_at.get(name, ()), *((status or {}).get("sent_at") or ())]
+        recent = [
+            t for t in (as_number(x) for x in times) if t is not None and now - rl.per < t <= now
+        ]
+        held = int((status or {}).get("held") or 0)
+        limited = held > 0 or len(recent) >= rl.max
+        lines.append(f"rate limit {rl.max} per {duration_text(rl.per)}")
+        if limited:
+            why = (
+                f"{held} notification(s) held"
+                if held
+                else f"{len(recent)} sent in the last {duration_text(rl.per)}"
+            )
+            reasons.append(
+                Reason(
+                    "rate_limited",
+                    f"channel {name} is at its rate limit ({rl.max} per {duration_text(rl.per)}; "
+                    f"{why}): new notifications wait and go out together as one digest",
+                    channel=name,
+                    data={"max": rl.max, "per": rl.per, "held": held, "recent": len(recent)},
+                )
+            )
+    if status is not None:
+        error = status.get("error")
+        breaker = status.get("breaker")
+        if error:
+            reasons.append(
+                Reason(
+                    "channel_unavailable",
+                    f"channel {name} cannot deliver: {error}",
+                    channel=name,
+                    data={"error": str(error)},
+                )
+            )
+        if breaker == "open":
+            reasons.append(
+                Reason(
+                    "breaker_open",
+                    f"channel {name}'s circuit breaker is open after repeated failures "
+                    f"(sent {status.get('sent', 0)}, failed {status.get('failed', 0)}): "
+                    "deliveries fail fast until its cooldown ends, then one probe is tried",
+                    channel=name,
+                    data={"sent": status.get("sent"), "failed": status.get("failed")},
+                )
+            )
+        elif breaker == "half_open":
+            lines.append("breaker half-open: one probe delivery decides whether it closes")
+        elif breaker is not None:
+            lines.append(f"breaker {breaker}")
+        if status.get("queued"):
+            lines.append(f"{status['queued']} notification(s) queued for delivery")
+        if status.get("folded"):
+            lines.append(
+                f"{status['folded']} notification(s) folded into a digest (its queue was full)"
+            )
+    return reasons, lines

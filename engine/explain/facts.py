@@ -1,0 +1,57 @@
+"""The inputs of one explanation, read once: the rule and its config, the
+collectors' values (as the evaluator's scope), the durable state split into
+alerts / collectors down / flapping holds / API silences, the channels' status
+and recent sends, all as of `now`. Separate so the condition, timer, holds,
+channel and delivery parts each take the same facts without sharing one class."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from engine.config.model import Config, Rule, Silence
+from engine.expr.compiler import EvalScope
+from engine.expr.history import History
+from engine.notify.router import silence_from_state
+
+
+class Facts:
+    def __init__(
+        self,
+        config: Config,
+        rule: Rule,
+        values: Mapping[str, Mapping[str, Any]] | None,
+        state: Mapping[str, Any],
+        now: float,
+        channel_status: Mapping[str, Mapping[str, Any]] | None,
+        history: History | None,
+        collector_errors: Mapping[str, str] | None,
+        sent_at: Mapping[str, Sequence[float]] | None,
+    ) -> None:
+        self.config = config
+        self.rule = rule
+        self.values = values
+        self.now = now
+        self.channel_status = channel_status
+        self.errors = dict(collector_errors or {})
+        self.alerts: Mapping[str, Any] = state.get("alerts") or {}
+        self.down: Mapping[str, Any] = state.get("collectors_down") or {}
+        self.held: Mapping[str, Any] = state.get("held") or {}  # held for flapping
+        self.api_silences: list[Silence] = []
+        for sid, d in (state.get("silences") or {}).items():
+            if isinstance(d, Mapping):
+                s = silence_from_state(str(sid), d)
+                if s is not None:
+                    self.api_silences.append(s)
+        self.names = frozenset(c.name for c in config.collectors) | {"it"}
+        self.scope = (
+            EvalScope(values=values, now=now, history=history) if values is not None else None
+        )
+        self.intervals = {t.name: t for t in config.time_intervals}
+        group = next((g for g in config.groups if g.name == rule.group), None)
+        self.interval = group.interval if group is not None else config.default_interval
+        self.sent_at: dict[str, list[float]] = {k: list(v) for k, v in (sent_at or {}).items()}
+        # the collectors the evaluator requires before it evaluates the rule at all
+        self.reads = rule.compiled.names - {"it"}
+        if rule.compiled_each is not None:
+            self.reads |= rule.compiled_each.names
