@@ -3,7 +3,7 @@
 vigil never sits silently on a rule it cannot evaluate (SPEC §2). The evaluator
 reports each rule's outcome per evaluation here; this module keeps which rules
 have which problem and what changed since the daemon last looked, and the
-daemon raises one alert per rule and problem (engine/daemon/app.py):
+daemon raises one alert per rule and problem (engine/daemon/evaluation.py):
 
     rule_error            the expression raised (any instance, any on_error policy)
     rule_no_data          a metric it reads never appeared in NO_DATA_AFTER evaluations,

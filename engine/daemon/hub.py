@@ -1,0 +1,56 @@
+"""The collectors' latest values (`CollectorHub`), and what of them the rules read.
+
+A leaf of the daemon package: collecting fills the hub, evaluation snapshots it,
+reload reshapes it, and each of them asks the configuration the same questions
+(how far back a window reaches, which collectors a window reads). Kept apart so
+those modules share it without importing each other in a circle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.config.catalog import metric_names
+from engine.config.model import Config, Rule
+from engine.rules.evaluator import Snapshot
+
+
+@dataclass
+class CollectorHub:
+    """The latest sample of every collector, and which are down."""
+
+    values: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    down: dict[str, str] = field(default_factory=dict)  # name -> error
+
+    def snapshot(self, wall: float, mono: float) -> Snapshot:
+        # values are replaced whole per collection, so a shallow copy is a consistent view
+        return Snapshot(dict(self.values), frozenset(self.down), wall, mono)
+
+
+def max_window(config: Config) -> float:
+    return rules_max_window(config.rules())
+
+
+def rules_max_window(rules: list[Rule]) -> float:
+    exprs = [e for r in rules for e in (r.compiled, r.compiled_resolve) if e]
+    return max((w for e in exprs for w in e.windows), default=0.0)
+
+
+def windowed(rules: list[Rule]) -> set[str]:
+    """The collectors whose values a window function may read (avg_over, rate ...):
+    only their samples need a history. Every name a rule reads counts once any
+    of its expressions has a window."""
+    out: set[str] = set()
+    for r in rules:
+        exprs = [e for e in (r.compiled, r.compiled_resolve, r.compiled_each) if e]
+        if any(e.windows for e in exprs):
+            out.update(n for e in exprs for n in e.names)
+    out.discard("it")  # an element's samples are recorded by the evaluator
+    return out
+
+
+def runtime_named(config: Config) -> frozenset[str]:
+    """The collectors whose metric names only collecting can tell."""
+    return frozenset(c.name for c in config.collectors if metric_names(c) is None)
