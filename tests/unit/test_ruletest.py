@@ -1,5 +1,5 @@
 """`vigil test`: the shipped rule tests pass, every example rule is tested, and the
-semantics of series, assertions and notifications hold (engine/ruletest/ruletest.py)."""
+semantics of series, assertions and notifications hold (engine/ruletest/)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ import yaml
 from engine.cli.main import main
 from engine.config.load import load_file
 from engine.ruletest import ruletest
+from engine.ruletest.clock import EPOCH0
+from engine.ruletest.results import Failure, FileResult
 
 ROOT = Path(__file__).resolve().parents[2]
 VIGIL = str(Path(sys.executable).parent / "vigil")
@@ -62,7 +64,7 @@ def write(tmp: Path, test: str, rules: str = RULES, channels: str = CHANNELS) ->
     return str(path)
 
 
-def run(path: str) -> ruletest.FileResult:
+def run(path: str) -> FileResult:
     return ruletest.run_file(path)
 
 
@@ -70,7 +72,7 @@ def problems(path: str) -> list[str]:
     return [p.format().split(": ", 1)[1] for p in run(path).problems]
 
 
-def failures(path: str) -> list[ruletest.Failure]:
+def failures(path: str) -> list[Failure]:
     result = run(path)
     assert not result.problems, [p.format() for p in result.problems]
     return [f for c in result.cases for f in c.failures]
@@ -485,7 +487,7 @@ def test_the_app_journals_what_vigil_test_predicts(tmp_path: Path) -> None:
     )
     cfg = ConfigLoader().load(str(tmp_path / "vigil.yaml"))
     assert cfg.config is not None, cfg.problems
-    clock = {"wall": ruletest.EPOCH0, "mono": 5000.0}
+    clock = {"wall": EPOCH0, "mono": 5000.0}
     app = App(cfg.config, wall=lambda: clock["wall"], mono=lambda: clock["mono"])
     seen: list[dict[str, Any]] = []
 
@@ -497,7 +499,7 @@ def test_the_app_journals_what_vigil_test_predicts(tmp_path: Path) -> None:
 
     async def drive() -> None:
         for i, q in enumerate(series["queue"]):
-            clock["wall"], clock["mono"] = ruletest.EPOCH0 + 60 * i, 5000.0 + 60 * i
+            clock["wall"], clock["mono"] = EPOCH0 + 60 * i, 5000.0 + 60 * i
             app.hub.values["app"] = {"queue": q, "load": series["load"]}
             app.hub.values["fixed"] = {"limit": 10}
             app.history.record_tree("app", clock["wall"], app.hub.values["app"])
