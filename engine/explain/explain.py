@@ -60,8 +60,10 @@ from engine.config.model import (
 )
 from engine.errors import ExprError, VigilError
 from engine.explain.notes import STALE_POLICY, instance_note, rule_notes
-from engine.expr.compiler import EvalScope, Expression, MissingData, compile_expr
+from engine.expr.compiler import compile_expr
+from engine.expr.expression import Expression
 from engine.expr.history import History
+from engine.expr.scope import EvalScope, MissingData
 from engine.notify import ticks
 from engine.notify.pipeline import CLOSING_TYPES
 from engine.notify.router import (
