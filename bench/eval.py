@@ -25,8 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from simpleeval import SimpleEval, simple_eval
 
-from engine.expr.compiler import EvalScope, compile_expr
+from engine.expr.compiler import compile_expr
 from engine.expr.history import History
+from engine.expr.scope import EvalScope
 
 RULES = 10_000
 PASSES = 7

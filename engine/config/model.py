@@ -17,7 +17,7 @@ from engine.common.matchers import Matcher as Matcher  # re-exported: the config
 from engine.common.matchers import matches_all as matches_all
 
 if TYPE_CHECKING:
-    from engine.expr.compiler import Expression
+    from engine.expr.expression import Expression
 
 Severity = Literal["info", "warning", "critical", "emergency"]
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical", "emergency")

@@ -29,7 +29,9 @@ from engine.explain.wording import (
     show_value,
     when_text,
 )
-from engine.expr.compiler import EvalScope, Expression, MissingData, compile_expr
+from engine.expr.compiler import compile_expr
+from engine.expr.expression import Expression
+from engine.expr.scope import EvalScope, MissingData
 from engine.rules.state import fingerprint
 
 _GONE = object()  # the `it` of an element that is no longer in the list

@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from engine.config.model import Config, Rule, Silence
-from engine.expr.compiler import EvalScope
 from engine.expr.history import History
+from engine.expr.scope import EvalScope
 from engine.notify.router import silence_from_state
 
 

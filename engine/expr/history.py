@@ -3,7 +3,7 @@
 A *series* is one metric path, keyed by the text an expression would use for it:
 `system.cpu_percent`, `system.load[0]`, `app.queues['in box'].depth`. `key_part`
 is the one place that spells a path step, so the recorder (`record_tree`) and
-the expression compiler (engine/expr/compiler.py) always agree on keys. A series read
+the path readers (engine/expr/paths.py) always agree on keys. A series read
 through `it` inside `each` is keyed `<it_key><suffix>`, where the caller picks
 `it_key` per element (e.g. the element's fingerprint) and records the element
 with `record_tree(it_key, ts, element)`.

@@ -63,7 +63,7 @@ def show(v: Any) -> str:
 
 
 def _unsupported(op: str, a: Any, b: Any) -> TypeError:
-    # Python's own wording: _failure in engine/expr/compiler.py reads "'NoneType'" in it.
+    # Python's own wording: failure() in engine/expr/failures.py reads "'NoneType'" in it.
     return TypeError(
         f"unsupported operand type(s) for {op}: '{type(a).__name__}' and '{type(b).__name__}'"
     )

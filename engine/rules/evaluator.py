@@ -14,8 +14,8 @@ from typing import Any
 
 from engine.config.model import Rule, RuleGroup
 from engine.errors import ExprError
-from engine.expr.compiler import EvalScope, MissingData
 from engine.expr.history import History
+from engine.expr.scope import EvalScope, MissingData
 from engine.rules.rule_health import Outcome, RuleHealth
 from engine.rules.state import IDLE, Alert, Event, Result, fingerprint, is_idle, step
 

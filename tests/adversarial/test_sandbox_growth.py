@@ -55,7 +55,8 @@ def test_limits_hold_for_collector_values() -> None:
         from engine.collectors.static import StaticCollector
         from engine.config.model import CollectorConfig, frozen_map
         from engine.errors import ExprError
-        from engine.expr.compiler import EvalScope, compile_expr
+        from engine.expr.compiler import compile_expr
+        from engine.expr.scope import EvalScope
 
         data = {{
             "lst": [1, 2], "pair": [1, 2], "n": 100000000, "s": "ab",
@@ -146,7 +147,8 @@ def test_folded_constants_are_bounded_before_they_are_built() -> None:
 def test_sensible_constants_still_fold() -> None:
     results = run_bounded(
         """
-        from engine.expr.compiler import EvalScope, compile_expr
+        from engine.expr.compiler import compile_expr
+        from engine.expr.scope import EvalScope
 
         scope = EvalScope(values={"app": {"q": "b"}}, now=0.0)
         out = [
@@ -218,7 +220,8 @@ def test_subclass_lists_are_lists_for_reading() -> None:
     results = run_bounded(
         """
         from engine.collectors.base import freeze
-        from engine.expr.compiler import EvalScope, compile_expr
+        from engine.expr.compiler import compile_expr
+        from engine.expr.scope import EvalScope
 
         values = {"fixed": freeze({"lst": [3, 1, 2], "d": {"a": [5]}})}
         scope = EvalScope(values=values, now=0.0)

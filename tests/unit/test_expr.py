@@ -1,4 +1,4 @@
-"""engine/expr/compiler.py: compile contract, evaluation semantics, function library."""
+"""engine/expr (compile_expr and its parts): compile contract, evaluation semantics, function library."""
 
 from __future__ import annotations
 
@@ -9,15 +9,12 @@ from typing import Any
 import pytest
 
 from engine.errors import ExprError
-from engine.expr.compiler import (
-    FUNCTIONS,
-    MAX_LENGTH,
-    EvalScope,
-    Expression,
-    MissingData,
-    compile_expr,
-)
+from engine.expr.compiler import compile_expr
+from engine.expr.expression import Expression
+from engine.expr.functions import FUNCTIONS
 from engine.expr.history import History
+from engine.expr.scope import EvalScope, MissingData
+from engine.expr.syntax import MAX_LENGTH
 
 NAMES = frozenset({"system", "api", "it"})
 # Thursday 2027-01-14 15:30:00 UTC

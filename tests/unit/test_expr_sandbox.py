@@ -1,4 +1,4 @@
-"""engine/expr/compiler.py as a sandbox: escapes and resource attacks.
+"""engine/expr (compile_expr) as a sandbox: escapes and resource attacks.
 
 Modelled on simpleeval's own security tests (dunder walks to __subclasses__,
 func_globals / __globals__, generator gi_frame, str.format attribute access,
@@ -20,7 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.errors import ExprError
-from engine.expr.compiler import MAX_DEPTH, EvalScope, MissingData, compile_expr
+from engine.expr.compiler import compile_expr
+from engine.expr.scope import EvalScope, MissingData
+from engine.expr.syntax import MAX_DEPTH
 
 NAMES = frozenset({"system", "it"})
 FAST = 0.1  # seconds: the budget for failing any attack at evaluation
