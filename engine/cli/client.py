@@ -169,7 +169,7 @@ def daemon_url(args: argparse.Namespace) -> str:
 
 
 def _url_from_config(path: str | None) -> str:
-    from engine.config.build import default_config_path
+    from engine.config.build.files import default_config_path
     from engine.config.load import YamlError, load_file
 
     host, port = DEFAULT_HOST, DEFAULT_PORT

@@ -152,7 +152,7 @@ def data_dir_of(args: argparse.Namespace) -> str:
     A relative data_dir is relative to the config file that names it, as for the
     daemon.
     """
-    from engine.config.build import default_config_path
+    from engine.config.build.files import default_config_path
 
     given = getattr(args, "data_dir", None)
     if given:
