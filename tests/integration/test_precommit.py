@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.checkout import copy_source
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,28 +160,12 @@ def test_hooks_from_the_hooks_repository_pass_a_good_change_and_block_bad_ones(
     assert "- {rule: host_cpu_high, state: pending" in out
 
 
-_NOT_SOURCE_NAMES = shutil.ignore_patterns(
-    ".git", ".venv", "dist", "*.egg-info", "__pycache__", "*_cache", "data"
-)
-
-
-def _not_source(folder: str, names: list[str]) -> set[str]:
-    # build/ only at the top (setuptools' output): engine/config/build is source
-    top = {"build"} & set(names) if Path(folder) == ROOT else set()
-    return set(_NOT_SOURCE_NAMES(folder, names)) | top
-
-
 def test_the_python_hooks_install_vigil_and_validate(tmp_path: Path, env: dict[str, str]) -> None:
     """vigil-validate / vigil-test (`language: python`): pre-commit pip-installs the hooks
     repository (here a copy of this checkout) into its own virtualenv, dependencies from
     the package index, and runs that vigil, which has only its package data to go on."""
     hooks = tmp_path / "vigil-src"
-    shutil.copytree(
-        ROOT,
-        hooks,
-        symlinks=True,
-        ignore=_not_source,
-    )
+    copy_source(hooks)
     sh(hooks, "git", "init", "-q", env=env)
     sh(hooks, "git", "add", "-A", env=env)
     sh(hooks, "git", "commit", "-q", "-m", "vigil", env=env)

@@ -21,18 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.checkout import copy_source
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-_NOT_SOURCE_NAMES = shutil.ignore_patterns(
-    ".git", ".venv", "dist", "*.egg-info", "__pycache__", "*_cache", "data", "tests"
-)
-
-
-def _not_source(folder: str, names: list[str]) -> set[str]:
-    # build/ only at the top (setuptools' output): engine/config/build is source
-    top = {"build"} & set(names) if Path(folder) == ROOT else set()
-    return set(_NOT_SOURCE_NAMES(folder, names)) | top
 
 
 def _run(*cmd: str | Path, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -48,7 +41,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     """(the wheel, the vigil script of a fresh virtualenv it is installed in)."""
     base = tmp_path_factory.mktemp("wheel")
     src = base / "src"
-    shutil.copytree(ROOT, src, ignore=_not_source, symlinks=True)
+    copy_source(src, tests=False)
     built = _run(
         sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", base / "dist", src, cwd=base
     )
