@@ -32,7 +32,8 @@ from engine.config.model import Channel, Config, Route  # noqa: E402
 from engine.delivery.dispatch import PUMP  # noqa: E402
 from engine.delivery.retry import BoundedQueue  # noqa: E402
 from engine.notify.base import AlertView, Notification, iso  # noqa: E402
-from engine.notify.pipeline import Pipeline, make_digest  # noqa: E402
+from engine.notify.digest import make_digest  # noqa: E402
+from engine.notify.pipeline import Pipeline  # noqa: E402
 
 N = 1_000
 CHANNELS = ("hook-a", "hook-b", "hook-c")

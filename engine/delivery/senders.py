@@ -31,7 +31,8 @@ from engine.config.model import Channel as ChannelConfig
 from engine.delivery.retry import BoundedQueue, Breaker, Outcome, RetryPolicy, deliver, scrub
 from engine.errors import DeliveryError, VigilError
 from engine.notify.base import Notification
-from engine.notify.pipeline import CLOSING_TYPES, make_digest
+from engine.notify.digest import make_digest
+from engine.notify.pipeline import CLOSING_TYPES
 from engine.plugins import registry
 from engine.runtime import slices
 

@@ -20,12 +20,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from engine.common.timefmt import to_epoch
-from engine.notify import router
+from engine.notify import escalation, groups, router
 from engine.notify.dedup import Entry
 from engine.notify.marks import ack_record
 
 if TYPE_CHECKING:
-    from engine.notify.pipeline import Pipeline, _Alert, _Group
+    from engine.notify.alert_state import AlertState
+    from engine.notify.groups import GroupState
+    from engine.notify.pipeline import Pipeline
 
 __all__ = ["load_state"]
 
@@ -74,19 +76,19 @@ def load_state(p: Pipeline, state: Mapping[str, Any], now: float) -> None:
         if isinstance(d, Mapping)
     }
     for a in list(p.alerts.values()):
-        p._assign(a, now)
+        groups.assign(p, a)
         routed = {p.groups[k].channel for k in a.groups}
         if a.fp in owed:  # only the groups of channels still owed the resolve
             for gkey in list(a.groups):
                 g = p.groups[gkey]
                 if g.channel not in owed[a.fp]:
-                    p._leave(g, a.fp)
+                    groups.leave(p, g, a.fp)
             # told outside its groups (by escalation): told of the end the same way
             for ch in owed[a.fp]:
                 if ch not in routed and ch in p.channel_types:
                     told_at = levels.get(a.fp, {}).get(ch)
                     level = told_at if isinstance(told_at, int) and told_at > 0 else 1
-                    p._immediate.append(p._escalation_note(a, ch, level, now))
+                    p._immediate.append(escalation.note(p, a, ch, level, now))
         else:
             for ch, rec in told.get(a.fp, {}).items():
                 lvl = rec.get("level") if isinstance(rec, Mapping) else None
@@ -106,8 +108,8 @@ def load_state(p: Pipeline, state: Mapping[str, Any], now: float) -> None:
             _from_record(g, rec, owed, now)
         else:
             _from_alerts(p, g, told, owed, now)
-        p._refresh(g, now)
-    p._schedule_escalations_all(now)
+        groups.refresh(p, g, now)
+    escalation.schedule_all(p, now)
     p._touch_boundaries(now)
     # silences and acknowledgements that ended while the daemon was down: journaled
     p.config_expired = set(state.get("config_silences_expired") or ())
@@ -119,7 +121,7 @@ def load_state(p: Pipeline, state: Mapping[str, Any], now: float) -> None:
         p._push(now, "touch", None)
 
 
-def _alert(p: Pipeline, fp: str, d: Mapping[str, Any], now: float) -> _Alert:
+def _alert(p: Pipeline, fp: str, d: Mapping[str, Any], now: float) -> AlertState:
 
     starts = to_epoch(d.get("firing_since", d.get("starts_at")))
     annotations = d.get("annotations")
@@ -135,7 +137,7 @@ def _alert(p: Pipeline, fp: str, d: Mapping[str, Any], now: float) -> _Alert:
 
 
 def _from_record(
-    g: _Group, rec: Mapping[str, Any], owed: Mapping[str, Mapping[str, float]], now: float
+    g: GroupState, rec: Mapping[str, Any], owed: Mapping[str, Mapping[str, float]], now: float
 ) -> None:
     """The group's last delivered notification, as the journal recorded it."""
     acked = set(rec.get("acked") or ())
@@ -151,7 +153,7 @@ def _from_record(
     ts = _ts(rec.get("ts"), now)
     g.sent, g.sent_at, g.flushed_at = sent, ts, ts
     # its ticks go on from its last notification; the first flush after the
-    # restart is at once (pipeline._tick), like a new group of old alerts
+    # restart is at once (groups.tick), like a new group of old alerts
     g.origin = ts
     key = rec.get("key")
     g.last_key = key if isinstance(key, str) else None
@@ -159,7 +161,7 @@ def _from_record(
 
 def _from_alerts(
     p: Pipeline,
-    g: _Group,
+    g: GroupState,
     told: Mapping[str, Mapping[str, Any]],
     owed: Mapping[str, Mapping[str, float]],
     now: float,

@@ -12,7 +12,8 @@ from engine.config.model import Inhibit, Silence
 from engine.journal.store import fold_event, initial_state
 from engine.notify.base import Notification, iso
 from engine.notify.dedup import told_fields
-from engine.notify.pipeline import Pipeline, idempotency_key
+from engine.notify.keys import idempotency_key
+from engine.notify.pipeline import Pipeline
 
 
 class Run:

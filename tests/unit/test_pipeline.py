@@ -25,7 +25,9 @@ from engine.config.model import (
 )
 from engine.journal.store import fold_event, initial_state
 from engine.notify.base import AlertView, Notification, iso
-from engine.notify.pipeline import Pipeline, idempotency_key, make_digest
+from engine.notify.digest import make_digest
+from engine.notify.keys import idempotency_key
+from engine.notify.pipeline import Pipeline
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC).timestamp()  # a Monday
 
