@@ -408,7 +408,7 @@ def wait(cond: Callable[[], Any], timeout: float, step: float = 0.02) -> Any:
 
 
 def parse_ts(ts: str) -> float:
-    from engine.journal.journal import parse_ts as journal_ts
+    from engine.journal.format import parse_ts as journal_ts
 
     return journal_ts(ts)
 

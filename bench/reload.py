@@ -151,7 +151,7 @@ def save(path: Path, text: str) -> float:
 
 
 def parse_ts(ts: str) -> float:
-    from engine.journal.journal import parse_ts as p
+    from engine.journal.format import parse_ts as p
 
     return p(ts)
 

@@ -233,7 +233,10 @@ def replay(
 ) -> tuple[dict[str, Any], dict[str, list[float]]]:
     """The durable state (latest snapshot + the events after it; with `at` only the
     events up to it) and, per channel, the recent send times (`notified` events)."""
-    from engine.journal.journal import inspect, iter_events, parse_ts, read_snapshot
+    from engine.journal.format import parse_ts
+    from engine.journal.maintenance import inspect
+    from engine.journal.reader import iter_events
+    from engine.journal.snapshots import read_snapshot
     from engine.journal.store import fold_event, initial_state
 
     sends: dict[str, collections.deque[float]] = {}

@@ -18,7 +18,10 @@ from typing import Any, TextIO
 from engine.common.durations import format_duration, parse_duration
 from engine.config.load import YamlError, load_file
 from engine.errors import JournalError, VigilError
-from engine.journal import journal
+from engine.journal.format import format_ts, parse_ts
+from engine.journal.journal import DEFAULT_RETENTION
+from engine.journal.maintenance import JournalInfo, compact_offline, inspect, repair, verify
+from engine.journal.reader import follow_events, iter_events, tail_events
 
 DEFAULT_CONFIG = "vigil.yaml"
 DEFAULT_DATA_DIR = "data"
@@ -88,7 +91,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.add_argument(
         "--retention",
         type=_duration,
-        default=journal.DEFAULT_RETENTION,
+        default=DEFAULT_RETENTION,
         metavar="DURATION",
         help="keep covered segments younger than this for reports (default: 30d)",
     )
@@ -174,11 +177,11 @@ def data_dir_of(args: argparse.Namespace) -> str:
 def when(text: str, now: float) -> str:
     """A journal timestamp for `1h` (that long before now) or an ISO date/time."""
     try:
-        return journal.format_ts(now - parse_duration(text))
+        return format_ts(now - parse_duration(text))
     except ValueError:
         pass
     try:
-        return journal.format_ts(journal.parse_ts(text.strip()))
+        return format_ts(parse_ts(text.strip()))
     except ValueError:
         raise UsageError(
             f"{text!r} is neither a duration (30m, 1h, 7d) nor an ISO time "
@@ -243,8 +246,8 @@ def _progress(label: str, out: TextIO) -> Callable[[int, int], None] | None:
 
 def _verify(args: argparse.Namespace) -> int:
     d = data_dir_of(args)
-    problems = journal.verify(d, progress=_progress("verifying", sys.stderr))
-    info = journal.inspect(d)
+    problems = verify(d, progress=_progress("verifying", sys.stderr))
+    info = inspect(d)
     if args.format == "json":
         out = {
             "data_dir": d,
@@ -271,7 +274,7 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _describe(info: journal.JournalInfo) -> str:
+def _describe(info: JournalInfo) -> str:
     seqs = f"seq {info.first_seq}..{info.last_seq}" if info.last_seq else "no events"
     snaps = (
         f"{len(info.snapshots)} snapshot(s), newest at seq {info.snapshots[0][0]}"
@@ -282,7 +285,7 @@ def _describe(info: journal.JournalInfo) -> str:
 
 
 def _repair(args: argparse.Namespace) -> int:
-    print(journal.repair(data_dir_of(args)))
+    print(repair(data_dir_of(args)))
     return 0
 
 
@@ -300,7 +303,7 @@ def _compact(args: argparse.Namespace) -> int:
     if not os.path.isdir(d):
         raise JournalError(f"{d}: no such directory; is data_dir right?")
     print(
-        journal.compact_offline(d, fold, initial, retention_seconds=args.retention)
+        compact_offline(d, fold, initial, retention_seconds=args.retention)
         + f"\n(retention {format_duration(args.retention)})"
     )
     return 0
@@ -311,15 +314,15 @@ def _tail(args: argparse.Namespace) -> int:
     show = _printer(args.format)
     last = 0
     if args.lines:
-        for ev in journal.tail_events(d, args.lines):
+        for ev in tail_events(d, args.lines):
             show(ev)
             last = ev["seq"]
     elif args.follow:
-        last = journal.inspect(d).last_seq or 0
+        last = inspect(d).last_seq or 0
     elif not os.path.isdir(d):
         raise JournalError(f"{d}: no such directory; is data_dir right?")
     if args.follow:
-        for ev in journal.follow_events(d, last):
+        for ev in follow_events(d, last):
             show(ev)
     return 0
 
@@ -334,7 +337,7 @@ def _query(args: argparse.Namespace) -> int:
     severities = set(args.severity)
     show = _printer(args.format)
     shown = 0
-    for ev in _matching(journal.iter_events(d, since_ts=since), since, until):
+    for ev in _matching(iter_events(d, since_ts=since), since, until):
         if events and ev.get("event") not in events:
             continue
         if rules and ev.get("rule") not in rules:
@@ -403,7 +406,7 @@ _TIME_FIELDS = {"acknowledged": ("until",), "silence_created": ("until", "starts
 def _time_field(ev: dict[str, Any], key: str, v: Any) -> Any:
     numeric = isinstance(v, int | float) and not isinstance(v, bool)
     if numeric and key in _TIME_FIELDS.get(str(ev.get("event")), ()):
-        return journal.format_ts(float(v))
+        return format_ts(float(v))
     return v
 
 

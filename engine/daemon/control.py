@@ -21,7 +21,7 @@ from engine.common import matchers
 from engine.common.durations import format_duration
 from engine.config.model import Silence
 from engine.journal.format import format_ts
-from engine.journal.journal import iter_events
+from engine.journal.reader import iter_events
 from engine.notify import router
 from engine.runtime import slices
 

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from engine.journal.journal import encode_json
+from engine.journal.lines import encode_json
 
 STEP = 256  # alerts encoded per step
 

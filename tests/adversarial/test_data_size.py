@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from engine.config.model import LogConfig
-from engine.journal.journal import Journal, iter_events
+from engine.journal.journal import Journal
+from engine.journal.reader import iter_events
 from tests.integration.daemon import Daemon
 from tests.integration.receivers import Receiver
 

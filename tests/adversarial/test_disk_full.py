@@ -19,7 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine.journal.journal import ACTIVE, iter_events, verify
+from engine.journal.files import ACTIVE
+from engine.journal.maintenance import verify
+from engine.journal.reader import iter_events
 from tests.integration.daemon import VIGIL, Daemon
 from tests.integration.receivers import Receiver
 

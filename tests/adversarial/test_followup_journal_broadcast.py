@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from engine.config.model import Channel, Config, Matcher, Route
-from engine.journal.journal import iter_events
+from engine.journal.reader import iter_events
 from engine.notify import router
 from tests.adversarial.test_disk_full import DISKS, fill, tmpfs, wait
 from tests.integration.daemon import Daemon

@@ -40,13 +40,13 @@ TRANSITIONS = ("pending", "firing", "resolved", "inactive")
 
 def complete_lines(d: Daemon) -> dict[int, bytes]:
     """seq -> bytes of every whole, checksum-valid line in the journal now."""
-    from engine.journal.journal import _BadLine, _open_line
+    from engine.journal.lines import BadLine, open_line
 
     out: dict[int, bytes] = {}
     for seg in sorted((d.root / "data").glob("alerts*.jsonl")):
         for line in seg.read_bytes().split(b"\n")[:-1]:  # the part after the last \n is torn
-            with contextlib.suppress(_BadLine):
-                out[_open_line(line)["seq"]] = line
+            with contextlib.suppress(BadLine):
+                out[open_line(line)["seq"]] = line
     return out
 
 
@@ -229,12 +229,12 @@ def test_snapshot_content_no_vigil_wrote_is_named_in_one_line(tmp_path: Path) ->
 def test_line_of_a_newer_format_is_refused_in_one_line(tmp_path: Path) -> None:
     """A journal written by a newer vigil (after a downgrade): not torn, not
     guessed at; start-up names it."""
-    from engine.journal.journal import _seal
+    from engine.journal.lines import seal
 
     d = firing_then_more(tmp_path)
     seq = max(complete_lines(d)) + 1
     with open(d.journal, "ab") as f:
-        f.write(_seal({"v": 2, "seq": seq, "ts": "2026-12-06T00:00:00.000Z", "event": "x"}))
+        f.write(seal({"v": 2, "seq": seq, "ts": "2026-12-06T00:00:00.000Z", "event": "x"}))
     code, out = try_start(d)
     assert code == 1
     assert_one_line(out, "format version 2 is newer than this vigil reads")

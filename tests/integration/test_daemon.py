@@ -27,7 +27,7 @@ rules:
 
 
 def firing_at(events: list[dict], rule: str) -> list[float]:
-    from engine.journal.journal import parse_ts
+    from engine.journal.format import parse_ts
 
     return [parse_ts(e["ts"]) for e in events if e.get("rule") == rule and e["event"] == "firing"]
 

@@ -27,7 +27,9 @@ import pytest
 
 from engine.config.model import LogConfig
 from engine.errors import JournalError
-from engine.journal.journal import Journal, iter_events, verify
+from engine.journal.journal import Journal
+from engine.journal.maintenance import verify
+from engine.journal.reader import iter_events
 
 RUNS = 200
 SEGMENT = 256 * 1024  # small, so kills also land around rotations

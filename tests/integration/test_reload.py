@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.journal.journal import parse_ts
+from engine.journal.format import parse_ts
 from tests.integration.daemon import Daemon
 
 pytestmark = pytest.mark.slow

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from engine.journal.journal import parse_ts
+from engine.journal.format import parse_ts
 from engine.ruletest import ruletest
 from tests.integration.daemon import Daemon
 

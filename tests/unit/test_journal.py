@@ -16,15 +16,12 @@ import pytest
 from engine.common.secret import Secret
 from engine.config.model import LogConfig
 from engine.errors import JournalError, JournalLocked
-from engine.journal.journal import (
-    ACTIVE,
-    Journal,
-    ReplayResult,
-    format_ts,
-    iter_events,
-    parse_ts,
-    verify,
-)
+from engine.journal.files import ACTIVE
+from engine.journal.format import format_ts, parse_ts
+from engine.journal.journal import Journal
+from engine.journal.maintenance import verify
+from engine.journal.reader import iter_events
+from engine.journal.replay import ReplayResult
 
 T0 = 1_795_000_000.0  # 2026-11-18T...Z; a fixed wall clock for the stamps
 

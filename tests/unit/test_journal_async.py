@@ -13,7 +13,9 @@ import pytest
 
 from engine.config.model import FsyncPolicy, LogConfig
 from engine.errors import JournalError
-from engine.journal.journal import ACTIVE, Journal, iter_events
+from engine.journal.files import ACTIVE
+from engine.journal.journal import Journal
+from engine.journal.reader import iter_events
 
 
 def ev(i: int, kind: str = "firing") -> dict[str, Any]:

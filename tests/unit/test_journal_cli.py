@@ -14,7 +14,10 @@ import pytest
 
 from engine.cli import log
 from engine.config.model import LogConfig
-from engine.journal.journal import ACTIVE, Journal, format_ts, read_snapshot
+from engine.journal.files import ACTIVE
+from engine.journal.format import format_ts
+from engine.journal.journal import Journal
+from engine.journal.snapshots import read_snapshot
 
 T0 = 1_795_000_000.0
 

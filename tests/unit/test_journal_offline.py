@@ -12,18 +12,11 @@ import pytest
 
 from engine.config.model import LogConfig
 from engine.errors import JournalError, JournalLocked
-from engine.journal.journal import (
-    ACTIVE,
-    Journal,
-    compact_offline,
-    follow_events,
-    inspect,
-    iter_events,
-    read_snapshot,
-    repair,
-    tail_events,
-    verify,
-)
+from engine.journal.files import ACTIVE
+from engine.journal.journal import Journal
+from engine.journal.maintenance import compact_offline, inspect, repair, verify
+from engine.journal.reader import follow_events, iter_events, tail_events
+from engine.journal.snapshots import read_snapshot
 
 T0 = 1_795_000_000.0
 
@@ -61,7 +54,7 @@ def test_iter_events_reads_all_segments_in_order_from_a_seq(tmp_path: Path) -> N
 
 def test_iter_events_since_ts_skips_whole_old_segments(tmp_path: Path) -> None:
     make(tmp_path, 60, segment_bytes=800)
-    from engine.journal.journal import format_ts
+    from engine.journal.format import format_ts
 
     got = seqs(iter_events(tmp_path, since_ts=format_ts(T0 + 40)))
     assert got[-1] == 60 and got[0] <= 41 and got[0] > 1  # whole segments before it skipped

@@ -13,7 +13,8 @@ import pytest
 
 from engine.cli import log
 from engine.config.model import Channel, Config, LogConfig, Route
-from engine.journal.journal import Journal, format_ts
+from engine.journal.format import format_ts
+from engine.journal.journal import Journal
 from engine.journal.store import fold_event, initial_state
 from engine.notify import router
 from engine.notify.pipeline import Pipeline
