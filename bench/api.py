@@ -55,7 +55,7 @@ import httpx
 import psutil
 from machine import cpu_ticks, steal_pct
 
-from engine.api.routes import encode
+from engine.api.responses import encode
 from engine.api.server import bound_address, create_app, serve
 from engine.daemon.metrics import Metrics
 from tests.unit.test_api_fakes import TOKENS, FakeFacade, api_config

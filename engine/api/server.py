@@ -33,7 +33,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine.api.facade import DaemonFacade
 from engine.api.guard import GuardedHttpTools
-from engine.api.routes import ServerState, error_response, routes
+from engine.api.request import ServerState
+from engine.api.responses import error_response
+from engine.api.routes import routes
 from engine.config.model import ApiConfig
 from engine.runtime import slices
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from engine import __version__
 from engine.api.facade import AlertList, alert_view, filter_alerts, rfc3339, silence_view
-from engine.api.routes import encode
+from engine.api.responses import encode
 from engine.collectors.push import PushCollector
 from engine.common import matchers
 from engine.common.durations import format_duration

@@ -102,7 +102,7 @@ def test_busy_port_is_an_oserror_not_an_exit() -> None:
 def test_a_large_listing_arrives_whole_over_a_slow_reader() -> None:
     """Bodies over PIECE bytes are written piecewise; the client sees one body
     of the declared length, also when it reads slowly (flow control)."""
-    from engine.api.routes import PIECE
+    from engine.api.responses import PIECE
 
     async def main() -> None:
         facade = FakeFacade()

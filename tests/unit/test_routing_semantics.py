@@ -252,7 +252,8 @@ def test_alertmanager_timing_settings() -> None:
 
 
 def test_api_silence_matchers_take_negation_and_alertmanager_strings() -> None:
-    from engine.api.routes import ApiError, parse_matchers
+    from engine.api.request import parse_matchers
+    from engine.api.responses import ApiError
 
     got = parse_matchers(
         [

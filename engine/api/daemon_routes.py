@@ -1,0 +1,77 @@
+"""The daemon's own endpoints: status, rules, channels, pushed metrics, reload
+and channel tests.
+
+What an operator or admin asks of the daemon as a whole rather than of one
+alert or silence; reload and channel tests are the admin-only writes.
+"""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from engine.api.request import MAX_NAME, Call
+from engine.api.responses import JSON, ApiError
+
+
+async def list_rules(call: Call) -> Response:
+    return JSON({"rules": call.facade.list_rules()})
+
+
+async def list_channels(call: Call) -> Response:
+    return JSON({"channels": call.facade.list_channels()})
+
+
+async def status(call: Call) -> Response:
+    return JSON(call.facade.status())
+
+
+async def push_metrics(call: Call) -> Response:
+    f = await call.fields()
+    collector = f.text("collector", required=True, max_len=MAX_NAME)
+    assert collector is not None
+    values = f.get("values")
+    if not isinstance(values, dict):
+        raise ApiError(422, "values: expected an object of metric name -> value")
+    f.done()
+    await call.write(
+        "metrics_push",
+        # the values themselves are data, not an action: only their count is audited
+        {"collector": collector, "metrics": len(values)},
+        lambda: call.facade.push_metrics(collector, values, by=call.name),
+        f"no push collector {collector[:64]}",
+    )
+    return JSON({"ok": True, "collector": collector, "metrics": len(values)})
+
+
+async def reload(call: Call) -> Response:
+    f = await call.fields()
+    f.done()
+    result = await call.write(
+        "reload", {}, lambda: call.facade.reload(by=call.name), "no configuration"
+    )
+    if result.get("ok"):
+        return JSON(result)
+    errors = result.get("errors") or []
+    return JSON(
+        {
+            **result,
+            "error": f"configuration rejected ({len(errors)} problem(s)); "
+            "the previous configuration stays active",
+        },
+        422,
+    )
+
+
+async def test_channel(call: Call) -> Response:
+    name = call.param("name")
+    f = await call.fields()
+    f.done()
+    result = await call.write(
+        "channel_test",
+        {"channel": name},
+        lambda: call.facade.test_channel(name, by=call.name),
+        f"no channel {name[:64]}",
+    )
+    if result.get("ok"):
+        return JSON(result)
+    return JSON({**result, "error": str(result.get("message") or "delivery failed")}, 502)
