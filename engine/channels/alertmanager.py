@@ -23,11 +23,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from engine.channels.formatting import value_text
 from engine.common.secret import Secret
 from engine.config.model import Channel as ChannelConfig
 from engine.config.secrets import reveal
 from engine.errors import DeliveryError
-from engine.httpclient.client import HttpChannel, HttpOptions, Settings, join, value_text
+from engine.httpclient.client import HttpChannel, HttpOptions, Settings, join
 from engine.notify import am_timing
 from engine.notify.base import AlertView, Notification, iso
 

@@ -14,20 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from engine.channels.formatting import COLOURS, alert_tone, headline, summary, truncate, value_text
 from engine.common.secret import Secret
 from engine.config.model import Channel as ChannelConfig
 from engine.config.secrets import reveal
-from engine.httpclient.client import (
-    COLOURS,
-    HttpChannel,
-    HttpOptions,
-    Settings,
-    alert_tone,
-    headline,
-    summary,
-    truncate,
-    value_text,
-)
+from engine.httpclient.client import HttpChannel, HttpOptions, Settings
 from engine.notify.base import AlertView, Notification, iso
 
 MAX_EMBEDS = 10

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 from urllib.parse import quote
 
+from engine.channels.formatting import summary, truncate
 from engine.common.secret import Secret
 from engine.config.model import Channel as ChannelConfig
 from engine.config.secrets import reveal
-from engine.httpclient.client import HttpChannel, HttpOptions, Settings, join, summary, truncate
+from engine.httpclient.client import HttpChannel, HttpOptions, Settings, join
 from engine.notify.base import AlertView, Notification
 
 PRIORITIES = {"emergency": "P1", "critical": "P2", "warning": "P3", "info": "P5"}

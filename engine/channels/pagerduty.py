@@ -18,10 +18,11 @@ import socket
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self
 
+from engine.channels.formatting import summary, truncate
 from engine.common.secret import Secret
 from engine.config.model import Channel as ChannelConfig
 from engine.config.secrets import reveal
-from engine.httpclient.client import HttpChannel, HttpOptions, Settings, join, summary, truncate
+from engine.httpclient.client import HttpChannel, HttpOptions, Settings, join
 from engine.notify.base import AlertView, Notification, iso
 
 Action = Literal["trigger", "acknowledge", "resolve"]

@@ -17,20 +17,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
+from engine.channels.formatting import headline, summary, tone, truncate
 from engine.common.secret import Secret
 from engine.config.model import Channel as ChannelConfig
 from engine.config.secrets import reveal
-from engine.httpclient.client import (
-    HttpChannel,
-    HttpOptions,
-    Settings,
-    headline,
-    join,
-    redact_url,
-    summary,
-    tone,
-    truncate,
-)
+from engine.httpclient.client import HttpChannel, HttpOptions, Settings, join
+from engine.httpclient.redaction import redact_url
 from engine.notify.base import Notification
 
 DEFAULT_PRIORITIES = {"info": -1, "warning": 0, "critical": 1, "emergency": 2}

@@ -16,20 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from engine.channels.formatting import COLOURS, headline, summary, tone, truncate, value_text
 from engine.common.secret import Secret
 from engine.config.model import Channel as ChannelConfig
 from engine.config.secrets import reveal
-from engine.httpclient.client import (
-    COLOURS,
-    HttpChannel,
-    HttpOptions,
-    Settings,
-    headline,
-    summary,
-    tone,
-    truncate,
-    value_text,
-)
+from engine.httpclient.client import HttpChannel, HttpOptions, Settings
 from engine.notify.base import AlertView, Notification
 
 MAX_ALERTS = 20  # with header, body and the "more" line: well under 50 blocks

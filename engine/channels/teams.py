@@ -17,22 +17,20 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from engine.common.secret import Secret
-from engine.config.model import Channel as ChannelConfig
-from engine.config.secrets import reveal
-from engine.httpclient.client import (
-    HttpChannel,
-    HttpOptions,
-    Settings,
+from engine.channels.formatting import (
     Tone,
     alert_tone,
     headline,
-    redact_url,
     summary,
     tone,
     truncate,
     value_text,
 )
+from engine.common.secret import Secret
+from engine.config.model import Channel as ChannelConfig
+from engine.config.secrets import reveal
+from engine.httpclient.client import HttpChannel, HttpOptions, Settings
+from engine.httpclient.redaction import redact_url
 from engine.notify.base import AlertView, Notification, iso
 
 MAX_ALERTS = 20

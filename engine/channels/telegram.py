@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self
 
+from engine.channels.formatting import headline, summary, truncate
 from engine.common.secret import Secret
 from engine.config.model import Channel as ChannelConfig
 from engine.config.secrets import reveal
@@ -27,13 +28,10 @@ from engine.httpclient.client import (
     HttpOptions,
     Reply,
     Settings,
-    headline,
     join,
     parse_retry_after,
-    redact_url,
-    summary,
-    truncate,
 )
+from engine.httpclient.redaction import redact_url
 from engine.notify.base import Notification
 
 ParseMode = Literal["HTML", "MarkdownV2", "Markdown"]

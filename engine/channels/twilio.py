@@ -22,18 +22,11 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 from urllib.parse import quote
 
+from engine.channels.formatting import headline, summary, truncate
 from engine.common.secret import Secret
 from engine.config.model import Channel as ChannelConfig
 from engine.config.secrets import reveal
-from engine.httpclient.client import (
-    HttpChannel,
-    HttpOptions,
-    Settings,
-    headline,
-    join,
-    summary,
-    truncate,
-)
+from engine.httpclient.client import HttpChannel, HttpOptions, Settings, join
 from engine.notify.base import Notification
 
 MAX_BODY = 1600

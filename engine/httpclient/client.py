@@ -9,7 +9,10 @@
                      names no secret
     Settings         typed reads of a channel's settings, rejecting unknown keys
     HttpChannel      the small base class of the HTTP channel types
-    tone, summary .. the few formatting helpers the chat channels share
+
+The formatting helpers the chat channels share (tone, summary, headline, ...)
+are in engine/channels/formatting.py; URL and secret redaction, with the httpx
+log filter, in redaction.py.
 
 Addresses (engine/common/address_policy.py, shared with the http collector): the host is
 resolved (loop.getaddrinfo, in aiohttp's resolver hook) before connecting and
@@ -19,30 +22,28 @@ certificate checks. Cloud metadata and link-local addresses are refused always
 (a URL that names one literally already at load); `deny_networks` /
 `allow_networks` narrow further.
 
-Secrets: error messages show URLs only as `scheme://host[:port]/…` (redact_url)
+Secrets (redaction.py): error messages show URLs only as `scheme://host[:port]/…` (redact_url)
 and have every secret value of the channel replaced by `***`. The request log
 line (`HTTP Request: POST <url> "HTTP/1.1 200 OK"`, logger `httpx`, as under
 httpx) shows the URL redacted; httpx's own lines, from the http collector, go
-through the same redaction (see _RedactHttpxLog).
+through the same redaction (redaction._RedactHttpxLog, installed when this module is imported).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.utils
 import functools
 import json
 import logging
 import math
-import re
 import ssl
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, ClassVar, Literal
-from urllib.parse import unquote, urlencode, urlsplit
+from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 import certifi
 
@@ -64,14 +65,12 @@ from engine.config.secrets import reveal
 from engine.config.settings import MISSING, SettingsReader
 from engine.errors import DeliveryError
 from engine.httpclient import proxies, transport
-from engine.notify.base import AlertView, Notification
+from engine.httpclient.redaction import redact_url, scrub_terms
 
 __all__ = [
     "ALWAYS_REFUSED",
-    "COLOURS",
     "DEFAULT_TIMEOUT",
     "MAX_BODY",
-    "SEVERITY_RANK",
     "AddressRefused",
     "HttpChannel",
     "HttpClient",
@@ -79,20 +78,12 @@ __all__ = [
     "NetworkPolicy",
     "Reply",
     "Settings",
-    "Tone",
-    "alert_tone",
     "check_url",
     "classify",
     "dumps",
-    "headline",
     "join",
     "never_contacted",
     "parse_retry_after",
-    "redact_url",
-    "summary",
-    "tone",
-    "truncate",
-    "value_text",
 ]
 
 # each request at debug level (a burst is thousands; the journal records outcomes)
@@ -123,85 +114,6 @@ def _ssl_context() -> ssl.SSLContext:
     # the CA bundle httpx used (certifi's), so trust is what it was; loading it
     # takes milliseconds, and one context serves every channel
     return ssl.create_default_context(cafile=certifi.where())
-
-
-# --- URLs, secrets and logs ---------------------------------------------------------
-
-
-def redact_url(url: str | Secret) -> str:
-    """`scheme://host[:port]` plus `/…` when there was a path or query: tokens live
-    in paths (Slack, Discord, Telegram), queries and userinfo, never in the host."""
-    if isinstance(url, Secret):
-        url = url.reveal()
-    try:
-        u = urlsplit(str(url))  # str(): httpx.URL arguments of httpx's log lines
-        port = u.port
-    except (TypeError, ValueError):
-        return "<invalid url>"
-    if not u.scheme or not u.hostname:
-        return "<invalid url>"
-    host = f"[{u.hostname}]" if ":" in u.hostname else u.hostname
-    out = f"{u.scheme}://{host}"
-    if port is not None and port != transport.DEFAULT_PORTS.get(u.scheme):
-        out += f":{port}"
-    if u.path not in ("", "/") or u.query:
-        out += "/…"
-    return out
-
-
-class _RedactHttpxLog(logging.Filter):
-    """httpx logs `HTTP Request: POST <full url>` at INFO, and httpcore logs the
-    response headers at DEBUG, where a Location may repeat the URL (an http ->
-    https redirect): both may hold a token, so both show URLs redacted."""
-
-    _LOCATION = re.compile(r"(\(b'location', b')([^']*)(')", re.IGNORECASE)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(_is_httpx_url(a) for a in record.args):
-            record.args = tuple(redact_url(str(a)) if _is_httpx_url(a) else a for a in record.args)
-        elif isinstance(record.msg, str) and "b'location'" in record.msg.lower():
-            record.msg = self._LOCATION.sub(
-                lambda m: m.group(1) + redact_url(m.group(2)) + m.group(3), record.msg
-            )
-        return True
-
-
-def _is_httpx_url(o: object) -> bool:
-    # by name: importing httpx here would cost every channel ~0.3 s of start-up
-    t = type(o)
-    return t.__name__ == "URL" and t.__module__.partition(".")[0] == "httpx"
-
-
-for _name in ("httpx", "httpcore.http11", "httpcore.http2"):
-    _logger = logging.getLogger(_name)
-    if not any(isinstance(f, _RedactHttpxLog) for f in _logger.filters):
-        _logger.addFilter(_RedactHttpxLog())
-
-
-def _scrub_terms(values: Iterable[str | Secret | None]) -> tuple[str, ...]:
-    """The strings to hide from messages: each secret value; of a URL, its path,
-    query and password (a receiver may echo them in an error body), not its host."""
-    terms: set[str] = set()
-    for v in values:
-        text = "" if v is None else reveal(v)
-        u = None
-        if "://" in text:
-            with contextlib.suppress(ValueError):
-                u = urlsplit(text)
-        if u is None:
-            terms.add(text)
-        else:
-            # as written, decoded, and as the request line carried them (escaped)
-            try:
-                sent = transport.parse_url(text).target
-            except transport.RequestError:
-                sent = ""
-            path, _, query = sent.partition("?")
-            password = u.password or ""
-            terms.update((u.path, unquote(u.path), u.query, path, query))
-            terms.update((password, unquote(password)))
-    # hiding "ab" or "/" everywhere would garble messages, not protect anything
-    return tuple(sorted((t for t in terms if len(t) > 3), key=len, reverse=True))
 
 
 # --- responses ----------------------------------------------------------------------
@@ -378,7 +290,7 @@ class HttpClient:
         self.options = options
         proxy = None if options.proxy is None else reveal(options.proxy)
         chosen = proxies.Proxies(proxy)
-        self._scrub_with = _scrub_terms((*secrets, proxy, *chosen.secrets()))
+        self._scrub_with = scrub_terms((*secrets, proxy, *chosen.secrets()))
         # loads the CA bundle (tens of ms) now, when channels are built at start or
         # reload, rather than in the middle of the first notification burst
         self._transport = transport.Transport(
@@ -574,64 +486,3 @@ class HttpChannel:
 
     async def aclose(self) -> None:
         await self.http.aclose()
-
-
-# --- formatting the chat channels share -------------------------------------------------
-
-SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2, "emergency": 3}
-COLOURS = {
-    "info": "#439FE0",
-    "warning": "#FFA500",
-    "critical": "#E01E5A",
-    "emergency": "#8B0000",
-    "resolved": "#2EB67D",
-}
-Tone = Literal["info", "warning", "critical", "emergency", "resolved"]
-_TONES: dict[str, Tone] = {
-    "info": "info",
-    "warning": "warning",
-    "critical": "critical",
-    "emergency": "emergency",
-}
-
-
-def alert_tone(a: AlertView) -> Tone:
-    """`resolved`, or the alert's severity (an unknown one counts as warning)."""
-    return "resolved" if a.status == "resolved" else _TONES.get(a.severity, "warning")
-
-
-def tone(n: Notification) -> Tone:
-    """`resolved` when nothing fires, else the highest firing severity."""
-    firing = n.firing
-    if not firing:
-        return "resolved"
-    return alert_tone(max(firing, key=lambda a: SEVERITY_RANK.get(a.severity, 1)))
-
-
-def summary(a: AlertView) -> str:
-    """The alert's one-line headline: its summary annotation, else rule and labels."""
-    s = a.annotations.get("summary")
-    if s:
-        return s
-    labels = ", ".join(f"{k}={v}" for k, v in a.labels.items() if k not in ("rule", "severity"))
-    return f"{a.rule} ({labels})" if labels else a.rule
-
-
-def truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
-
-
-def value_text(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return "" if v is None else str(v)
-
-
-def headline(n: Notification) -> str:
-    """The notification's title; a plain one when the template rendered nothing
-    (services refuse an empty title)."""
-    if n.title.strip():
-        return n.title.strip()
-    rules = sorted({a.rule for a in n.alerts})
-    what = ", ".join(rules[:3]) + (" …" if len(rules) > 3 else "")
-    return f"[{n.status.upper()}] {what}" if what else f"vigil {n.kind}"

@@ -30,7 +30,8 @@ from engine.common.secret import Secret
 from engine.config.model import Channel as ChannelConfig
 from engine.config.model import frozen_map
 from engine.errors import DeliveryError
-from engine.httpclient.client import NetworkPolicy, parse_retry_after, redact_url
+from engine.httpclient.client import NetworkPolicy, parse_retry_after
+from engine.httpclient.redaction import redact_url
 from engine.notify.base import AlertView, Notification, iso
 from engine.plugins import registry
 
