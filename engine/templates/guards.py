@@ -4,8 +4,8 @@ Checking a result's size after it exists is too late: `'{:>{}}'.format('x', 3e8)
 or `'%*s' % (3e8, 'x')` allocate 300 MB before anything can look at them. These
 functions say, from the operands alone, how many characters an operation can
 produce, and refuse (SecurityError) a width or precision beyond the cap. They
-keep no state; engine/templates/renderer.py charges the estimates to the render's
-budget.
+keep no state; engine/templates/caps.py charges the estimates to the render's
+budget (budget.py).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Jinja2 templates for annotations and notification text, rendered in the
-sandbox of engine/templates/sandbox.py.
+sandbox of engine/templates/sandbox.py under the budget of budget.py.
 
 One sandboxed environment per template set: named templates (`templates:` in
 channel files) are reachable from others through `{% include "name" %}`. A
@@ -29,16 +29,15 @@ from jinja2.sandbox import (
 
 from engine.common import disk_cache
 from engine.templates import sandbox as template_sandbox
-from engine.templates.sandbox import (
+from engine.templates.budget import (
     MAX_OUTPUT,
     MAX_RANGE,
     RENDER_ERRORS,
     RENDER_SECONDS,
-    CappedEnvironment,
-    make_env,
     one_budget,
     render,
 )
+from engine.templates.sandbox import CappedEnvironment, make_env
 from engine.templates.syntax import is_template, simple_ok
 
 if TYPE_CHECKING:

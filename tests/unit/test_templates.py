@@ -12,8 +12,8 @@ from jinja2.exceptions import SecurityError
 
 from engine.config.model import Channel, Config, Route
 from engine.notify.base import AlertView
+from engine.templates import budget as template_budget
 from engine.templates import renderer as T
-from engine.templates import sandbox as template_sandbox
 
 T0 = 1_795_000_000.0
 
@@ -303,8 +303,8 @@ def test_garbage_collection_during_a_render_does_not_count_against_its_deadline(
     t0 = time.thread_time()
     gc.collect()
     took = time.thread_time() - t0
-    # the budget is made in the sandbox module
-    monkeypatch.setattr(template_sandbox, "RENDER_SECONDS", took / 4)  # well under one collection
+    # the budget is made in the budget module
+    monkeypatch.setattr(template_budget, "RENDER_SECONDS", took / 4)  # well under one collection
     env = T.make_env()
     text = "{{ x }}" + "{{ 1 + 1 }}" * 40  # steps enough for the deadline to be read
     assert T.render(env.from_string(text), {"x": Collects()}).startswith("ok2")
