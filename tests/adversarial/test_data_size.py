@@ -20,6 +20,7 @@ import pytest
 from engine.config.model import LogConfig
 from engine.journal.journal import Journal
 from engine.journal.reader import iter_events
+from tests.adversarial.hook_channel import CHANNELS
 from tests.integration.daemon import Daemon
 from tests.integration.receivers import Receiver
 
@@ -37,18 +38,6 @@ rules:
     expr: app.queue > fixed.limit
 """
 
-CHANNELS = """
-channels:
-  - name: hook
-    type: webhook
-    url: {url}/hook
-routes:
-  - channels: [hook]
-    group_by: [rule]
-    group_wait: 0s
-    group_interval: 200ms
-    repeat_interval: 1h
-"""
 TOKEN = "data-size-viewer-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 DEPTH = 900  # json.loads itself refuses ~1,000 (a collector error, not this path)

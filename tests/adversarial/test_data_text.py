@@ -21,6 +21,7 @@ import pytest
 from engine.common.boundary import clean
 from engine.delivery.retry import Breaker, RetryPolicy, deliver
 from engine.errors import DeliveryError
+from tests.adversarial.hook_channel import CHANNELS
 from tests.integration.daemon import Daemon
 from tests.integration.receivers import Receiver
 
@@ -40,18 +41,6 @@ rules:
     severity: warning
 """
 
-CHANNELS = """
-channels:
-  - name: hook
-    type: webhook
-    url: {url}/hook
-routes:
-  - channels: [hook]
-    group_by: [rule]
-    group_wait: 0s
-    group_interval: 200ms
-    repeat_interval: 1h
-"""
 TOKEN = "data-text-operator-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BAD = "\ud800"

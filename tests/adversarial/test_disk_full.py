@@ -22,6 +22,7 @@ import pytest
 from engine.journal.files import ACTIVE
 from engine.journal.maintenance import verify
 from engine.journal.reader import iter_events
+from tests.adversarial.hook_channel import CHANNELS
 from tests.integration.daemon import VIGIL, Daemon
 from tests.integration.receivers import Receiver
 
@@ -42,19 +43,6 @@ rules:
 # 60 alerts firing at once: more than a page of lines (a tmpfs file may still
 # have room in its last page when the file system is full)
 DISKS = [{"labels": {"mountpoint": f"/m{i:02d}"}, "percent": 95} for i in range(60)]
-
-CHANNELS = """
-channels:
-  - name: hook
-    type: webhook
-    url: {url}/hook
-routes:
-  - channels: [hook]
-    group_by: [rule]
-    group_wait: 0s
-    group_interval: 200ms
-    repeat_interval: 1h
-"""
 
 
 @pytest.fixture
