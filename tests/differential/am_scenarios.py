@@ -13,7 +13,7 @@ A scenario is written once, in Alertmanager's terms (matchers as strings such as
   Alertmanager-like `matchers: ['team!=ops']` lists in routes, `inhibit_matchers`
   ones `source_matchers` / `target_matchers` in inhibit rules; `nested` scenarios need `routes:` inside a
   route, children inheriting group_by and timings. Each syntax group runs in a
-  vigil daemon of its own, so a syntax vigil rejects today fails only its group.
+  vigil daemon of its own, so a configuration vigil rejected would fail only its group.
 
 Alerts: `fire(t, "x", team="db")` makes alert `x` fire at offset t (seconds),
 `resolve(t, "x")` resolves it. An alert's severity picks the vigil rule that
@@ -90,7 +90,6 @@ class AmScenario:
     inhibit: tuple[Inhibit, ...] = ()
     silences: tuple[Silence, ...] = ()
     syntax: Literal["flat", "matchers", "inhibit_matchers", "nested"] = "flat"
-    xfail: str | None = None
     receivers_extra: tuple[str, ...] = field(default=())
     # vigil only (Alertmanager has neither): escalate the scenario's default route to
     # `manager` after this many seconds unacknowledged; acknowledge alert a at offset t

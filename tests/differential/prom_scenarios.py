@@ -31,7 +31,6 @@ class PromScenario:
     for_: str = "0s"
     keep_firing_for: str = "0s"
     labels: Mapping[str, str] = field(default_factory=dict)
-    xfail: str | None = None
     resolve_below: float | None = None  # vigil only: resolve_expr (hysteresis), on purpose
 
     @property

@@ -302,17 +302,7 @@ def compare(sc: AmScenario, runs: AmRuns) -> None:
     assert not problems, f"{sc.id}: receivers differ: {problems}\n" + "\n".join(report)
 
 
-@pytest.mark.parametrize(
-    "sc",
-    [
-        pytest.param(
-            sc,
-            id=sc.id,
-            marks=[pytest.mark.xfail(strict=True, reason=sc.xfail)] if sc.xfail else [],
-        )
-        for sc in CASES
-    ],
-)
+@pytest.mark.parametrize("sc", CASES, ids=lambda sc: sc.id)
 def test_notification_scenario(sc: AmScenario, runs: AmRuns) -> None:
     """Each scenario's docstring is its `doc` in am_cases.py."""
     compare(sc, runs)

@@ -253,17 +253,7 @@ def _timers(tl: Timeline, rule: str, key: Key) -> list[tuple[str, float]]:
     return out
 
 
-@pytest.mark.parametrize(
-    "sc",
-    [
-        pytest.param(
-            sc,
-            id=sc.id,
-            marks=[pytest.mark.xfail(strict=True, reason=sc.xfail)] if sc.xfail else [],
-        )
-        for sc in SCENARIOS
-    ],
-)
+@pytest.mark.parametrize("sc", SCENARIOS, ids=lambda sc: sc.id)
 def test_rule_scenario(sc: PromScenario, runs: Runs) -> None:
     """Each scenario's docstring is its `doc` in prom_scenarios.py."""
     compare(sc, runs)
