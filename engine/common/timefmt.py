@@ -15,13 +15,18 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def to_epoch(ts: Any) -> float | None:
-    """Epoch seconds from a number or an ISO-8601 text (a trailing Z allowed); None otherwise."""
-    if isinstance(ts, int | float):
-        return float(ts)
-    if isinstance(ts, str):
+def to_epoch(v: Any) -> float | None:
+    """Epoch seconds from a number, or from RFC 3339 / ISO-8601 text (a trailing Z
+    allowed, naive means UTC: journals written before 13.18 hold numbers, later ones
+    text); None for anything else, a bool included."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int | float):
+        return float(v)
+    if isinstance(v, str):
         try:
-            return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+            d = datetime.fromisoformat(v.replace("Z", "+00:00"))
         except ValueError:
             return None
+        return (d if d.tzinfo is not None else d.replace(tzinfo=UTC)).timestamp()
     return None

@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 FORMAT_VERSION = 1
 
@@ -20,22 +19,6 @@ def format_ts(t: float) -> str:
     """UTC ISO-8601 with milliseconds: 2026-11-22T20:00:00.123Z."""
     sec, ms = divmod(round(t * 1000), 1000)
     return f"{_second(sec)}.{ms:03d}Z"
-
-
-def epoch(v: Any) -> float | None:
-    """A time field of a journal event as epoch seconds: RFC 3339 text (what is
-    written now) or a number (what journals written before 13.18 hold); None when
-    it is neither."""
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, int | float):
-        return float(v)
-    if isinstance(v, str):
-        try:
-            return parse_ts(v.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    return None
 
 
 def parse_ts(ts: str) -> float:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from engine.journal.format import epoch
+from engine.common.timefmt import to_epoch
 from engine.notify import delivery_log
 
 STATE_VERSION = 1
@@ -101,7 +101,7 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
         alerts[fp]["ack"] = {
             "by": event.get("by"),
             "note": event.get("note"),
-            "until": epoch(event.get("until")),  # RFC 3339 now, a number before
+            "until": to_epoch(event.get("until")),  # RFC 3339 now, a number before
             "at": _ts(event),
         }
     elif kind == "unacknowledged" and isinstance(fp, str) and fp in alerts:
@@ -137,8 +137,8 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
         if isinstance(sid, str):
             state["silences"][sid] = {k: event.get(k) for k in ("matchers", "reason", "created_by")}
             # RFC 3339 in the journal now, epoch numbers in older ones: numbers here
-            state["silences"][sid]["until"] = epoch(event.get("until"))
-            state["silences"][sid]["starts"] = epoch(event.get("starts"))
+            state["silences"][sid]["until"] = to_epoch(event.get("until"))
+            state["silences"][sid]["starts"] = to_epoch(event.get("starts"))
     elif kind == "silence_expired":
         if event.get("source") == "config":
             # a channel file's silence stays in the config: remember it was journaled

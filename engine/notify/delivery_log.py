@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine.journal.format import epoch
+from engine.common.timefmt import to_epoch
 
 __all__ = [
     "RESOLVING_MAX_AGE",
@@ -179,7 +179,7 @@ def on_config_silence_expired(state: dict[str, Any], event: Mapping[str, Any]) -
         return
     done: dict[str, Any] = state.setdefault("config_silences_expired", {})
     done.pop(sid, None)
-    done[sid] = epoch(event.get("until"))
+    done[sid] = to_epoch(event.get("until"))
     while len(done) > EXPIRED_SILENCES:
         del done[next(iter(done))]
 
@@ -191,7 +191,7 @@ def on_silence_expired(
     expired: dict[str, Any] = state.setdefault("silences_expired", {})
     expired.pop(sid, None)
     cause = event.get("cause") if isinstance(event.get("cause"), str) else "expired"
-    until = epoch(rec.get("until"))
+    until = to_epoch(rec.get("until"))
     # by hand: it ended now; by time: at its own `until`
     end = until if cause == "time" and until is not None else ts
     expired[sid] = {**rec, "until": end, "expired_by": event.get("by"), "cause": cause}

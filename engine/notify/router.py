@@ -16,8 +16,8 @@ from typing import Any
 
 from engine.common import matchers
 from engine.common.matchers import Matcher, matches_all
+from engine.common.timefmt import to_epoch
 from engine.config.model import Config, Inhibit, Route, Rule, Silence
-from engine.journal.format import epoch
 
 __all__ = [
     "BYPASS_INDEX",
@@ -127,8 +127,8 @@ def silence_from_state(sid: str, d: Mapping[str, Any]) -> Silence | None:
         for k, v in (d.get("match_re") or {}).items():
             ms.append(Matcher(str(k), regex=matchers.compile_regex(str(v))))
         # RFC 3339 (journal events since 13.18) or epoch seconds (state, old journals)
-        until = epoch(d["until"])
-        starts = None if d.get("starts") is None else epoch(d["starts"])
+        until = to_epoch(d["until"])
+        starts = None if d.get("starts") is None else to_epoch(d["starts"])
         if until is None or (d.get("starts") is not None and starts is None):
             return None
     except (KeyError, TypeError, ValueError, AttributeError):  # MatcherError is a ValueError

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import ConsoleMessage, Dialog, Page, expect, sync_playwright
 
-from engine.journal.format import epoch
+from engine.common.timefmt import to_epoch
 from tests.integration.daemon import Daemon
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -218,7 +218,7 @@ def test_web_page_in_chromium(tmp_path: Path) -> None:
                 (created,) = [e for e in evs if e["event"] == "silence_created"]
                 assert created["matchers"] == [{"label": "rule", "value": "disk_bytes_high"}]
                 assert created["reason"] == REASON and created["created_by"] == "oncall"
-                until = epoch(created["until"])  # RFC 3339 in the journal (13.18)
+                until = to_epoch(created["until"])  # RFC 3339 in the journal (13.18)
                 assert until is not None and 7000 < until - time.time() <= 7200
                 (audit,) = [
                     e for e in evs if e["event"] == "audit" and e["action"] == "silence_create"
