@@ -18,7 +18,8 @@ What is compared, per scenario and per alert (label set):
 
 Prometheus's transitions come from polling /api/v1/rules every 100 ms: the time of
 a state change is `activeAt` for pending, the rule's `lastEvaluation` otherwise
-(both are evaluation timestamps). vigil's come from its journal.
+(both are evaluation timestamps; a poll that sees a new state before Prometheus
+has stamped the evaluation waits for the stamp). vigil's come from its journal.
 """
 
 from __future__ import annotations
@@ -93,6 +94,11 @@ class RulesPoller:
         self.seen: dict[tuple[str, Key], str] = {}
         self.out: Timeline = {}
         self.client = httpx.Client(timeout=2)
+        self.last_eval: dict[str, float] = {}
+        # Prometheus updates an alert's state before the rule's lastEvaluation, so
+        # a poll between the two sees the new state with the previous evaluation's
+        # time; such entries wait here for the rule's next lastEvaluation.
+        self.unstamped: list[tuple[str, list[tuple[float, str]], int]] = []
 
     def poll(self) -> None:
         data = self.client.get(f"{self.url}/api/v1/rules", params={"type": "alert"}).json()
@@ -108,20 +114,31 @@ class RulesPoller:
                         if k not in ("alertname", "job", "instance")
                     }
                     now[(rule["name"], _key(labels))] = (a["state"], parse_ts(a["activeAt"]))
+        still = []
+        for name, seq, i in self.unstamped:
+            if evaluated[name] > seq[i][0]:
+                seq[i] = (evaluated[name], seq[i][1])
+            else:
+                still.append((name, seq, i))
+        self.unstamped = still
+
+        def record(name: str, key: Key, at: float | None, state: str) -> None:
+            seq = self.out.setdefault(name, {}).setdefault(key, [])
+            stale = at is None and evaluated[name] == self.last_eval.get(name)
+            seq.append((evaluated[name] if at is None else at, state))
+            if stale:
+                self.unstamped.append((name, seq, len(seq) - 1))
+
         for (name, key), (state, active_at) in now.items():
             if self.seen.get((name, key)) != state:
-                at = (
-                    active_at
-                    if state == "pending" or (name, key) not in self.seen
-                    else evaluated[name]
-                )
-                self.out.setdefault(name, {}).setdefault(key, []).append((at, state))
+                first = state == "pending" or (name, key) not in self.seen
+                record(name, key, active_at if first else None, state)
                 self.seen[(name, key)] = state
         for (name, key), state in list(self.seen.items()):
             if (name, key) not in now:
-                gone = "resolved" if state == "firing" else "inactive"
-                self.out[name][key].append((evaluated[name], gone))
+                record(name, key, None, "resolved" if state == "firing" else "inactive")
                 del self.seen[(name, key)]
+        self.last_eval = evaluated
 
 
 def vigil_timeline(events: list[dict[str, Any]], rules: set[str]) -> Timeline:
