@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine import __version__
@@ -19,6 +19,7 @@ from engine.api.responses import encode
 from engine.collectors.push import PushCollector
 from engine.common import matchers
 from engine.common.durations import format_duration
+from engine.common.records import JournalEvent, SilenceCreatedEvent, audit_event
 from engine.config.model import Silence
 from engine.journal.format import format_ts
 from engine.journal.reader import iter_events
@@ -113,7 +114,7 @@ class LiveState(Protocol):
     def collectors(self) -> dict[str, Collector]: ...
     @property
     def wall(self) -> Callable[[], float]: ...
-    async def emit(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+    async def emit(self, events: Sequence[JournalEvent]) -> list[dict[str, Any]]: ...
     async def collect(self, name: str) -> None: ...
 
 
@@ -396,7 +397,7 @@ class Control:
             if "regex" in m:
                 re.compile(m["regex"])
         sid = secrets.token_hex(6)
-        ev = {
+        ev: SilenceCreatedEvent = {
             "event": "silence_created",
             "id": sid,
             "matchers": matchers,
@@ -519,4 +520,4 @@ class Control:
         ).to_dict()  # fmt: skip
 
     async def audit(self, action: str, *, by: str, details: Mapping[str, Any]) -> None:
-        await self.live.emit([{"event": "audit", "action": action, "by": by, **details}])
+        await self.live.emit([audit_event(action, by, details)])
