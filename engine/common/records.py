@@ -27,8 +27,8 @@ The stored alert (`StoredAlert`) is one entry of the durable state's "alerts"
 (engine/journal/store.py's fold, snapshots); `ApiAlert` is what the API returns.
 """
 
-from __future__ import annotations
-
+# no `from __future__ import annotations`: Python 3.11's TypedDict tells NotRequired
+# keys (__optional_keys__, which the tests read) only from evaluated annotations
 import functools
 from collections.abc import Mapping
 from typing import Any, Literal, NotRequired, TypedDict, Union, cast, get_args, get_type_hints

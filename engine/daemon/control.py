@@ -19,7 +19,7 @@ from engine.api.responses import encode
 from engine.collectors.push import PushCollector
 from engine.common import matchers
 from engine.common.durations import format_duration
-from engine.common.records import JournalEvent, SilenceCreatedEvent, audit_event
+from engine.common.records import ApiAlert, JournalEvent, SilenceCreatedEvent, audit_event
 from engine.config.model import Silence
 from engine.journal.format import format_ts
 from engine.journal.reader import iter_events
@@ -185,7 +185,7 @@ class Control:
 
     def _view(
         self, fp: str, stored: Mapping[str, Any], silences: list[Silence], now: float
-    ) -> dict[str, Any]:
+    ) -> ApiAlert:
         labels = router.match_labels(
             stored.get("labels") or {}, stored.get("rule") or "", stored.get("severity") or ""
         )
@@ -252,7 +252,7 @@ class Control:
         labels: Mapping[str, str],
         silenced: bool | None,
         acknowledged: bool | None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[ApiAlert]:
         """The alerts as views, with their JSON (see AlertList): each view and its
         encoding are built once per change of the alert, or of the silences active
         now, or of its inhibition, and reused by every listing until then. With
@@ -328,7 +328,7 @@ class Control:
         self._sources = [{k: set(v) for k, v in idx.items()} for idx in sources]
         return True
 
-    def get_alert(self, fp: str) -> dict[str, Any] | None:
+    def get_alert(self, fp: str) -> ApiAlert | None:
         stored = self.live.state["alerts"].get(fp)
         if stored is None:
             return None
@@ -345,7 +345,7 @@ class Control:
         view["history"] = history
         return view
 
-    async def ack(self, fp: str, *, by: str, note: str, until: float | None) -> dict[str, Any]:
+    async def ack(self, fp: str, *, by: str, note: str, until: float | None) -> ApiAlert:
         if fp not in self.live.state["alerts"]:
             raise KeyError(fp)
         await self.live.emit(
@@ -361,7 +361,7 @@ class Control:
         )
         return self._view(fp, self.live.state["alerts"][fp], self._silences(), self.live.wall())
 
-    async def unack(self, fp: str, *, by: str) -> dict[str, Any]:
+    async def unack(self, fp: str, *, by: str) -> ApiAlert:
         stored = self.live.state["alerts"].get(fp)
         if stored is None:
             raise KeyError(fp)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from engine.common.records import AckRecord, NotifiedRecord, StoredAlert
 from engine.common.timefmt import to_epoch
 from engine.notify import delivery_log
 
@@ -65,20 +66,24 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
     alerts: dict[str, Any] = state["alerts"]
     fp = event.get("alert")
     if kind in ("pending", "firing") and isinstance(fp, str):
-        a = alerts.get(fp)
+        a: StoredAlert | None = alerts.get(fp)
         ts = event["at"] if "at" in event else _ts(event)
         if kind == "firing" and (a is None or a.get("state") != "firing"):
             delivery_log.on_firing(state, fp)
             delivery_log.on_transition(state, fp, _ts(event))
         if a is None or (kind == "pending" and a.get("state") == "firing"):
-            a = alerts[fp] = {
+            a = {
                 "rule": event.get("rule"),
                 "labels": event.get("labels", {}),
                 "ack": None,
                 "escalation": 0,
                 "notified": {},
                 "flapping": False,
+                "state": kind,  # in the order the fold always wrote them (snapshots)
+                "severity": None,
+                "value": None,
             }
+            alerts[fp] = a
         a["state"] = kind
         a["severity"] = event.get("severity")
         a["value"] = event.get("value")
@@ -98,12 +103,13 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
             delivery_log.on_resolved(state, fp, gone, _ts(event))
             delivery_log.on_transition(state, fp, _ts(event))
     elif kind == "acknowledged" and isinstance(fp, str) and fp in alerts:
-        alerts[fp]["ack"] = {
+        ack: AckRecord = {
             "by": event.get("by"),
             "note": event.get("note"),
             "until": to_epoch(event.get("until")),  # RFC 3339 now, a number before
             "at": _ts(event),
         }
+        alerts[fp]["ack"] = ack
     elif kind == "unacknowledged" and isinstance(fp, str) and fp in alerts:
         alerts[fp]["ack"] = None
     elif kind == "escalated" and isinstance(fp, str) and fp in alerts:
@@ -122,14 +128,15 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
         for afp in event.get("alerts", []):
             a = alerts.get(afp)
             if a is not None and isinstance(channel, str):
-                a["notified"][channel] = {
+                told: NotifiedRecord = {
                     "key": event.get("key"),
                     "ts": at,
                     "status": event.get("status"),
                     "ok": kind == "notified",
                 }
                 if "level" in event:  # an escalation: a channel the routes may not reach
-                    a["notified"][channel]["level"] = event["level"]
+                    told["level"] = event["level"]
+                a["notified"][channel] = told
         if kind == "notified":
             delivery_log.on_notified(state, event, at)
     elif kind == "silence_created":
