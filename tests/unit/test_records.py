@@ -182,7 +182,7 @@ def _type_errors(value: Any, hint: Any, where: str) -> list[str]:
     if hint is type(None):
         return [] if value is None else [f"{where}: {value!r} is not None"]
     if is_typeddict(hint):
-        return _record_errors(value, hint, where)
+        return record_errors(value, hint, where)
     if origin is list:
         if not isinstance(value, list):
             return [f"{where}: {value!r} is not a list"]
@@ -200,7 +200,7 @@ def _type_errors(value: Any, hint: Any, where: str) -> list[str]:
     return [] if ok else [f"{where}: {value!r} is not {hint.__name__}"]
 
 
-def _record_errors(rec: Any, td: Any, where: str, *, open_: bool = False) -> list[str]:
+def record_errors(rec: Any, td: Any, where: str, *, open_: bool = False) -> list[str]:
     if not isinstance(rec, Mapping):
         return [f"{where}: {rec!r} is not an object"]
     hints = get_type_hints(td)
@@ -219,7 +219,7 @@ def event_errors(ev: Mapping[str, Any]) -> list[str]:
     if td is None:
         return [f"{ev.get('event')!r} has no type"]
     body = {k: v for k, v in ev.items() if k not in ENVELOPE}
-    return _record_errors(body, td, str(ev.get("event")), open_=td is AuditEvent)
+    return record_errors(body, td, str(ev.get("event")), open_=td is AuditEvent)
 
 
 RULES = """
@@ -311,7 +311,7 @@ def test_the_stored_alert_folded_from_sample_events_matches_its_type(tmp_path: P
         fold_event(state, {**ev, "v": 1, "seq": seq, "ts": "2026-12-01T00:00:00.000Z"})
         alerts += list(state["alerts"].values())
     assert alerts
-    errors = [e for a in alerts for e in _record_errors(a, StoredAlert, "alert")]
+    errors = [e for a in alerts for e in record_errors(a, StoredAlert, "alert")]
     assert not errors, "\n".join(errors[:30])
 
 
