@@ -11,7 +11,8 @@ protocol answers in the same shape:
              "acknowledged": {"by", "note", "at", "until"} | None,
              "silenced": bool, "silenced_by": [silence ids], "inhibited": bool,
              "escalation": int, "flapping": bool, "stale": bool}
-             (`get_alert` adds "history": [journal events, oldest first])
+             (`get_alert` adds "history": [journal events, oldest first];
+             engine/common/records.py's ApiAlert)
     silence {"id", "matchers": [{"label", "value"} | {"label", "regex"}],
              "starts", "until", "reason", "created_by", "state": active|pending|expired}
 

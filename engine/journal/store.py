@@ -4,7 +4,8 @@ The journal is the single source of truth; this module says what each event
 means for the state that survives a restart. The same `fold_event` serves the
 daemon's replay, snapshots and `vigil log compact`, so there is one meaning.
 
-State shape (all times are wall-clock epoch seconds):
+State shape (all times are wall-clock epoch seconds; one alert is
+engine/common/records.py's StoredAlert, which the fold below is typed with):
 
     {"alerts":   {fingerprint: {"rule", "labels", "severity", "state": "pending"|"firing",
                                 "value", "pending_since", "firing_since", "starts_at",
