@@ -1,13 +1,39 @@
-"""The one exception tree of vigil.
+"""The one exception tree of vigil: every exception class in engine/ derives from
+VigilError (tests/unit/test_records.py walks engine/ and checks). The classes a
+module owns stay in it, under a base here:
 
     VigilError
     ├── ConfigError            configuration could not be loaded (carries Problems)
     ├── ExprError              an expression failed to compile or to evaluate
+    │   └── MissingData        expr/scope.py: a metric the expression needs is missing
     ├── CollectorError         a collector could not read its source
     ├── DeliveryError          a channel could not deliver (retryable or not)
     ├── JournalError           the journal is unusable (corrupt, locked)
-    │   └── JournalLocked      another daemon holds the data_dir lock
-    └── ClientError            a CLI client call to the daemon failed
+    │   ├── JournalLocked      another daemon holds the data_dir lock
+    │   └── JournalFatal       journal/hold.py: an fsync or I/O error; vigil exits
+    ├── ClientError            a CLI client call to the daemon failed
+    │   └── Status             cli/client.py: the daemon answered with an error status
+    ├── InputError             text from outside that cannot be read, at a place
+    │   ├── YamlError          config/load.py: a YAML file (carries a Problem)
+    │   ├── MatcherError       common/matchers.py: a label matcher (also a ValueError)
+    │   ├── SeriesError        ruletest/series.py: a test's input series (also a ValueError)
+    │   ├── BadLine            journal/lines.py: one journal line
+    │   └── BadSnapshot        journal/snapshots.py: one snapshot file
+    ├── HttpError              httpclient/transport.py: an outgoing HTTP request
+    │   ├── RequestError       cannot be sent as asked (also a ValueError):
+    │   │                      InvalidURL, UnsupportedScheme, InvalidHeader
+    │   └── WireError          the exchange failed: ConnectError, ReadError, ProtocolError
+    ├── AddressRefused         common/address_policy.py: only refused addresses
+    ├── Unresolved             common/address_policy.py: no address (also an OSError)
+    ├── ApiError               api/responses.py: an API answer other than success
+    ├── Unauthorized           api/auth.py: no usable token (401)
+    ├── _Refused               api/guard.py: a request refused while being parsed
+    ├── UsageError             cli/log.py: a command line that cannot be run
+    ├── UnknownRule            explain/result.py: `vigil explain` of a rule that is not there
+    └── LoadTimeout            runtime/reload_thread.py: a configuration load took too long
+
+The "also a ValueError / OSError" ones keep the builtin base they had, so every
+`except ValueError` or `except OSError` that caught them still does.
 
 Code catches these, never a bare Exception, except at the few boundaries that
 turn untrusted input into a Problem (the YAML reader) and say so.
@@ -113,3 +139,12 @@ class JournalLocked(JournalError):
 
 class ClientError(VigilError):
     """A CLI command could not get an answer from the daemon."""
+
+
+class InputError(VigilError):
+    """Text from outside vigil (a file, a request, a journal line) cannot be read;
+    the subclass says what and where."""
+
+
+class HttpError(VigilError):
+    """An outgoing HTTP request was refused before sending or failed on the wire."""

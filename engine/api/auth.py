@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engine.config.model import ApiToken, Role
+from engine.errors import VigilError
 
 RANK: dict[str, int] = {"viewer": 0, "operator": 1, "admin": 2}
 CHALLENGE = 'Bearer realm="vigil"'
@@ -30,7 +31,7 @@ class Principal:
         return RANK[self.role] >= RANK[needed]
 
 
-class Unauthorized(Exception):
+class Unauthorized(VigilError):
     """No usable token (401). `challenge` is the WWW-Authenticate value."""
 
     def __init__(self, message: str, challenge: str = CHALLENGE) -> None:

@@ -11,7 +11,8 @@ protocol answers in the same shape:
              "acknowledged": {"by", "note", "at", "until"} | None,
              "silenced": bool, "silenced_by": [silence ids], "inhibited": bool,
              "escalation": int, "flapping": bool, "stale": bool}
-             (`get_alert` adds "history": [journal events, oldest first])
+             (`get_alert` adds "history": [journal events, oldest first];
+             engine/common/records.py's ApiAlert)
     silence {"id", "matchers": [{"label", "value"} | {"label", "regex"}],
              "starts", "until", "reason", "created_by", "state": active|pending|expired}
 
@@ -32,6 +33,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from engine.common import matchers
+from engine.common.records import ApiAlert
 from engine.config.model import Matcher
 
 
@@ -67,7 +69,7 @@ class DaemonFacade(Protocol):
         labels: Mapping[str, str],
         silenced: bool | None,
         acknowledged: bool | None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[ApiAlert]:
         """Active (pending and firing) alerts matching every given filter, as
         `alert_view` dicts. None means "do not filter"; `labels` must all match
         exactly. `filter_alerts` implements the filters.
@@ -78,18 +80,18 @@ class DaemonFacade(Protocol):
         carrying the list's JSON, which the server then sends as it is."""
         ...
 
-    def get_alert(self, fp: str) -> dict[str, Any] | None:
+    def get_alert(self, fp: str) -> ApiAlert | None:
         """One active alert by fingerprint, with "history": its journal events
         (oldest first, newest last, capped to a few hundred); None if unknown."""
         ...
 
-    async def ack(self, fp: str, *, by: str, note: str, until: float | None) -> dict[str, Any]:
+    async def ack(self, fp: str, *, by: str, note: str, until: float | None) -> ApiAlert:
         """Acknowledge an active alert until `until` (epoch seconds; None: until it
         resolves). The `acknowledged` event is durable before this returns.
         Returns the updated alert. KeyError if no such active alert."""
         ...
 
-    async def unack(self, fp: str, *, by: str) -> dict[str, Any]:
+    async def unack(self, fp: str, *, by: str) -> ApiAlert:
         """Remove the acknowledgement (durable before returning); returns the alert.
         KeyError if no such active alert. Unacking an unacknowledged alert is a no-op."""
         ...
@@ -164,7 +166,7 @@ class DaemonFacade(Protocol):
         ...
 
 
-class AlertList(list[dict[str, Any]]):
+class AlertList(list[ApiAlert]):
     """What `list_alerts` may return instead of a plain list: the same views, and
     `json`, the bytes of `{"alerts": [...]}` for exactly these views (encoded as the
     server encodes), which the server then sends as they are. A facade that keeps
@@ -218,7 +220,7 @@ def alert_view(
     *,
     silenced_by: Iterable[str] = (),
     inhibited: bool = False,
-) -> dict[str, Any]:
+) -> ApiAlert:
     """An alert of engine/journal/store.py's state as the API returns it (new dicts: the
     caller may keep them)."""
     get = stored.get  # called for 10,000 alerts per listing: every lookup counts
@@ -278,7 +280,7 @@ def silence_view(sid: str, stored: Mapping[str, Any], now: float) -> dict[str, A
 
 
 def filter_alerts(
-    alerts: Iterable[dict[str, Any]],
+    alerts: Iterable[ApiAlert],
     *,
     state: str | None = None,
     severity: str | None = None,
@@ -286,10 +288,10 @@ def filter_alerts(
     labels: Mapping[str, str] | None = None,
     silenced: bool | None = None,
     acknowledged: bool | None = None,
-) -> list[dict[str, Any]]:
+) -> list[ApiAlert]:
     """The `list_alerts` filters over `alert_view` dicts (not copied); None means any."""
     want = list((labels or {}).items())
-    out: list[dict[str, Any]] = []
+    out: list[ApiAlert] = []
     for a in alerts:
         if state is not None and a.get("state") != state:
             continue

@@ -30,6 +30,8 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from engine.errors import VigilError
+
 log = logging.getLogger("vigil.api")
 
 REQUEST_SECONDS = 10.0
@@ -50,7 +52,7 @@ def _max_connections() -> int:
 MAX_CONNECTIONS = _max_connections()
 
 
-class _Refused(Exception):
+class _Refused(VigilError):
     """Raised in a parser callback to stop parsing a request refused mid-way."""
 
 

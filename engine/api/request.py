@@ -25,6 +25,7 @@ from engine.api.responses import ApiError
 from engine.common import json_bounded, matchers
 from engine.common.boundary import clean
 from engine.common.durations import parse_duration
+from engine.common.records import ApiAlert
 from engine.config.model import ApiConfig
 
 T = TypeVar("T")
@@ -45,7 +46,7 @@ class ServerState:
     registry: CollectorRegistry
     # the last alert list and its encoding: comparing two lists costs a tenth of
     # encoding one, and between evaluations pollers keep asking for the same list
-    last_alerts: tuple[list[dict[str, Any]], bytes] | None = None
+    last_alerts: tuple[list[ApiAlert], bytes] | None = None
 
 
 @dataclass

@@ -20,13 +20,14 @@ from starlette.responses import Response
 from engine.api.facade import matcher_view, rfc3339
 from engine.config.model import Matcher
 from engine.config.secrets import RedactingEncoder
+from engine.errors import VigilError
 from engine.runtime import slices
 
 # API responses are data, never pages: no sniffing, no caching of alert state
 API_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 
-class ApiError(Exception):
+class ApiError(VigilError):
     """An answer other than success, with a message the client may show as is."""
 
     def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None):

@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Sequence
 from typing import Any
 
+from engine.common.records import JournalEvent
 from engine.errors import ConfigError
 
 
@@ -39,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"vigil: unknown channel {args.channel!r} (channels: {known})", file=sys.stderr)
         return 2
 
-    async def emit(events: list[dict[str, Any]], durable: bool) -> list[dict[str, Any]]:
-        return events  # a test is not part of the daemon's history
+    async def emit(events: Sequence[JournalEvent], durable: bool) -> list[dict[str, Any]]:
+        return [dict(e) for e in events]  # a test is not part of the daemon's history
 
     async def send() -> str:
         d = Dispatcher(config, emit=emit, state={"alerts": {}, "silences": {}})

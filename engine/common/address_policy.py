@@ -45,7 +45,7 @@ class AddressRefused(VigilError):
     """A host resolved only to addresses the policy refuses (or to a metadata one)."""
 
 
-class Unresolved(OSError):
+class Unresolved(VigilError, OSError):
     """A host name that does not resolve."""
 
 

@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 import re2  # type: ignore[import-untyped]
 
+from engine.errors import InputError
+
 __all__ = [
     "LABEL_NAME",
     "MAX_PATTERN",
@@ -46,7 +48,7 @@ _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # errors are reported as one line by the caller, not on stderr
 
 
-class MatcherError(ValueError):
+class MatcherError(InputError, ValueError):
     """A matcher or regex that cannot be used; the message is one line."""
 
 

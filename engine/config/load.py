@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 
 import yaml
 
-from engine.errors import Problem
+from engine.errors import InputError, Problem
 
 # libyaml's parser is ~10x faster; the pure-Python one is the same API where it is absent
 _Parser: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -84,7 +84,7 @@ class Document:
         return Problem(self.file, line, col, message, format_path(path))
 
 
-class YamlError(Exception):
+class YamlError(InputError):
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
         super().__init__(problem.format())

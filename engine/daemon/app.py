@@ -25,6 +25,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from engine import __version__
 from engine.channels.base import Channel
 from engine.collectors.base import Collector
+from engine.common.records import JournalEvent
 from engine.config.build import ConfigLoader
 from engine.config.model import Config, Rule
 from engine.daemon.evaluation import synthetic_rule
@@ -195,12 +196,12 @@ class App(Reloading):
             if any(c.name == name for c in self.config.collectors):
                 self.hub.down[name] = "down before the restart"
 
-    def _end_orphans(self) -> list[dict[str, Any]]:
+    def _end_orphans(self) -> list[JournalEvent]:
         """At start: the durable alerts that nothing will ever step again (their rule
         was removed or changed while the daemon was down, the configuration that was
         invalid is valid now, a collector that is gone) end, as a reload would end them."""
         collectors = {c.name for c in self.config.collectors}
-        out: list[dict[str, Any]] = []
+        out: list[JournalEvent] = []
         for fp, a in self.state["alerts"].items():
             rule_id = a.get("rule")
             if fp in self.evaluator.alerts:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine import __version__
@@ -19,6 +19,7 @@ from engine.api.responses import encode
 from engine.collectors.push import PushCollector
 from engine.common import matchers
 from engine.common.durations import format_duration
+from engine.common.records import ApiAlert, JournalEvent, SilenceCreatedEvent, audit_event
 from engine.config.model import Silence
 from engine.journal.format import format_ts
 from engine.journal.reader import iter_events
@@ -113,7 +114,7 @@ class LiveState(Protocol):
     def collectors(self) -> dict[str, Collector]: ...
     @property
     def wall(self) -> Callable[[], float]: ...
-    async def emit(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+    async def emit(self, events: Sequence[JournalEvent]) -> list[dict[str, Any]]: ...
     async def collect(self, name: str) -> None: ...
 
 
@@ -184,7 +185,7 @@ class Control:
 
     def _view(
         self, fp: str, stored: Mapping[str, Any], silences: list[Silence], now: float
-    ) -> dict[str, Any]:
+    ) -> ApiAlert:
         labels = router.match_labels(
             stored.get("labels") or {}, stored.get("rule") or "", stored.get("severity") or ""
         )
@@ -251,7 +252,7 @@ class Control:
         labels: Mapping[str, str],
         silenced: bool | None,
         acknowledged: bool | None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[ApiAlert]:
         """The alerts as views, with their JSON (see AlertList): each view and its
         encoding are built once per change of the alert, or of the silences active
         now, or of its inhibition, and reused by every listing until then. With
@@ -327,7 +328,7 @@ class Control:
         self._sources = [{k: set(v) for k, v in idx.items()} for idx in sources]
         return True
 
-    def get_alert(self, fp: str) -> dict[str, Any] | None:
+    def get_alert(self, fp: str) -> ApiAlert | None:
         stored = self.live.state["alerts"].get(fp)
         if stored is None:
             return None
@@ -344,7 +345,7 @@ class Control:
         view["history"] = history
         return view
 
-    async def ack(self, fp: str, *, by: str, note: str, until: float | None) -> dict[str, Any]:
+    async def ack(self, fp: str, *, by: str, note: str, until: float | None) -> ApiAlert:
         if fp not in self.live.state["alerts"]:
             raise KeyError(fp)
         await self.live.emit(
@@ -360,7 +361,7 @@ class Control:
         )
         return self._view(fp, self.live.state["alerts"][fp], self._silences(), self.live.wall())
 
-    async def unack(self, fp: str, *, by: str) -> dict[str, Any]:
+    async def unack(self, fp: str, *, by: str) -> ApiAlert:
         stored = self.live.state["alerts"].get(fp)
         if stored is None:
             raise KeyError(fp)
@@ -396,7 +397,7 @@ class Control:
             if "regex" in m:
                 re.compile(m["regex"])
         sid = secrets.token_hex(6)
-        ev = {
+        ev: SilenceCreatedEvent = {
             "event": "silence_created",
             "id": sid,
             "matchers": matchers,
@@ -519,4 +520,4 @@ class Control:
         ).to_dict()  # fmt: skip
 
     async def audit(self, action: str, *, by: str, details: Mapping[str, Any]) -> None:
-        await self.live.emit([{"event": "audit", "action": action, "by": by, **details}])
+        await self.live.emit([audit_event(action, by, details)])

@@ -14,9 +14,10 @@ import asyncio
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from engine.common.records import AlertEvent, AlertEventKind, JournalEvent
 from engine.config.model import Config, Rule, RuleGroup, Severity, Source
 from engine.daemon.hub import CollectorHub, runtime_named
 from engine.daemon.metrics import Metrics
@@ -79,11 +80,11 @@ class Evaluation:
         ev.max_alerts_per_rule = config.max_alerts_per_rule
         ev.max_alerts_total = config.max_alerts_total
 
-    def _problem_events(self, changes: list[Change]) -> list[dict[str, Any]]:
+    def _problem_events(self, changes: list[Change]) -> list[AlertEvent]:
         """One alert per rule and problem (engine/rules/rule_health.py): firing when it
         starts, resolved when it ends; the rule's own severity, since a critical
         rule that cannot be evaluated is a critical blind spot."""
-        events: list[dict[str, Any]] = []
+        events: list[AlertEvent] = []
         for c in changes:
             rule = synthetic_rule(
                 c.problem, {"rule_id": c.rule}, f"rule {c.rule}: {c.message or c.problem}",
@@ -95,7 +96,7 @@ class Evaluation:
                 events.append(self._synthetic_event("resolved", rule, None))
         return events
 
-    def _synthetic_event(self, kind: str, rule: Rule, value: Any) -> dict[str, Any]:
+    def _synthetic_event(self, kind: AlertEventKind, rule: Rule, value: Any) -> AlertEvent:
         now = self.wall()
         return {
             "event": kind,
@@ -151,7 +152,7 @@ class Evaluation:
         them are on their way before the last are rendered."""
         now = self.mono()
         written: deque[tuple[list[dict[str, Any]], asyncio.Future[None] | None]] = deque()
-        events: list[dict[str, Any]] = []
+        events: list[JournalEvent] = []
         done = 0
         self._inflight += 1
         self.dispatcher.hold()
@@ -168,7 +169,7 @@ class Evaluation:
                     await self.dispatcher.submit(stamped)
                     if slices.spent():
                         break
-                batch: list[dict[str, Any]] = []
+                batch: list[JournalEvent] = []
                 while done < len(transitions) and not slices.spent():
                     batch += journal_events(transitions[done : done + 8], now)
                     done += 8
@@ -187,14 +188,14 @@ class Evaluation:
         self._log_transitions(events)
 
     def _submit(
-        self, events: list[dict[str, Any]], *, durable: bool
+        self, events: Sequence[JournalEvent], *, durable: bool
     ) -> tuple[list[dict[str, Any]], asyncio.Future[None] | None]:
         if self.journal is None:
             return [dict(e) for e in events], None
         return self.journal.submit(events, durable=durable)
 
     async def _journal_only(
-        self, events: list[dict[str, Any]], durable: bool
+        self, events: Sequence[JournalEvent], durable: bool
     ) -> list[dict[str, Any]]:
         """Journal and fold, without notifying (the dispatcher's own outcomes)."""
         self._inflight += 1
@@ -233,7 +234,7 @@ class Evaluation:
                 self.alert_versions.pop(fp, None)
 
     async def _emit(
-        self, events: list[dict[str, Any]], *, durable: bool, quiet: bool = False
+        self, events: Sequence[JournalEvent], *, durable: bool, quiet: bool = False
     ) -> list[dict[str, Any]]:
         """Journal first (durable before anything is notified), then fold and notify."""
         stamped = await self._journal_only(events, durable)
@@ -243,7 +244,7 @@ class Evaluation:
         return stamped
 
     @staticmethod
-    def _log_transitions(events: list[dict[str, Any]]) -> None:
+    def _log_transitions(events: Sequence[Mapping[str, Any]]) -> None:
         alert_events = [ev for ev in events if ev["event"] in ALERT_EVENTS]
         if len(alert_events) <= 20:
             for ev in alert_events:
@@ -260,6 +261,6 @@ class Evaluation:
                 ", ".join(f"{r} ({n})" for r, n in rules),
             )  # fmt: skip
 
-    async def emit(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def emit(self, events: Sequence[JournalEvent]) -> list[dict[str, Any]]:
         """Journal commands (acks, silences, audits) durably, then deliver."""
         return await self._emit(events, durable=True)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from engine.common.records import JournalEvent
 from engine.config.build import ConfigLoader
 from engine.config.model import Config
 from engine.daemon.collecting import build_collectors
@@ -110,7 +111,7 @@ class Reloading(Scheduling):
         rule = synthetic_rule(
             "config_invalid", {}, f"configuration rejected: {errors[0] if errors else ''}"
         )
-        events: list[dict[str, Any]] = [
+        events: list[JournalEvent] = [
             {"event": "config_rejected", "by": by, "errors": errors[:500]}
         ]
         fp = fingerprint(rule.id, rule.labels)
@@ -171,7 +172,7 @@ class Reloading(Scheduling):
         now = self.wall()
         self.last_reload = {"ok": True, "at": now, "errors": []}
         self.metrics.reload(ok=True, at=now)
-        events: list[dict[str, Any]] = [
+        events: list[JournalEvent] = [
             {"event": "config_loaded", "hash": new.config_hash, "by": by,
              "rules": len(rules), "channels": len(new.channels)}
         ]  # fmt: skip

@@ -33,13 +33,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from engine.channels.base import Channel
+from engine.common.records import JournalEvent
 from engine.config.model import Config
 from engine.delivery.retry import Outcome, RetryPolicy
 from engine.delivery.sender_process import SenderProcess
 from engine.delivery.senders import Delivery, Senders, SenderSettings, cancel_tasks
 from engine.errors import VigilError
 from engine.notify.base import AlertView, Notification
-from engine.notify.dedup import told_fields
+from engine.notify.dedup import notified_event
 from engine.notify.pipeline import Pipeline
 from engine.runtime import slices
 
@@ -47,7 +48,7 @@ __all__ = ["Dispatcher", "Emit"]
 
 log = logging.getLogger("vigil.notify")
 
-Emit = Callable[[list[dict[str, Any]], bool], Awaitable[list[dict[str, Any]]]]
+Emit = Callable[[Sequence[JournalEvent], bool], Awaitable[list[dict[str, Any]]]]
 
 CHUNK = 16  # events ingested, or groups settled, between clock checks
 EMIT_BATCH = 32  # outcome events per journal append at most (each a fold: one slice)
@@ -106,7 +107,7 @@ class Dispatcher:
         self.pipeline: Pipeline | None = None
         self._wake = asyncio.Event()
         # None stops the emitter once everything before it is journaled
-        self._outbox: asyncio.Queue[tuple[list[dict[str, Any]], bool] | None] = asyncio.Queue()
+        self._outbox: asyncio.Queue[tuple[list[JournalEvent], bool] | None] = asyncio.Queue()
         self._inbox: deque[dict[str, Any]] = deque()  # submitted, not yet ingested
         self._outcomes: deque[tuple[str, Notification, Outcome, list[Notification]]] = deque()
         self._timer_task: asyncio.Task[None] | None = None
@@ -342,7 +343,7 @@ class Dispatcher:
                 return
             await slices.check()
 
-    async def _journal(self, events: list[dict[str, Any]], durable: bool) -> None:
+    async def _journal(self, events: list[JournalEvent], durable: bool) -> None:
         try:
             await self.emit(events, durable)
         except (VigilError, OSError) as e:
@@ -367,23 +368,7 @@ class Dispatcher:
         if not o.ok:
             log.warning("channel %s: %s not delivered: %s", channel, n.kind, o.error)
         if not self.dry_run:
-            ev: dict[str, Any] = {
-                "event": "notified" if o.ok else "notify_failed",
-                "channel": channel,
-                "key": n.key,
-                "alerts": [a.fingerprint for a in n.alerts] if n.kind != "test" else [],
-                "status": n.status,
-                "group_key": n.group_key,
-                "attempts": o.attempts,
-            }
-            if n.kind != "alerts":
-                ev["kind"] = n.kind
-            else:
-                ev.update(told_fields(n))  # a restart rebuilds the group from these
-            if n.escalation_level:
-                ev["level"] = n.escalation_level
-            if not o.ok:
-                ev["error"] = o.error or "failed"
+            ev = notified_event(channel, n, ok=o.ok, attempts=o.attempts, error=o.error)
             self._outbox.put_nowait(([ev], False))
         if self.pipeline is not None and n.kind != "test":
             now = self.wall()

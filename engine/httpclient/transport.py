@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
 from engine.common.address_policy import literal_ip
+from engine.errors import HttpError
 from engine.httpclient.proxies import Proxies, basic_auth
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ Resolve = Callable[[str, int], Awaitable[list[str]]]  # host, port -> addresses 
 # --- errors -----------------------------------------------------------------------
 
 
-class RequestError(ValueError):
+class RequestError(HttpError, ValueError):
     """The request cannot be sent as asked; sending it again will not help."""
 
 
@@ -94,7 +95,7 @@ class InvalidHeader(RequestError):
     pass
 
 
-class WireError(Exception):
+class WireError(HttpError):
     """The exchange failed; the message names no URL path, only addresses."""
 
     kind: str = "failed"

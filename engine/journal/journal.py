@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from engine.common.records import JournalEvent
 from engine.config.model import LogConfig
 from engine.errors import JournalError
 from engine.journal import lock as _lock
@@ -150,7 +151,7 @@ class Journal(SegmentWriter):
 
     # ------------------------------------------------------------- appending
 
-    def _stamp(self, events: Sequence[Mapping[str, Any]]) -> tuple[bytes, list[Event]]:
+    def _stamp(self, events: Sequence[JournalEvent]) -> tuple[bytes, list[Event]]:
         ms = round(self._clock() * 1000)
         if ms != self._ts_ms:  # appends within one millisecond share the string
             self._ts_ms, self._ts = ms, format_ts(ms / 1000)
@@ -197,14 +198,14 @@ class Journal(SegmentWriter):
         if self._closing:
             raise JournalError(f"{self.data_dir}: journal is closing")
 
-    async def append(
-        self, events: Sequence[Mapping[str, Any]], *, durable: bool = True
-    ) -> list[Event]:
+    async def append(self, events: Sequence[JournalEvent], *, durable: bool = True) -> list[Event]:
         """Stamp `events` with v/seq/ts, write them, and return the stamped copies
         once they are as durable as the fsync policy promises (see module doc).
 
-        Each event needs an `event` name. Concurrent calls share writes and
-        fsyncs. When the disk refuses the write (full, read-only) the lines are
+        Each event is one of engine/common/records.py's types, named by its
+        `event` (checked again at run time: tests and plugins are not type
+        checked). Concurrent calls share writes and fsyncs. When the disk
+        refuses the write (full, read-only) the lines are
         held in memory and written once it takes them again, and this returns
         all the same (engine/journal/hold.py; `degraded` says so). Raises
         JournalError once the journal is unusable (a failed fsync, an I/O error);
@@ -216,7 +217,7 @@ class Journal(SegmentWriter):
         return stamped
 
     def submit(
-        self, events: Sequence[Mapping[str, Any]], *, durable: bool = True
+        self, events: Sequence[JournalEvent], *, durable: bool = True
     ) -> tuple[list[Event], asyncio.Future[None] | None]:
         """append() without waiting: the events are stamped and queued now (so
         their order is the order of the calls) and the future, if any, is done
@@ -242,9 +243,7 @@ class Journal(SegmentWriter):
         wake.set()
         return stamped, fut
 
-    def append_sync(
-        self, events: Sequence[Mapping[str, Any]], *, durable: bool = True
-    ) -> list[Event]:
+    def append_sync(self, events: Sequence[JournalEvent], *, durable: bool = True) -> list[Event]:
         """append() for code without an event loop: write now, fsync per the policy."""
         self._check_usable()
         self._no_writer("append_sync")

@@ -19,7 +19,7 @@ from typing import Any, cast
 
 from engine.common.boundary import clean, clean_text, valid_text
 from engine.common.json_text import compact_json, compact_json_ascii
-from engine.errors import JournalError
+from engine.errors import InputError, JournalError
 from engine.journal.format import FORMAT_VERSION
 
 Event = dict[str, Any]
@@ -64,7 +64,7 @@ def writable(rec: Event, error: BaseException) -> tuple[Event, bytes]:
         return out, seal(out)
 
 
-class BadLine(Exception):
+class BadLine(InputError):
     """A line that cannot be used. `damaged`: its bytes are wrong (torn or rotted),
     as opposed to well-formed content this version refuses."""
 

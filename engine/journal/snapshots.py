@@ -12,13 +12,14 @@ import stat
 from typing import Any, cast
 
 from engine.common.boundary import valid_text
+from engine.errors import InputError
 from engine.journal.files import snapshot_files
 from engine.journal.format import FORMAT_VERSION
 from engine.journal.lines import CRC_HEAD, SUFFIX_LEN, BadLine, check_crc
 
 
-class BadSnapshot(Exception):
-    pass
+class BadSnapshot(InputError):
+    """A snapshot file that cannot be used (replay then takes an older one)."""
 
 
 def read_snapshot_file(path: str, name_seq: int) -> tuple[int, dict[str, Any]]:

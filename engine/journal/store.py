@@ -4,7 +4,8 @@ The journal is the single source of truth; this module says what each event
 means for the state that survives a restart. The same `fold_event` serves the
 daemon's replay, snapshots and `vigil log compact`, so there is one meaning.
 
-State shape (all times are wall-clock epoch seconds):
+State shape (all times are wall-clock epoch seconds; one alert is
+engine/common/records.py's StoredAlert, which the fold below is typed with):
 
     {"alerts":   {fingerprint: {"rule", "labels", "severity", "state": "pending"|"firing",
                                 "value", "pending_since", "firing_since", "starts_at",
@@ -22,6 +23,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from engine.common.records import AckRecord, NotifiedRecord, StoredAlert
 from engine.common.timefmt import to_epoch
 from engine.notify import delivery_log
 
@@ -65,20 +67,24 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
     alerts: dict[str, Any] = state["alerts"]
     fp = event.get("alert")
     if kind in ("pending", "firing") and isinstance(fp, str):
-        a = alerts.get(fp)
+        a: StoredAlert | None = alerts.get(fp)
         ts = event["at"] if "at" in event else _ts(event)
         if kind == "firing" and (a is None or a.get("state") != "firing"):
             delivery_log.on_firing(state, fp)
             delivery_log.on_transition(state, fp, _ts(event))
         if a is None or (kind == "pending" and a.get("state") == "firing"):
-            a = alerts[fp] = {
+            a = {
                 "rule": event.get("rule"),
                 "labels": event.get("labels", {}),
                 "ack": None,
                 "escalation": 0,
                 "notified": {},
                 "flapping": False,
+                "state": kind,  # in the order the fold always wrote them (snapshots)
+                "severity": None,
+                "value": None,
             }
+            alerts[fp] = a
         a["state"] = kind
         a["severity"] = event.get("severity")
         a["value"] = event.get("value")
@@ -98,12 +104,13 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
             delivery_log.on_resolved(state, fp, gone, _ts(event))
             delivery_log.on_transition(state, fp, _ts(event))
     elif kind == "acknowledged" and isinstance(fp, str) and fp in alerts:
-        alerts[fp]["ack"] = {
+        ack: AckRecord = {
             "by": event.get("by"),
             "note": event.get("note"),
             "until": to_epoch(event.get("until")),  # RFC 3339 now, a number before
             "at": _ts(event),
         }
+        alerts[fp]["ack"] = ack
     elif kind == "unacknowledged" and isinstance(fp, str) and fp in alerts:
         alerts[fp]["ack"] = None
     elif kind == "escalated" and isinstance(fp, str) and fp in alerts:
@@ -122,14 +129,15 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
         for afp in event.get("alerts", []):
             a = alerts.get(afp)
             if a is not None and isinstance(channel, str):
-                a["notified"][channel] = {
+                told: NotifiedRecord = {
                     "key": event.get("key"),
                     "ts": at,
                     "status": event.get("status"),
                     "ok": kind == "notified",
                 }
                 if "level" in event:  # an escalation: a channel the routes may not reach
-                    a["notified"][channel]["level"] = event["level"]
+                    told["level"] = event["level"]
+                a["notified"][channel] = told
         if kind == "notified":
             delivery_log.on_notified(state, event, at)
     elif kind == "silence_created":

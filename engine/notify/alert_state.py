@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from engine.common.records import AckRecord
 from engine.config.model import Route
 from engine.notify.base import AlertView
 
@@ -29,7 +30,7 @@ class AlertState:
     starts_at: float
     status: Status = "firing"
     ends_at: float | None = None
-    ack: dict[str, Any] | None = None
+    ack: AckRecord | None = None
     groups: dict[str, None] = field(default_factory=dict)  # keys; ordered: deterministic
     esc_done: dict[int, int] = field(default_factory=dict)  # route index -> level reached
     esc_channels: dict[str, int] = field(default_factory=dict)  # channel -> level told

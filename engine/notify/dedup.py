@@ -13,11 +13,12 @@ told the same firing set again.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
+from engine.common.records import NotifiedEvent, ToldFields
 from engine.notify.base import Notification
 
-__all__ = ["Entry", "news", "repeats", "told_fields"]
+__all__ = ["Entry", "news", "notified_event", "repeats", "told_fields"]
 
 Entry = tuple[Literal["firing", "resolved"], bool]  # (status, acknowledged)
 
@@ -34,12 +35,41 @@ def repeats(content: Mapping[str, Entry]) -> bool:
     return any(st == "firing" and not ack for st, ack in content.values())
 
 
-def told_fields(n: Notification) -> dict[str, Any]:
+def told_fields(n: Notification) -> ToldFields:
     """The fields of a `notified` event that say what each alert was told as, from
     which a restart rebuilds the group (engine/notify/delivery_log.py): the alerts told
     resolved, and those told acknowledged (only when there are some)."""
-    out: dict[str, Any] = {"resolved": [a.fingerprint for a in n.alerts if a.status == "resolved"]}
+    out: ToldFields = {"resolved": [a.fingerprint for a in n.alerts if a.status == "resolved"]}
     acked = [a.fingerprint for a in n.alerts if a.acknowledged is not None]
     if acked:
         out["acked"] = acked
     return out
+
+
+def notified_event(
+    channel: str, n: Notification, *, ok: bool, attempts: int, error: str | None = None
+) -> NotifiedEvent:
+    """The journal record of a delivery's outcome (the dispatcher's, and `vigil test`'s
+    simulated one): `notified`, or `notify_failed` with its error."""
+    ev: NotifiedEvent = {
+        "event": "notified" if ok else "notify_failed",
+        "channel": channel,
+        "key": n.key,
+        "alerts": [a.fingerprint for a in n.alerts] if n.kind != "test" else [],
+        "status": n.status,
+        "group_key": n.group_key,
+        "attempts": attempts,
+    }
+    if n.kind != "alerts":
+        ev["kind"] = n.kind
+    else:
+        # a restart rebuilds the group from these
+        told = told_fields(n)
+        ev["resolved"] = told["resolved"]
+        if "acked" in told:
+            ev["acked"] = told["acked"]
+    if n.escalation_level:
+        ev["level"] = n.escalation_level
+    if not ok:
+        ev["error"] = error or "failed"
+    return ev

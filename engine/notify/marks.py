@@ -16,6 +16,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from engine.common.records import (
+    AckRecord,
+    AlertFields,
+    MarkEvent,
+    MarkKind,
+    SilenceExpiredEvent,
+    UnackEvent,
+)
 from engine.common.timefmt import to_epoch
 from engine.config.model import Silence
 from engine.notify.base import iso
@@ -33,7 +41,7 @@ class Marked(Protocol):
     told_inhibited: bool
 
 
-def _alert_fields(a: Marked) -> dict[str, Any]:
+def _alert_fields(a: Marked) -> AlertFields:
     return {
         "alert": a.fp,
         "rule": a.rule,
@@ -43,36 +51,48 @@ def _alert_fields(a: Marked) -> dict[str, Any]:
     }
 
 
-def mark_events(a: Marked, silence: Silence | None, inhibited: bool) -> list[dict[str, Any]]:
+def _mark(kind: MarkKind, a: Marked) -> MarkEvent:
+    # spelled out: a ** of _alert_fields would leave mypy unsure of `silence`
+    return {
+        "event": kind,
+        "alert": a.fp,
+        "rule": a.rule,
+        "labels": dict(a.labels),
+        "severity": a.severity,
+        "value": a.value,
+    }
+
+
+def mark_events(a: Marked, silence: Silence | None, inhibited: bool) -> list[MarkEvent]:
     """The events for a firing alert's marks as just computed (none if the journal
     already says so); updates what the alert remembers."""
-    out: list[dict[str, Any]] = []
+    out: list[MarkEvent] = []
     silenced = silence is not None
     if silenced != a.told_silenced:
         a.told_silenced = silenced
-        ev = {"event": "silenced" if silenced else "unsilenced", **_alert_fields(a)}
+        ev = _mark("silenced" if silenced else "unsilenced", a)
         if silence is not None:
             ev["silence"] = silence.id
         out.append(ev)
     if inhibited != a.told_inhibited:
         a.told_inhibited = inhibited
-        out.append({"event": "inhibited" if inhibited else "uninhibited", **_alert_fields(a)})
+        out.append(_mark("inhibited" if inhibited else "uninhibited", a))
     return out
 
 
-def silence_ended(s: Silence) -> dict[str, Any]:
+def silence_ended(s: Silence) -> SilenceExpiredEvent:
     """An API silence whose `until` passed: it leaves the state (and is listed by
     `vigil silences --all` from then on)."""
     return {"event": "silence_expired", "id": s.id, "cause": "time", "until": iso(s.until)}
 
 
-def config_silence_ended(s: Silence) -> dict[str, Any]:
+def config_silence_ended(s: Silence) -> SilenceExpiredEvent:
     """A channel file's silence whose `until` passed (it stays in the config, so
     the event says where it came from: the state remembers it was journaled)."""
     return {**silence_ended(s), "source": "config", "reason": s.reason}
 
 
-def ack_lapsed(a: Marked, ack: Mapping[str, Any]) -> dict[str, Any]:
+def ack_lapsed(a: Marked, ack: Mapping[str, Any]) -> UnackEvent:
     """An acknowledgement whose `until` passed."""
     return {
         "event": "unacknowledged",
@@ -83,6 +103,6 @@ def ack_lapsed(a: Marked, ack: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def ack_record(d: Mapping[str, Any], at: float) -> dict[str, Any]:
+def ack_record(d: Mapping[str, Any], at: float) -> AckRecord:
     """An acknowledgement record; `until` as epoch seconds (the API may give ISO)."""
     return {"by": d.get("by"), "note": d.get("note"), "until": to_epoch(d.get("until")), "at": at}

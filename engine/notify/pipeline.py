@@ -33,6 +33,7 @@ import itertools
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from engine.common.records import JournalEvent
 from engine.common.timefmt import to_epoch
 from engine.config.model import Config, Route, Rule, Silence, TimeInterval
 from engine.notify import am_timing, escalation, groups, marks, resume, router
@@ -69,7 +70,7 @@ class Pipeline:
         self.flapping: set[str] = set()  # kept across resolve: the state machine does
         self._heap: list[tuple[float, int, str, Any]] = []
         self._seq = itertools.count()
-        self._events: list[dict[str, Any]] = []
+        self._events: list[JournalEvent] = []
         self._alias: dict[str, str] = {}  # old group key -> new, across reconfigure
         # the last stage: it wakes the pipeline ("rate") when a held channel has room
         self.rate = RateLimiter(lambda at, channel: self._push(at, "rate", channel))
@@ -467,7 +468,7 @@ class Pipeline:
             heapq.heappop(heap)
         return heap[0] if heap else None
 
-    def take_events(self) -> list[dict[str, Any]]:
+    def take_events(self) -> list[JournalEvent]:
         """Journal events the pipeline produced (escalated, template_failed)."""
         out, self._events = self._events, []
         return out

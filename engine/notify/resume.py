@@ -184,7 +184,7 @@ def _from_alerts(
             if rec.get("status") != "firing":
                 continue
             ts = to_epoch(rec.get("ts")) or now
-            ack_at = to_epoch((a.ack or {}).get("at"))
+            ack_at = None if a.ack is None else to_epoch(a.ack.get("at"))
             sent[fp] = ("firing", a.ack is not None and ack_at is not None and ts >= ack_at)
         g.told_firing.add(fp)
         at = ts if at is None else max(at, ts)

@@ -9,8 +9,7 @@ rule's templates with the alert's labels and value at that moment, and one
 
 from __future__ import annotations
 
-from typing import Any
-
+from engine.common.records import AlertEvent, TemplateFailedEvent
 from engine.rules.evaluator import Transition
 from engine.templates.renderer import render_annotations
 
@@ -20,10 +19,12 @@ __all__ = ["ALERT_EVENTS", "journal_events"]
 ALERT_EVENTS = frozenset({"pending", "firing", "resolved"})
 
 
-def journal_events(transitions: list[Transition], mono: float) -> list[dict[str, Any]]:
+def journal_events(
+    transitions: list[Transition], mono: float
+) -> list[AlertEvent | TemplateFailedEvent]:
     """The events to journal for `transitions`, in order; `mono` is the monotonic
     time of the evaluation (it turns the alert's timers into wall-clock times)."""
-    events: list[dict[str, Any]] = []
+    events: list[AlertEvent | TemplateFailedEvent] = []
     for t in transitions:
         ev = t.as_journal(mono)
         if ev["event"] in ALERT_EVENTS:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from engine.common.records import AlertEvent
 from engine.config.model import Rule, RuleGroup
 from engine.errors import ExprError
 from engine.expr.history import History
@@ -47,9 +48,9 @@ class Transition:
     rule: Rule
     wall: float
 
-    def as_journal(self, mono_now: float) -> dict[str, Any]:
+    def as_journal(self, mono_now: float) -> AlertEvent:
         a = self.event.alert
-        out: dict[str, Any] = {
+        out: AlertEvent = {
             "event": self.event.kind,
             "alert": a.fingerprint,
             "rule": a.rule_id,

@@ -55,6 +55,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
+from engine.common.records import AlertEventKind
+
 if TYPE_CHECKING:
     from engine.config.model import Rule
 
@@ -72,18 +74,7 @@ __all__ = [
 ]
 
 AlertState = Literal["inactive", "pending", "firing", "resolved"]
-EventKind = Literal[
-    "pending",
-    "firing",
-    "resolved",
-    "inactive",
-    "flapping",
-    "flapping_end",
-    "no_data",
-    "error",
-    "stale",
-    "stale_end",
-]
+EventKind = AlertEventKind  # the kinds of the journal events (engine/common/records.py)
 _Transition = Literal["pending", "firing", "resolved", "inactive"]
 
 _NO_LABELS: Mapping[str, str] = MappingProxyType({})

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
+from engine.errors import InputError
+
 __all__ = ["MAX_STEPS", "MISSING", "SeriesError", "parse_series"]
 
 
@@ -46,7 +48,7 @@ _TERM = re.compile(
 )
 
 
-class SeriesError(ValueError):
+class SeriesError(InputError, ValueError):
     """A series that cannot be read; `offset` is the 0-based character offset of
     the bad term in the notation string (None for a list item)."""
 

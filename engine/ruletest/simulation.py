@@ -7,13 +7,15 @@ checks only read what it holds at a time."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from engine.common.records import JournalEvent
 from engine.expr.history import History
 from engine.journal.format import FORMAT_VERSION, format_ts
 from engine.journal.store import fold_event, initial_state
-from engine.notify.dedup import told_fields
+from engine.notify.dedup import notified_event
 from engine.notify.pipeline import Pipeline
 from engine.rules.alert_events import journal_events
 from engine.rules.evaluator import Evaluator, Snapshot
@@ -135,11 +137,11 @@ class Simulation:
             _put(node, parts[1:], items)
         return out
 
-    def _stamp(self, ev: dict[str, Any], wall: float) -> dict[str, Any]:
+    def _stamp(self, ev: Mapping[str, Any], wall: float) -> dict[str, Any]:
         self.seq += 1
         return {"v": FORMAT_VERSION, "seq": self.seq, "ts": format_ts(wall), **ev}
 
-    def _emit(self, events: list[dict[str, Any]], wall: float) -> None:
+    def _emit(self, events: Sequence[JournalEvent], wall: float) -> None:
         """As App._emit: journal (stamp), fold into the durable state, then hand to
         the notification pipeline and take what is due now (Dispatcher.submit)."""
         stamped = self._journal(events, wall)
@@ -148,7 +150,7 @@ class Simulation:
                 self.pipeline.ingest(ev, wall)
             self._due(wall)
 
-    def _journal(self, events: list[dict[str, Any]], wall: float) -> list[dict[str, Any]]:
+    def _journal(self, events: Sequence[JournalEvent], wall: float) -> list[dict[str, Any]]:
         stamped = [self._stamp(ev, wall) for ev in events]
         at = self.since_start(wall)
         for ev in stamped:
@@ -170,22 +172,7 @@ class Simulation:
         self.wall_now = max(self.wall_now, wall)
         for n in p.due(wall):
             self.result.notifications.append((self.since_start(wall), n))
-            ev: dict[str, Any] = {
-                "event": "notified",
-                "channel": n.channel,
-                "key": n.key,
-                "alerts": [a.fingerprint for a in n.alerts],
-                "status": n.status,
-                "group_key": n.group_key,
-                "attempts": 1,
-            }
-            if n.kind != "alerts":
-                ev["kind"] = n.kind
-            else:
-                ev.update(told_fields(n))
-            if n.escalation_level:
-                ev["level"] = n.escalation_level
-            self._journal([ev], wall)
+            self._journal([notified_event(n.channel, n, ok=True, attempts=1)], wall)
             p.delivered(n, True, wall)
         extra = p.take_events()
         if extra:

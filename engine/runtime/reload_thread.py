@@ -15,12 +15,14 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
+from engine.errors import VigilError
+
 T = TypeVar("T")
 
 LOAD_TIMEOUT = 30.0  # seconds a configuration load may take before it is given up
 
 
-class LoadTimeout(Exception):
+class LoadTimeout(VigilError):
     """The load did not finish in time; its thread is abandoned (still running)."""
 
 
