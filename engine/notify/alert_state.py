@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from engine.config.model import Route
 from engine.notify.base import AlertView
+from engine.notify.marks import ack_hold
 
 __all__ = ["AlertState", "Status", "view_order"]
 
@@ -49,10 +50,7 @@ class AlertState:
     told_inhibited: bool = False
 
     def acked(self, now: float) -> bool:
-        if self.ack is None:
-            return False
-        until = self.ack.get("until")
-        return not (isinstance(until, int | float) and now >= until)
+        return self.ack is not None and ack_hold(self.ack, now).held
 
 
 Order = tuple[int, str, list[tuple[str, str]]]
