@@ -1,8 +1,11 @@
 """The inputs of one explanation, read once: the rule and its config, the
 collectors' values (as the evaluator's scope), the durable state split into
 alerts / collectors down / flapping holds / API silences, the channels' status
-and recent sends, all as of `now`. Separate so the condition, timer, holds,
-channel and delivery parts each take the same facts without sharing one class."""
+and recent sends, all as of `now`; and the notification pipeline rebuilt from
+that state as a restart rebuilds it (engine/notify/resume.py), whose policies
+answer "why not now" for the delivery part. Separate so the condition, timer,
+holds, channel and delivery parts each take the same facts without sharing one
+class."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from typing import Any
 from engine.config.model import Config, Rule, Silence
 from engine.expr.history import History
 from engine.expr.scope import EvalScope
+from engine.notify.pipeline import Pipeline
 from engine.notify.router import silence_from_state
 
 
@@ -32,6 +36,8 @@ class Facts:
         self.rule = rule
         self.values = values
         self.now = now
+        self.state = state
+        self._pipeline: Pipeline | None = None
         self.channel_status = channel_status
         self.errors = dict(collector_errors or {})
         self.alerts: Mapping[str, Any] = state.get("alerts") or {}
@@ -55,3 +61,15 @@ class Facts:
         self.reads = rule.compiled.names - {"it"}
         if rule.compiled_each is not None:
             self.reads |= rule.compiled_each.names
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The pipeline as a restart at `now` would rebuild it from the state (built
+        on first use): its policies' queries say what holds a notification back and
+        until when, exactly as the daemon's pipeline decides."""
+        if self._pipeline is None:
+            types = {c.name: c.type for c in self.config.channels}
+            p = Pipeline(self.config, types, textless=types)  # its text is never read
+            p.load_state(self.state, self.now)
+            self._pipeline = p
+        return self._pipeline
