@@ -91,7 +91,14 @@ class DeliveryExplainer:
         channels: list[ChannelInfo] = []
         for name, idxs in order.items():
             cfg = config.channel(name)
-            timing = group_timing(self.facts, fp, name, idxs[0]) if firing else None
+            closing = cfg is not None and cfg.type in CLOSING_TYPES
+            # its group's timing, unless the alert is held back before any group
+            # (a held alert is not in what the group sends: its timing says nothing)
+            timing = (
+                group_timing(self.facts, fp, name, idxs[0])
+                if firing and (not alert_blocked or (acked_only and closing))
+                else None
+            )
             creasons, lines = explain_channel(
                 self.facts,
                 name,
@@ -104,7 +111,6 @@ class DeliveryExplainer:
                 timing=timing,
             )
             reasons += creasons
-            closing = cfg is not None and cfg.type in CLOSING_TYPES
             open_route = any(i not in muted_routes for i in idxs)
             sends = (
                 open_route
