@@ -29,7 +29,8 @@ _NEXT = {
 
 def group_timing(facts: Facts, fp: str, name: str, route_index: int) -> Hold | None:
     """When the group of alert `fp` on channel `name` (route `route_index`) flushes
-    next and why: the rebuilt pipeline's own query (engine/notify/groups.why_not).
+    next and why: the rebuilt pipeline's own query (engine/notify/groups.why_not),
+    on the running daemon's ticks.
     None: the pipeline has no such group (the alert does not fire)."""
     p = facts.pipeline
     a = p.alerts.get(fp)
@@ -38,7 +39,7 @@ def group_timing(facts: Facts, fp: str, name: str, route_index: int) -> Hold | N
     for key in a.groups:
         g = p.groups.get(key)
         if g is not None and g.channel == name and g.route_index == route_index:
-            return groups.why_not(p, g, facts.now)
+            return groups.why_not(p, g, facts.now, on_grid=True)
     return None
 
 

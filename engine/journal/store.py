@@ -104,6 +104,7 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
             "until": to_epoch(event.get("until")),  # RFC 3339 now, a number before
             "at": _ts(event),
         }
+        delivery_log.on_acknowledged(state, fp)
     elif kind == "unacknowledged" and isinstance(fp, str) and fp in alerts:
         alerts[fp]["ack"] = None
     elif kind == "escalated" and isinstance(fp, str) and fp in alerts:

@@ -245,14 +245,19 @@ def timing(
     return Hold(nxt > now, code, nxt)
 
 
-def why_not(p: Groups, g: GroupState, now: float) -> Hold:
+def why_not(p: Groups, g: GroupState, now: float, *, on_grid: bool = False) -> Hold:
     """The group's timing() as it stands (held, "inflight", while a notification
-    of it is out for delivery: its outcome decides). Changes nothing but marks."""
+    of it is out for delivery: its outcome decides). Changes nothing but marks.
+    `on_grid`: for a group rebuilt from the state (resume.py), as the running
+    pipeline times it: on the ticks that go on from its last notification (a
+    restarted one flushes news at once instead)."""
     if g.inflight is not None:
         return Hold(True, "inflight")
     now_content, _, forget = content(p, g, now)
     if forget and g.sent is not None:
         g = replace(g, sent={k: v for k, v in g.sent.items() if k not in forget})
+    if on_grid and g.last_tick is None and g.origin is not None:
+        g = replace(g, last_tick=g.origin)
     return timing(g, group_route(p, g), now_content, p.resend.get(g.channel), now)
 
 

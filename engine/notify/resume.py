@@ -151,6 +151,8 @@ def _from_record(
         if sent.get(fp, ("",))[0] == "firing" or g.channel in owed.get(fp, {}):
             g.told_firing.add(fp)
             sent.setdefault(fp, ("firing", False))
+    for fp in rec.get("forgotten") or ():  # acknowledged since: news once that ends
+        sent.pop(str(fp), None)
     ts = _ts(rec.get("ts"), now)
     g.sent, g.sent_at, g.flushed_at = sent, ts, ts
     # its ticks go on from its last notification; the first flush after the

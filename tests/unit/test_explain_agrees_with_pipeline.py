@@ -321,6 +321,32 @@ def test_acknowledged_until_it_expires_then_repeats(config: Config) -> None:
     sends_first_at(r, "ops", CPU, T0 + 990)
 
 
+def test_ack_expired_between_ticks_is_news_on_the_next_one(config: Config) -> None:
+    r = Run(config, T0)
+    r.ingest(fire("cpu_high", INFRA, T0), T0)
+    r.advance(T0 + 30)
+    r.ingest(acknowledge(CPU, T0 + 400), T0 + 60)
+    r.advance(T0 + 420)  # it lapsed at T0+400, between two ticks (T0+390, T0+510)
+    inst = r.explain("cpu_high", INFRA)
+    assert "acknowledged" not in [x.code for x in inst.delivery.withheld]
+    ops = channel(inst, "ops")
+    assert ops.timing == "group_interval" and at_of(ops.next_at) == T0 + 510
+    sends_first_at(r, "ops", CPU, T0 + 510)
+
+
+def test_news_waits_for_the_next_tick_not_group_interval_from_the_last_send(
+    config: Config,
+) -> None:
+    r = Run(config, T0)
+    r.ingest(fire("cpu_high", INFRA, T0), T0)
+    r.advance(T0 + 30)
+    r.ingest(fire("mem_high", INFRA, T0 + 200), T0 + 200)  # after the 2nd tick (T0+150)
+    r.advance(T0 + 210)
+    ops = channel(r.explain("mem_high", INFRA), "ops")
+    assert ops.timing == "group_interval" and at_of(ops.next_at) == T0 + 270
+    sends_first_at(r, "ops", fingerprint("mem_high", INFRA), T0 + 270)
+
+
 def test_rate_limited_into_a_digest(config: Config) -> None:
     hooks = {"team": "hooks"}
     r = Run(config, T0)
