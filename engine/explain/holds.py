@@ -104,10 +104,12 @@ class Holds:
         return out
 
     def inhibited(self, fp: str, ml: Mapping[str, str]) -> list[Reason]:
-        """The pipeline's inhibitor, rebuilt from the state's firing alerts."""
+        """The pipeline's inhibitor over the state's firing alerts."""
         out: list[Reason] = []
-        h = self.facts.pipeline.inhibitor.hold(fp, ml)
-        for i, sfp in h.detail.get("by", ()):
+        inh_ = self.facts.inhibitor(ml)
+        if inh_ is None:
+            return out
+        for i, sfp in inh_.hold(fp, ml).detail.get("by", ()):
             inh = self.facts.config.inhibits[i]
             a = self.facts.alerts.get(sfp)
             a = a if isinstance(a, Mapping) else {}

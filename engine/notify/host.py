@@ -7,7 +7,6 @@ Pipeline (pipeline.py) is the one implementation; a leaf of the notify package
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -81,16 +80,5 @@ class Resumes(Groups, Escalates, Protocol):
     def new_mute_epoch(self, now: float | None = None) -> None: ...
 
     def touch_boundaries(self, now: float) -> None: ...
-
-    def new_alert(
-        self,
-        fp: str,
-        rule: str,
-        labels: Mapping[str, Any],
-        severity: str,
-        value: Any,
-        annotations: Mapping[str, Any] | None,
-        starts: float,
-    ) -> AlertState: ...
 
     def send_soon(self, notes: list[Notification], now: float) -> None: ...

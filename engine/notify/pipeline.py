@@ -36,7 +36,7 @@ from typing import Any
 from engine.common.timefmt import to_epoch
 from engine.config.model import Config, Route, Rule, Silence, TimeInterval
 from engine.notify import am_timing, escalation, groups, marks, resume, router
-from engine.notify.alert_state import AlertState
+from engine.notify.alert_state import AlertState, new_alert
 from engine.notify.base import Notification
 from engine.notify.groups import GroupState
 from engine.notify.marks import ack_record
@@ -210,32 +210,6 @@ class Pipeline:
         ):
             self._touch_all(now)
 
-    def new_alert(
-        self,
-        fp: str,
-        rule: str,
-        labels: Mapping[str, Any],
-        severity: str,
-        value: Any,
-        annotations: Mapping[str, Any] | None,
-        starts: float,
-    ) -> AlertState:
-        lab = {str(k): str(v) for k, v in labels.items()}
-        if annotations is None:
-            r = self.rules.get(rule)
-            ann = (
-                templates.render_annotations(
-                    r.annotations, lab, value, rule=rule, severity=severity
-                )
-                if r is not None
-                else {}
-            )
-        else:
-            ann = {str(k): str(v) for k, v in annotations.items()}
-        return AlertState(
-            fp, rule, lab, severity, router.match_labels(lab, rule, severity), value, ann, starts
-        )
-
     def _on_firing(self, fp: str, ev: Mapping[str, Any], now: float) -> None:
         starts = to_epoch(ev.get("starts_at", ev.get("firing_since"))) or to_epoch(ev.get("ts"))
         a = self.alerts.get(fp)
@@ -246,7 +220,8 @@ class Pipeline:
             if isinstance(ev.get("annotations"), Mapping):
                 a.annotations = {str(k): str(v) for k, v in ev["annotations"].items()}
             return
-        new = self.new_alert(
+        new = new_alert(
+            self.rules,
             fp,
             str(ev.get("rule") or ""),
             ev.get("labels") or {},

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.common.timefmt import to_epoch
 from engine.notify import escalation, groups, router
+from engine.notify.alert_state import new_alert
 from engine.notify.dedup import Entry
 from engine.notify.marks import ack_record
 
@@ -126,7 +127,8 @@ def _alert(p: Resumes, fp: str, d: Mapping[str, Any], now: float) -> AlertState:
 
     starts = to_epoch(d.get("firing_since", d.get("starts_at")))
     annotations = d.get("annotations")
-    return p.new_alert(
+    return new_alert(
+        p.rules,
         fp,
         str(d.get("rule") or ""),
         d.get("labels") or {},

@@ -21,6 +21,7 @@ import pytest
 
 from engine.config.build import ConfigLoader
 from engine.config.model import Config
+from engine.delivery.retry import Breaker
 from engine.explain.explain import explain
 from engine.explain.result import ChannelInfo, Instance, Reason
 from engine.expr.history import History
@@ -63,15 +64,12 @@ rules:
 
 CHANNELS = """\
 channels:
+  - {name: pager, type: memory}
   - {name: ops, type: memory}
   - {name: hook, type: memory, rate_limit: {max: 2, per: 1m}}
-  - {name: pager, type: memory}
 routes:
-  - match: {team: office}
-    channels: [ops]
-    active_time: [business_hours]
-    group_wait: 0s
-    group_interval: 1m
+  - {match: {team: office}, channels: [ops], active_time: [business_hours], group_wait: 0s,
+     group_interval: 1m}
   - match: {team: esc}
     channels: [ops]
     group_wait: 0s
@@ -444,3 +442,29 @@ def test_acknowledged_alert_does_not_escalate(config: Config) -> None:
     assert has(r.advance(T0 + 599), "pager", fp) == []
     # the acknowledgement expires past the level's time: it escalates at once
     assert has(r.advance(T0 + 600), "pager", fp) == [T0 + 600]
+
+
+def test_breaker_open_holds_until_its_probe(config: Config) -> None:
+    """The breaker is the sender's (engine/delivery/retry.py), not the pipeline's:
+    explain reads its state from the dispatcher's status. While explain says
+    breaker_open the breaker lets nothing out; once it says so no more, a probe goes."""
+    clock = [0.0]
+    b = Breaker(threshold=2, cooldown=30.0, clock=lambda: clock[0])
+    b.failure()
+    b.failure()
+    r = Run(config, T0)
+    r.ingest(fire("cpu_high", INFRA, T0), T0)
+
+    def status() -> dict[str, dict[str, Any]]:
+        return {"ops": {"queued": 1, "folded": 0, "breaker": b.state, "sent": 0, "failed": 2,
+                        "error": None}}  # fmt: skip
+
+    e = explain(config, "cpu_high", labels=INFRA, values=None, state=r.state, now=T0,
+                channel_status=status())  # fmt: skip
+    assert "breaker_open" in [x.code for x in e.instances[0].delivery.withheld]
+    assert not b.allow()
+    clock[0] = 30.0
+    e = explain(config, "cpu_high", labels=INFRA, values=None, state=r.state, now=T0 + 30,
+                channel_status=status())  # fmt: skip
+    assert "breaker_open" not in [x.code for x in e.instances[0].delivery.withheld]
+    assert b.allow()  # the half-open probe
