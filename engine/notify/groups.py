@@ -198,7 +198,7 @@ def _settle_content(p: Groups, g: GroupState, now: float) -> dict[str, Entry]:
     """content(), and what it found applied: members dropped, acknowledged ones
     forgotten (so their channel hears of them again once the acknowledgement ends)."""
     now_content, drop, forget = content(p, g, now)
-    if g.sent is not None:
+    if forget and g.sent is not None:
         for fp in forget:
             del g.sent[fp]
     for fp in drop:
@@ -218,6 +218,18 @@ def timing(
     the next tick), "repeat_interval" (a reminder's tick), "resend_delay" (an
     alertmanager channel's re-send), or "" with no next_at: nothing to send.
     Held while next_at is later than `now`. Pure."""
+    nxt, code = _next_flush(g, route, now_content, resend, now)
+    return Hold(False, code) if nxt is None else Hold(nxt > now, code, nxt)
+
+
+def _next_flush(
+    g: GroupState,
+    route: Route,
+    now_content: Mapping[str, Entry],
+    resend: float | None,
+    now: float,
+) -> tuple[float | None, str]:
+    """timing()'s (next_at, code), without the Hold: refresh() runs it per group."""
     nxt: float | None
     code = ""
     if g.origin is None:
@@ -240,9 +252,7 @@ def timing(
         and (now_content != g.sent or _any_firing(now_content))  # changes too: no long waits
     ) and (nxt is None or g.sent_at + resend < nxt):
         nxt, code = g.sent_at + resend, "resend_delay"
-    if nxt is None:
-        return Hold(False, code)
-    return Hold(nxt > now, code, nxt)
+    return nxt, code
 
 
 def why_not(p: Groups, g: GroupState, now: float, *, on_grid: bool = False) -> Hold:
@@ -269,8 +279,8 @@ def refresh(p: Groups, g: GroupState, now: float) -> None:
     if not g.members:
         del p.groups[g.key]
         return
-    h = timing(g, group_route(p, g), now_content, p.resend.get(g.channel), now)
-    set_flush(p, g, h.next_at)
+    nxt, _ = _next_flush(g, group_route(p, g), now_content, p.resend.get(g.channel), now)
+    set_flush(p, g, nxt)
 
 
 def tick(g: GroupState, route: Route, at: float) -> float:
