@@ -1,7 +1,7 @@
-"""One channel as `vigil explain` sees it: whether and when it was told, when it
-repeats (on the group's ticks, engine/notify/ticks.py), its rate limit (recent
-sends and held notifications), and what the dispatcher says of it (breaker,
-error, queue). The last step of the pipeline's order, after the holds
+"""One channel as `vigil explain` sees it: whether and when it was told, when its
+group flushes next (the pipeline's own query, engine/notify/groups.why_not), its
+rate limit (engine/notify/ratelimit.window_hold over the recent sends and held
+notifications), and what the dispatcher says of it (breaker, error, queue). The last step of the pipeline's order, after the holds
 (engine/explain/holds.py) have let a notification through; separate because it
 reads the channels' status and send times, which nothing else here does."""
 
@@ -13,8 +13,34 @@ from typing import Any
 from engine.config.model import Channel, Route
 from engine.explain.facts import Facts
 from engine.explain.result import Reason
-from engine.explain.wording import as_number, duration_text, when_text
-from engine.notify import ticks
+from engine.explain.wording import as_number, duration_text, iso_or_none, when_text
+from engine.notify import groups
+from engine.notify.hold import Hold
+from engine.notify.ratelimit import window_hold
+
+# how the group's next flush is worded after "repeats every ..."
+_NEXT = {
+    "repeat_interval": " (next about {})",
+    "group_interval": " (news goes out on its next tick, about {})",
+    "resend_delay": " (re-sent every resend_delay, next about {})",
+    "inflight": "",
+}
+
+
+def group_timing(facts: Facts, fp: str, name: str, route_index: int) -> Hold | None:
+    """When the group of alert `fp` on channel `name` (route `route_index`) flushes
+    next and why: the rebuilt pipeline's own query (engine/notify/groups.why_not),
+    on the running daemon's ticks.
+    None: the pipeline has no such group (the alert does not fire)."""
+    p = facts.pipeline
+    a = p.alerts.get(fp)
+    if a is None:
+        return None
+    for key in a.groups:
+        g = p.groups.get(key)
+        if g is not None and g.channel == name and g.route_index == route_index:
+            return groups.why_not(p, g, facts.now, on_grid=True)
+    return None
 
 
 def explain_channel(
@@ -27,9 +53,11 @@ def explain_channel(
     firing: bool,
     *,
     acked: bool,
+    timing: Hold | None = None,
 ) -> tuple[list[Reason], list[str]]:
     """What holds a notification back on channel `name` (reasons), and what else
-    to say about it (lines): told at ..., repeats, rate limit, breaker, queue."""
+    to say about it (lines): told at ..., repeats, rate limit, breaker, queue.
+    `timing`: its group's group_timing()."""
     now = facts.now
     reasons: list[Reason] = []
     lines: list[str] = []
@@ -39,6 +67,7 @@ def explain_channel(
         )
         return reasons, lines
     route = dict(pairs)[idxs[0]]
+    nxt = timing.next_at if timing is not None else None
     told = (sa.get("notified") or {}).get(name) if sa is not None else None
     if isinstance(told, Mapping):
         ts = as_number(told.get("ts"))
@@ -50,48 +79,48 @@ def explain_channel(
                 # the pipeline's timing: on the group's ticks, which go on
                 # every group_interval from that notification (ticks.py)
                 gi = route.group_interval
-                nxt = ticks.repeat_tick(ts, gi, ts, route.repeat_interval)
-                lines.append(
+                line = (
                     f"repeats every {duration_text(route.repeat_interval)} while unacknowledged, "
-                    f"on the group's ticks every {duration_text(gi)} (next about {when_text(nxt, now)})"
+                    f"on the group's ticks every {duration_text(gi)}"
                 )
+                if timing is not None and nxt is not None:
+                    line += _NEXT.get(timing.code, " (next about {})").format(when_text(nxt, now))
+                lines.append(line)
         else:
             lines.append(
                 f"the last attempt at {when_text(ts, now)} failed: retried on the group's next "
                 f"tick (every group_interval, {duration_text(route.group_interval)})"
             )
     elif firing:
-        lines.append(
-            "not told yet"
-            + (
-                f" (a new group waits group_wait, {duration_text(route.group_wait)})"
-                if route.group_wait
-                else ""
-            )
-        )
+        line = "not told yet"
+        if route.group_wait:
+            line += f" (a new group waits group_wait, {duration_text(route.group_wait)})"
+        if timing is not None and nxt is not None:
+            line += f"; its first notification about {when_text(nxt, now)}"
+        lines.append(line)
     rl = cfg.rate_limit
     status = facts.channel_status.get(name) if facts.channel_status is not None else None
     if rl is not None:
         times = [*facts.sent_at.get(name, ()), *((status or {}).get("sent_at") or ())]
-        recent = [
-            t for t in (as_number(x) for x in times) if t is not None and now - rl.per < t <= now
-        ]
-        held = int((status or {}).get("held") or 0)
-        limited = held > 0 or len(recent) >= rl.max
+        sent = [t for t in (as_number(x) for x in times) if t is not None]
+        rate = window_hold(rl, sent, int((status or {}).get("held") or 0), now)
         lines.append(f"rate limit {rl.max} per {duration_text(rl.per)}")
-        if limited:
+        if rate.held:
+            held, recent = rate.detail["held"], rate.detail["recent"]
             why = (
                 f"{held} notification(s) held"
                 if held
-                else f"{len(recent)} sent in the last {duration_text(rl.per)}"
+                else f"{recent} sent in the last {duration_text(rl.per)}"
             )
             reasons.append(
                 Reason(
                     "rate_limited",
                     f"channel {name} is at its rate limit ({rl.max} per {duration_text(rl.per)}; "
-                    f"{why}): new notifications wait and go out together as one digest",
+                    f"{why}): new notifications wait and go out together as one digest"
+                    + (f" at {when_text(rate.next_at, now)}" if rate.next_at is not None else ""),
                     channel=name,
-                    data={"max": rl.max, "per": rl.per, "held": held, "recent": len(recent)},
+                    data={"max": rl.max, "per": rl.per, "held": held, "recent": recent},
+                    next_at=iso_or_none(rate.next_at),
                 )
             )
     if status is not None:

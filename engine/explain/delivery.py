@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.config.model import Route
-from engine.explain.channel_state import explain_channel
+from engine.explain.channel_state import explain_channel, group_timing
 from engine.explain.facts import Facts
 from engine.explain.holds import Holds
 from engine.explain.result import (
@@ -25,12 +25,13 @@ from engine.explain.result import (
     RouteInfo,
 )
 from engine.explain.wording import (
-    as_number,
     duration_text,
+    iso_or_none,
     labels_text,
     matchers_text,
     when_text,
 )
+from engine.notify.escalation import plan, why_not
 from engine.notify.pipeline import CLOSING_TYPES
 from engine.notify.router import BYPASS_INDEX, match_labels, targets
 
@@ -90,6 +91,14 @@ class DeliveryExplainer:
         channels: list[ChannelInfo] = []
         for name, idxs in order.items():
             cfg = config.channel(name)
+            closing = cfg is not None and cfg.type in CLOSING_TYPES
+            # its group's timing, unless the alert is held back before any group
+            # (a held alert is not in what the group sends: its timing says nothing)
+            timing = (
+                group_timing(self.facts, fp, name, idxs[0])
+                if firing and (not alert_blocked or (acked_only and closing))
+                else None
+            )
             creasons, lines = explain_channel(
                 self.facts,
                 name,
@@ -99,9 +108,9 @@ class DeliveryExplainer:
                 sa,
                 firing,
                 acked=any(r.code == "acknowledged" for r in reasons),
+                timing=timing,
             )
             reasons += creasons
-            closing = cfg is not None and cfg.type in CLOSING_TYPES
             open_route = any(i not in muted_routes for i in idxs)
             sends = (
                 open_route
@@ -124,9 +133,11 @@ class DeliveryExplainer:
                     dict(self.facts.channel_status[name])
                     if self.facts.channel_status is not None and name in self.facts.channel_status
                     else None,
+                    timing.code if timing is not None else "",
+                    iso_or_none(timing.next_at) if timing is not None else None,
                 )
             )
-        escalation = self._escalation(pairs, sa, alert_blocked) if firing else []
+        escalation, esc_next = self._escalation(fp, pairs) if firing else ([], None)
         going = [c.name for c in channels if c.sends]
         if not pairs:
             status: DeliveryStatus = "nowhere"
@@ -160,43 +171,39 @@ class DeliveryExplainer:
             tuple(channels),
             tuple(escalation),
             tuple(notes),
+            iso_or_none(esc_next),
         )
 
     def _escalation(
-        self, pairs: list[tuple[int, Route]], sa: Mapping[str, Any] | None, blocked: bool
-    ) -> list[str]:
-        if sa is None:
-            return []
-        now = self.facts.now
-        level = int(sa.get("escalation") or 0)
-        starts = as_number(sa.get("starts_at")) or as_number(sa.get("firing_since"))
+        self, fp: str, pairs: list[tuple[int, Route]]
+    ) -> tuple[list[str], float | None]:
+        """The escalation levels, as the rebuilt pipeline's escalation policy sees
+        them (engine/notify/escalation.why_not), and the next level's time."""
+        p, now = self.facts.pipeline, self.facts.now
+        a = p.alerts.get(fp)
+        if a is None:
+            return [], None
+        h = why_not(p, a, now)
+        due = {(idx, level): at for idx, level, at in plan(a, pairs)}
         out: list[str] = []
         for i, r in pairs:
-            if not r.escalate:
-                continue
             for n, step in enumerate(r.escalate, 1):
-                chans = ", ".join(step.channels)
-                if n <= level:
+                head = f"route #{i} level {n} (after {duration_text(step.after)} → {', '.join(step.channels)})"
+                at = due.get((i, n))
+                if at is None:
+                    out.append(f"{head}: done")
+                elif h.code == "escalation_blocked":
                     out.append(
-                        f"route #{i} level {n} (after {duration_text(step.after)} → {chans}): done"
-                    )
-                elif blocked:
-                    out.append(
-                        f"route #{i} level {n} (after {duration_text(step.after)} → {chans}): "
-                        "waits while it is silenced, inhibited, flapping or acknowledged"
+                        f"{head}: waits while it is silenced, inhibited, flapping or acknowledged"
                     )
                     break
-                elif starts is not None:
-                    at = starts + step.after
-                    due = (
-                        f"due {when_text(at, now)} unless acknowledged"
-                        if at > now
-                        else (f"overdue since {when_text(at, now)}: goes out at the next check")
-                    )
+                elif at > now:
+                    out.append(f"{head}: due {when_text(at, now)} unless acknowledged")
+                else:
                     out.append(
-                        f"route #{i} level {n} (after {duration_text(step.after)} → {chans}): {due}"
+                        f"{head}: overdue since {when_text(at, now)}: goes out at the next check"
                     )
-        return out
+        return out, h.next_at if h.code == "escalation_due" else None
 
 
 def _short(r: Reason) -> str:

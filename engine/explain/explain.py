@@ -28,6 +28,9 @@ The parts, each in a module of its own: which alerts and whether their
 condition holds (condition.py), what the timers make of it (timer.py), where a
 notification goes (delivery.py, with holds.py and channel_state.py), the result
 (result.py) and its text (text.py). The inputs are read once into facts.py.
+The notification part re-derives no rule of the pipeline's: it asks the
+policies' own "why not now" queries (engine/notify/hold.py), on the pipeline
+rebuilt from the state as a restart would rebuild it (rebuilt.py).
 
 The condition is judged as the evaluator judges it (engine/rules/evaluator.py), and
 each part of it is shown: for `and`/`or`, `not` and comparisons every operand's

@@ -1,8 +1,11 @@
 """The inputs of one explanation, read once: the rule and its config, the
 collectors' values (as the evaluator's scope), the durable state split into
 alerts / collectors down / flapping holds / API silences, the channels' status
-and recent sends, all as of `now`. Separate so the condition, timer, holds,
-channel and delivery parts each take the same facts without sharing one class."""
+and recent sends, all as of `now`; and the notification pipeline rebuilt from
+that state as a restart rebuilds it (engine/explain/rebuilt.py), whose policies
+answer "why not now" for the delivery part. Separate so the condition, timer,
+holds, channel and delivery parts each take the same facts without sharing one
+class."""
 
 from __future__ import annotations
 
@@ -10,9 +13,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from engine.config.model import Config, Rule, Silence
+from engine.explain.rebuilt import inhibitor, rebuild, targeted
 from engine.expr.history import History
 from engine.expr.scope import EvalScope
-from engine.notify.router import silence_from_state
+from engine.notify.pipeline import Pipeline
+from engine.notify.router import Inhibitor, silence_from_state
 
 
 class Facts:
@@ -32,6 +37,8 @@ class Facts:
         self.rule = rule
         self.values = values
         self.now = now
+        self.state = state
+        self._pipeline: Pipeline | None = None
         self.channel_status = channel_status
         self.errors = dict(collector_errors or {})
         self.alerts: Mapping[str, Any] = state.get("alerts") or {}
@@ -55,3 +62,17 @@ class Facts:
         self.reads = rule.compiled.names - {"it"}
         if rule.compiled_each is not None:
             self.reads |= rule.compiled_each.names
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The pipeline as a restart at `now` would rebuild it from the state (built
+        on first use, engine/explain/rebuilt.py): its policies' queries say what
+        holds a notification back and until when, as the daemon's pipeline decides."""
+        if self._pipeline is None:
+            self._pipeline = rebuild(self.config, self.rule, self.state, self.now)
+        return self._pipeline
+
+    def inhibitor(self, ml: Mapping[str, str]) -> Inhibitor | None:
+        """The pipeline's inhibitor over the state's firing alerts that may inhibit
+        an alert with match labels `ml`; None when no inhibit rule can target it."""
+        return inhibitor(self.config, self.state, (ml,)) if targeted(self.config, (ml,)) else None

@@ -86,7 +86,8 @@ class Condition:
 @dataclass(frozen=True, slots=True)
 class Reason:
     """Why a notification is held back. `route`/`channel` say what it applies to
-    (both None: the alert as a whole)."""
+    (both None: the alert as a whole); `next_at` (RFC 3339) when the hold ends at
+    the earliest, as the policy's own query says (None: no time is known)."""
 
     code: str  # silenced | inhibited | outside_active_time | inside_mute_time | flapping
     # | acknowledged | rate_limited | breaker_open | channel_unavailable | no_route
@@ -94,6 +95,7 @@ class Reason:
     route: int | None = None
     channel: str | None = None
     data: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    next_at: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,11 @@ class ChannelInfo:
     sends: bool  # a firing alert would go out on it now
     lines: tuple[str, ...]  # told at ..., rate limit ..., breaker ...
     status: Mapping[str, Any] | None = None
+    # the alert's group on this channel (engine/notify/groups.timing): what its next
+    # flush waits for (group_wait | group_interval | repeat_interval | resend_delay
+    # | inflight | "" for nothing) and when it comes (RFC 3339)
+    timing: str = ""
+    next_at: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +142,7 @@ class Delivery:
     channels: tuple[ChannelInfo, ...]
     escalation: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    escalation_next_at: str | None = None  # the next level's time, when not blocked
 
 
 @dataclass(frozen=True, slots=True)

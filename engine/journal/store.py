@@ -111,6 +111,7 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
             "at": _ts(event),
         }
         alerts[fp]["ack"] = ack
+        delivery_log.on_acknowledged(state, fp)
     elif kind == "unacknowledged" and isinstance(fp, str) and fp in alerts:
         alerts[fp]["ack"] = None
     elif kind == "escalated" and isinstance(fp, str) and fp in alerts:

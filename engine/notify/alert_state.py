@@ -1,19 +1,23 @@
-"""An alert as the pipeline tracks it (AlertState), and the order notifications
-list alerts in (view_order). Separate so that the pipeline and its policies
-(groups, escalation, digests, resume) share the record without importing each
-other: a leaf of the notify package.
+"""An alert as the pipeline tracks it (AlertState), how one is made from a
+journal record (new_alert), and the order notifications list alerts in
+(view_order). Separate so that the pipeline and its policies (groups,
+escalation, digests, resume) share the record without importing each other.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from engine.common.records import AckRecord
-from engine.config.model import Route
+from engine.config.model import Route, Rule
 from engine.notify.base import AlertView
+from engine.notify.marks import ack_hold
+from engine.notify.router import match_labels
+from engine.templates import renderer as templates
 
-__all__ = ["AlertState", "Status", "view_order"]
+__all__ = ["AlertState", "Status", "new_alert", "view_order"]
 
 Status = Literal["firing", "resolved"]
 
@@ -50,10 +54,34 @@ class AlertState:
     told_inhibited: bool = False
 
     def acked(self, now: float) -> bool:
-        if self.ack is None:
-            return False
-        until = self.ack.get("until")
-        return not (isinstance(until, int | float) and now >= until)
+        return self.ack is not None and ack_hold(self.ack, now).held
+
+
+def new_alert(
+    rules: Mapping[str, Rule],
+    fp: str,
+    rule: str,
+    labels: Mapping[str, Any],
+    severity: str,
+    value: Any,
+    annotations: Mapping[str, Any] | None,
+    starts: float,
+) -> AlertState:
+    """The alert of a journal record; without `annotations` (an old record) they
+    are rendered from its rule's, as the evaluator would have."""
+    lab = {str(k): str(v) for k, v in labels.items()}
+    if annotations is None:
+        r = rules.get(rule)
+        ann = (
+            templates.render_annotations(r.annotations, lab, value, rule=rule, severity=severity)
+            if r is not None
+            else {}
+        )
+    else:
+        ann = {str(k): str(v) for k, v in annotations.items()}
+    return AlertState(
+        fp, rule, lab, severity, match_labels(lab, rule, severity), value, ann, starts
+    )
 
 
 Order = tuple[int, str, list[tuple[str, str]]]

@@ -5,10 +5,11 @@ Two parts of the durable state (engine/journal/store.py), so that a restart rebu
 every group's delivery state (Pipeline.load_state):
 
     "told":      {group key: {"channel", "key", "ts", "firing": [fp], "acked": [fp],
-                              "resolved": [fp]}}
+                              "resolved": [fp], "forgotten": [fp]}}
                  the content of the last notification delivered to each group: the
                  dedup stage compares against it, the next key chains from "key", the
-                 group's timers count from "ts".
+                 group's timers count from "ts". "forgotten": told firing, then
+                 acknowledged: the channel hears of it again, as news, once that ends.
     "resolving": {fp: {"rule", "labels", "severity", "value", "annotations", "starts_at",
                        "ends_at", "channels": {channel: ts told firing}}}
                  alerts that resolved while some channel still believes them firing:
@@ -29,6 +30,7 @@ from engine.common.timefmt import to_epoch
 
 __all__ = [
     "RESOLVING_MAX_AGE",
+    "on_acknowledged",
     "on_firing",
     "on_flapping",
     "on_notified",
@@ -92,6 +94,18 @@ def on_resolved(state: dict[str, Any], fp: str, alert: Mapping[str, Any], ts: fl
         for old in [k for k, v in res.items() if v.get("ends_at", ts) < ts - RESOLVING_MAX_AGE]:
             del res[old]
     _prune_told(state)
+
+
+def on_acknowledged(state: dict[str, Any], fp: str) -> None:
+    """`fp` was acknowledged: a channel told it fires (and not yet that it is
+    acknowledged) is to hear of it again once the acknowledgement ends, as news
+    (engine/notify/groups.content forgets it was told); recorded so that a
+    restart in between does the same (resume.py)."""
+    for rec in _told(state).values():
+        if fp in (rec.get("firing") or ()) and fp not in (rec.get("acked") or ()):
+            forgotten = rec.setdefault("forgotten", [])
+            if fp not in forgotten:
+                forgotten.append(fp)
 
 
 def on_notified(state: dict[str, Any], event: Mapping[str, Any], ts: float) -> None:

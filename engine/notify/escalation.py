@@ -12,6 +12,7 @@ take the pipeline for the alerts' routes, marks and views.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from engine.config.model import Route
@@ -19,47 +20,82 @@ from engine.notify import render
 from engine.notify.alert_state import AlertState
 from engine.notify.base import Notification
 from engine.notify.groups import MUTE_RECHECK
+from engine.notify.hold import FREE, Hold
 from engine.notify.timeintervals import muted
 
 if TYPE_CHECKING:
-    from engine.notify.pipeline import Pipeline
+    from engine.notify.host import Escalates
 
-__all__ = ["escalate", "note", "schedule", "schedule_all"]
+__all__ = ["blocked", "escalate", "note", "plan", "schedule", "schedule_all", "why_not"]
 
 
-def schedule_all(p: Pipeline, now: float) -> None:
+def schedule_all(p: Escalates, now: float) -> None:
     for a in p.alerts.values():
         if a.status == "firing":
             schedule(p, a, now)
 
 
-def schedule(p: Pipeline, a: AlertState, now: float, recheck: float | None = None) -> None:
-    """Set when `a` is looked at next for escalation: the next level's deadline
-    of each of its routes, or `recheck`; none while it cannot escalate
-    (acknowledged, flapping, silenced, inhibited: their end reschedules)."""
+def plan(a: AlertState, routes: Sequence[tuple[int, Route]]) -> list[tuple[int, int, float]]:
+    """The levels `a` has still to reach, per route: (route index, level, when it
+    is due: the alert's start + the level's `after`). Pure."""
+    out: list[tuple[int, int, float]] = []
+    for idx, r in routes:
+        for level in range(a.esc_done.get(idx, 0) + 1, len(r.escalate) + 1):
+            out.append((idx, level, a.starts_at + r.escalate[level - 1].after))
+    return out
+
+
+def blocked(p: Escalates, a: AlertState, now: float) -> str:
+    """What keeps `a` from escalating now ("" if nothing): it is acknowledged,
+    flapping, silenced or inhibited; their end reschedules it."""
+    if a.acked(now):
+        return "acknowledged"
+    if a.fp in p.flapping:
+        return "flapping"
+    return "muted" if p.muted(a, now) else ""
+
+
+def why_not(p: Escalates, a: AlertState, now: float) -> Hold:
+    """Escalation's "why not now" for `a`: held ("escalation_blocked", detail
+    {"by": blocked()}, no time: its end decides) or the next level due
+    ("escalation_due" at next_at, held until then; detail {"levels": plan()});
+    FREE when it has no level left (or does not fire)."""
+    if not p.escalating or a.status != "firing":
+        return FREE
+    why = blocked(p, a, now)  # first: it brings the marks up to date, as it always did
+    levels = plan(a, p.targets(a))
+    if not levels:
+        return FREE
+    if why:
+        return Hold(True, "escalation_blocked", None, {"by": why, "levels": levels})
+    # the earliest of each route's next level (the first of its in the plan)
+    firsts: dict[int, float] = {}
+    for idx, _, at in levels:
+        firsts.setdefault(idx, at)
+    nxt = min(firsts.values())
+    return Hold(nxt > now, "escalation_due", nxt, {"levels": levels})
+
+
+def schedule(p: Escalates, a: AlertState, now: float, recheck: float | None = None) -> None:
+    """Set when `a` is looked at next for escalation: why_not()'s next level, or
+    `recheck`; none while it cannot escalate (its end reschedules)."""
     nxt: float | None = recheck
-    if (
-        p._escalating
-        and a.status == "firing"
-        and not (a.acked(now) or a.fp in p.flapping or p._muted(a, now))
-    ):
-        for idx, r in p._targets(a):
-            done = a.esc_done.get(idx, 0)
-            if done < len(r.escalate):
-                at = max(now, a.starts_at + r.escalate[done].after)
-                nxt = at if nxt is None else min(nxt, at)
+    h = why_not(p, a, now)
+    if h.next_at is not None:
+        at = max(now, h.next_at)
+        nxt = at if nxt is None else min(nxt, at)
     if nxt != a.esc_next:
         a.esc_next = nxt
         if nxt is not None:
-            p._push(nxt, "esc", a.fp)
+            p.push(nxt, "esc", a.fp)
 
 
-def escalate(p: Pipeline, a: AlertState, now: float, out: list[Notification]) -> None:
+def escalate(p: Escalates, a: AlertState, now: float, out: list[Notification]) -> None:
     """`a`'s escalation time came: tell the channels of every level now due."""
     a.esc_next = None
     recheck: float | None = None
-    if not (a.acked(now) or a.fp in p.flapping or p._muted(a, now)):
-        for idx, r in p._targets(a):
+    if not blocked(p, a, now):
+        for idx, r in p.targets(a):
             if a.esc_done.get(idx, 0) >= len(r.escalate):
                 continue
             if muted(r, p.intervals, now):
@@ -70,7 +106,7 @@ def escalate(p: Pipeline, a: AlertState, now: float, out: list[Notification]) ->
 
 
 def _escalate_route(
-    p: Pipeline, a: AlertState, idx: int, r: Route, now: float, out: list[Notification]
+    p: Escalates, a: AlertState, idx: int, r: Route, now: float, out: list[Notification]
 ) -> None:
     while a.esc_done.get(idx, 0) < len(r.escalate):
         level = a.esc_done.get(idx, 0) + 1
@@ -83,7 +119,7 @@ def _escalate_route(
             if ch not in r.channels:  # route channels hear of the end from their group
                 a.esc_channels[ch] = level
             p.rate.offer(note(p, a, ch, level, now, r), now, out)
-        p._events.append(
+        p.emit(
             {
                 "event": "escalated",
                 "alert": a.fp,
@@ -95,7 +131,7 @@ def _escalate_route(
 
 
 def note(
-    p: Pipeline, a: AlertState, channel: str, level: int, now: float, route: Route | None = None
+    p: Escalates, a: AlertState, channel: str, level: int, now: float, route: Route | None = None
 ) -> Notification:
     """The escalation notification of `a` at `level` to `channel` (its end too)."""
     view = render.view(p, a, a.status, a.acked(now), now)

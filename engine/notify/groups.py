@@ -20,7 +20,7 @@ pipeline for the alerts, marks and views the groups are made of.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from engine.config.model import Route
@@ -28,11 +28,12 @@ from engine.notify import render, router, ticks
 from engine.notify.alert_state import AlertState, view_order
 from engine.notify.base import AlertView, Notification
 from engine.notify.dedup import Entry, news, repeats
+from engine.notify.hold import Hold
 from engine.notify.keys import group_key, group_key_from_json, hash_key, key_prefix, labels_json
 from engine.notify.timeintervals import muted
 
 if TYPE_CHECKING:
-    from engine.notify.pipeline import Pipeline
+    from engine.notify.host import Groups
 
 __all__ = [
     "MUTE_RECHECK",
@@ -47,6 +48,8 @@ __all__ = [
     "set_flush",
     "shift",
     "tick",
+    "timing",
+    "why_not",
 ]
 
 # A group or escalation muted by active_time/mute_time is looked at again this often.
@@ -76,9 +79,9 @@ class GroupState:
 # -- membership ----------------------------------------------------------------------
 
 
-def assign(p: Pipeline, a: AlertState) -> None:
+def assign(p: Groups, a: AlertState) -> None:
     """Put `a` into the groups of every route and channel it goes to."""
-    for idx, r in p._targets(a):
+    for idx, r in p.targets(a):
         if r.group_by == ("...",) or "..." in r.group_by:
             glabels = dict(a.match)
         else:
@@ -95,16 +98,16 @@ def assign(p: Pipeline, a: AlertState) -> None:
             a.groups[key] = None
 
 
-def leave(p: Pipeline, g: GroupState, fp: str) -> None:
+def leave(p: Groups, g: GroupState, fp: str) -> None:
     g.members.pop(fp, None)
     g.told_firing.discard(fp)
     a = p.alerts.get(fp)
     if a is not None:
         a.groups.pop(g.key, None)
-        p._forget_if_done(a)
+        p.forget_if_done(a)
 
 
-def group_route(p: Pipeline, g: GroupState) -> Route:
+def group_route(p: Groups, g: GroupState) -> Route:
     if g.route_index == router.BYPASS_INDEX:
         for fp in g.members:
             a = p.alerts.get(fp)
@@ -114,7 +117,7 @@ def group_route(p: Pipeline, g: GroupState) -> Route:
     return p.config.routes[g.route_index]
 
 
-def carry_over(p: Pipeline, old_routes: Sequence[Route]) -> dict[int, int]:
+def carry_over(p: Groups, old_routes: Sequence[Route]) -> dict[int, int]:
     """After a config swap: keep the groups of routes that are unchanged (same
     matchers and group_by; they may have moved), emptied for the alerts to be
     assigned again; drop the rest. Returns old route index -> new."""
@@ -133,7 +136,7 @@ def carry_over(p: Pipeline, old_routes: Sequence[Route]) -> dict[int, int]:
         g.route_index = j
         new = group_key(g.channel, j, g.labels)
         if new != g.key:
-            p._alias[g.key] = new
+            p.alias[g.key] = new
             g.key, g.key_prefix = new, None
             g.next_flush = None  # its heap entry has the old key: schedule anew
         g.members.clear()
@@ -153,11 +156,14 @@ def _route_sig(r: Route) -> tuple[Any, ...]:
 # -- what a channel should see, and when -----------------------------------------------
 
 
-def content(p: Pipeline, g: GroupState, now: float) -> tuple[dict[str, Entry], list[str]]:
-    """(what the channel should now see, members it will never need to see)."""
+def content(p: Groups, g: GroupState, now: float) -> tuple[dict[str, Entry], list[str], list[str]]:
+    """(what the channel should now see, members it will never need to see,
+    members to forget it was told of firing). Changes nothing but the alerts'
+    marks (computed once per epoch, and their change journaled)."""
     closing = g.channel in p.closing
     out: dict[str, Entry] = {}
     drop: list[str] = []
+    forget: list[str] = []
     sent = g.sent or {}
     for fp in g.members:
         a = p.alerts.get(fp)
@@ -165,7 +171,7 @@ def content(p: Pipeline, g: GroupState, now: float) -> tuple[dict[str, Entry], l
             drop.append(fp)
             continue
         if a.status == "firing":
-            p._marks(a, now)  # journals a change of its marks, held or not
+            p.refresh_marks(a, now)  # journals a change of its marks, held or not
         if fp in p.flapping:  # held: frozen at what was last sent
             if fp in sent:
                 out[fp] = sent[fp]
@@ -176,50 +182,104 @@ def content(p: Pipeline, g: GroupState, now: float) -> tuple[dict[str, Entry], l
                 # acknowledged: this channel is to hear of it again once the
                 # acknowledgement ends, as news (a silence's end is not news)
                 if fp in sent and sent[fp][0] == "firing":
-                    del sent[fp]
+                    forget.append(fp)
                 continue
-            if p._muted(a, now):
+            if p.muted(a, now):
                 continue
             out[fp] = ("firing", acked)
-        elif fp in g.told_firing or (closing and (acked or p._muted(a, now))):
+        elif fp in g.told_firing or (closing and (acked or p.muted(a, now))):
             out[fp] = ("resolved", acked)
         else:
             drop.append(fp)
-    return out, drop
+    return out, drop, forget
 
 
-def refresh(p: Pipeline, g: GroupState, now: float) -> None:
-    """Recompute when the group has to flush next (or drop it when empty)."""
-    if g.inflight is not None:
-        return  # decided when the outcome arrives
-    now_content, drop = content(p, g, now)
+def _settle_content(p: Groups, g: GroupState, now: float) -> dict[str, Entry]:
+    """content(), and what it found applied: members dropped, acknowledged ones
+    forgotten (so their channel hears of them again once the acknowledgement ends)."""
+    now_content, drop, forget = content(p, g, now)
+    if forget and g.sent is not None:
+        for fp in forget:
+            del g.sent[fp]
     for fp in drop:
         leave(p, g, fp)
-    if not g.members:
-        del p.groups[g.key]
-        return
-    route = group_route(p, g)
+    return now_content
+
+
+def timing(
+    g: GroupState,
+    route: Route,
+    now_content: Mapping[str, Entry],
+    resend: float | None,
+    now: float,
+) -> Hold:
+    """Groups' "why not now": when the group flushes next with this content, and
+    why then. "group_wait" (its first flush), "group_interval" (news waits for
+    the next tick), "repeat_interval" (a reminder's tick), "resend_delay" (an
+    alertmanager channel's re-send), or "" with no next_at: nothing to send.
+    Held while next_at is later than `now`. Pure."""
+    nxt, code = _next_flush(g, route, now_content, resend, now)
+    return Hold(False, code) if nxt is None else Hold(nxt > now, code, nxt)
+
+
+def _next_flush(
+    g: GroupState,
+    route: Route,
+    now_content: Mapping[str, Entry],
+    resend: float | None,
+    now: float,
+) -> tuple[float | None, str]:
+    """timing()'s (next_at, code), without the Hold: refresh() runs it per group."""
     nxt: float | None
+    code = ""
     if g.origin is None:
         # the first flush, after group_wait, even if nothing is to be sent yet
         # (all silenced): Alertmanager's group ticks from then on regardless
-        nxt = g.created + route.group_wait
+        nxt, code = g.created + route.group_wait, "group_wait"
     elif news(g.sent, now_content):
-        nxt = tick(g, route, now)
+        nxt, code = tick(g, route, now), "group_interval"
     elif repeats(now_content) and g.sent_at is not None:
         nxt = ticks.repeat_tick(
             g.origin, route.group_interval, g.sent_at, route.repeat_interval, g.last_tick
         )
+        code = "repeat_interval"
     else:
         nxt = None
-    resend = p._resend.get(g.channel)
     if (
         resend is not None
         and g.sent_at is not None
         and now_content
         and (now_content != g.sent or _any_firing(now_content))  # changes too: no long waits
-    ):
-        nxt = min(nxt, g.sent_at + resend) if nxt is not None else g.sent_at + resend
+    ) and (nxt is None or g.sent_at + resend < nxt):
+        nxt, code = g.sent_at + resend, "resend_delay"
+    return nxt, code
+
+
+def why_not(p: Groups, g: GroupState, now: float, *, on_grid: bool = False) -> Hold:
+    """The group's timing() as it stands (held, "inflight", while a notification
+    of it is out for delivery: its outcome decides). Changes nothing but marks.
+    `on_grid`: for a group rebuilt from the state (resume.py), as the running
+    pipeline times it: on the ticks that go on from its last notification (a
+    restarted one flushes news at once instead)."""
+    if g.inflight is not None:
+        return Hold(True, "inflight")
+    now_content, _, forget = content(p, g, now)
+    if forget and g.sent is not None:
+        g = replace(g, sent={k: v for k, v in g.sent.items() if k not in forget})
+    if on_grid and g.last_tick is None and g.origin is not None:
+        g = replace(g, last_tick=g.origin)
+    return timing(g, group_route(p, g), now_content, p.resend.get(g.channel), now)
+
+
+def refresh(p: Groups, g: GroupState, now: float) -> None:
+    """Recompute when the group has to flush next (or drop it when empty)."""
+    if g.inflight is not None:
+        return  # decided when the outcome arrives
+    now_content = _settle_content(p, g, now)
+    if not g.members:
+        del p.groups[g.key]
+        return
+    nxt, _ = _next_flush(g, group_route(p, g), now_content, p.resend.get(g.channel), now)
     set_flush(p, g, nxt)
 
 
@@ -235,11 +295,11 @@ def tick(g: GroupState, route: Route, at: float) -> float:
     return ticks.next_tick(g.origin, route.group_interval, at, g.last_tick)
 
 
-def set_flush(p: Pipeline, g: GroupState, at: float | None) -> None:
+def set_flush(p: Groups, g: GroupState, at: float | None) -> None:
     if at != g.next_flush:
         g.next_flush = at
         if at is not None:
-            p._push(at, "group", g.key)
+            p.push(at, "group", g.key)
 
 
 def shift(groups: Mapping[str, GroupState], step: float) -> None:
@@ -261,7 +321,7 @@ def shift(groups: Mapping[str, GroupState], step: float) -> None:
 # -- flush and outcome -----------------------------------------------------------------
 
 
-def flush(p: Pipeline, g: GroupState, now: float, out: list[Notification]) -> None:
+def flush(p: Groups, g: GroupState, now: float, out: list[Notification]) -> None:
     """The group's tick: send what is news, or a reminder, or nothing."""
     if g.origin is None or g.last_tick is None or g.next_flush is None:
         # the first flush (since a restart): the ticks count from it
@@ -269,9 +329,7 @@ def flush(p: Pipeline, g: GroupState, now: float, out: list[Notification]) -> No
     else:
         g.last_tick = g.next_flush  # on the grid, though `now` may be a little late
     g.next_flush = None
-    now_content, drop = content(p, g, now)
-    for fp in drop:
-        leave(p, g, fp)
+    now_content = _settle_content(p, g, now)
     route = group_route(p, g)
     if not now_content or (
         not news(g.sent, now_content) and not _repeat_due(p, g, route, now_content, now)
@@ -306,9 +364,9 @@ def flush(p: Pipeline, g: GroupState, now: float, out: list[Notification]) -> No
 
 
 def _repeat_due(
-    p: Pipeline, g: GroupState, route: Route, now_content: Mapping[str, Entry], now: float
+    p: Groups, g: GroupState, route: Route, now_content: Mapping[str, Entry], now: float
 ) -> bool:
-    resend = p._resend.get(g.channel)
+    resend = p.resend.get(g.channel)
     if resend is not None and g.sent_at is not None and now >= g.sent_at + resend:
         return _any_firing(now_content)  # acknowledged ones too: they still fire
     if not repeats(now_content):
@@ -317,9 +375,9 @@ def _repeat_due(
     return g.sent_at is None or now >= g.sent_at + route.repeat_interval - 1e-6
 
 
-def delivered(p: Pipeline, n: Notification, ok: bool, now: float) -> None:
+def delivered(p: Groups, n: Notification, ok: bool, now: float) -> None:
     """The outcome of a group's notification (after all retries)."""
-    key = p._alias.pop(n.group_key, n.group_key)
+    key = p.alias.pop(n.group_key, n.group_key)
     g = p.groups.get(key)
     if g is None or g.inflight is None or g.inflight[0] != n.key:
         return
@@ -339,7 +397,7 @@ def delivered(p: Pipeline, n: Notification, ok: bool, now: float) -> None:
         # try again on the next tick (the breaker may be open), or after
         # resend_delay for an alertmanager channel, before its endsAt passes
         retry = tick(g, group_route(p, g), now)
-        resend = p._resend.get(g.channel)
+        resend = p.resend.get(g.channel)
         set_flush(p, g, retry if resend is None else min(retry, now + resend))
         return
     refresh(p, g, now)

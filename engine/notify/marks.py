@@ -27,8 +27,9 @@ from engine.common.records import (
 from engine.common.timefmt import to_epoch
 from engine.config.model import Silence
 from engine.notify.base import iso
+from engine.notify.hold import FREE, Hold
 
-__all__ = ["ack_lapsed", "mark_events", "silence_ended"]
+__all__ = ["ack_hold", "ack_lapsed", "ack_record", "mark_events", "silence_ended"]
 
 
 class Marked(Protocol):
@@ -101,6 +102,20 @@ def ack_lapsed(a: Marked, ack: Mapping[str, Any]) -> UnackEvent:
         "by": ack.get("by"),
         "until": iso(until) if isinstance(until := ack.get("until"), int | float) else until,
     }
+
+
+def ack_hold(ack: Mapping[str, Any] | None, now: float) -> Hold:
+    """Acknowledgement's "why not now": held ("acknowledged") until its `until`
+    (next_at; None: until the alert resolves); once that passed, not held
+    ("ack_expired", next_at the time it ended). `ack` is an ack_record()."""
+    if ack is None:
+        return FREE
+    until = ack.get("until")
+    if isinstance(until, int | float):
+        if now >= until:
+            return Hold(False, "ack_expired", until, ack)
+        return Hold(True, "acknowledged", until, ack)
+    return Hold(True, "acknowledged", None, ack)
 
 
 def ack_record(d: Mapping[str, Any], at: float) -> AckRecord:

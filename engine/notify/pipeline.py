@@ -37,7 +37,7 @@ from engine.common.records import JournalEvent
 from engine.common.timefmt import to_epoch
 from engine.config.model import Config, Route, Rule, Silence, TimeInterval
 from engine.notify import am_timing, escalation, groups, marks, resume, router
-from engine.notify.alert_state import AlertState
+from engine.notify.alert_state import AlertState, new_alert
 from engine.notify.base import Notification
 from engine.notify.groups import GroupState
 from engine.notify.marks import ack_record
@@ -71,9 +71,9 @@ class Pipeline:
         self._heap: list[tuple[float, int, str, Any]] = []
         self._seq = itertools.count()
         self._events: list[JournalEvent] = []
-        self._alias: dict[str, str] = {}  # old group key -> new, across reconfigure
+        self.alias: dict[str, str] = {}  # old group key -> new, across reconfigure
         # the last stage: it wakes the pipeline ("rate") when a held channel has room
-        self.rate = RateLimiter(lambda at, channel: self._push(at, "rate", channel))
+        self.rate = RateLimiter(lambda at, channel: self.push(at, "rate", channel))
         self._immediate: list[Notification] = []
         # Work deferred to one pass before due()/next_deadline(), so that a burst of
         # events into one large group costs one recomputation, not one per event.
@@ -94,7 +94,7 @@ class Pipeline:
         self._mute_epoch = 0
         self._mute_from = self._mute_until = 0.0
         self._configure(config, channel_types, closing, textless)
-        self._touch_boundaries(float("-inf"))  # config silences' starts/ends
+        self.touch_boundaries(float("-inf"))  # config silences' starts/ends
 
     # -- configuration -------------------------------------------------------------
 
@@ -120,10 +120,10 @@ class Pipeline:
         self.inhibitor = router.Inhibitor(config.inhibits)
         self.renderer = templates.Renderer(config, channel_types)
         self.rate.configure({c.name: c.rate_limit for c in config.channels if c.rate_limit})
-        self._escalating = any(r.escalate for r in config.routes)
+        self.escalating = any(r.escalate for r in config.routes)
         # alertmanager channels: firing alerts re-sent this often (am_timing.py)
-        self._resend = am_timing.resend_delays(config.channels)
-        self._new_mute_epoch()
+        self.resend = am_timing.resend_delays(config.channels)
+        self.new_mute_epoch()
 
     def reconfigure(
         self,
@@ -150,9 +150,9 @@ class Pipeline:
         for key in list(self.groups):
             groups.refresh(self, self.groups[key], now)
         escalation.schedule_all(self, now)
-        self._touch_boundaries(now)
+        self.touch_boundaries(now)
         if any(s.until <= now and s.id not in self.config_expired for s in config.silences):
-            self._push(now, "touch", None)  # added already ended: journaled once
+            self.push(now, "touch", None)  # added already ended: journaled once
 
     # -- input -----------------------------------------------------------------------
 
@@ -177,7 +177,7 @@ class Pipeline:
                 a.ack = ack_record(event, to_epoch(event.get("ts")) or now)
                 until = a.ack["until"]
                 if until is not None and until > now:
-                    self._push(until, "touch", None)
+                    self.push(until, "touch", None)
             else:
                 a.ack = None
                 escalation.schedule(self, a, now)
@@ -203,39 +203,13 @@ class Pipeline:
             if s is not None:
                 self.api_silences[s.id] = s
                 self._touch_all(now)
-                self._touch_boundaries(now)
+                self.touch_boundaries(now)
         elif (
             kind in ("silence_expired", "unsilenced")
             and fp is None
             and self.api_silences.pop(str(event.get("id")), None) is not None
         ):
             self._touch_all(now)
-
-    def _new_alert(
-        self,
-        fp: str,
-        rule: str,
-        labels: Mapping[str, Any],
-        severity: str,
-        value: Any,
-        annotations: Mapping[str, Any] | None,
-        starts: float,
-    ) -> AlertState:
-        lab = {str(k): str(v) for k, v in labels.items()}
-        if annotations is None:
-            r = self.rules.get(rule)
-            ann = (
-                templates.render_annotations(
-                    r.annotations, lab, value, rule=rule, severity=severity
-                )
-                if r is not None
-                else {}
-            )
-        else:
-            ann = {str(k): str(v) for k, v in annotations.items()}
-        return AlertState(
-            fp, rule, lab, severity, router.match_labels(lab, rule, severity), value, ann, starts
-        )
 
     def _on_firing(self, fp: str, ev: Mapping[str, Any], now: float) -> None:
         starts = to_epoch(ev.get("starts_at", ev.get("firing_since"))) or to_epoch(ev.get("ts"))
@@ -247,7 +221,8 @@ class Pipeline:
             if isinstance(ev.get("annotations"), Mapping):
                 a.annotations = {str(k): str(v) for k, v in ev["annotations"].items()}
             return
-        new = self._new_alert(
+        new = new_alert(
+            self.rules,
             fp,
             str(ev.get("rule") or ""),
             ev.get("labels") or {},
@@ -276,19 +251,18 @@ class Pipeline:
         a.value = ev.get("value", a.value)
         # Escalation channels outside the route were told of the alert on their
         # own; they hear of its end the same way (the group tells the rest).
-        for ch, level in a.esc_channels.items():
-            self._immediate.append(escalation.note(self, a, ch, level, now))
-        if a.esc_channels:
-            self._push(now, "now", None)
+        self.send_soon(
+            [escalation.note(self, a, ch, level, now) for ch, level in a.esc_channels.items()], now
+        )
         a.esc_next = None
         self._refresh_alert(a, now)
         self._inhibit_changed(self.inhibitor.set_firing(fp, a.match, False), now)
-        self._forget_if_done(a)
+        self.forget_if_done(a)
 
     def _inhibit_changed(self, changes: list[tuple[int, tuple[str, ...]]], now: float) -> None:
         if changes:
             self._inhibit_changes.update(changes)
-            self._new_mute_epoch()
+            self.new_mute_epoch()
             self._marks_all = True
         self._now = max(self._now, now)
 
@@ -320,7 +294,7 @@ class Pipeline:
             for fp in due:
                 m = self.alerts.get(fp)
                 if m is not None and m.status == "firing" and not m.groups:
-                    self._marks(m, now)
+                    self.refresh_marks(m, now)
         left = len(self._dirty) if limit is None else limit
         while self._dirty and left > 0:
             key = next(iter(self._dirty))
@@ -333,21 +307,21 @@ class Pipeline:
 
     # -- routing into groups ------------------------------------------------------------
 
-    def _targets(self, a: AlertState) -> list[tuple[int, Route]]:
+    def targets(self, a: AlertState) -> list[tuple[int, Route]]:
         if a.targets is None:
             a.targets = router.targets(self.config, a.match, self.rules.get(a.rule))
         return a.targets
 
     # -- what a channel should see ------------------------------------------------------
 
-    def _muted(self, a: AlertState, now: float) -> bool:
-        self._marks(a, now)
+    def muted(self, a: AlertState, now: float) -> bool:
+        self.refresh_marks(a, now)
         return a.muted
 
-    def _marks(self, a: AlertState, now: float) -> None:
+    def refresh_marks(self, a: AlertState, now: float) -> None:
         """Bring `a.silenced` and `a.muted` up to date for `now`."""
         if not self._mute_from <= now < self._mute_until:
-            self._new_mute_epoch(now)
+            self.new_mute_epoch(now)
         elif a.marks_epoch == self._mute_epoch:
             return
         a.marks_epoch = self._mute_epoch
@@ -362,7 +336,7 @@ class Pipeline:
         ):
             self._events.extend(marks.mark_events(a, silence, inhibited))
 
-    def _new_mute_epoch(self, now: float | None = None) -> None:
+    def new_mute_epoch(self, now: float | None = None) -> None:
         """Every alert's marks are to be computed again (at `now`: also the span of
         time, between silence boundaries, the new marks hold for)."""
         self._mute_epoch += 1
@@ -380,7 +354,7 @@ class Pipeline:
                     hi = min(hi, t)
         self._mute_from, self._mute_until = lo, hi
 
-    def _forget_if_done(self, a: AlertState) -> None:
+    def forget_if_done(self, a: AlertState) -> None:
         if a.status == "resolved" and not a.groups and self.alerts.get(a.fp) is a:
             del self.alerts[a.fp]
 
@@ -404,21 +378,21 @@ class Pipeline:
                 self._events.append(marks.ack_lapsed(a, a.ack))
                 a.ack = None
                 a.rev += 1
-        self._new_mute_epoch()
+        self.new_mute_epoch()
         self._dirty.update(dict.fromkeys(self.groups))
         self._escalations_all = True
         self._marks_all = True
         self._now = max(self._now, now)
 
-    def _touch_boundaries(self, now: float) -> None:
+    def touch_boundaries(self, now: float) -> None:
         for s in (*self.config.silences, *self.api_silences.values()):
             for t in (s.starts, s.until):
                 if t is not None and t > now:
-                    self._push(t, "touch", None)
+                    self.push(t, "touch", None)
 
     # -- output ----------------------------------------------------------------------------
 
-    def _push(self, at: float, kind: str, arg: Any) -> None:
+    def push(self, at: float, kind: str, arg: Any) -> None:
         heapq.heappush(self._heap, (at, next(self._seq), kind, arg))
 
     def _valid(self, kind: str, arg: Any, at: float) -> bool:
@@ -467,6 +441,17 @@ class Pipeline:
         while heap and not self._valid(heap[0][2], heap[0][3], heap[0][0]):
             heapq.heappop(heap)
         return heap[0] if heap else None
+
+    def emit(self, event: JournalEvent) -> None:
+        """A journal event for take_events()."""
+        self._events.append(event)
+
+    def send_soon(self, notes: list[Notification], now: float) -> None:
+        """Notifications made outside the timers (an escalation channel told of a
+        resolve): due() hands them out at `now`, through the rate limit."""
+        if notes:
+            self._immediate.extend(notes)
+            self.push(now, "now", None)
 
     def take_events(self) -> list[JournalEvent]:
         """Journal events the pipeline produced (escalated, template_failed)."""

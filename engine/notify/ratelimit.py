@@ -8,13 +8,28 @@ sent for them) that no other policy reads.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from engine.config.model import RateLimit
 from engine.notify.base import Notification
 from engine.notify.digest import make_digest
+from engine.notify.hold import FREE, Hold
 
-__all__ = ["RateLimiter"]
+__all__ = ["RateLimiter", "window_hold"]
+
+
+def window_hold(limit: RateLimit, sent: Iterable[float], held: int, now: float) -> Hold:
+    """The rate limit's "why not now" for a channel that sent at `sent` (epoch
+    seconds) and holds `held` notifications: held ("rate_limited") while it
+    holds some or `max` went out in the last `per` seconds; next_at: when the
+    oldest of those leaves the window (the held ones then go out, as one
+    digest when more than one). detail: {"recent": sends in the window, "held"}."""
+    recent = sorted(t for t in sent if now - limit.per < t <= now)
+    full = len(recent) >= limit.max
+    if not held and not full:
+        return FREE
+    nxt = recent[len(recent) - limit.max] + limit.per if full else now
+    return Hold(True, "rate_limited", nxt, {"recent": len(recent), "held": held})
 
 
 class RateLimiter:
@@ -49,11 +64,20 @@ class RateLimiter:
         sent = self._sent.setdefault(channel, deque())
         while sent and sent[0] <= now - rl.per:
             sent.popleft()
-        if len(sent) < rl.max:
+        h = window_hold(rl, sent, 0, now)
+        if not h.held:
             sent.append(now)
             return True
-        self._wake(sent[0] + rl.per, channel)
+        assert h.next_at is not None  # a full window always ends
+        self._wake(h.next_at, channel)
         return False
+
+    def hold(self, channel: str, now: float) -> Hold:
+        """`channel`'s rate limit as window_hold() sees it now (FREE: no limit)."""
+        rl = self.limits.get(channel)
+        if rl is None:
+            return FREE
+        return window_hold(rl, self._sent.get(channel, ()), len(self._held.get(channel, ())), now)
 
     def release(self, channel: str, now: float, out: list[Notification]) -> None:
         """What `channel` holds, if its window has room: as itself when one, else

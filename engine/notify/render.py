@@ -15,16 +15,16 @@ from engine.notify.base import AlertView, Notification, iso
 from engine.notify.keys import idempotency_key, key_item
 
 if TYPE_CHECKING:
-    from engine.notify.pipeline import Pipeline
+    from engine.notify.host import Renders
 
 __all__ = ["note", "view"]
 
 
-def view(p: Pipeline, a: AlertState, status: Status, acked: bool, now: float) -> AlertView:
+def view(p: Renders, a: AlertState, status: Status, acked: bool, now: float) -> AlertView:
     """The alert as notifications show it; built once and shared by the groups
     of all its channels (a 1,000-alert group to three channels builds 1,000
     views, not 3,000) until something it shows changes."""
-    p._marks(a, now)
+    p.refresh_marks(a, now)
     key = (a.rev, status, acked, a.silenced)
     if a.view is None or a.view_key != key:
         v = _make_view(a, status, acked)
@@ -33,7 +33,7 @@ def view(p: Pipeline, a: AlertState, status: Status, acked: bool, now: float) ->
 
 
 def note(
-    p: Pipeline,
+    p: Renders,
     channel: str,
     route: Route | None,
     gkey: str,
@@ -65,7 +65,7 @@ def note(
             escalation_level=level,
         )
         if r.error is not None:
-            p._events.append(
+            p.emit(
                 {
                     "event": "template_failed",
                     "channel": channel,

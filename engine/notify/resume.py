@@ -21,24 +21,26 @@ from typing import TYPE_CHECKING, Any
 
 from engine.common.timefmt import to_epoch
 from engine.notify import escalation, groups, router
+from engine.notify.alert_state import new_alert
 from engine.notify.dedup import Entry
 from engine.notify.marks import ack_record
 
 if TYPE_CHECKING:
     from engine.notify.alert_state import AlertState
+    from engine.notify.base import Notification
     from engine.notify.groups import GroupState
-    from engine.notify.pipeline import Pipeline
+    from engine.notify.host import Resumes
 
 __all__ = ["load_state"]
 
 
-def load_state(p: Pipeline, state: Mapping[str, Any], now: float) -> None:
+def load_state(p: Resumes, state: Mapping[str, Any], now: float) -> None:
 
     for sid, d in (state.get("silences") or {}).items():
         s = router.silence_from_state(str(sid), d)
         if s is not None:
             p.api_silences[s.id] = s
-    p._new_mute_epoch()
+    p.new_mute_epoch()
     told: dict[str, dict[str, Any]] = {}  # per firing alert: its last outcome per channel
     for fp, d in (state.get("alerts") or {}).items():
         if d.get("state") != "firing":
@@ -48,7 +50,7 @@ def load_state(p: Pipeline, state: Mapping[str, Any], now: float) -> None:
         if isinstance(ack, Mapping):
             a.ack = ack_record(ack, to_epoch(ack.get("at")) or now)
             if a.ack["until"] is not None and a.ack["until"] > now:
-                p._push(a.ack["until"], "touch", None)
+                p.push(a.ack["until"], "touch", None)
         level = int(d.get("escalation") or 0)
         if d.get("flapping"):
             p.flapping.add(a.fp)
@@ -58,7 +60,7 @@ def load_state(p: Pipeline, state: Mapping[str, Any], now: float) -> None:
         p.alerts[a.fp] = a
         p.inhibitor.set_firing(a.fp, a.match, True)
         if level:
-            for ridx, _ in p._targets(a):
+            for ridx, _ in p.targets(a):
                 a.esc_done[ridx] = level
         told[a.fp] = dict(d.get("notified") or {})
     owed: dict[str, dict[str, float]] = {}  # resolved alert -> channels owed its end
@@ -75,6 +77,7 @@ def load_state(p: Pipeline, state: Mapping[str, Any], now: float) -> None:
         for fp, d in (state.get("resolving") or {}).items()
         if isinstance(d, Mapping)
     }
+    soon: list[Notification] = []  # escalation channels owed a resolve
     for a in list(p.alerts.values()):
         groups.assign(p, a)
         routed = {p.groups[k].channel for k in a.groups}
@@ -88,7 +91,7 @@ def load_state(p: Pipeline, state: Mapping[str, Any], now: float) -> None:
                 if ch not in routed and ch in p.channel_types:
                     told_at = levels.get(a.fp, {}).get(ch)
                     level = told_at if isinstance(told_at, int) and told_at > 0 else 1
-                    p._immediate.append(escalation.note(p, a, ch, level, now))
+                    soon.append(escalation.note(p, a, ch, level, now))
         else:
             for ch, rec in told.get(a.fp, {}).items():
                 lvl = rec.get("level") if isinstance(rec, Mapping) else None
@@ -99,8 +102,7 @@ def load_state(p: Pipeline, state: Mapping[str, Any], now: float) -> None:
                     and rec.get("ok", True)
                 ):
                     a.esc_channels[ch] = lvl
-    if p._immediate:
-        p._push(now, "now", None)
+    p.send_soon(soon, now)
     records = state.get("told") or {}
     for g in list(p.groups.values()):
         rec = records.get(g.key)
@@ -110,7 +112,7 @@ def load_state(p: Pipeline, state: Mapping[str, Any], now: float) -> None:
             _from_alerts(p, g, told, owed, now)
         groups.refresh(p, g, now)
     escalation.schedule_all(p, now)
-    p._touch_boundaries(now)
+    p.touch_boundaries(now)
     # silences and acknowledgements that ended while the daemon was down: journaled
     p.config_expired = set(state.get("config_silences_expired") or ())
     if (
@@ -118,14 +120,15 @@ def load_state(p: Pipeline, state: Mapping[str, Any], now: float) -> None:
         or any(s.until <= now and s.id not in p.config_expired for s in p.config.silences)
         or any(a.ack is not None and not a.acked(now) for a in p.alerts.values())
     ):
-        p._push(now, "touch", None)
+        p.push(now, "touch", None)
 
 
-def _alert(p: Pipeline, fp: str, d: Mapping[str, Any], now: float) -> AlertState:
+def _alert(p: Resumes, fp: str, d: Mapping[str, Any], now: float) -> AlertState:
 
     starts = to_epoch(d.get("firing_since", d.get("starts_at")))
     annotations = d.get("annotations")
-    return p._new_alert(
+    return new_alert(
+        p.rules,
         fp,
         str(d.get("rule") or ""),
         d.get("labels") or {},
@@ -150,6 +153,8 @@ def _from_record(
         if sent.get(fp, ("",))[0] == "firing" or g.channel in owed.get(fp, {}):
             g.told_firing.add(fp)
             sent.setdefault(fp, ("firing", False))
+    for fp in rec.get("forgotten") or ():  # acknowledged since: news once that ends
+        sent.pop(str(fp), None)
     ts = _ts(rec.get("ts"), now)
     g.sent, g.sent_at, g.flushed_at = sent, ts, ts
     # its ticks go on from its last notification; the first flush after the
@@ -160,7 +165,7 @@ def _from_record(
 
 
 def _from_alerts(
-    p: Pipeline,
+    p: Resumes,
     g: GroupState,
     told: Mapping[str, Mapping[str, Any]],
     owed: Mapping[str, Mapping[str, float]],

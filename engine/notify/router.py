@@ -18,6 +18,7 @@ from engine.common import matchers
 from engine.common.matchers import Matcher, matches_all
 from engine.common.timefmt import to_epoch
 from engine.config.model import Config, Inhibit, Route, Rule, Silence
+from engine.notify.hold import FREE, Hold
 
 __all__ = [
     "BYPASS_INDEX",
@@ -27,6 +28,7 @@ __all__ = [
     "route",
     "silence_active",
     "silence_from_state",
+    "silence_hold",
     "silenced_by",
     "source_counts",
     "targets",
@@ -149,12 +151,24 @@ def silence_active(s: Silence, now: float) -> bool:
     return (s.starts is None or s.starts <= now) and now < s.until
 
 
+def silence_hold(s: Silence, labels: Mapping[str, str], now: float) -> Hold:
+    """One silence's "why not now" for an alert with `labels` (as made by
+    `match_labels`): held ("silenced") until its `until`; one that matches but has
+    not begun holds nothing yet ("silence_starts" at its `starts`); an ended or
+    non-matching one: FREE. detail: {"silence": s}."""
+    if now >= s.until or not matches_all(s.matchers, labels):
+        return FREE
+    if s.starts is not None and s.starts > now:
+        return Hold(False, "silence_starts", s.starts, {"silence": s})
+    return Hold(True, "silenced", s.until, {"silence": s})
+
+
 def silenced_by(
     silences: Iterable[Silence], labels: Mapping[str, str], now: float
 ) -> Silence | None:
     """The first active silence matching `labels` (as made by `match_labels`)."""
     for s in silences:
-        if silence_active(s, now) and matches_all(s.matchers, labels):
+        if silence_hold(s, labels, now).held:
             return s
     return None
 
@@ -208,17 +222,32 @@ class Inhibitor:
                 return True
         return False
 
+    def _inhibiting(self, i: int, fp: str, labels: Mapping[str, str]) -> set[str] | None:
+        """The firing sources by which rule `i` inhibits alert `fp` (None: none)."""
+        r = self.rules[i]
+        if not self._sources[i] or not matches_all(r.target_matchers, labels):
+            return None
+        # a target that is also a source is inhibited only by one-sided sources
+        # (which it cannot be itself); any other target by any source
+        two_sided = matches_all(r.source_matchers, labels)
+        fps = (self._one_sided if two_sided else self._sources)[i].get(self._key(r, labels))
+        if fps and (len(fps) > 1 or fp not in fps):  # never by itself
+            return fps
+        return None
+
     def inhibited(self, fp: str, labels: Mapping[str, str]) -> bool:
-        for i, r in enumerate(self.rules):
-            if not self._sources[i] or not matches_all(r.target_matchers, labels):
-                continue
-            # a target that is also a source is inhibited only by one-sided sources
-            # (which it cannot be itself); any other target by any source
-            two_sided = matches_all(r.source_matchers, labels)
-            fps = (self._one_sided if two_sided else self._sources)[i].get(self._key(r, labels))
-            if fps and (len(fps) > 1 or fp not in fps):  # never by itself
-                return True
-        return False
+        return any(self._inhibiting(i, fp, labels) for i in range(len(self.rules)))
+
+    def hold(self, fp: str, labels: Mapping[str, str]) -> Hold:
+        """Inhibition's "why not now": held ("inhibited") while a source fires, no
+        time known (it ends when the source resolves). detail: {"by": [(inhibit
+        rule index, one source's fingerprint), ...]}, one per inhibiting rule."""
+        by: list[tuple[int, str]] = []
+        for i in range(len(self.rules)):
+            fps = self._inhibiting(i, fp, labels)
+            if fps:
+                by.append((i, min(fps - {fp})))
+        return Hold(True, "inhibited", None, {"by": by}) if by else FREE
 
 
 def source_counts(rule: Inhibit, target: Mapping[str, str], source: Mapping[str, str]) -> bool:

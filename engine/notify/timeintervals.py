@@ -7,14 +7,21 @@ active, on the fall-back day a range inside the repeated hour is active twice.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from functools import cache
 from zoneinfo import ZoneInfo
 
 from engine.config.model import Route, TimeInterval
+from engine.notify.hold import FREE, Hold
 
-__all__ = ["active", "any_active", "muted"]
+__all__ = ["active", "any_active", "muted", "why_muted"]
+
+# how far ahead why_muted looks for the end of a mute (a week and a day: a
+# weekly interval always changes within it)
+HORIZON = 8 * 86400.0
+STEP = 60.0  # intervals are in minutes: they change on minute boundaries
 
 
 @cache
@@ -54,3 +61,29 @@ def muted(route: Route, intervals: Mapping[str, TimeInterval], epoch: float) -> 
     if route.active_time and not any_active(route.active_time, intervals, epoch):
         return True
     return bool(route.mute_time) and any_active(route.mute_time, intervals, epoch)
+
+
+def why_muted(
+    route: Route, intervals: Mapping[str, TimeInterval], now: float, horizon: float = HORIZON
+) -> Hold:
+    """Time intervals' "why not now" for `route`: held while muted() ("outside_active_time"
+    or, when only that, "inside_mute_time"), until the first minute muted() no
+    longer holds (next_at; None if not within `horizon`). detail: {"outside":
+    active_time names when outside them all, "inside": mute_time names active now}."""
+    if not muted(route, intervals, now):
+        return FREE
+    outside = (
+        list(route.active_time)
+        if route.active_time and not any_active(route.active_time, intervals, now)
+        else []
+    )
+    inside = [n for n in route.mute_time if any_active((n,), intervals, now)]
+    t = (math.floor(now / STEP) + 1) * STEP
+    nxt: float | None = None
+    while t <= now + horizon:
+        if not muted(route, intervals, t):
+            nxt = t
+            break
+        t += STEP
+    code = "outside_active_time" if outside else "inside_mute_time"
+    return Hold(True, code, nxt, {"outside": outside, "inside": inside})

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from engine.common.records import AlertEventKind
 
 if TYPE_CHECKING:
-    from engine.config.model import Rule
+    from engine.config.model import Flapping, Rule
 
 __all__ = [
     "IDLE",
@@ -69,6 +69,8 @@ __all__ = [
     "EventKind",
     "Result",
     "fingerprint",
+    "flap_calm",
+    "flapping_ends_at",
     "is_idle",
     "step",
 ]
@@ -156,6 +158,22 @@ def fingerprint(rule_id: str, labels: Mapping[str, str]) -> str:
         [rule_id, sorted(labels.items())], ensure_ascii=True, separators=(",", ":")
     )
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()[:16]
+
+
+def flap_calm(fl: Flapping) -> int:
+    """A flapping alert stops flapping once fewer than this many of its changes lie
+    within the window; max(1, ...) so that max_changes = 1 can still clear once quiet."""
+    return max(1, fl.max_changes // 2)
+
+
+def flapping_ends_at(changes: Iterable[float], fl: Flapping, now: float) -> float:
+    """The earliest time a flapping alert with these `changes` (epoch seconds)
+    stops flapping, if it changes state no more: when the flap_calm()-th newest
+    change leaves the window (`now` if fewer are in it). Pure: `step` clears the
+    mark by the same count, and `vigil explain` says when."""
+    calm = flap_calm(fl)
+    recent = sorted(t for t in changes if t > now - fl.window)
+    return recent[len(recent) - calm] + fl.window if len(recent) >= calm else now
 
 
 def is_idle(alert: Alert) -> bool:
@@ -375,8 +393,7 @@ def _advance(
         if not flapping and len(changes) >= fl.max_changes:
             flapping = True
             kinds.append("flapping")
-        elif flapping and len(changes) < max(1, fl.max_changes // 2):
-            # max(1, ...) so that max_changes = 1 can still clear once quiet.
+        elif flapping and len(changes) < flap_calm(fl):
             flapping = False
             kinds.append("flapping_end")
 

@@ -257,3 +257,20 @@ def test_escalation_channels_owed_the_end_get_it_at_start() -> None:
     assert r.state["resolving"] == {}
     r.restart(T0 + 2000)
     assert r.step(T0 + 5000) == []
+
+
+def test_an_acknowledgement_that_lapsed_while_down_is_news_after_the_restart() -> None:
+    """Told it fires, then acknowledged: the channel is to hear of it again once the
+    acknowledgement ends, on the group's next tick (as news, not a reminder an
+    hour later), also when the daemon restarts in between (issue 15.3: explain
+    rebuilds the pipeline from the state, and found it waiting for the repeat)."""
+    r = Run(route("ops", group_interval=300, repeat_interval=3600))
+    r.ingest(fire("a"), T0)
+    [first] = r.step(T0)
+    r.ingest(mark("acknowledged", "a", T0 + 10, by="bob", until=T0 + 100), T0 + 10)
+    assert r.step(T0 + 10) == []
+    r.restart(T0 + 200)  # the acknowledgement lapsed while it was down
+    assert r.step(T0 + 299) == []
+    [n] = r.step(T0 + 300)
+    assert fps(n) == [("a", "firing")] and n.alerts[0].acknowledged is None
+    assert n.key == idempotency_key("ops", n.group_key, n.alerts, first.key)
