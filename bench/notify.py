@@ -206,6 +206,7 @@ def daemon_main(config: str, probe_out: str) -> int:
 
     from engine.cli.main import main
     from engine.daemon.app import App
+    from engine.daemon.evaluation import Evaluation
 
     sink = open(probe_out, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
     if os.environ.get("BENCH_ITER"):
@@ -252,9 +253,9 @@ def daemon_main(config: str, probe_out: str) -> int:
                 sink.write(f"lag {time.time():.6f} {worst:.6f} {worst_cpu:.6f}\n")
                 worst, worst_cpu, window_end = 0.0, 0.0, t1 + 0.1
 
-    run_group = App.run_group
+    run_group = Evaluation.run_group
 
-    async def timed_group(self: App, group: Any) -> None:
+    async def timed_group(self: Evaluation, group: Any) -> None:
         t0, w0 = time.perf_counter(), time.time()
         try:
             await run_group(self, group)
@@ -272,7 +273,7 @@ def daemon_main(config: str, probe_out: str) -> int:
         finally:
             task.cancel()
 
-    App.run_group = timed_group  # type: ignore[method-assign]
+    Evaluation.run_group = timed_group  # type: ignore[method-assign]
     App.run = run_with_probes  # type: ignore[method-assign]
     if os.environ.get("BENCH_PHASES"):
         import phase_probe

@@ -113,7 +113,7 @@ class _Yield:
 
 
 def install(out: str) -> None:
-    from engine.daemon import app, evaluation
+    from engine.daemon import durable, emit
     from engine.delivery import dispatch, sender_process
     from engine.journal import journal
     from engine.notify import pipeline
@@ -121,10 +121,10 @@ def install(out: str) -> None:
 
     loop_thread = threading.get_ident()
     _wrap_gen(evaluator.Evaluator, "steps", "evaluate")
-    _wrap(evaluation, "journal_events", "journal_events")
+    _wrap(emit, "journal_events", "journal_events")
     _wrap(journal.Journal, "submit", "journal_submit")
-    _wrap(app.App, "_fold", "fold_state")
-    _wrap(app.App, "_log_transitions", "log")
+    _wrap(durable.DurableState, "fold", "fold_state")
+    _wrap(emit, "log_transitions", "log")
     _wrap(pipeline.Pipeline, "ingest", "pipe_ingest")
     _wrap(pipeline.Pipeline, "settle", "pipe_settle")
     _wrap(pipeline.Pipeline, "due", "pipe_due")
@@ -167,15 +167,15 @@ def install(out: str) -> None:
     threading.Thread(target=sample, daemon=True).start()
     atexit.register(dump)
     if os.environ.get("BENCH_PHASES_PROFILE"):
-        _profile_burst(evaluation, os.environ["BENCH_PHASES_PROFILE"])
+        _profile_burst(emit, os.environ["BENCH_PHASES_PROFILE"])
 
 
-def _profile_burst(evaluation: Any, out: str) -> None:
+def _profile_burst(path: Any, out: str) -> None:
     """cProfile the loop thread from the first transition journaled for 1 s."""
     import asyncio
     import cProfile
 
-    inner = evaluation.journal_events
+    inner = path.journal_events
     started = [False]
 
     def first(*a: Any, **kw: Any) -> Any:
@@ -191,4 +191,4 @@ def _profile_burst(evaluation: Any, out: str) -> None:
             asyncio.get_running_loop().call_later(1.0, stop)
         return inner(*a, **kw)
 
-    evaluation.journal_events = first
+    path.journal_events = first

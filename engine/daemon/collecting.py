@@ -9,27 +9,59 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from engine.collectors.base import Collector, create
 from engine.common.boundary import clean
-from engine.config.model import CollectorConfig, Config
-from engine.daemon.evaluation import Evaluation, synthetic_rule
+from engine.common.records import JournalEvent
+from engine.config.model import CollectorConfig, Config, Rule
+from engine.daemon.clock import Clock
+from engine.daemon.emit import EventPath, synthetic_rule
+from engine.daemon.hub import CollectorHub, rules_max_window, windowed
+from engine.daemon.metrics import Metrics
 from engine.errors import CollectorError, ConfigError, Problem
+from engine.expr.history import History
 
 log = logging.getLogger("vigil")
 
 
-class Collecting(Evaluation):
-    """The collectors of the running configuration, read on their schedule."""
+class Collecting:
+    """Owns the collectors of the running configuration and which of them a window
+    reads; writes their reads into the hub (and the history), and their outages
+    down the event path."""
 
-    collectors: dict[str, Collector]
-    _recorded: set[str]  # the collectors a window reads: only they are recorded
-    _cut_logged: dict[str, str]
-    _collecting: int
+    def __init__(
+        self,
+        config: Config,
+        hub: CollectorHub,
+        history: History,
+        events: EventPath,
+        metrics: Metrics,
+        clock: Clock,
+    ) -> None:
+        self.hub = hub
+        self.history = history
+        self.events = events
+        self.metrics = metrics
+        self.clock = clock
+        self.collectors: dict[str, Collector] = {}
+        # a collection of 10,000 values costs ~200 ms to record: only what a window reads
+        self.recorded = windowed(config.rules())
+        self._cut_logged: dict[str, str] = {}  # collector -> what was last cut (logged once)
+        self._collecting = 0  # collections in flight (drained at shutdown)
 
-    def _start_collectors(self, config: Config) -> None:
+    @property
+    def busy(self) -> bool:
+        """Whether a collection is in flight (drained at shutdown)."""
+        return self._collecting > 0
+
+    def start(self, config: Config) -> None:
         for cc in config.collectors:
             self.collectors[cc.name] = create(cc)
+
+    async def collect_all(self) -> None:
+        await asyncio.gather(*(self.collect(n) for n in self.collectors))
 
     async def collect(self, name: str) -> None:
         self._collecting += 1
@@ -42,9 +74,9 @@ class Collecting(Evaluation):
         c = self.collectors.get(name)
         if c is None:  # removed by a reload while its job was due
             return
-        t0 = self.mono()
+        t0 = self.clock.mono()
         try:
-            sample = await asyncio.wait_for(c.collect(self.wall()), timeout=c.timeout + 1.0)
+            sample = await asyncio.wait_for(c.collect(self.clock.wall()), timeout=c.timeout + 1.0)
         except (CollectorError, TimeoutError, OSError) as e:
             self.metrics.collector(name, up=False)
             await self._collector_failed(name, str(e) or type(e).__name__)
@@ -56,16 +88,16 @@ class Collecting(Evaluation):
         if cut is not None and self._cut_logged.get(name) != cut:
             self._cut_logged[name] = cut
             log.warning("collector %s: values cut at the boundary: %s", name, cut)
-        self.metrics.collector(name, up=True, duration=self.mono() - t0)
+        self.metrics.collector(name, up=True, duration=self.clock.mono() - t0)
         self.hub.values[name] = sample
-        if name in self._recorded:
-            self.history.record_tree(name, self.wall(), sample)
+        if name in self.recorded:
+            self.history.record_tree(name, self.clock.wall(), sample)
         if name in self.hub.down:
             del self.hub.down[name]
             rule = synthetic_rule("collector_down", {"collector": name}, "")
-            await self._emit(
+            await self.events.emit(
                 [{"event": "collector_up", "collector": name},
-                 self._synthetic_event("resolved", rule, None)],
+                 self.events.synthetic("resolved", rule, None)],
                 durable=True,
             )  # fmt: skip
 
@@ -78,11 +110,62 @@ class Collecting(Evaluation):
             rule = synthetic_rule(
                 "collector_down", {"collector": name}, f"collector {name} is failing"
             )
-            await self._emit(
+            await self.events.emit(
                 [{"event": "collector_down", "collector": name, "error": error[:500]},
-                 self._synthetic_event("firing", rule, error[:200])],
+                 self.events.synthetic("firing", rule, error[:200])],
                 durable=True,
             )  # fmt: skip
+
+    # -- start -----------------------------------------------------------------------------
+    def restore(self, state: Mapping[str, Any], config: Config) -> None:
+        """Collectors that were down when the daemon stopped: their first good read
+        says so."""
+        for name in state["collectors_down"]:
+            if any(c.name == name for c in config.collectors):
+                self.hub.down[name] = "down before the restart"
+
+    @staticmethod
+    def orphans(state: Mapping[str, Any], config: Config) -> list[JournalEvent]:
+        """At start: the collectors down when the daemon stopped that are gone now."""
+        collectors = {c.name for c in config.collectors}
+        return [
+            {"event": "collector_up", "collector": name}
+            for name in list(state["collectors_down"])
+            if name not in collectors
+        ]
+
+    # -- reload ----------------------------------------------------------------------------
+    async def swap(self, old: Config, new: Config, changed: list[Rule]) -> None:
+        """Take the collectors of `new`, keeping the unchanged ones (and their
+        connections, primed counters); ConfigError, with nothing changed, if one
+        cannot be built. `changed` are the rules new or changed."""
+        old_cc = {c.name: c for c in old.collectors}
+        new_cc = {c.name: c for c in new.collectors}
+        built = build_collectors(
+            [cc for n, cc in new_cc.items() if n not in self.collectors or old_cc.get(n) != cc]
+        )  # all or nothing, before anything of the old configuration is let go
+        for name in list(self.collectors):
+            if old_cc.get(name) != new_cc.get(name):
+                c = self.collectors.pop(name)
+                self.hub.values.pop(name, None)
+                self.hub.down.pop(name, None)
+                await c.aclose()
+        self.collectors.update(built)
+        # the window only grows, and so does what is recorded
+        self.history.max_window = max(self.history.max_window, rules_max_window(changed))
+        self.recorded |= windowed(changed)
+
+    def unread(self, config: Config) -> list[str]:
+        """The collectors of `config` with neither a value nor an outage yet."""
+        return [
+            c.name
+            for c in config.collectors
+            if c.name not in self.hub.values and c.name not in self.hub.down
+        ]
+
+    async def aclose(self) -> None:
+        for c in self.collectors.values():
+            await c.aclose()
 
 
 def build_collectors(configs: list[CollectorConfig]) -> dict[str, Collector]:

@@ -1,77 +1,66 @@
-"""Evaluation: running a rule group, journaling its transitions and notifying them.
+"""Evaluation: the rules' live alerts, run group by group, and their transitions.
 
 Each group tick takes a Snapshot of the hub, the Evaluator steps its alerts, and
-the transitions are journaled (durable) and only then handed to the Dispatcher;
-a rule's own problems (rule_error, rule_no_data ...) become the daemon's own
-alerts. Every event the daemon writes goes through the path here (`_emit`:
-journal, fold into the durable state, notify), so it is the bottom of the App's
-layers: collecting, scheduling and reload build on it.
+the transitions go down the event path (journaled durably, then notified); a
+rule's own problems (rule_error, rule_no_data ...) become the daemon's own
+alerts. At start the live alerts are rebuilt from the durable state; a reload
+hands over the new rules here.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from engine.common.records import AlertEvent, AlertEventKind, JournalEvent
-from engine.config.model import Config, Rule, RuleGroup, Severity, Source
+from engine.common.records import AlertEvent, JournalEvent
+from engine.config.model import Config, Rule, RuleGroup
+from engine.daemon.clock import Clock
+from engine.daemon.emit import EventPath, synthetic_rule
 from engine.daemon.hub import CollectorHub, runtime_named
 from engine.daemon.metrics import Metrics
-from engine.delivery.dispatch import Dispatcher
-from engine.expr.compiler import compile_expr
 from engine.expr.history import History
-from engine.journal.journal import Journal
-from engine.journal.snapshot_copy import StateCopy
-from engine.journal.store import fold_event
-from engine.rules.alert_events import ALERT_EVENTS, journal_events
-from engine.rules.evaluator import Evaluator, Transition
-from engine.rules.rule_health import Change
-from engine.rules.state import fingerprint
+from engine.rules.evaluator import Evaluator, Snapshot, Transition
+from engine.rules.rule_health import PROBLEMS
+from engine.rules.state import Alert, Event, fingerprint
 from engine.runtime import slices
 
 log = logging.getLogger("vigil")
 
-
-def synthetic_rule(
-    rule_id: str, labels: Mapping[str, str], summary: str, severity: Severity = "critical"
-) -> Rule:
-    """The rule behind the daemon's own alerts (collector_down, config_invalid,
-    and a rule's own problems: rule_error, rule_no_data, cardinality_exceeded)."""
-    return Rule(
-        id=rule_id,
-        group="vigil",
-        expr="True",
-        compiled=compile_expr("True", names=()),
-        severity=severity,
-        labels=dict(labels),
-        annotations={"summary": summary},
-        source=Source("<builtin>", 0, 0),
-    )
+Row = tuple[Rule, Mapping[str, str], Any, str]
 
 
 class Evaluation:
-    """Rule groups run, and the one path of events: journal, fold, notify.
-    (The attributes are the App's, set in its __init__.)"""
+    """Owns the rules' live alerts (the `Evaluator`), the configuration its rules
+    came from, and which groups are running. Reads the hub and the history;
+    writes only through the event path."""
 
-    config: Config
-    wall: Callable[[], float]
-    mono: Callable[[], float]
-    hub: CollectorHub
-    history: History
-    evaluator: Evaluator
-    journal: Journal | None
-    state: dict[str, Any]
-    state_version: int
-    alert_versions: dict[str, int]
-    metrics: Metrics
-    dispatcher: Dispatcher
-    _copying: StateCopy | None
-    _inflight: int
-    _running_groups: set[str]
+    def __init__(
+        self,
+        config: Config,
+        hub: CollectorHub,
+        history: History,
+        events: EventPath,
+        metrics: Metrics,
+        clock: Clock,
+    ) -> None:
+        self.config = config
+        self.hub = hub
+        self.events = events
+        self.metrics = metrics
+        self.clock = clock
+        self.evaluator = Evaluator(history)
+        self._limit_alerts(config)
+        self._running_groups: set[str] = set()
+
+    @property
+    def running(self) -> bool:
+        """Whether a group run is in flight (drained at shutdown)."""
+        return bool(self._running_groups)
+
+    def snapshot(self) -> Snapshot:
+        return self.hub.snapshot(self.clock.wall(), self.clock.mono())
 
     def _limit_alerts(self, config: Config) -> None:
         """What the evaluator needs of the configuration besides the rules."""
@@ -80,37 +69,7 @@ class Evaluation:
         ev.max_alerts_per_rule = config.max_alerts_per_rule
         ev.max_alerts_total = config.max_alerts_total
 
-    def _problem_events(self, changes: list[Change]) -> list[AlertEvent]:
-        """One alert per rule and problem (engine/rules/rule_health.py): firing when it
-        starts, resolved when it ends; the rule's own severity, since a critical
-        rule that cannot be evaluated is a critical blind spot."""
-        events: list[AlertEvent] = []
-        for c in changes:
-            rule = synthetic_rule(
-                c.problem, {"rule_id": c.rule}, f"rule {c.rule}: {c.message or c.problem}",
-                severity=c.severity,
-            )  # fmt: skip
-            if c.message is not None:
-                events.append(self._synthetic_event("firing", rule, c.message[:200]))
-            elif self.state["alerts"].get(fingerprint(rule.id, rule.labels)) is not None:
-                events.append(self._synthetic_event("resolved", rule, None))
-        return events
-
-    def _synthetic_event(self, kind: AlertEventKind, rule: Rule, value: Any) -> AlertEvent:
-        now = self.wall()
-        return {
-            "event": kind,
-            "alert": fingerprint(rule.id, rule.labels),
-            "rule": rule.id,
-            "group": rule.group,
-            "labels": dict(rule.labels),
-            "severity": rule.severity,
-            "value": value,
-            "annotations": dict(rule.annotations),
-            "pending_since": now,
-            "firing_since": now,
-        }
-
+    # -- ticks ---------------------------------------------------------------------------
     async def run_group(self, group: RuleGroup) -> None:
         if group.name in self._running_groups:
             # never stacked: the previous run of this group is still going
@@ -119,8 +78,8 @@ class Evaluation:
             return
         self._running_groups.add(group.name)
         try:
-            t0 = self.mono()
-            snap = self.hub.snapshot(self.wall(), t0)
+            t0 = self.clock.mono()
+            snap = self.hub.snapshot(self.clock.wall(), t0)
             transitions: list[Transition] = []
             config = self.config
             took, t = 0.0, time.perf_counter()  # evaluation time, without the pauses
@@ -134,133 +93,144 @@ class Evaluation:
                         break  # a reload swapped the rules: the rest is theirs now
             self.metrics.observe_evaluation(group.name, took + time.perf_counter() - t)
             if transitions:
-                await self._journal_transitions(transitions)
+                await self.events.transitions(transitions, self.clock.mono())
             for rid in self.evaluator.health.take_failed():
                 self.metrics.rule_failure(rid)
-            problems = self._problem_events(self.evaluator.health.take())
+            problems = self.problem_events()
             if problems:
-                await self._emit(problems, durable=True)
+                await self.events.emit(problems)
         finally:
             self._running_groups.discard(group.name)
 
-    async def _journal_transitions(self, transitions: list[Transition]) -> None:
-        """Journal and notify a tick's transitions (the records `vigil test` predicts,
-        engine/rules/alert_events.py). A burst goes in slices: each is rendered and
-        queued for the journal (in order) while earlier ones are being written;
-        each is folded and notified as soon as it is durable. So a thousand
-        alerts firing at once never hold the loop for long, and the first of
-        them are on their way before the last are rendered."""
-        now = self.mono()
-        written: deque[tuple[list[dict[str, Any]], asyncio.Future[None] | None]] = deque()
-        events: list[JournalEvent] = []
-        done = 0
-        self._inflight += 1
-        self.dispatcher.hold()
-        try:
-            while done < len(transitions) or written:
-                # what is durable first (folded and on its way to the channels),
-                # then the next slice rendered and stamped, in what is left of
-                # the time slice
-                while written and (written[0][1] is None or written[0][1].done()):
-                    stamped, fut = written.popleft()
-                    if fut is not None:
-                        fut.result()  # raises what the journal raised
-                    self._fold(stamped)
-                    await self.dispatcher.submit(stamped)
-                    if slices.spent():
-                        break
-                batch: list[JournalEvent] = []
-                while done < len(transitions) and not slices.spent():
-                    batch += journal_events(transitions[done : done + 8], now)
-                    done += 8
-                if batch:
-                    events += batch
-                    written.append(self._submit(batch, durable=True))
-                if done < len(transitions) or (written and written[0][1] is None):
-                    await slices.pause()
-                elif written:
-                    fut = written[0][1]
-                    assert fut is not None
-                    await asyncio.wait([fut])
-        finally:
-            self._inflight -= 1
-            self.dispatcher.release()
-        self._log_transitions(events)
-
-    def _submit(
-        self, events: Sequence[JournalEvent], *, durable: bool
-    ) -> tuple[list[dict[str, Any]], asyncio.Future[None] | None]:
-        if self.journal is None:
-            return [dict(e) for e in events], None
-        return self.journal.submit(events, durable=durable)
-
-    async def _journal_only(
-        self, events: Sequence[JournalEvent], durable: bool
-    ) -> list[dict[str, Any]]:
-        """Journal and fold, without notifying (the dispatcher's own outcomes)."""
-        self._inflight += 1
-        try:
-            stamped, fut = self._submit(events, durable=durable)
-            if fut is not None:
-                await fut
-            self._fold(stamped)
-            return stamped
-        finally:
-            self._inflight -= 1
-
-    def _fold(self, stamped: list[dict[str, Any]]) -> None:
-        copying = self._copying
-        for ev in stamped:
-            if copying is not None:
-                copying.before_fold(ev)
-            fold_event(self.state, ev)
-            self._changed(ev)
-            if ev["event"] == "notified":
-                self.metrics.notification(ev.get("channel", ""), ok=True)
-            elif ev["event"] == "notify_failed":
-                self.metrics.notification(ev.get("channel", ""), ok=False)
-
-    def _changed(self, ev: Mapping[str, Any]) -> None:
-        """Versions for readers that cache what they derive from the state (the API's
-        alert views): the state's, and per alert the state version of its last change."""
-        self.state_version += 1
-        alerts = self.state["alerts"]
-        touched = [ev["alert"]] if isinstance(ev.get("alert"), str) else []
-        touched.extend(fp for fp in ev.get("alerts") or () if isinstance(fp, str))
-        for fp in touched:
-            if fp in alerts:
-                self.alert_versions[fp] = self.state_version
-            else:
-                self.alert_versions.pop(fp, None)
-
-    async def _emit(
-        self, events: Sequence[JournalEvent], *, durable: bool, quiet: bool = False
-    ) -> list[dict[str, Any]]:
-        """Journal first (durable before anything is notified), then fold and notify."""
-        stamped = await self._journal_only(events, durable)
-        if not quiet:
-            self._log_transitions(stamped)
-        await self.dispatcher.submit(stamped)
-        return stamped
-
-    @staticmethod
-    def _log_transitions(events: Sequence[Mapping[str, Any]]) -> None:
-        alert_events = [ev for ev in events if ev["event"] in ALERT_EVENTS]
-        if len(alert_events) <= 20:
-            for ev in alert_events:
-                labels = ",".join(f"{k}={v}" for k, v in sorted(ev.get("labels", {}).items()))
-                log.info(
-                    "%s %s {%s} value=%s", ev["event"], ev.get("rule"), labels, ev.get("value")
-                )
-        else:  # a burst: one line, not a thousand (the journal has every event)
-            kinds = Counter(ev["event"] for ev in alert_events)
-            rules = Counter(str(ev.get("rule")) for ev in alert_events).most_common(3)
-            log.info(
-                "%d transitions (%s), most from %s", len(alert_events),
-                ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())),
-                ", ".join(f"{r} ({n})" for r, n in rules),
+    def problem_events(self) -> list[AlertEvent]:
+        """One alert per rule and problem (engine/rules/rule_health.py): firing when it
+        starts, resolved when it ends; the rule's own severity, since a critical
+        rule that cannot be evaluated is a critical blind spot."""
+        events: list[AlertEvent] = []
+        for c in self.evaluator.health.take():
+            rule = synthetic_rule(
+                c.problem, {"rule_id": c.rule}, f"rule {c.rule}: {c.message or c.problem}",
+                severity=c.severity,
             )  # fmt: skip
+            if c.message is not None:
+                events.append(self.events.synthetic("firing", rule, c.message[:200]))
+            elif self.events.stored(fingerprint(rule.id, rule.labels)) is not None:
+                events.append(self.events.synthetic("resolved", rule, None))
+        return events
 
-    async def emit(self, events: Sequence[JournalEvent]) -> list[dict[str, Any]]:
-        """Journal commands (acks, silences, audits) durably, then deliver."""
-        return await self._emit(events, durable=True)
+    # -- start -----------------------------------------------------------------------------
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Rebuild live alerts from the durable state: firing alerts stay firing (and are
+        not announced again), pending timers continue from their wall-clock start."""
+        now_w, now_m = self.clock.wall(), self.clock.mono()
+        rules = {r.id: r for r in self.config.rules()}
+
+        def mono_of(wall_t: Any) -> float | None:
+            return None if wall_t is None else now_m - (now_w - float(wall_t))
+
+        for fp, a in state["alerts"].items():
+            rule = rules.get(a.get("rule"))
+            if rule is None or (
+                rule.compiled_each is None and fingerprint(rule.id, rule.labels) != fp
+            ):
+                continue  # its rule (or this instance of it) is gone: orphans()
+            if rule.compiled_each is not None:
+                # an element that vanished while we were down resolves on the next pass
+                self.evaluator._each_fps.setdefault(rule.id, set()).add(fp)
+            self.evaluator.alerts[fp] = Alert(
+                fingerprint=fp,
+                rule_id=rule.id,
+                labels=dict(a.get("labels", {})),
+                state=a["state"],
+                value=a.get("value"),
+                pending_since=mono_of(a.get("pending_since")),
+                firing_since=mono_of(a.get("firing_since")) if a["state"] == "firing" else None,
+                last_true=now_m,
+                streak=1,  # a `consecutive` count starts over after a restart
+                # a flapping alert stays flapping until its changes age out again
+                changes=(now_m,) * rule.flapping.max_changes if a.get("flapping") else (),
+                flapping=bool(a.get("flapping")),
+                # still stale: its collector's first good read ends that (stale_end)
+                stale_since=now_m if a.get("stale") else None,
+            )
+            self.evaluator.rules[rule.id] = rule
+        # a rule's own problems still open: kept, not announced again; the rule's
+        # next evaluations end them or not
+        for a in state["alerts"].values():
+            rid = (a.get("labels") or {}).get("rule_id")
+            if a.get("rule") in PROBLEMS and rid in rules and rules[rid].enabled:
+                self.evaluator.health.restore(a["rule"], rid, str(a.get("value") or ""))
+
+    def orphans(self, state: Mapping[str, Any]) -> list[JournalEvent]:
+        """At start: the durable alerts that nothing will ever step again (their rule
+        was removed or changed while the daemon was down, the configuration that was
+        invalid is valid now, a collector that is gone) end, as a reload would end them."""
+        collectors = {c.name for c in self.config.collectors}
+        out: list[JournalEvent] = []
+        for fp, a in state["alerts"].items():
+            rule_id = a.get("rule")
+            if fp in self.evaluator.alerts:
+                continue
+            if rule_id == "collector_down" and a.get("labels", {}).get("collector") in collectors:
+                continue  # the collector's next read resolves it, or it stays down
+            if (
+                rule_id in PROBLEMS
+                and (
+                    rule_id,
+                    a.get("labels", {}).get("rule_id"),
+                )
+                in self.evaluator.health.active
+            ):
+                continue  # restored: the rule's next evaluation ends it or not
+            out.append(
+                {"event": "resolved" if a.get("state") == "firing" else "inactive",
+                 "alert": fp, "rule": rule_id, "labels": dict(a.get("labels") or {}),
+                 "severity": a.get("severity"), "value": None}
+            )  # fmt: skip
+        return out
+
+    # -- reload ----------------------------------------------------------------------------
+    def adopt(self, new: Config, snap: Snapshot) -> list[Transition]:
+        """Take the rules of `new` (unchanged ones keep their alerts and timers): the
+        transitions of the alerts that end with their rule."""
+        rules = new.rules()
+        before = dict(self.evaluator.alerts)
+        old_rules = dict(self.evaluator.rules)
+        resolved = self.evaluator.adopt(rules, snap)
+        self._limit_alerts(new)
+        # adopt() drops the alerts of removed rules that never fired without a word;
+        # the durable state must hear that they ended, or the API lists them forever
+        ended = {t.event.alert.fingerprint for t in resolved}
+        for fp, alert in before.items():
+            rule = old_rules.get(alert.rule_id)
+            if (
+                alert.state == "pending"
+                and rule is not None
+                and fp not in self.evaluator.alerts
+                and fp not in ended
+            ):
+                gone = alert._replace(state="inactive")
+                resolved.append(Transition(Event("inactive", gone), rule, snap.wall))
+        self.config = new
+        return resolved
+
+    # -- --once ----------------------------------------------------------------------------
+    def once(self) -> list[Row]:
+        """One evaluation pass of every group: each alert instance with its observed
+        value and its state."""
+        snap = self.snapshot()
+        rows: list[Row] = []
+        for g in self.config.groups:
+            self.evaluator.run_group(g, snap)
+            for rule in g.rules:
+                for fp, labels, result in self.evaluator.instances(rule, snap):
+                    alert = self.evaluator.alerts.get(fp)
+                    state: str = alert.state if alert is not None else "inactive"
+                    if result.kind == "no_data":
+                        state += " (no data)"
+                    elif result.kind == "error":
+                        state += f" (error: {result.error})"
+                    elif result.kind == "stale":
+                        state += " (stale: collector down)"
+                    rows.append((rule, labels, result.value, state))
+        return rows

@@ -1,9 +1,9 @@
 """The collectors' latest values (`CollectorHub`), and what of them the rules read.
 
-A leaf of the daemon package: collecting fills the hub, evaluation snapshots it,
-reload reshapes it, and each of them asks the configuration the same questions
-(how far back a window reaches, which collectors a window reads). Kept apart so
-those modules share it without importing each other in a circle.
+A leaf of the daemon package: collecting fills the hub (and reshapes it at a
+reload), evaluation snapshots it, and both ask the configuration the same
+questions (how far back a window reaches, which collectors a window reads).
+The composition root builds one hub and hands it to both.
 """
 
 from __future__ import annotations

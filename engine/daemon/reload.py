@@ -18,32 +18,59 @@ from typing import Any
 from engine.common.records import JournalEvent
 from engine.config.build import ConfigLoader
 from engine.config.model import Config
-from engine.daemon.collecting import build_collectors
-from engine.daemon.evaluation import synthetic_rule
-from engine.daemon.hub import rules_max_window, windowed
-from engine.daemon.schedule import Scheduling
+from engine.daemon.clock import Clock
+from engine.daemon.collecting import Collecting
+from engine.daemon.emit import EventPath, synthetic_rule
+from engine.daemon.evaluation import Evaluation
+from engine.daemon.metrics import Metrics
+from engine.daemon.schedule import Scheduler
 from engine.daemon.systemd import Notifier
 from engine.errors import ConfigError, Problem
-from engine.rules.evaluator import Transition
-from engine.rules.state import Event, fingerprint
 from engine.runtime.gc_pacing import GcPacer
 from engine.runtime.reload_thread import LoadTimeout, run_bounded
 
 log = logging.getLogger("vigil")
 
 
-class Reloading(Scheduling):
-    """Configuration changes while the daemon runs."""
+class Reloader:
+    """Owns the running configuration (`config`), the loader and the outcome of the
+    last reload; a swap hands the new configuration to collecting, evaluation, the
+    scheduler and `on_swap` (the dispatcher, the API), in that order."""
 
-    loader: ConfigLoader
-    config_path: str | None
-    ready: bool
-    systemd: Notifier
-    gc: GcPacer
-    last_reload: dict[str, Any]
-    _api_app: Any
-    _reload_lock: asyncio.Lock
-    summary: Callable[[], str]  # the App's
+    def __init__(
+        self,
+        config: Config,
+        loader: ConfigLoader,
+        config_path: str | None,
+        *,
+        events: EventPath,
+        collecting: Collecting,
+        evaluation: Evaluation,
+        scheduler: Scheduler,
+        on_swap: Callable[[Config], None],
+        metrics: Metrics,
+        gc: GcPacer,
+        systemd: Notifier,
+        ready: Callable[[], bool],
+        summary: Callable[[], str],
+        clock: Clock,
+    ) -> None:
+        self.config = config
+        self.loader = loader
+        self.config_path = config_path
+        self.events = events
+        self.collecting = collecting
+        self.evaluation = evaluation
+        self.scheduler = scheduler
+        self.on_swap = on_swap
+        self.metrics = metrics
+        self.gc = gc
+        self.systemd = systemd
+        self.ready = ready
+        self.summary = summary
+        self.clock = clock
+        self.last_reload: dict[str, Any] = {"ok": True, "at": clock.wall(), "errors": []}
+        self._reload_lock = asyncio.Lock()
 
     async def reload(
         self,
@@ -62,7 +89,7 @@ class Reloading(Scheduling):
         async with self._reload_lock:
             # a reload while starting (the watcher's first look) must not tell
             # systemd READY=1 before the daemon is
-            tell_systemd = self.ready
+            tell_systemd = self.ready()
             if tell_systemd:
                 self.systemd.reloading("reloading configuration")
             t0 = time.perf_counter()
@@ -103,7 +130,7 @@ class Reloading(Scheduling):
 
     async def _reject(self, problems: list[Any], by: str) -> dict[str, Any]:
         errors = [p.format() for p in problems]
-        now = self.wall()
+        now = self.clock.wall()
         self.last_reload = {"ok": False, "at": now, "errors": errors}
         self.metrics.reload(ok=False, at=now)
         for e in errors[:20]:
@@ -114,76 +141,39 @@ class Reloading(Scheduling):
         events: list[JournalEvent] = [
             {"event": "config_rejected", "by": by, "errors": errors[:500]}
         ]
-        fp = fingerprint(rule.id, rule.labels)
-        if self.state["alerts"].get(fp, {}).get("state") != "firing":
-            events.append(self._synthetic_event("firing", rule, len(errors)))
-        await self._emit(events, durable=True)
+        if not self.events.firing(rule):
+            events.append(self.events.synthetic("firing", rule, len(errors)))
+        await self.events.emit(events, durable=True)
         return {"ok": False, "errors": errors}
 
     async def _swap(self, new: Config, by: str) -> None:
         old = self.config
         self.gc.thaw_soon()  # what the old configuration leaves in cycles
-        snap = self.hub.snapshot(self.wall(), self.mono())
-        # collectors: keep the unchanged ones (and their connections, primed counters)
-        old_cc = {c.name: c for c in old.collectors}
-        new_cc = {c.name: c for c in new.collectors}
-        built = build_collectors(
-            [cc for n, cc in new_cc.items() if n not in self.collectors or old_cc.get(n) != cc]
-        )  # all or nothing, before anything of the old configuration is let go
-        for name in list(self.collectors):
-            if old_cc.get(name) != new_cc.get(name):
-                c = self.collectors.pop(name)
-                self.hub.values.pop(name, None)
-                self.hub.down.pop(name, None)
-                await c.aclose()
-        self.collectors.update(built)
-        # the window only grows, and unchanged files keep their group objects: with
-        # 10,000 rules, only the changed groups' rules need a look
+        snap = self.evaluation.snapshot()
+        # unchanged files keep their group objects: with 10,000 rules, only the
+        # changed groups' rules need a look
         same = {id(g) for g in old.groups}
         changed = [r for g in new.groups if id(g) not in same for r in g.rules]
-        self.history.max_window = max(self.history.max_window, rules_max_window(changed))
-        self._recorded |= windowed(changed)  # grows only, like the window
-        rules = new.rules()
-        before = dict(self.evaluator.alerts)
-        old_rules = dict(self.evaluator.rules)
-        resolved = self.evaluator.adopt(rules, snap)
-        self._limit_alerts(new)
-        # adopt() drops the alerts of removed rules that never fired without a word;
-        # the durable state must hear that they ended, or the API lists them forever
-        ended = {t.event.alert.fingerprint for t in resolved}
-        for fp, alert in before.items():
-            rule = old_rules.get(alert.rule_id)
-            if (
-                alert.state == "pending"
-                and rule is not None
-                and fp not in self.evaluator.alerts
-                and fp not in ended
-            ):
-                gone = alert._replace(state="inactive")
-                resolved.append(Transition(Event("inactive", gone), rule, snap.wall))
+        await self.collecting.swap(old, new, changed)
+        resolved = self.evaluation.adopt(new, snap)
         self.config = new
-        self.dispatcher.reconfigure(new)
-        if self._api_app is not None:
-            from engine.api.server import update_api_config
-
-            update_api_config(self._api_app, new.api)  # tokens and limits; not the address
-        if self.scheduler is not None:
-            self._reschedule(old, new)
-        now = self.wall()
+        self.on_swap(new)
+        self.scheduler.reschedule(old, new)
+        now = self.clock.wall()
         self.last_reload = {"ok": True, "at": now, "errors": []}
         self.metrics.reload(ok=True, at=now)
         events: list[JournalEvent] = [
             {"event": "config_loaded", "hash": new.config_hash, "by": by,
-             "rules": len(rules), "channels": len(new.channels)}
+             "rules": len(new.rules()), "channels": len(new.channels)}
         ]  # fmt: skip
         rule = synthetic_rule("config_invalid", {}, "")
-        if self.state["alerts"].get(fingerprint(rule.id, rule.labels), {}).get("state") == "firing":
-            events.append(self._synthetic_event("resolved", rule, None))
+        if self.events.firing(rule):
+            events.append(self.events.synthetic("resolved", rule, None))
         if resolved:
-            mono = self.mono()
+            mono = self.clock.mono()
             events.extend(t.as_journal(mono) for t in resolved)
-        events.extend(self._problem_events(self.evaluator.health.take()))  # removed rules'
-        await self._emit(events, durable=True)
+        events.extend(self.evaluation.problem_events())  # removed rules'
+        await self.events.emit(events, durable=True)
         # new collectors get their first values before their rules' next tick
-        fresh = [n for n in new_cc if n not in self.hub.values and n not in self.hub.down]
-        await asyncio.gather(*(self.collect(n) for n in fresh))
+        fresh = self.collecting.unread(new)
+        await asyncio.gather(*(self.collecting.collect(n) for n in fresh))

@@ -7,6 +7,7 @@ steps. Separate so the timing of runs is read in one place.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import zlib
 from datetime import UTC, datetime, timedelta
@@ -14,21 +15,64 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from engine.config.model import Config, RuleGroup
+from engine.daemon.clock import Clock
 from engine.daemon.collecting import Collecting
+from engine.daemon.evaluation import Evaluation
+from engine.daemon.metrics import Metrics
 from engine.runtime.clock_steps import replan
 
 log = logging.getLogger("vigil")
 
+SHUTDOWN_DRAIN_SECONDS = 5.0
 
-class Scheduling(Collecting):
-    """When collectors read and groups run."""
 
-    scheduler: AsyncIOScheduler | None
-    _overrun_logged: dict[str, float]
+class Scheduler:
+    """Owns the timers: when each collector reads (`Collecting.collect`) and each
+    group runs (`Evaluation.run_group`), and the overruns of both."""
 
-    def _reschedule(self, old: Config, new: Config) -> None:
-        assert self.scheduler is not None
+    def __init__(
+        self,
+        collecting: Collecting,
+        evaluation: Evaluation,
+        metrics: Metrics,
+        clock: Clock,
+    ) -> None:
+        self.collecting = collecting
+        self.evaluation = evaluation
+        self.metrics = metrics
+        self.clock = clock
+        self.scheduler: AsyncIOScheduler | None = None  # once started
+        self._overrun_logged: dict[str, float] = {}
+
+    def start(self, config: Config) -> None:
+        from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
+
+        sched = AsyncIOScheduler()
+
+        def skipped(event: JobSubmissionEvent) -> None:
+            # APScheduler skips a run while the previous one still goes (max_instances=1):
+            # an overrun, counted and reported at most once a minute per job
+            job = str(event.job_id)
+            if job.startswith("group:"):
+                self.metrics.evaluation_overrun(job[6:])
+            now = self.clock.mono()
+            if now - self._overrun_logged.get(job, -60.0) >= 60.0:
+                self._overrun_logged[job] = now
+                log.warning("%s overran its interval; the run that was due is skipped", job)
+
+        sched.add_listener(skipped, EVENT_JOB_MAX_INSTANCES)
+        for name in self.collecting.collectors:
+            self._add_collector_job(sched, name, config)
+        for g in config.groups:
+            self._add_group_job(sched, g, spread=True)
+        self.scheduler = sched
+        sched.start()
+
+    def reschedule(self, old: Config, new: Config) -> None:
+        """Change the jobs where `new` differs from `old` (no-op before the start)."""
         sched = self.scheduler
+        if sched is None:
+            return
         old_groups = {g.name: g for g in old.groups}
         new_groups = {g.name: g for g in new.groups}
         for name, g in old_groups.items():
@@ -44,12 +88,13 @@ class Scheduling(Collecting):
                 sched.remove_job(f"collect:{c.name}")
         for c in new.collectors:
             if old_cc.get(c.name) != c:
-                self._add_collector_job(sched, c.name)
+                self._add_collector_job(sched, c.name, new)
 
-    def _add_collector_job(self, sched: AsyncIOScheduler, name: str) -> None:
-        c = self.collectors[name]
+    def _add_collector_job(self, sched: AsyncIOScheduler, name: str, config: Config) -> None:
+        c = self.collecting.collectors[name]
         sched.add_job(
-            self.collect, "interval", args=[name], seconds=c.interval or self.config.default_interval,
+            self.collecting.collect, "interval", args=[name],
+            seconds=c.interval or config.default_interval,
             id=f"collect:{name}", max_instances=1, coalesce=True, replace_existing=True,
         )  # fmt: skip
 
@@ -61,48 +106,36 @@ class Scheduling(Collecting):
         # from ticking all at once later on.
         offset = zlib.crc32(g.name.encode()) % 1000 / 1000 * min(1.0, g.interval) if spread else 0
         sched.add_job(
-            self.run_group, "interval", args=[g], seconds=g.interval,
+            self.evaluation.run_group, "interval", args=[g], seconds=g.interval,
             jitter=min(1.0, g.interval * 0.05), id=f"group:{g.name}",
             max_instances=1, coalesce=True, replace_existing=True,
             next_run_time=datetime.now(UTC) + timedelta(seconds=offset),
         )  # fmt: skip
 
-    def schedule(self) -> AsyncIOScheduler:
-        from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
-
-        sched = AsyncIOScheduler()
-
-        def skipped(event: JobSubmissionEvent) -> None:
-            # APScheduler skips a run while the previous one still goes (max_instances=1):
-            # an overrun, counted and reported at most once a minute per job
-            job = str(event.job_id)
-            if job.startswith("group:"):
-                self.metrics.evaluation_overrun(job[6:])
-            now = self.mono()
-            if now - self._overrun_logged.get(job, -60.0) >= 60.0:
-                self._overrun_logged[job] = now
-                log.warning("%s overran its interval; the run that was due is skipped", job)
-
-        sched.add_listener(skipped, EVENT_JOB_MAX_INSTANCES)
-        for name in self.collectors:
-            self._add_collector_job(sched, name)
-        for g in self.config.groups:
-            self._add_group_job(sched, g, spread=True)
-        return sched
-
-    def _clock_stepped(self, step: float) -> None:
-        log.warning(
-            "the wall clock stepped %+.1f s; runs and notification timers keep their intervals",
-            step,
-        )
+    def clock_stepped(self, step: float) -> None:
         if self.scheduler is not None:
             replan(self.scheduler, step)
-        self.dispatcher.clock_stepped(step)
 
-    def _next_due(self) -> float | None:
+    def next_due(self) -> float | None:
         """Seconds until the scheduler's next job (the gap the garbage collector and
         big notification steps wait for)."""
         if self.scheduler is None:
             return None
         times = [j.next_run_time for j in self.scheduler.get_jobs() if j.next_run_time]
-        return min(times).timestamp() - self.wall() if times else None
+        return min(times).timestamp() - self.clock.wall() if times else None
+
+    async def stop(self) -> None:
+        if self.scheduler is None:
+            return
+        # shutdown() cancels the jobs in flight, which APScheduler logs as a job
+        # failure with a traceback: let them finish first (bounded: collectors
+        # have their own timeouts, and a stop must not hang)
+        self.scheduler.pause()
+        # a job handed to the loop just before the pause counts itself in
+        # as collecting or running only at its first step: let it take it
+        for _ in range(2):
+            await asyncio.sleep(0)
+        deadline = self.clock.mono() + SHUTDOWN_DRAIN_SECONDS
+        while (self.evaluation.running or self.collecting.busy) and self.clock.mono() < deadline:
+            await asyncio.sleep(0.01)
+        self.scheduler.shutdown(wait=False)

@@ -5,7 +5,7 @@ The protocol is one AF_UNIX datagram per notification, newline-separated
 path, or an abstract socket written with a leading "@"). Without that variable
 we are not under a Type=notify unit and every call here is a no-op.
 
-Who calls what (engine/daemon/app.py, reload.py):
+Who calls what (engine/daemon/app.py, reload.py, status.py):
 
 - `ready()` once the configuration is loaded and the journal replayed: with
   Type=notify, `systemctl start` returns only then, and dependants start.

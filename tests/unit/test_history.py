@@ -170,8 +170,8 @@ def test_the_daemon_records_only_collectors_a_window_reads(tmp_path: Path) -> No
     cfg = ConfigLoader().load(str(tmp_path / "vigil.yaml"))
     assert cfg.config is not None, cfg.problems
     app = App(cfg.config)
-    assert app._recorded == {"fixed"}
-    app._start_collectors(cfg.config)
+    assert app.collecting.recorded == {"fixed"}
+    app.collecting.start(cfg.config)
 
     async def collect_all() -> None:
         await asyncio.gather(*(app.collect(n) for n in app.collectors))

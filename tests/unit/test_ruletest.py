@@ -456,7 +456,7 @@ def test_groups_with_different_intervals_need_an_evaluation_interval(tmp_path: P
 
 
 def test_the_app_journals_what_vigil_test_predicts(tmp_path: Path) -> None:
-    """Drive the real App (its run_group and _journal_transitions) on fake clocks
+    """Drive the real App (its group runs and their event path) on fake clocks
     with the same series, and compare its journal events to the prediction."""
     from engine.config.build import ConfigLoader
     from engine.daemon.app import App
@@ -495,7 +495,7 @@ def test_the_app_journals_what_vigil_test_predicts(tmp_path: Path) -> None:
         seen.extend(events)  # what the app hands its journal
         return events, None
 
-    app._submit = submit  # type: ignore[method-assign]
+    app.durable.submit = submit  # type: ignore[method-assign]
 
     async def drive() -> None:
         for i, q in enumerate(series["queue"]):
@@ -503,7 +503,7 @@ def test_the_app_journals_what_vigil_test_predicts(tmp_path: Path) -> None:
             app.hub.values["app"] = {"queue": q, "load": series["load"]}
             app.hub.values["fixed"] = {"limit": 10}
             app.history.record_tree("app", clock["wall"], app.hub.values["app"])
-            await app.run_group(cfg.config.groups[0])  # type: ignore[union-attr]
+            await app.evaluation.run_group(cfg.config.groups[0])  # type: ignore[union-attr]
 
     asyncio.run(drive())
     # the daemon's alerts about rules themselves (here rule_no_data: `app.disks`
