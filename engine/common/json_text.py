@@ -10,7 +10,11 @@ becomes "***", mappings become objects and sets sorted arrays.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
 
 from engine.common.secret import Secret
 
@@ -62,3 +66,39 @@ quote_ascii: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 compact_json = make_encoder(ensure_ascii=False)
 compact_json_ascii = make_encoder(ensure_ascii=True)
+
+
+# Where orjson's bytes may differ from json's (measured on orjson 3.13, pinned by
+# tests/unit/test_json_text.py): floats of decimal exponent -5 to -9, which json
+# writes as 1e-05 and 1.5e-07 and orjson as 0.00001 and 1.5e-7. Each pattern has a
+# literal prefix, so a search costs ~0.3 ms per MB; a string that happens to match
+# only costs a fallback.
+_MAY_DIFFER = (re.compile(rb"e-[0-9](?:[,\]}]|\Z)"), re.compile(rb"0\.0000"))
+
+
+def make_fast_encoder(
+    fallback: Callable[[object], bytes],
+    default: Callable[[Any], object],
+    *,
+    passthrough: int = 0,
+) -> Callable[[object], bytes]:
+    """UTF-8 compact JSON through orjson (4-5x json's C encoder on API bodies), byte
+    for byte what `fallback` gives: whatever orjson refuses (ints beyond 64 bits,
+    non-string keys, lone surrogates, nesting over 254) or may write otherwise
+    (_MAY_DIFFER) is written by `fallback`. orjson writes NaN and infinities as
+    null: only for a fallback that does too (json writes NaN, so the journal keeps
+    the json encoder). `passthrough`: orjson options sending types it knows
+    (datetime, dataclasses) to `default` as json does."""
+    dumps = orjson.dumps
+    first, second = (p.search for p in _MAY_DIFFER)
+
+    def encode(obj: object) -> bytes:
+        try:
+            out = dumps(obj, default=default, option=passthrough)
+        except TypeError:  # orjson.JSONEncodeError; the fallback raises its own
+            return fallback(obj)
+        if first(out) or second(out):
+            return fallback(obj)
+        return out
+
+    return encode
