@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-import orjson
 from starlette.responses import Response
 
 from engine.api.facade import matcher_view, rfc3339
@@ -82,9 +81,7 @@ def _encode_json(content: Any) -> bytes:
 # orjson with json's exact bytes (json_text.make_fast_encoder); like _encode_json it
 # writes NaN as null. Times and Matchers (dataclasses) go to ApiEncoder.default.
 encode: Callable[[Any], bytes] = make_fast_encoder(
-    _encode_json,
-    ApiEncoder().default,
-    passthrough=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS,
+    _encode_json, ApiEncoder().default, nan_is_null=True
 )
 
 

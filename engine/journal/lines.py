@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from engine.common.boundary import clean, clean_text, valid_text
-from engine.common.json_text import compact_json, compact_json_ascii
+from engine.common.json_text import compact_json, compact_json_ascii, make_fast_encoder
 from engine.errors import JournalError
 from engine.journal.format import FORMAT_VERSION
 
@@ -30,13 +30,17 @@ CRC_HEAD = b',"crc":"'
 SUFFIX_LEN = 18  # ,"crc":"xxxxxxxx"}
 
 
-def encode_json(obj: Any) -> bytes:
-    """Compact JSON as the journal writes it: lone surrogates (from
-    surrogateescape'd input) only survive as \\u escapes."""
+def _encode_json(obj: Any) -> bytes:
     try:
         return compact_json(obj).encode("utf-8")
     except UnicodeEncodeError:
         return compact_json_ascii(obj).encode("ascii")
+
+
+# Compact JSON as the journal writes it, through orjson with json's exact bytes
+# (json_text.make_fast_encoder): lone surrogates (from surrogateescape'd input)
+# only survive as \\u escapes, NaN is written NaN.
+encode_json: Callable[[Any], bytes] = make_fast_encoder(_encode_json, nan_is_null=False)
 
 
 def seal_encoded(body: bytes) -> bytes:

@@ -1,7 +1,8 @@
-"""The API's orjson encoder (engine/common/json_text.py make_fast_encoder, used by
-engine/api/responses.py) writes exactly the bytes of the json encoder it replaced,
-on a corpus of awkward values. A future orjson that writes anything differently
-outside what the encoder sends back to json fails here."""
+"""The orjson encoders (engine/common/json_text.py make_fast_encoder) of the API
+(engine/api/responses.py) and of the journal (engine/journal/lines.py) write
+exactly the bytes of the json encoders they replaced, on a corpus of awkward
+values. A future orjson that writes anything differently outside what the
+encoder sends back to json fails here."""
 
 from __future__ import annotations
 
@@ -13,13 +14,13 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-import orjson
 import pytest
 
 from engine.api import responses
 from engine.common.json_text import make_fast_encoder
 from engine.common.matchers import Matcher
 from engine.common.secret import Secret
+from engine.journal import lines
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -103,32 +104,50 @@ def _outcome(encode: Any, value: Any) -> bytes | str:
         return f"raises {type(e).__name__}"
 
 
-def test_api_encoding_is_byte_identical_to_the_json_encoder() -> None:
+ENCODERS = {
+    "api": (responses.encode, responses._encode_json),
+    "journal": (lines.encode_json, lines._encode_json),
+}
+
+
+@pytest.mark.parametrize("which", ENCODERS)
+def test_encoding_is_byte_identical_to_the_json_encoder(which: str) -> None:
+    new, old = ENCODERS[which]
     for value in _corpus():
-        assert _outcome(responses.encode, value) == _outcome(responses._encode_json, value), value
+        assert _outcome(new, value) == _outcome(old, value), value
     floats = _floats()
     for start in range(0, len(floats), 1000):
         chunk = {"values": floats[start : start + 1000]}
-        assert responses.encode(chunk) == responses._encode_json(chunk)
+        assert new(chunk) == old(chunk)
 
 
-def test_orjson_writes_json_bytes_wherever_it_is_trusted() -> None:
+def test_the_journal_still_writes_nan_and_lone_surrogates_as_before() -> None:
+    assert lines.encode_json({"v": math.nan, "w": None}) == b'{"v":NaN,"w":null}'
+    assert lines.encode_json({"s": "a\udcff"}) == b'{"s":"a\\udcff"}'
+
+
+@pytest.mark.parametrize("which", ENCODERS)
+def test_orjson_writes_json_bytes_wherever_it_is_trusted(which: str) -> None:
     """Without the fallback: every value orjson writes without a sign of a
     difference is json's bytes (what changes with orjson's version)."""
-    fast = make_fast_encoder(_no_fallback, responses.ApiEncoder().default, passthrough=_PASS)
+    old = ENCODERS[which][1]
+    if which == "api":
+        fast = make_fast_encoder(_no_fallback, responses.ApiEncoder().default, nan_is_null=True)
+    else:
+        fast = make_fast_encoder(_no_fallback, nan_is_null=False)
     trusted = 0
     for value in [*_corpus(), *({"v": f} for f in _floats())]:
         try:
             out = fast(value)
         except _FellBack:
             continue
-        assert out == responses._encode_json(value), value
+        assert out == old(value), value
         trusted += 1
     assert trusted > 40_000  # most values take the fast path
 
 
 def test_a_typical_listing_takes_the_fast_path() -> None:
-    fast = make_fast_encoder(_no_fallback, responses.ApiEncoder().default, passthrough=_PASS)
+    fast = make_fast_encoder(_no_fallback, responses.ApiEncoder().default, nan_is_null=True)
     view = {
         "fingerprint": "98a3cb8492d0763f",
         "labels": {"host": "web-001", "service": "svc-1", "env": "prod"},
@@ -141,9 +160,6 @@ def test_a_typical_listing_takes_the_fast_path() -> None:
     }
     body = {"alerts": [view] * 100}
     assert fast(body) == responses._encode_json(body)
-
-
-_PASS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 class _FellBack(Exception):
