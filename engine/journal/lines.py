@@ -30,17 +30,20 @@ CRC_HEAD = b',"crc":"'
 SUFFIX_LEN = 18  # ,"crc":"xxxxxxxx"}
 
 
-def _encode_json(obj: Any) -> bytes:
+def encode_json(obj: Any) -> bytes:
+    """Compact JSON as the journal writes it: lone surrogates (from
+    surrogateescape'd input) only survive as \\u escapes."""
     try:
         return compact_json(obj).encode("utf-8")
     except UnicodeEncodeError:
         return compact_json_ascii(obj).encode("ascii")
 
 
-# Compact JSON as the journal writes it, through orjson with json's exact bytes
-# (json_text.make_fast_encoder): lone surrogates (from surrogateescape'd input)
-# only survive as \\u escapes, NaN is written NaN.
-encode_json: Callable[[Any], bytes] = make_fast_encoder(_encode_json, nan_is_null=False)
+# encode_json()'s bytes through orjson, for events (json_text.make_fast_encoder):
+# any null may be a NaN, which json writes NaN, so an object with one is written
+# by encode_json; events seldom hold one, unlike the stored alerts of snapshots
+# (`"ack":null`), which therefore keep encode_json.
+encode_event: Callable[[Any], bytes] = make_fast_encoder(encode_json, nan_is_null=False)
 
 
 def seal_encoded(body: bytes) -> bytes:
@@ -51,7 +54,7 @@ def seal_encoded(body: bytes) -> bytes:
 
 def seal(obj: Mapping[str, Any]) -> bytes:
     """`obj` as one checksummed line, newline included."""
-    return seal_encoded(encode_json(obj))
+    return seal_encoded(encode_event(obj))
 
 
 def writable(rec: Event, error: BaseException) -> tuple[Event, bytes]:

@@ -106,7 +106,7 @@ def _outcome(encode: Any, value: Any) -> bytes | str:
 
 ENCODERS = {
     "api": (responses.encode, responses._encode_json),
-    "journal": (lines.encode_json, lines._encode_json),
+    "journal": (lines.encode_event, lines.encode_json),
 }
 
 
@@ -122,8 +122,8 @@ def test_encoding_is_byte_identical_to_the_json_encoder(which: str) -> None:
 
 
 def test_the_journal_still_writes_nan_and_lone_surrogates_as_before() -> None:
-    assert lines.encode_json({"v": math.nan, "w": None}) == b'{"v":NaN,"w":null}'
-    assert lines.encode_json({"s": "a\udcff"}) == b'{"s":"a\\udcff"}'
+    assert lines.encode_event({"v": math.nan, "w": None}) == b'{"v":NaN,"w":null}'
+    assert lines.encode_event({"s": "a\udcff"}) == b'{"s":"a\\udcff"}'
 
 
 @pytest.mark.parametrize("which", ENCODERS)
