@@ -5,7 +5,9 @@ directory means no cache, and the results never differ."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import marshal
 import os
 import subprocess
 import sys
@@ -183,6 +185,52 @@ def test_cached_template_keeps_the_sandbox(cache: Path) -> None:
     for _ in range(2):  # compiled, then from the cache
         with pytest.raises(templates.SecurityError):
             templates.render(templates._Compiled(templates.make_env()).get(source), {})
+
+
+def _render(source: str, ctx: dict[str, Any]) -> str:
+    return templates.render(templates._Compiled(templates.make_env()).get(source), ctx)
+
+
+def test_template_code_is_loaded_from_the_cache_after_the_first_compile(cache: Path) -> None:
+    source = "{{ labels.host }}"
+    ctx = {"labels": {"host": "db1"}}
+    assert _render(source, ctx) == "db1"
+    # the entry now holds another template's code, under `source`'s key: what the
+    # next compile of `source` returns shows whether the entry was used
+    base = templates._code_base()
+    key = hashlib.sha256(f"{base}\0{source}".encode()).hexdigest()
+    (entry,) = (cache / f"jinja-{base}").iterdir()
+    other = templates.make_env().compile("cached {{ labels.host }}")
+    disk_cache.write(f"jinja-{base}/{entry.name}", key, marshal.dumps(other))
+    assert _render(source, ctx) == "cached db1"
+
+
+def test_a_changed_template_is_compiled_afresh(cache: Path) -> None:
+    ctx = {"labels": {"host": "db1"}}
+    assert _render("{{ labels.host }}", ctx) == "db1"
+    assert _render("{{ labels.host | upper }}", ctx) == "DB1"
+    (folder,) = _entries(cache, "jinja-")
+    assert len(list(folder.iterdir())) == 2
+
+
+def test_code_of_another_vigil_or_jinja_is_not_used_and_pruned(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = {"labels": {"host": "db1"}}
+    assert _render("{{ labels.host }}", ctx) == "db1"
+    (old,) = _entries(cache, "jinja-")
+    # what another version of renderer.py, sandbox.py, Jinja or Python keys its code by
+    monkeypatch.setattr(templates, "_code_base", lambda: "another-version")
+    assert _render("{{ labels.host }}", ctx) == "db1"
+    assert [p.name for p in _entries(cache, "jinja-")] == ["jinja-another-version"]
+    assert not old.exists()
+
+
+def test_a_cache_folder_that_cannot_be_written_is_ignored(cache: Path) -> None:
+    cache.mkdir(parents=True)
+    (cache / f"jinja-{templates._code_base()}").write_text("a file where the folder goes")
+    for _ in range(2):
+        assert _render("{{ labels.host | upper }}", {"labels": {"host": "db1"}}) == "DB1"
 
 
 # -- installed plugins ----------------------------------------------------------------
