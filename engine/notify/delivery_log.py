@@ -5,11 +5,15 @@ Two parts of the durable state (engine/journal/store.py), so that a restart rebu
 every group's delivery state (Pipeline.load_state):
 
     "told":      {group key: {"channel", "key", "ts", "firing": [fp], "acked": [fp],
-                              "resolved": [fp], "forgotten": [fp]}}
+                              "resolved": [fp], "forgotten": [fp], "left_out": [fp]}}
                  the content of the last notification delivered to each group: the
                  dedup stage compares against it, the next key chains from "key", the
                  group's timers count from "ts". "forgotten": told firing, then
                  acknowledged: the channel hears of it again, as news, once that ends.
+                 "left_out": told firing by an earlier notification and left out of
+                 the later ones (acknowledged, silenced, inhibited) without being told
+                 it ended: the channel still believes it fires and is owed its resolve
+                 (groups.GroupState.told_firing). Absent in states written before it.
     "resolving": {fp: {"rule", "labels", "severity", "value", "annotations", "starts_at",
                        "ends_at", "channels": {channel: ts told firing}}}
                  alerts that resolved while some channel still believes them firing:
@@ -136,10 +140,11 @@ def on_notified(state: dict[str, Any], event: Mapping[str, Any], ts: float) -> N
     done = set(resolved)
     firing = [fp for fp in alerts if fp not in done]
     told = _told(state)
-    if not firing:
+    left_out = _left_out(state, told.get(gkey), channel, alerts)
+    if not firing and not left_out:
         told.pop(gkey, None)  # the group ended: nothing is left to compare with
         return
-    told[gkey] = {
+    rec = {
         "channel": channel,
         "key": event.get("key"),
         "ts": ts,
@@ -147,6 +152,29 @@ def on_notified(state: dict[str, Any], event: Mapping[str, Any], ts: float) -> N
         "acked": [fp for fp in event.get("acked") or () if isinstance(fp, str)],
         "resolved": resolved,
     }
+    if left_out:
+        rec["left_out"] = left_out
+    told[gkey] = rec
+
+
+def _left_out(state: dict[str, Any], prev: Any, channel: str, alerts: list[str]) -> list[str]:
+    """The alerts the group's channel was told fire, by this notification's
+    predecessors, that this one leaves out (an acknowledged alert is not repeated
+    to a channel that does not close incidents): the channel still believes them
+    firing until it hears they ended, also across a restart. As long as they are
+    alive: firing, or resolved with this channel owed the resolve."""
+    if not isinstance(prev, Mapping) or prev.get("channel") != channel:
+        return []
+    now_told = set(alerts)
+    live = state.get("alerts") or {}
+    res = state.get("resolving") or {}
+    out: dict[str, None] = {}  # ordered, and a thousand alerts acknowledged at once stay cheap
+    for fp in (*(prev.get("firing") or ()), *(prev.get("left_out") or ())):
+        if fp in now_told or fp in out:
+            continue
+        if fp in live or channel in ((res.get(fp) or {}).get("channels") or ()):
+            out[fp] = None
+    return list(out)
 
 
 def _prune_told(state: dict[str, Any]) -> None:
@@ -160,7 +188,9 @@ def _prune_told(state: dict[str, Any]) -> None:
     if len(told) <= PRUNE_SLACK + 8 * (len(alive) + len(res)):
         return
     for gkey in [
-        k for k, v in told.items() if not any(fp in alive or fp in res for fp in v["firing"])
+        k
+        for k, v in told.items()
+        if not any(fp in alive or fp in res for fp in (*v["firing"], *v.get("left_out", ())))
     ]:
         del told[gkey]
 

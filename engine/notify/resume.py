@@ -8,7 +8,9 @@ notification:
   channel gets the resolve, once, when its group's group_interval comes;
 - per group, what its channel was last told ("told"): the dedup stage compares
   with it, the next Idempotency-Key chains from its key, and the group's timers
-  (group_interval, repeat_interval) count from when it was delivered.
+  (group_interval, repeat_interval) count from when it was delivered; and the
+  alerts told firing before and left out since (acknowledged, silenced): the
+  channel still believes them firing, so it gets their resolve.
 
 A state written before groups were recorded (no "told") falls back to each firing
 alert's last outcome per channel.
@@ -149,10 +151,13 @@ def _from_record(
         sent[str(fp)] = ("firing", fp in acked)
     for fp in rec.get("resolved") or ():
         sent[str(fp)] = ("resolved", fp in acked)
+    left_out = set(rec.get("left_out") or ())
     for fp in g.members:
         if sent.get(fp, ("",))[0] == "firing" or g.channel in owed.get(fp, {}):
             g.told_firing.add(fp)
             sent.setdefault(fp, ("firing", False))
+        elif fp in left_out:  # told firing before, left out since: owed its end
+            g.told_firing.add(fp)
     for fp in rec.get("forgotten") or ():  # acknowledged since: news once that ends
         sent.pop(str(fp), None)
     ts = _ts(rec.get("ts"), now)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from test_pipeline import T0, M, esc_pipe, fire, fps, mark, pipe, resolve, route
 
 from engine.config.model import Inhibit, Silence
@@ -274,3 +275,128 @@ def test_an_acknowledgement_that_lapsed_while_down_is_news_after_the_restart() -
     [n] = r.step(T0 + 300)
     assert fps(n) == [("a", "firing")] and n.alerts[0].acknowledged is None
     assert n.key == idempotency_key("ops", n.group_key, n.alerts, first.key)
+
+
+# -- 13.A1: an acknowledged alert stays told firing until its resolve ----------------------
+
+
+def _told_then_acked_then_left_out(r: Run, *, until: float | None = None) -> None:
+    """a and b told firing; a acknowledged; c joins the group: the channel hears of
+    {b, c} without a (acknowledged alerts are left out), and still believes a fires."""
+    r.ingest(fire("a"), T0)
+    r.ingest(fire("b"), T0)
+    [first] = r.step(T0)
+    assert [f for f, _ in fps(first)] == ["a", "b"]
+    r.ingest(mark("acknowledged", "a", T0 + 10, by="bob", until=until), T0 + 10)
+    r.ingest(fire("c", T0 + 20), T0 + 20)
+    [n] = r.step(T0 + 60)
+    assert fps(n) == [("b", "firing"), ("c", "firing")]
+
+
+def _resolves_of(sent: list[Notification], fp: str) -> int:
+    return sum((fp, "resolved") in fps(n) for n in sent)
+
+
+@pytest.mark.parametrize("restart", [True, False])
+@pytest.mark.parametrize("by", ["change", "repeat"])
+def test_an_acknowledged_alert_left_out_of_a_notification_gets_its_resolve(
+    restart: bool, by: str
+) -> None:
+    r = Run(route("ops", group_interval=60, repeat_interval=600))
+    if by == "change":
+        _told_then_acked_then_left_out(r)
+        later = T0 + 100
+    else:  # a reminder of b alone leaves the acknowledged a out
+        r.ingest(fire("a"), T0)
+        r.ingest(fire("b"), T0)
+        r.step(T0)
+        r.ingest(mark("acknowledged", "a", T0 + 10, by="bob", until=None), T0 + 10)
+        assert r.step(T0 + 60) == []
+        [rem] = r.step(T0 + 600)
+        assert fps(rem) == [("b", "firing")]
+        later = T0 + 700
+    if restart:
+        r.restart(later)
+    r.ingest(resolve("a", later + 50), later + 50)
+    sent = [n for t in range(0, 1300, 20) for n in r.step(later + t)]
+    assert _resolves_of(sent, "a") == 1, [fps(n) for n in sent]
+    # once: the channel was told, nothing is owed across another restart
+    assert r.state["resolving"] == {}
+    r.restart(later + 2000)
+    assert _resolves_of([n for t in range(0, 1300, 20) for n in r.step(later + 2000 + t)], "a") == 0
+
+
+@pytest.mark.parametrize("restart_at", [T0 + 100, T0 + 200])
+def test_an_acknowledgement_lapsing_after_a_left_out_notification(restart_at: float) -> None:
+    """The acknowledgement ends (before or after the restart): a is news again, the
+    channel hears it fires, then hears its resolve once."""
+    r = Run(route("ops", group_interval=60, repeat_interval=10_000))
+    _told_then_acked_then_left_out(r, until=T0 + 150)
+    r.restart(restart_at)
+    sent = [n for t in range(int(restart_at - T0), 400, 20) for n in r.step(T0 + t)]
+    assert [fps(n) for n in sent] == [[("a", "firing"), ("b", "firing"), ("c", "firing")]]
+    r.ingest(resolve("a", T0 + 500), T0 + 500)
+    r.restart(T0 + 510)
+    sent = [n for t in range(510, 2000, 20) for n in r.step(T0 + t)]
+    assert [fps(n) for n in sent] == [[("b", "firing"), ("c", "firing"), ("a", "resolved")]]
+
+
+def test_an_unacknowledged_alert_after_a_left_out_notification() -> None:
+    r = Run(route("ops", group_interval=60, repeat_interval=10_000))
+    _told_then_acked_then_left_out(r)
+    r.restart(T0 + 100)
+    r.ingest(mark("unacknowledged", "a", T0 + 200), T0 + 200)
+    r.restart(T0 + 210)
+    sent = [n for t in range(210, 400, 20) for n in r.step(T0 + t)]
+    assert [fps(n) for n in sent] == [[("a", "firing"), ("b", "firing"), ("c", "firing")]]
+    r.ingest(mark("acknowledged", "a", T0 + 400, by="bob", until=None), T0 + 400)
+    r.ingest(resolve("b", T0 + 410), T0 + 410)  # {c} and b's end, again without a
+    [n] = [n for t in range(400, 500, 20) for n in r.step(T0 + t)]
+    assert fps(n) == [("c", "firing"), ("b", "resolved")]
+    r.restart(T0 + 500)
+    r.ingest(resolve("a", T0 + 600), T0 + 600)
+    sent = [n for t in range(600, 2000, 20) for n in r.step(T0 + t)]
+    assert [fps(n) for n in sent] == [[("c", "firing"), ("a", "resolved")]]
+
+
+@pytest.mark.parametrize("restart", [True, False])
+def test_a_group_left_with_only_an_acknowledged_alert_still_owes_its_resolve(
+    restart: bool,
+) -> None:
+    """b's end is the group's last notification with anything firing in it: a,
+    acknowledged, is still believed firing, so the group goes on."""
+    r = Run(route("ops", group_interval=60, repeat_interval=10_000))
+    r.ingest(fire("a"), T0)
+    r.ingest(fire("b"), T0)
+    r.step(T0)
+    r.ingest(mark("acknowledged", "a", T0 + 10, by="bob", until=None), T0 + 10)
+    r.ingest(resolve("b", T0 + 20), T0 + 20)
+    [n] = r.step(T0 + 60)
+    assert fps(n) == [("b", "resolved")]
+    if restart:
+        r.restart(T0 + 100)
+    r.ingest(resolve("a", T0 + 200), T0 + 200)
+    sent = [n for t in range(200, 2000, 20) for n in r.step(T0 + t)]
+    assert [fps(n) for n in sent] == [[("a", "resolved")]]
+    assert r.state["told"] == {} and r.state["resolving"] == {}
+
+
+@pytest.mark.parametrize("restart", [True, False])
+def test_a_silenced_alert_left_out_of_a_notification_gets_its_resolve(restart: bool) -> None:
+    """The same for any alert told firing and left out since (silenced here): the
+    restarted daemon sends what the running one does."""
+    sil = Silence("s", (M("host", "h1"),), until=T0 + 10_000, reason="r", starts=T0 + 10)
+    r = Run(route("ops", group_interval=60, repeat_interval=10_000))
+    r.p = pipe(*r.routes, silences=(sil,))
+    r.ingest(fire("a", host="h1"), T0)
+    r.ingest(fire("b", host="h2"), T0)
+    r.step(T0)
+    r.ingest(fire("c", T0 + 20, host="h3"), T0 + 20)
+    [n] = r.step(T0 + 60)
+    assert fps(n) == [("b", "firing"), ("c", "firing")]
+    if restart:
+        r.p = pipe(*r.routes, silences=(sil,))
+        r.p.load_state(r.state, T0 + 100)
+    r.ingest(resolve("a", T0 + 200, host="h1"), T0 + 200)
+    sent = [n for t in range(200, 2000, 20) for n in r.step(T0 + t)]
+    assert [fps(n) for n in sent] == [[("b", "firing"), ("c", "firing"), ("a", "resolved")]]
