@@ -58,7 +58,7 @@ from machine import cpu_ticks, steal_pct
 from engine.api.responses import encode
 from engine.api.server import bound_address, create_app, serve
 from engine.daemon.metrics import Metrics
-from tests.unit.test_api_fakes import TOKENS, FakeFacade, api_config
+from tests.unit.api.test_api_fakes import TOKENS, FakeFacade, api_config
 
 TARGET_MS = 100.0
 TICK_TARGET_MS = 10.0

@@ -1,5 +1,5 @@
 """The one exception tree of vigil: every exception class in engine/ derives from
-VigilError (tests/unit/test_records.py walks engine/ and checks). The classes a
+VigilError (tests/unit/common/test_records.py walks engine/ and checks). The classes a
 module owns stay in it, under a base here:
 
     VigilError

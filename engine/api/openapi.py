@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document served at /openapi.json, written by hand.
 
 It is kept next to the routes on purpose rather than generated from them: it is
-documentation for people and client generators, and tests/unit/test_api.py
+documentation for people and client generators, and tests/unit/api/test_api.py
 checks that it lists exactly the routes the server has.
 """
 

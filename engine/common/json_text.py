@@ -69,7 +69,7 @@ compact_json_ascii = make_encoder(ensure_ascii=True)
 
 
 # Where orjson's bytes may differ from json's (measured on orjson 3.13, pinned by
-# tests/unit/test_json_text.py): floats of decimal exponent -5 to -9, which json
+# tests/unit/common/test_json_text.py): floats of decimal exponent -5 to -9, which json
 # writes as 1e-05 and 1.5e-07 and orjson as 0.00001 and 1.5e-7. Each pattern has a
 # literal prefix, so a search costs ~0.3 ms per MB; a string that happens to match
 # only costs a fallback.

@@ -15,7 +15,7 @@ from engine.common.json_bounded import loads
 from tests.integration.daemon import Daemon
 from tests.integration.receivers import Receiver, Reply
 from tests.integration.test_http_collector import probe
-from tests.unit.test_collectors_command import collect, py
+from tests.unit.collectors.test_collectors_command import collect, py
 
 # written by hand: json.dumps itself cannot write it
 DEEP = "[" * 1000 + "0" + "]" * 1000

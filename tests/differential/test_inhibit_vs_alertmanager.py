@@ -20,7 +20,7 @@ from engine.common.matchers import parse
 from engine.config.model import Channel, Config, Inhibit, Route
 from engine.notify.pipeline import Pipeline
 from tests.integration.receivers import Receiver, free_port
-from tests.unit.test_routing_semantics import T0, fire, sent
+from tests.unit.notify.test_routing_semantics import T0, fire, sent
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 

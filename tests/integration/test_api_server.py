@@ -15,7 +15,7 @@ import pytest
 
 from engine.api.server import bound_address, create_app, serve, stop
 from engine.daemon.metrics import Metrics
-from tests.unit.test_api_fakes import FakeFacade, api_config, bearer
+from tests.unit.api.test_api_fakes import FakeFacade, api_config, bearer
 
 
 def test_serves_in_the_callers_loop_and_leaves_signals_alone() -> None:

@@ -18,7 +18,7 @@ import uvicorn
 import engine.cli.main
 from engine.api.server import bound_address, create_app, serve
 from engine.daemon.metrics import Metrics
-from tests.unit.test_api_fakes import TOKENS, FakeFacade, api_config
+from tests.unit.api.test_api_fakes import TOKENS, FakeFacade, api_config
 
 
 class ServerThread:

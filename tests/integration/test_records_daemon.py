@@ -15,7 +15,7 @@ from engine.common.records import ApiAlert
 from tests.integration.daemon import Daemon
 from tests.integration.test_marks_daemon import TOKEN, vigil
 from tests.integration.test_notify_e2e import RULES
-from tests.unit.test_records import event_errors, record_errors
+from tests.unit.common.test_records import event_errors, record_errors
 
 pytestmark = pytest.mark.slow
 

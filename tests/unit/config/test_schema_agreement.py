@@ -15,7 +15,7 @@ import pytest
 from engine.cli.main import main
 from engine.config.build import ConfigLoader
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CHECK = str(Path(sys.executable).parent / "check-jsonschema")
 CONTEXT = "tests/testdata/context/vigil.yaml"
 

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from test_delivery_resume import Run
-from test_pipeline import T0, M, fire, mark, pipe, resolve, route
-
 from engine.config.model import Inhibit, Silence
 from engine.journal.store import fold_event, initial_state
 from engine.notify.base import iso
+from tests.unit.notify.test_delivery_resume import Run
+from tests.unit.notify.test_pipeline import T0, M, fire, mark, pipe, resolve, route
 
 
 def silence_created(sid: str, until: float, at: float, **match: str) -> dict[str, Any]:

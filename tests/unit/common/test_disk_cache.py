@@ -26,7 +26,7 @@ from engine.config.load import load_text
 from engine.plugins import registry
 from engine.templates import renderer as templates
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 OPTIONS: dict[str, Any] = {"use_default": False, "formats": {"date-time": lambda _v: True}}
 
 

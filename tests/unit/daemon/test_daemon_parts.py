@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-DAEMON = Path(__file__).resolve().parents[2] / "engine" / "daemon"
+DAEMON = Path(__file__).resolve().parents[3] / "engine" / "daemon"
 
 
 def _classes() -> dict[str, tuple[str, list[str]]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_pipeline import T0, M, esc_pipe, fire, fps, mark, pipe, resolve, route
 
 from engine.config.model import Inhibit, Silence
 from engine.journal.store import fold_event, initial_state
@@ -15,6 +14,7 @@ from engine.notify.base import Notification, iso
 from engine.notify.dedup import told_fields
 from engine.notify.keys import idempotency_key
 from engine.notify.pipeline import Pipeline
+from tests.unit.notify.test_pipeline import T0, M, esc_pipe, fire, fps, mark, pipe, resolve, route
 
 
 class Run:

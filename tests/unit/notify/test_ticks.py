@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from test_pipeline import T0, fire, fps, pipe, resolve, route, step
-
 from engine.notify.pipeline import Pipeline
 from engine.notify.ticks import next_tick, repeat_tick
+from tests.unit.notify.test_pipeline import T0, fire, fps, pipe, resolve, route, step
 
 
 def test_next_tick_is_on_the_grid_and_after_the_last_flush() -> None:

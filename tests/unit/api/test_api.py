@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 from starlette.routing import Route
-from test_api_fakes import NAMES, TOKENS, AsgiClient, FakeFacade, api_config, bearer
 
 from engine.api.openapi import OPENAPI
 from engine.api.routes import ENDPOINTS
 from engine.api.server import create_app, update_api_config
 from engine.config.model import ApiConfig, ApiToken
 from engine.daemon.metrics import Metrics
+from tests.unit.api.test_api_fakes import NAMES, TOKENS, AsgiClient, FakeFacade, api_config, bearer
 
 WRITES: list[tuple[str, str, str | None]] = [(m, p, r) for m, p, r, _ in ENDPOINTS if m != "GET"]
 READS: list[tuple[str, str, str | None]] = [

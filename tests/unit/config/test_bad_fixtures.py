@@ -14,7 +14,7 @@ import pytest
 
 from engine.config.build import ConfigLoader
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BAD = "tests/testdata/bad"
 CONTEXT = "tests/testdata/context/vigil.yaml"
 FIXTURES = sorted(os.listdir(ROOT / BAD))

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from engine.config.build import ConfigLoader
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 _CONFIG = json.loads((ROOT / "schemas" / "config.schema.json").read_text())["definitions"]
 _CHANNELS = json.loads((ROOT / "schemas" / "channels.schema.json").read_text())["definitions"]
 _COMMON = {"name", "type", "interval", "timeout", "enabled", "rate_limit", "templates"}

@@ -29,7 +29,7 @@ from engine.journal.reader import iter_events
 from engine.journal.store import fold_event, initial_state
 from engine.ruletest import ruletest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ENGINE = ROOT / "engine"
 ENVELOPE = {"v", "seq", "ts", "crc"}  # the journal's own fields (engine/journal/lines.py)
 

@@ -21,7 +21,7 @@ from engine.ruletest import ruletest
 from engine.ruletest.clock import EPOCH0
 from engine.ruletest.results import Failure, FileResult
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 VIGIL = str(Path(sys.executable).parent / "vigil")
 
 RULES = """
@@ -135,7 +135,7 @@ def test_check_jsonschema_accepts_the_shipped_tests() -> None:
     ],
 )
 def test_the_schema_meets_the_bar_of_the_other_schemas(check: str) -> None:
-    from tests.unit import test_schemas_files
+    from tests.unit.config import test_schemas_files
 
     getattr(test_schemas_files, check)("ruletest")
 

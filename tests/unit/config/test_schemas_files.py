@@ -28,7 +28,7 @@ import pytest
 from engine.common.durations import DURATION_RE, parse_size
 from engine.config.load import load_text
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCHEMA_DIR = ROOT / "schemas"
 NAMES = ("config", "rules", "channels")
 BASE_ID = "https://vigil.dev/schemas/"

@@ -14,7 +14,7 @@ from engine.notify import am_timing, router
 from engine.notify.base import Notification, iso
 from engine.notify.pipeline import Pipeline
 
-CONTEXT = Path(__file__).resolve().parents[1] / "testdata" / "context" / "vigil.yaml"
+CONTEXT = Path(__file__).resolve().parents[2] / "testdata" / "context" / "vigil.yaml"
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC).timestamp()
 
 

@@ -3,7 +3,7 @@ the output in their `.out` file: exit code, stdout (file:line, simulated time,
 the diff) and stderr (file:line:col of invalid test files).
 
 Regenerate after an intended change of the output with
-`VIGIL_UPDATE_GOLDEN=1 .venv/bin/pytest tests/unit/test_ruletest_fixtures.py`
+`VIGIL_UPDATE_GOLDEN=1 .venv/bin/pytest tests/unit/ruletest/test_ruletest_fixtures.py`
 and read the diff.
 """
 
@@ -16,7 +16,7 @@ import pytest
 
 from engine.cli.main import main
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DIR = "tests/testdata/ruletests"
 SUPPORT = {"rules.yaml", "channels.yaml"}  # what the fixtures load, not fixtures
 FIXTURES = sorted(p.stem for p in (ROOT / DIR).glob("*.yaml") if p.name not in SUPPORT)
