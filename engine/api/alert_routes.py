@@ -42,7 +42,7 @@ async def list_alerts(call: Call) -> Response:
     )
     ready = getattr(alerts, "json", None)
     if isinstance(ready, bytes):  # an AlertList: the facade encoded it
-        return json_bytes(ready)
+        return json_bytes(ready, call.state.budget)
     last = call.state.last_alerts
     # equal lists encode alike (1 == 1.0 is one JSON number; a NaN never equals itself,
     # so such a list is encoded afresh). Safe because the facade never changes dicts it
@@ -52,7 +52,7 @@ async def list_alerts(call: Call) -> Response:
     else:
         body = encode({"alerts": alerts})
         call.state.last_alerts = (alerts, body)
-    return json_bytes(body)
+    return json_bytes(body, call.state.budget)
 
 
 async def explain_rule(call: Call) -> Response:

@@ -26,6 +26,7 @@ from engine.common import json_bounded, matchers
 from engine.common.boundary import clean
 from engine.common.durations import parse_duration
 from engine.config.model import ApiConfig
+from engine.runtime.budget import Budget
 
 T = TypeVar("T")
 
@@ -43,6 +44,7 @@ class ServerState:
     facade: DaemonFacade
     api: ApiConfig
     registry: CollectorRegistry
+    budget: Budget  # the loop's time budget (engine/runtime/budget.py)
     # the last alert list and its encoding: comparing two lists costs a tenth of
     # encoding one, and between evaluations pollers keep asking for the same list
     last_alerts: tuple[list[dict[str, Any]], bytes] | None = None

@@ -43,7 +43,7 @@ from engine.rules.alert_tally import steps as tally_steps
 from engine.rules.evaluator import Evaluator
 from engine.rules.rule_health import PROBLEMS
 from engine.rules.state import Alert, fingerprint
-from engine.runtime import slices
+from engine.runtime.budget import Budget
 from engine.runtime.clock_steps import watch_steps
 from engine.runtime.gc_pacing import GcPacer
 
@@ -93,9 +93,11 @@ class App(Reloading):
         self._copying: StateCopy | None = None  # a snapshot being taken
         self.gc = GcPacer(self._next_due)
         self.systemd = Notifier.from_env()
+        # the loop's time for long work, shared by all of it (engine/runtime/budget.py)
+        self.budget = Budget()
         self.dispatcher = Dispatcher(
             config, emit=self._journal_only, state=self.state, channels=channels,
-            wall=wall, dry_run=dry_run, sender_process=sender_process,
+            wall=wall, dry_run=dry_run, sender_process=sender_process, budget=self.budget,
         )  # fmt: skip
         self.stopping = asyncio.Event()
         self.ready = False
@@ -281,12 +283,12 @@ class App(Reloading):
         if j.last_seq > seq and (force or due):
             last = j.last_seq
             self._last_snapshot = (last, self.mono())
-            # copy-on-write, in slices: events folded meanwhile keep it at `last`
+            # copy-on-write, in steps: events folded meanwhile keep it at `last`
             self._copying = copy = StateCopy(self.state, last)
             try:
-                slices.begin()
+                self.budget.start()
                 for _ in copy.steps():
-                    await slices.check()
+                    await self.budget.yield_if_spent()
             finally:
                 self._copying = None
             await j.write_snapshot_encoded(copy.encoded(), last)
@@ -308,14 +310,14 @@ class App(Reloading):
         )
 
     async def _tally(self) -> Tally:
-        """The alert counts, computed in slices and kept until the state changes."""
+        """The alert counts, computed in steps and kept until the state changes."""
         t = self._tally_cache
         if t is not None and t[0] == self.state_version:
             return t[1]
         version, out = self.state_version, Tally()
-        slices.begin()
+        self.budget.start()
         for _ in tally_steps(list(self.state["alerts"].values()), out):
-            await slices.check()
+            await self.budget.yield_if_spent()
         self._tally_cache = (version, out)
         return out
 
@@ -354,7 +356,7 @@ class App(Reloading):
         self.gc.freeze_startup()  # a full collection: before the first tick too
         self.scheduler = self.schedule()
         self.scheduler.start()
-        slices.watch_ticks(self._next_due)  # big notification steps go between ticks
+        self.budget.next_tick = self._next_due  # big notification steps go between ticks
         self.ready = True
         self.systemd.ready(self.summary())
         log.info(
@@ -370,7 +372,7 @@ class App(Reloading):
         ]
         await self.stopping.wait()
         self.ready = False
-        slices.watch_ticks(None)
+        self.budget.next_tick = None
         self.systemd.stopping()
         for t in background:
             t.cancel()
@@ -402,7 +404,9 @@ class App(Reloading):
         from engine.daemon.control import Control
 
         api = self.config.api
-        app = create_app(Control(self, self), api, registry=self.metrics.registry)
+        app = create_app(
+            Control(self, self), api, registry=self.metrics.registry, budget=self.budget
+        )
         try:
             server, task = await serve(app, api.host, api.port)
         except OSError as e:

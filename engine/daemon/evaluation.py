@@ -30,7 +30,7 @@ from engine.rules.alert_events import ALERT_EVENTS, journal_events
 from engine.rules.evaluator import Evaluator, Transition
 from engine.rules.rule_health import Change
 from engine.rules.state import fingerprint
-from engine.runtime import slices
+from engine.runtime.budget import Budget
 
 log = logging.getLogger("vigil")
 
@@ -68,6 +68,7 @@ class Evaluation:
     alert_versions: dict[str, int]
     metrics: Metrics
     dispatcher: Dispatcher
+    budget: Budget
     _copying: StateCopy | None
     _inflight: int
     _running_groups: set[str]
@@ -123,11 +124,12 @@ class Evaluation:
             transitions: list[Transition] = []
             config = self.config
             took, t = 0.0, time.perf_counter()  # evaluation time, without the pauses
-            slices.begin()
+            budget = self.budget
+            budget.start()
             for _ in self.evaluator.steps(group, snap, transitions):
-                if slices.spent():
+                if budget.spent():
                     took += time.perf_counter() - t
-                    await slices.pause()
+                    await budget.pause()
                     t = time.perf_counter()
                     if self.config is not config:
                         break  # a reload swapped the rules: the rest is theirs now
@@ -144,12 +146,14 @@ class Evaluation:
 
     async def _journal_transitions(self, transitions: list[Transition]) -> None:
         """Journal and notify a tick's transitions (the records `vigil test` predicts,
-        engine/rules/alert_events.py). A burst goes in slices: each is rendered and
+        engine/rules/alert_events.py). A burst goes in steps within the loop's time
+        budget (engine/runtime/budget.py): each is rendered and
         queued for the journal (in order) while earlier ones are being written;
         each is folded and notified as soon as it is durable. So a thousand
         alerts firing at once never hold the loop for long, and the first of
         them are on their way before the last are rendered."""
         now = self.mono()
+        budget = self.budget
         written: deque[tuple[list[dict[str, Any]], asyncio.Future[None] | None]] = deque()
         events: list[dict[str, Any]] = []
         done = 0
@@ -158,25 +162,25 @@ class Evaluation:
         try:
             while done < len(transitions) or written:
                 # what is durable first (folded and on its way to the channels),
-                # then the next slice rendered and stamped, in what is left of
-                # the time slice
+                # then the next step rendered and stamped, in what is left of
+                # the budget's window
                 while written and (written[0][1] is None or written[0][1].done()):
                     stamped, fut = written.popleft()
                     if fut is not None:
                         fut.result()  # raises what the journal raised
                     self._fold(stamped)
                     await self.dispatcher.submit(stamped)
-                    if slices.spent():
+                    if budget.spent():
                         break
                 batch: list[dict[str, Any]] = []
-                while done < len(transitions) and not slices.spent():
+                while done < len(transitions) and not budget.spent():
                     batch += journal_events(transitions[done : done + 8], now)
                     done += 8
                 if batch:
                     events += batch
                     written.append(self._submit(batch, durable=True))
                 if done < len(transitions) or (written and written[0][1] is None):
-                    await slices.pause()
+                    await budget.pause()
                 elif written:
                     fut = written[0][1]
                     assert fut is not None
