@@ -3,8 +3,8 @@
 ApiError is the one way a handler says anything but success; encode() is the
 one JSON encoding (secrets as ***, times as RFC 3339, NaN as null), shared with
 the control socket; large bodies are written a piece at a time, within the
-loop's time budget. Kept apart from
-request parsing and from the endpoints so every side of the API answers alike.
+loop's time budget. Kept apart from request parsing and from the endpoints so
+every side of the API answers alike.
 """
 
 from __future__ import annotations
