@@ -46,8 +46,9 @@ thread's CPU time while the lag built up) and how much of the machine's CPU time
 the hypervisor took meanwhile (vCPU steal, /proc/stat): on a VM a tick can be
 late while the daemon is not running at all. The receivers run at nice 10: they
 stand for services on other machines and must not take the daemon's CPU.
-Run it with BENCH_GC_FREEZE=1 to see what gc.freeze() after
-start-up would change, BENCH_PROFILE=<file> to cProfile the daemon,
+Run it with BENCH_NO_GC_PACING=1 to see the daemon without its garbage-collection
+pacing (engine/runtime/gc_pacing.py: CPython's automatic collection instead), BENCH_GC_FREEZE=1
+to see what gc.freeze() after start-up would change, BENCH_PROFILE=<file> to cProfile the daemon,
 BENCH_SENDER_PROFILE=<file> its sender process,
 BENCH_SLOW=1 to have asyncio name every callback over 5 ms in run/daemon.log,
 BENCH_ITER=<file> to have the daemon write there what filled each loop iteration
@@ -263,6 +264,14 @@ def daemon_main(config: str, probe_out: str) -> int:
             sink.write(f"run-{group.name} {w0:.6f} {time.perf_counter() - t0:.6f}\n")
 
     run = App.run
+    if os.environ.get("BENCH_NO_GC_PACING"):  # CPython's own collection, unpaced
+        from engine.runtime import gc_pacing
+
+        async def idle(self: Any) -> None:
+            await asyncio.Event().wait()
+
+        gc_pacing.GcPacer.freeze_startup = lambda self: None  # type: ignore[method-assign]
+        gc_pacing.GcPacer.run = idle  # type: ignore[method-assign]
 
     async def run_with_probes(self: App, **kw: Any) -> int:
         if os.environ.get("BENCH_GC_FREEZE"):
@@ -687,6 +696,8 @@ def show_burst(title: str, r: dict[str, Any], am: str) -> None:
 def main() -> None:
     t0 = time.monotonic()
     frozen = " (BENCH_GC_FREEZE: gc.freeze() at start)" if os.environ.get("BENCH_GC_FREEZE") else ""
+    if os.environ.get("BENCH_NO_GC_PACING"):
+        frozen += " (BENCH_NO_GC_PACING: CPython's automatic garbage collection)"
     print(f"{N:,} alerts -> 3 webhook channels (2 healthy, 1 black hole){frozen}\n")
     if os.environ.get("BENCH_ONLY_C"):  # (c) alone, for comparing runs
         for _ in range(int(os.environ["BENCH_ONLY_C"])):

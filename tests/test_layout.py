@@ -16,7 +16,7 @@ never from a higher one:
     2  expr, templates, plugins
     1  common, runtime, errors (and engine/__init__.py)
 
-`runtime` (time slices, GC pacing, clock steps, the reload thread, child
+`runtime` (the time budget, GC pacing, clock steps, the reload thread, child
 processes) is event-loop mechanics that import nothing of vigil above `common`,
 so it sits on the lowest floor, where collectors, channels and the daemon can
 all use it.

@@ -27,6 +27,7 @@ from engine.common.boundary import clean
 from engine.common.durations import parse_duration
 from engine.common.records import ApiAlert
 from engine.config.model import ApiConfig
+from engine.runtime.budget import Budget
 
 T = TypeVar("T")
 
@@ -44,6 +45,7 @@ class ServerState:
     facade: DaemonFacade
     api: ApiConfig
     registry: CollectorRegistry
+    budget: Budget  # the loop's time budget (engine/runtime/budget.py)
     # the last alert list and its encoding: comparing two lists costs a tenth of
     # encoding one, and between evaluations pollers keep asking for the same list
     last_alerts: tuple[list[ApiAlert], bytes] | None = None

@@ -2,8 +2,9 @@
 
 ApiError is the one way a handler says anything but success; encode() is the
 one JSON encoding (secrets as ***, times as RFC 3339, NaN as null), shared with
-the control socket; large bodies are written a piece at a time. Kept apart from
-request parsing and from the endpoints so every side of the API answers alike.
+the control socket; large bodies are written a piece at a time, within the
+loop's time budget. Kept apart from request parsing and from the endpoints so
+every side of the API answers alike.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from engine.common.json_text import make_fast_encoder
 from engine.config.model import Matcher
 from engine.config.secrets import RedactingEncoder
 from engine.errors import VigilError
-from engine.runtime import slices
+from engine.runtime.budget import Budget
 
 # API responses are data, never pages: no sniffing, no caching of alert state
 API_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
@@ -111,23 +112,30 @@ class PiecewiseResponse(Response):
     Handed to the server whole, 5 MB (10,000 alerts) would sit in the socket's
     send buffer and be shifted down after every partial send, a few ms of the
     event loop per client at a time. In pieces, each write is short and the
-    server's flow control waits for a slow reader between them."""
+    server's flow control waits for a slow reader between them; when the loop's
+    time budget is spent, other clients' pieces and the ticks take turns."""
+
+    def __init__(self, body: bytes, budget: Budget) -> None:
+        super().__init__(body, headers=API_HEADERS, media_type="application/json")
+        self.budget = budget
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
         view = memoryview(self.body)
+        self.budget.start()
         for at in range(0, len(view), PIECE):
             if at:
-                await slices.check()  # other clients' pieces and the ticks take turns
+                await self.budget.yield_if_spent()
             more = at + PIECE < len(view)
             await send(
                 {"type": "http.response.body", "body": view[at : at + PIECE], "more_body": more}
             )
 
 
-def json_bytes(body: bytes) -> Response:
+def json_bytes(body: bytes, budget: Budget) -> Response:
     """A JSON response of encoded bytes; large ones are written piecewise."""
-    kind = PiecewiseResponse if len(body) > PIECE else Response
-    return kind(body, headers=API_HEADERS, media_type="application/json")
+    if len(body) > PIECE:
+        return PiecewiseResponse(body, budget)
+    return Response(body, headers=API_HEADERS, media_type="application/json")

@@ -37,40 +37,39 @@ from engine.api.request import ServerState
 from engine.api.responses import error_response
 from engine.api.routes import routes
 from engine.config.model import ApiConfig
-from engine.runtime import slices
+from engine.runtime.budget import Budget
 
 log = logging.getLogger("vigil.api")
 
 STARTUP_TIMEOUT = 10.0
 
 
-class TakeTurns:
-    """Requests start in the loop's shared time slice (engine/runtime/slices.py).
-
-    Fifty clients' requests read in one loop iteration would otherwise all be
-    handled in the next one, with the evaluation tick due meanwhile waiting
-    behind them; so each request first waits for the slice, and a burst of them
-    is spread over a few iterations, ticks in between."""
+class QuietShutdown:
+    """uvicorn cancels what is still being written at the end of its graceful
+    shutdown (a slow reader of a large list): one line, not a traceback per
+    client; the task ends here either way."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        await slices.check()
         try:
             await self.app(scope, receive, send)
         except asyncio.CancelledError:
-            # uvicorn cancels what is still being written at the end of its graceful
-            # shutdown (a slow reader of a large list): one line, not a traceback
-            # per client; the task ends here either way
+            if scope["type"] != "http":
+                raise
             log.warning("a response to a slow client was cut short at shutdown")
 
 
-def create_app(facade: DaemonFacade, api: ApiConfig, *, registry: CollectorRegistry) -> Starlette:
-    """The ASGI app of the API, UI and /metrics (from `registry`)."""
+def create_app(
+    facade: DaemonFacade,
+    api: ApiConfig,
+    *,
+    registry: CollectorRegistry,
+    budget: Budget | None = None,
+) -> Starlette:
+    """The ASGI app of the API, UI and /metrics (from `registry`). `budget` is the
+    daemon loop's time budget: large listings are written within it."""
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -91,14 +90,14 @@ def create_app(facade: DaemonFacade, api: ApiConfig, *, registry: CollectorRegis
 
     app = Starlette(
         routes=routes(),
-        middleware=[Middleware(TakeTurns)],
+        middleware=[Middleware(QuietShutdown)],
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
     # Starlette's own trailing-slash redirect names the host from the request's
     # Host header (`Location: http://evil.example/...`); http_error redirects
     # with a path instead
     app.router.redirect_slashes = False
-    app.state.vigil = ServerState(facade, api, registry)
+    app.state.vigil = ServerState(facade, api, registry, budget or Budget())
     return app
 
 

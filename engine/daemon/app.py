@@ -42,7 +42,7 @@ from engine.errors import ConfigError, JournalError
 from engine.expr.history import History
 from engine.journal.journal import Journal
 from engine.rules.evaluator import Evaluator
-from engine.runtime import slices
+from engine.runtime.budget import Budget
 from engine.runtime.clock_steps import watch_steps
 from engine.runtime.gc_pacing import GcPacer
 
@@ -67,21 +67,23 @@ class App:
         sender_process: bool = False,
     ) -> None:
         self.clock = clock = Clock(wall, mono)
+        # the loop's time for long work, shared by all of it (engine/runtime/budget.py)
+        self.budget = budget = Budget()
         self.metrics = Metrics()
         self.systemd = Notifier.from_env()
         self.hub = CollectorHub()
         self.history = History(max(max_window(config), 60.0))
-        self.durable = DurableState(self.metrics, clock)
+        self.durable = DurableState(self.metrics, clock, budget)
         self.dispatcher = Dispatcher(
             config, emit=self.durable.record, state=self.durable.state, channels=channels,
-            wall=wall, dry_run=dry_run, sender_process=sender_process,
+            wall=wall, dry_run=dry_run, sender_process=sender_process, budget=budget,
         )  # fmt: skip
-        self.events = EventPath(self.durable, self.dispatcher, clock)
+        self.events = EventPath(self.durable, self.dispatcher, clock, budget)
         self.collecting = Collecting(
             config, self.hub, self.history, self.events, self.metrics, clock
         )
         self.evaluation = Evaluation(
-            config, self.hub, self.history, self.events, self.metrics, clock
+            config, self.hub, self.history, self.events, self.metrics, clock, budget
         )
         self.scheduler = Scheduler(self.collecting, self.evaluation, self.metrics, clock)
         self.gc = GcPacer(self.scheduler.next_due)
@@ -97,6 +99,7 @@ class App:
             self.durable, self.hub, self.evaluation.evaluator.health, self.dispatcher,
             self.metrics, self.systemd,
             config=lambda: self.reloader.config, last_reload=lambda: self.reloader.last_reload,
+            budget=budget,
         )  # fmt: skip
         self.stopping = asyncio.Event()
         self.ready = False
@@ -254,7 +257,7 @@ class App:
         await self.collecting.collect_all()
         self.gc.freeze_startup()  # a full collection: before the first tick too
         self.scheduler.start(self.config)
-        slices.watch_ticks(self.scheduler.next_due)  # big notification steps go between ticks
+        self.budget.next_tick = self.scheduler.next_due  # big notification steps go between ticks
         self.ready = True
         self.systemd.ready(self.summary())
         log.info(
@@ -270,7 +273,7 @@ class App:
         ]
         await self.stopping.wait()
         self.ready = False
-        slices.watch_ticks(None)
+        self.budget.next_tick = None
         self.systemd.stopping()
         for t in background:
             t.cancel()
@@ -289,7 +292,9 @@ class App:
         from engine.daemon.control import Control
 
         api = self.config.api
-        app = create_app(Control(self, self), api, registry=self.metrics.registry)
+        app = create_app(
+            Control(self, self), api, registry=self.metrics.registry, budget=self.budget
+        )
         try:
             server, task = await serve(app, api.host, api.port)
         except OSError as e:

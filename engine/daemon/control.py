@@ -24,7 +24,7 @@ from engine.config.model import Silence
 from engine.journal.format import format_ts
 from engine.journal.reader import iter_events
 from engine.notify import router
-from engine.runtime import slices
+from engine.runtime.budget import Budget
 
 if TYPE_CHECKING:
     from engine.collectors.base import Collector
@@ -114,6 +114,8 @@ class LiveState(Protocol):
     def collectors(self) -> dict[str, Collector]: ...
     @property
     def wall(self) -> Callable[[], float]: ...
+    @property
+    def budget(self) -> Budget: ...
     async def emit(self, events: Sequence[JournalEvent]) -> list[dict[str, Any]]: ...
     async def collect(self, name: str) -> None: ...
 
@@ -199,7 +201,7 @@ class Control:
         return alert_view(fp, stored, silenced_by=by, inhibited=inhibited)
 
     async def prepare_alerts(self) -> None:
-        """Build, in the loop's time slices, the views a listing would otherwise
+        """Build, within the loop's time budget, the views a listing would otherwise
         build at once: after a burst changed thousands of alerts, the first
         listing would hold the loop for a hundred milliseconds or more. Alerts
         that change while it runs (a burst being folded) are built in another
@@ -218,10 +220,11 @@ class Control:
         now = app.wall()
         active = [s for s in self._silences() if router.silence_active(s, now)]
         current = _Marks(active, self._active_inhibitor())
-        slices.begin()
+        budget = app.budget
+        budget.start()
         for fp in list(app.state["alerts"]):
-            if slices.spent():
-                await slices.pause()
+            if budget.spent():
+                await budget.pause()
             # read again after a pause: the alert may have changed or gone meanwhile
             a = app.state["alerts"].get(fp)
             if a is not None:

@@ -22,7 +22,7 @@ from engine.errors import JournalError
 from engine.journal.journal import Journal
 from engine.journal.snapshot_copy import StateCopy
 from engine.journal.store import fold_event, initial_state
-from engine.runtime import slices
+from engine.runtime.budget import Budget
 
 log = logging.getLogger("vigil")
 
@@ -35,9 +35,10 @@ class DurableState:
     daemon's life: the dispatcher holds it too), its versions, and the snapshots.
     Writes: `submit` (append), `record` (append, wait, fold), `fold`."""
 
-    def __init__(self, metrics: Metrics, clock: Clock) -> None:
+    def __init__(self, metrics: Metrics, clock: Clock, budget: Budget) -> None:
         self.metrics = metrics
         self.clock = clock
+        self.budget = budget
         self.journal: Journal | None = None
         self.state: dict[str, Any] = initial_state()
         self.state_version = 0  # +1 per event folded into `state`
@@ -155,12 +156,12 @@ class DurableState:
         if j.last_seq > seq and (force or due):
             last = j.last_seq
             self._last_snapshot = (last, self.clock.mono())
-            # copy-on-write, in slices: events folded meanwhile keep it at `last`
+            # copy-on-write, in steps within the loop's budget: events folded meanwhile keep it at `last`
             self._copying = copy = StateCopy(self.state, last)
             try:
-                slices.begin()
+                self.budget.start()
                 for _ in copy.steps():
-                    await slices.check()
+                    await self.budget.yield_if_spent()
             finally:
                 self._copying = None
             await j.write_snapshot_encoded(copy.encoded(), last)

@@ -22,7 +22,7 @@ from engine.expr.compiler import compile_expr
 from engine.rules.alert_events import ALERT_EVENTS, journal_events
 from engine.rules.evaluator import Transition
 from engine.rules.state import fingerprint
-from engine.runtime import slices
+from engine.runtime.budget import Budget
 
 log = logging.getLogger("vigil")
 
@@ -49,10 +49,13 @@ class EventPath:
     then hands what is durable to the `Dispatcher`. Everyone who writes an event
     (evaluation, collecting, reload, the API's commands) calls it."""
 
-    def __init__(self, durable: DurableState, dispatcher: Dispatcher, clock: Clock) -> None:
+    def __init__(
+        self, durable: DurableState, dispatcher: Dispatcher, clock: Clock, budget: Budget
+    ) -> None:
         self.durable = durable
         self.dispatcher = dispatcher
         self.clock = clock
+        self.budget = budget
 
     def stored(self, fp: str) -> Mapping[str, Any] | None:
         """The durable record of the alert `fp`, if it has one."""
@@ -92,12 +95,13 @@ class EventPath:
 
     async def transitions(self, transitions: list[Transition], now: float) -> None:
         """Journal and notify a tick's transitions (the records `vigil test` predicts,
-        engine/rules/alert_events.py). A burst goes in slices: each is rendered and
+        engine/rules/alert_events.py). A burst goes in steps within the loop's time
+        budget (engine/runtime/budget.py): each is rendered and
         queued for the journal (in order) while earlier ones are being written;
         each is folded and notified as soon as it is durable. So a thousand
         alerts firing at once never hold the loop for long, and the first of
         them are on their way before the last are rendered."""
-        store = self.durable
+        store, budget = self.durable, self.budget
         written: deque[tuple[list[dict[str, Any]], asyncio.Future[None] | None]] = deque()
         events: list[JournalEvent] = []
         done = 0
@@ -114,17 +118,17 @@ class EventPath:
                             fut.result()  # raises what the journal raised
                         store.fold(stamped)
                         await self.dispatcher.submit(stamped)
-                        if slices.spent():
+                        if budget.spent():
                             break
                     batch: list[JournalEvent] = []
-                    while done < len(transitions) and not slices.spent():
+                    while done < len(transitions) and not budget.spent():
                         batch += journal_events(transitions[done : done + 8], now)
                         done += 8
                     if batch:
                         events += batch
                         written.append(store.submit(batch, durable=True))
                     if done < len(transitions) or (written and written[0][1] is None):
-                        await slices.pause()
+                        await budget.pause()
                     elif written:
                         fut = written[0][1]
                         assert fut is not None

@@ -24,7 +24,7 @@ from engine.expr.history import History
 from engine.rules.evaluator import Evaluator, Snapshot, Transition
 from engine.rules.rule_health import PROBLEMS
 from engine.rules.state import Alert, Event, fingerprint
-from engine.runtime import slices
+from engine.runtime.budget import Budget
 
 log = logging.getLogger("vigil")
 
@@ -44,8 +44,10 @@ class Evaluation:
         events: EventPath,
         metrics: Metrics,
         clock: Clock,
+        budget: Budget,
     ) -> None:
         self.config = config
+        self.budget = budget
         self.hub = hub
         self.events = events
         self.metrics = metrics
@@ -83,11 +85,12 @@ class Evaluation:
             transitions: list[Transition] = []
             config = self.config
             took, t = 0.0, time.perf_counter()  # evaluation time, without the pauses
-            slices.begin()
+            budget = self.budget
+            budget.start()
             for _ in self.evaluator.steps(group, snap, transitions):
-                if slices.spent():
+                if budget.spent():
                     took += time.perf_counter() - t
-                    await slices.pause()
+                    await budget.pause()
                     t = time.perf_counter()
                     if self.config is not config:
                         break  # a reload swapped the rules: the rest is theirs now

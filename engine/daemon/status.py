@@ -17,7 +17,7 @@ from engine.delivery.dispatch import Dispatcher
 from engine.rules.alert_tally import Tally, tally
 from engine.rules.alert_tally import steps as tally_steps
 from engine.rules.rule_health import RuleHealth
-from engine.runtime import slices
+from engine.runtime.budget import Budget
 
 
 class Status:
@@ -35,7 +35,9 @@ class Status:
         *,
         config: Callable[[], Config],
         last_reload: Callable[[], dict[str, Any]],
+        budget: Budget,
     ) -> None:
+        self.budget = budget
         self.durable = durable
         self.hub = hub
         self.health = health
@@ -62,15 +64,15 @@ class Status:
         )
 
     async def _tally(self) -> Tally:
-        """The alert counts, computed in slices and kept until the state changes."""
+        """The alert counts, computed in steps within the loop's budget and kept until the state changes."""
         d = self.durable
         t = self._tally_cache
         if t is not None and t[0] == d.state_version:
             return t[1]
         version, out = d.state_version, Tally()
-        slices.begin()
+        self.budget.start()
         for _ in tally_steps(list(d.state["alerts"].values()), out):
-            await slices.check()
+            await self.budget.yield_if_spent()
         self._tally_cache = (version, out)
         return out
 

@@ -15,10 +15,10 @@ outcome is journaled through `emit`; the pipeline hears it too, so a group
 counts as sent only once delivered.
 
 The pipeline's work runs on the event loop that also runs the evaluation ticks,
-so it is done in the loop's shared time slices (engine/runtime/slices.py): `submit` does
-one slice at once (all of a usual handful of events), the timer task does the
+so it is done within the loop's time budget (engine/runtime/budget.py): `submit` does
+one window at once (all of a usual handful of events), the timer task does the
 rest of a burst (a thousand alerts firing together), yielding to the loop
-between slices. Outcomes are taken in last, once nothing is due.
+whenever the budget is spent. Outcomes are taken in last, once nothing is due.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from engine.errors import VigilError
 from engine.notify.base import AlertView, Notification
 from engine.notify.dedup import notified_event
 from engine.notify.pipeline import Pipeline
-from engine.runtime import slices
+from engine.runtime.budget import Budget
 
 __all__ = ["Dispatcher", "Emit"]
 
@@ -51,7 +51,7 @@ log = logging.getLogger("vigil.notify")
 Emit = Callable[[Sequence[JournalEvent], bool], Awaitable[list[dict[str, Any]]]]
 
 CHUNK = 16  # events ingested, or groups settled, between clock checks
-EMIT_BATCH = 32  # outcome events per journal append at most (each a fold: one slice)
+EMIT_BATCH = 32  # outcome events per journal append at most (their folds: one step)
 PUMP = 16  # alerts taken from due() between clock checks (one notification may hold 1,000)
 ALERT_COST = 30e-6  # seconds to render one alert of a notification
 # pipeline events that change the durable state: on disk before anything follows
@@ -67,7 +67,8 @@ class Dispatcher:
     journals nothing about them. `sender_process` sends from a child process
     (the daemon; not with `channels` or `dry_run`). `wall` drives the
     pipeline's timers, `mono` the breakers' cooldowns, `sleep` the retry
-    backoff: tests inject all three.
+    backoff: tests inject all three. `budget` is the loop's time budget, shared
+    with the rest of the daemon's work on it (a fresh one by default).
     """
 
     def __init__(
@@ -87,6 +88,7 @@ class Dispatcher:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         drain_timeout: float = 5.0,
         sender_process: bool = False,
+        budget: Budget | None = None,
     ) -> None:
         self.config = config
         self.emit = emit
@@ -94,6 +96,7 @@ class Dispatcher:
         self.wall = wall
         self.dry_run = dry_run
         self.drain_timeout = drain_timeout
+        self.budget = budget if budget is not None else Budget()
         settings = SenderSettings(
             policy or RetryPolicy(), breaker_threshold, breaker_cooldown, queue_size, dry_run
         )
@@ -114,7 +117,7 @@ class Dispatcher:
         self._emitter_task: asyncio.Task[None] | None = None
         self._early: list[dict[str, Any]] = []  # submitted before start
         self._stopping = False
-        self._holds = 0  # bursts being submitted in slices: flush no group yet
+        self._holds = 0  # bursts being submitted in steps: flush no group yet
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -173,18 +176,18 @@ class Dispatcher:
 
     async def submit(self, events: Sequence[dict[str, Any]]) -> None:
         """Feed journaled events to the pipeline and queue what is due now; a
-        burst that takes more than one slice goes on in the timer task. Never
+        burst that takes more than one window of the budget goes on in the timer task. Never
         waits for a delivery."""
         if self.pipeline is None:
             self._early.extend(events)
             return
         self._inbox.extend(events)
-        # a usual handful of events is done at once; a burst's slice goes on in the timer
+        # a usual handful of events is done at once; the rest of a burst goes on in the timer
         self._work(bounded=len(self._inbox) > CHUNK)
         self._wake.set()
 
     def hold(self) -> None:
-        """More of one burst is coming (submitted slice by slice): take it all in
+        """More of one burst is coming (submitted step by step): take it all in
         before any group is flushed, so a group gets the whole burst at once."""
         self._holds += 1
 
@@ -253,8 +256,8 @@ class Dispatcher:
     def _work(self, bounded: bool = True) -> bool:
         """Ingest submitted events, settle the groups they touched, then queue due
         notifications, a few at a time, until all is done (False) or, if
-        `bounded`, the loop's time slice is used up (True: more to do; see
-        engine/runtime/slices.py). The first chunk is always done. Nothing is taken
+        `bounded`, the loop's time budget is spent (True: more to do; see
+        engine/runtime/budget.py). The first chunk is always done. Nothing is taken
         from due() while events wait: a group gets all of a burst's alerts at once."""
         p = self.pipeline
         assert p is not None
@@ -266,7 +269,7 @@ class Dispatcher:
                     p.ingest(inbox.popleft(), now)
             elif self._holds > 0:
                 # a burst is still coming in: settle its groups once it is all in (a
-                # group of a thousand alerts would be re-examined for every slice)
+                # group of a thousand alerts would be re-examined for every step)
                 return False
             elif not p.settle(CHUNK) or self._pump(PUMP):
                 pass
@@ -276,7 +279,7 @@ class Dispatcher:
                 self._take_outcomes(CHUNK)
             else:
                 return False
-            if bounded and slices.spent():
+            if bounded and self.budget.spent():
                 return True
 
     def _pump(self, limit: int | None = None) -> bool:
@@ -301,9 +304,10 @@ class Dispatcher:
         assert self.pipeline is not None
         while not self._stopping:
             self._wake.clear()
+            self.budget.start()
             await self._room()
             while self._work() and not self._stopping:
-                await slices.pause()  # a burst: let the evaluation loop run between slices
+                await self.budget.pause()  # a burst: let the evaluation loop run in between
                 await self._room()
             # while a burst comes in, release() wakes us: no deadline to look at yet
             deadline = None if self._holds > 0 else self.pipeline.next_deadline()
@@ -316,15 +320,15 @@ class Dispatcher:
 
     async def _room(self) -> None:
         """A notification of many alerts is rendered in one piece: first wait
-        until that fits before the next evaluation tick (engine/runtime/slices.py)."""
+        until that fits before the next evaluation tick (Budget.room)."""
         p = self.pipeline
         if p is not None and not self._inbox and not self._holds:
-            await slices.room(p.next_size(self.wall()) * ALERT_COST)
+            await self.budget.room(p.next_size(self.wall()) * ALERT_COST)
 
     async def _emitter(self) -> None:
         """Journal outcomes in order: what is waiting goes in one append per run of
         the same durability (a burst's thousand `notified` events are a few
-        appends, not a thousand), within the loop's time slice."""
+        appends, not a thousand), within the loop's time budget."""
         outbox = self._outbox
         while (item := await outbox.get()) is not None:
             events, durable = list(item[0]), item[1]
@@ -341,7 +345,7 @@ class Dispatcher:
             await self._journal(events, durable)
             if stop:
                 return
-            await slices.check()
+            await self.budget.yield_if_spent()
 
     async def _journal(self, events: list[JournalEvent], durable: bool) -> None:
         try:

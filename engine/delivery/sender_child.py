@@ -22,7 +22,6 @@ from engine.delivery.retry import Outcome
 from engine.delivery.sender_process import FrameProtocol
 from engine.delivery.senders import Senders, SenderSettings
 from engine.notify.base import Notification
-from engine.runtime import slices
 
 COALESCE = 0.002  # seconds outcomes wait to go back together
 
@@ -157,7 +156,6 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    slices.disable()  # no evaluation ticks share this loop
     # the HTTP channels' aiohttp (~100 ms to import): now, not in the first burst
     importlib.import_module("engine.httpclient.aio_hooks")
     asyncio.run(serve(fd))

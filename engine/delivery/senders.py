@@ -34,7 +34,6 @@ from engine.notify.base import Notification
 from engine.notify.digest import make_digest
 from engine.notify.pipeline import CLOSING_TYPES
 from engine.plugins import registry
-from engine.runtime import slices
 
 __all__ = ["Delivery", "Report", "SenderSettings", "Senders", "channel_traits"]
 
@@ -297,9 +296,6 @@ class Senders:
             n, fut = await w.queue.get()
             w.busy += 1
             try:
-                # a send is a step in the loop's shared time slice: sixteen senders
-                # woken together would otherwise run back to back
-                await slices.check()
                 outcome = await self._deliver(w, n)
             finally:
                 w.busy -= 1
@@ -308,7 +304,6 @@ class Senders:
             if fut is not None and not fut.done():
                 fut.set_result(outcome)
             self._report(w, n, outcome)
-            await slices.check()  # after the report: a cancel here loses no outcome
 
     async def _deliver(self, w: _Worker, n: Notification) -> Outcome:
         if self.settings.dry_run:

@@ -2,7 +2,7 @@
 
 Serialising 10,000 alerts at once takes a few hundred milliseconds (a deep copy
 twice that), with every evaluation tick waiting. So a snapshot at seq S is
-copied copy-on-write, in slices: the alert keys are listed at S, then encoded a
+copied copy-on-write, in steps: the alert keys are listed at S, then encoded a
 slice at a time; any event folded meanwhile first has the entries it touches
 encoded as they were (still at S). Entries created after S are not in the list,
 so the copy is exactly the fold up to S and replay from S+1 repeats nothing.

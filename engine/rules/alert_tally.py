@@ -1,7 +1,7 @@
 """Counts over the active alerts, for /metrics, systemd's STATUS= and /status.
 
 With 10,000 alerts one pass takes several milliseconds, so the daemon runs it
-in steps between which its event loop may run (see engine/runtime/slices.py), and keeps
+in steps between which its event loop may run (see engine/runtime/budget.py), and keeps
 the result until the state changes.
 """
 

@@ -17,7 +17,6 @@ whole (what the signature covers and a re-send repeats).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import signal
@@ -249,40 +248,3 @@ def test_crash_before_notified_resends_with_the_same_key(tmp_path: Path) -> None
     evs = d.events()
     assert [e["key"] for e in notified(evs, "firing")] == [lost.headers["idempotency-key"]]
     assert d.alert_events("queue_deep") == ["firing", "resolved"]  # not fired again
-
-
-@pytest.mark.parametrize("count", [0, 1, 100, 101, 1000])
-def test_large_webhook_bodies_are_encoded_in_chunks_byte_for_byte(count: int) -> None:
-    """The webhook encodes a big notification a chunk of alerts at a time (so that
-    the event loop runs in between); the bytes, which the signature covers and a
-    crash re-send repeats, are those of encoding it whole."""
-    from engine.channels.webhook import encode
-    from engine.httpclient.client import dumps
-    from engine.notify.base import AlertView, Notification
-
-    alerts = tuple(
-        AlertView(
-            fingerprint=f"fp{i}",
-            rule="r",
-            status="firing" if i % 3 else "resolved",
-            severity="warning",
-            labels={"i": str(i), "tricky": '"alerts":[]', "ü": "✓"},
-            annotations={"summary": f'{i} "quoted" \\ back'},
-            value=float("nan") if i == 7 else i / 3,
-            starts_at=1_795_000_000.0 + i,
-            ends_at=None if i % 3 else 1_795_000_100.0,
-        )
-        for i in range(count)
-    )
-    n = Notification(
-        channel="hook",
-        group_key='hook|0|{"alerts":[]}',
-        status="firing",
-        alerts=alerts,
-        key="k",
-        title="",
-        body="",
-        kind="escalation",
-        escalation_level=2,
-    )
-    assert asyncio.run(encode(n)) == dumps(n.as_dict())

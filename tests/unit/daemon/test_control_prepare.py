@@ -1,4 +1,4 @@
-"""The API's alert listing over a real App: views built ahead in time slices."""
+"""The API's alert listing over a real App: views built ahead within the loop's time budget."""
 
 from __future__ import annotations
 
