@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from engine.collectors.base import Collector, create
+from engine.collectors.base import Collector, create, restore_state, state_events
 from engine.common.boundary import clean
 from engine.config.model import CollectorConfig, Config
 from engine.daemon.evaluation import Evaluation, synthetic_rule
@@ -29,7 +29,8 @@ class Collecting(Evaluation):
 
     def _start_collectors(self, config: Config) -> None:
         for cc in config.collectors:
-            self.collectors[cc.name] = create(cc)
+            self.collectors[cc.name] = c = create(cc)
+            restore_state(cc.name, c, self.state)
 
     async def collect(self, name: str) -> None:
         self._collecting += 1
@@ -49,6 +50,9 @@ class Collecting(Evaluation):
             self.metrics.collector(name, up=False)
             await self._collector_failed(name, str(e) or type(e).__name__)
             return
+        saved = state_events(name, c)  # durable before the sample is read (logtail offsets)
+        if saved and self.journal is not None and self.journal.is_open:
+            await self._journal_only(saved, True)
         if self.collectors.get(name) is not c:
             return  # replaced meanwhile
         # the boundary: valid text, bounded depth and size, whatever the collector read

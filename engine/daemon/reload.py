@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from engine.collectors.base import restore_state
 from engine.config.build import ConfigLoader
 from engine.config.model import Config
 from engine.daemon.collecting import build_collectors
@@ -135,6 +136,8 @@ class Reloading(Scheduling):
                 self.hub.values.pop(name, None)
                 self.hub.down.pop(name, None)
                 await c.aclose()
+        for name, c in built.items():
+            restore_state(name, c, self.state)
         self.collectors.update(built)
         # the window only grows, and unchanged files keep their group objects: with
         # 10,000 rules, only the changed groups' rules need a look

@@ -15,6 +15,7 @@ State shape (all times are wall-clock epoch seconds):
      "silences_expired": {id: {... as silences, "expired_at", "expired_by", "cause"}},
      "collectors_down": {name: since},
      "told": ..., "resolving": ..., "held": ...}   delivery: engine/notify/delivery_log.py
+     "collector_state": {collector: {key: record}}  engine/collectors/base.py (Stateful)
 """
 
 from __future__ import annotations
@@ -152,3 +153,11 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
         state["collectors_down"][event.get("collector")] = _ts(event)
     elif kind == "collector_up":
         state["collectors_down"].pop(event.get("collector"), None)
+    elif kind == "collector_state":
+        name, key = event.get("collector"), event.get("key")
+        if isinstance(name, str) and isinstance(key, str):
+            mine = state.setdefault("collector_state", {}).setdefault(name, {})
+            if isinstance(event.get("state"), dict):
+                mine[key] = event["state"]
+            else:
+                mine.pop(key, None)
