@@ -24,7 +24,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from engine import __version__
 from engine.channels.base import Channel
-from engine.collectors.base import Collector
+from engine.collectors.base import Collector, state_events
 from engine.config.build import ConfigLoader
 from engine.config.model import Config, Rule
 from engine.daemon.evaluation import synthetic_rule
@@ -450,10 +450,12 @@ class App(Reloading):
         for t in list(self._tasks):
             t.cancel()
         await self.dispatcher.aclose()
-        for c in self.collectors.values():
+        saved: list[dict[str, Any]] = []
+        for name, c in self.collectors.items():
             await c.aclose()
+            saved += state_events(name, c)  # e.g. logtail's offsets since its last record
         try:
-            await self._emit([{"event": "stopped", "pid": os.getpid()}], durable=True)
+            await self._emit([*saved, {"event": "stopped", "pid": os.getpid()}], durable=True)
             await self.maybe_snapshot(force=True)
         except (JournalError, OSError) as e:
             log.error("stopping without a final snapshot: %s", e)

@@ -1,14 +1,13 @@
-"""A real `vigil run` following a log: killed with kill -9 mid-stream and started
-again, it reads exactly the lines written meanwhile, including the rest of the
-file that was rotated away while it was down.
+"""A real `vigil run` following a log: stopped mid-stream (kill -9, or SIGTERM)
+and started again, it reads exactly the lines written meanwhile, including the
+rest of the file that was rotated away while it was down.
 
-What is exact: the offset and the counters are one journal record per file,
-journaled after each pass and before the pass's sample is published. So after
-the restart the count of lines read equals the count of lines written, no more
-(nothing counted twice) and no less (nothing lost), and the rule that reads it
-fires. Lines read in the pass the kill interrupted (their record not journaled)
-are read again by the next start; that pass's sample was never published, so no
-rule saw them the first time.
+What is exact: a file's offset and counters are one journal record, so they move
+back together. After the restart the count of lines read equals the count of
+lines written: no more (nothing counted twice) and no less (nothing lost), and
+the rule that reads it fires. After kill -9 the lines read since the last record
+(at most save_interval of them) are read again, and counted once; a SIGTERM
+journals the offset at the stop, so nothing is read again.
 """
 
 from __future__ import annotations
@@ -19,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.integration.daemon import Daemon
 
@@ -52,8 +53,9 @@ def records(d: Daemon, log: Path) -> list[dict[str, Any]]:
     ]
 
 
-def test_kill9_mid_stream_then_restart_reads_exactly_the_lines_written_meanwhile(
-    tmp_path: Path,
+@pytest.mark.parametrize("how", ["kill9", "sigterm"])
+def test_a_restart_mid_stream_reads_exactly_the_lines_written_meanwhile(
+    tmp_path: Path, how: str
 ) -> None:
     log = tmp_path / "app.log"
     d = Daemon(tmp_path, RULES)
@@ -61,7 +63,8 @@ def test_kill9_mid_stream_then_restart_reads_exactly_the_lines_written_meanwhile
     cfg.write_text(
         cfg.read_text().replace(
             "collectors:\n",
-            f"collectors:\n  - {{name: logs, type: logtail, paths: [{log}], interval: 100ms}}\n",
+            f"collectors:\n  - {{name: logs, type: logtail, paths: [{log}], interval: 100ms, "
+            f"save_interval: {'300ms' if how == 'kill9' else '1h'}}}\n",
         )
     )
     w1 = w2 = None
@@ -72,11 +75,17 @@ def test_kill9_mid_stream_then_restart_reads_exactly_the_lines_written_meanwhile
         # no record of at its end): from here on every line counts
         d.wait_for(lambda evs: bool(records(d, log)), what="the first pass")
         w1 = writer(log, FIRST, 0)
-        # mid-stream: the daemon has journaled some lines, the writer goes on
-        d.wait_for(lambda evs: any(r["lines"] > 500 for r in records(d, log)), what="a record")
-        d.kill9()
-        at_kill = records(d, log)[-1]["lines"]
-        assert at_kill < FIRST, "the writer must still be writing at the kill"
+        if how == "kill9":  # mid-stream: some lines journaled, the writer goes on
+            d.wait_for(lambda evs: any(r["lines"] > 500 for r in records(d, log)), what="lines")
+            d.kill9()
+        else:
+            time.sleep(1.0)
+            assert d.stop() == 0
+            evs = d.events()
+            assert evs[-1]["event"] == "stopped"
+            assert evs[-2]["event"] == "collector_state", "the offset is journaled at the stop"
+        at_stop = records(d, log)[-1]["lines"]
+        assert 0 < at_stop < FIRST, "the writer must still be writing at the stop"
         assert w1.wait(30) == 0
         # while down: the file is rotated away (rename) and a new one written
         os.rename(log, f"{log}.1")
@@ -85,17 +94,13 @@ def test_kill9_mid_stream_then_restart_reads_exactly_the_lines_written_meanwhile
         d.start()
         assert w2.wait(30) == 0
         total = FIRST + SECOND
-        d.wait_for(
-            lambda evs: any(r["lines"] >= total for r in records(d, log)),
-            timeout=30,
-            what=f"{total} lines",
-        )
+        d.wait_for(lambda evs: "firing" in d.alert_events("every_line_read"), 30, "all lines")
         time.sleep(1.0)  # a few more passes: nothing more may be counted
+        assert d.stop() == 0  # journals the last offset
         last = records(d, log)[-1]
         assert last["lines"] == total, f"read {last['lines']} lines of {total}"
         assert last["offset"] == log.stat().st_size
         assert last["rotations"] == 1
-        assert "firing" in d.alert_events("every_line_read")
     finally:
         for w in (w1, w2):
             if w is not None and w.poll() is None:

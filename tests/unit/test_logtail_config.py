@@ -36,7 +36,7 @@ def test_a_good_logtail_collector_loads(tmp_path: Path) -> None:
             "  - {name: logs, type: logtail, paths: [/x.log], colour: red}\n",
             "vigil.yaml:5:50: collectors[0].colour: unknown key 'colour' (allowed: batch_bytes, "
             "enabled, interval, max_line_bytes, max_pass_bytes, name, paths, recent_lines, "
-            "start, timeout, type)",
+            "save_interval, start, timeout, type)",
         ),
         (
             "  - {name: logs, type: logtail, paths: [/x.log], start: middle}\n",

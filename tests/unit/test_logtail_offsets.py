@@ -197,3 +197,32 @@ def test_collector_state_goes_through_the_journal_fold_into_a_new_collector(
                        "state": None})  # fmt: skip
     assert state["collector_state"] == {"logs": {}}
     asyncio.run(c2.aclose())
+
+
+def test_records_are_handed_out_at_most_once_per_save_interval(tmp_path: Path) -> None:
+    p = tmp_path / "a.log"
+    p.write_text("a\n")
+    clock = [100.0]
+    t, _ = tailer([str(p)], "beginning", clock)
+    poll(t)
+    assert t.changes(5.0)[str(p)]["lines"] == 1  # type: ignore[index]
+    append(p, "b\n")
+    poll(t)
+    clock[0] += 4.9
+    assert t.changes(5.0) == {}  # moved, but saved 4.9 s ago
+    clock[0] += 0.1
+    assert t.changes(5.0)[str(p)]["lines"] == 2  # type: ignore[index]
+
+
+def test_a_clean_close_hands_out_what_the_save_interval_held_back(tmp_path: Path) -> None:
+    p = tmp_path / "a.log"
+    p.write_text("a\n")
+    cfg = {"paths": [str(p)], "start": "beginning", "save_interval": "1h"}
+    c = LogtailCollector.from_config(CollectorConfig("logs", "logtail", None, 5.0, frozen_map(cfg)))
+    asyncio.run(c.collect(0.0))
+    assert [e["state"]["offset"] for e in state_events("logs", c)] == [2]
+    append(p, "b\n")
+    asyncio.run(c.collect(0.0))
+    assert state_events("logs", c) == []
+    asyncio.run(c.aclose())
+    assert [e["state"]["offset"] for e in state_events("logs", c)] == [4]

@@ -8,6 +8,7 @@
       batch_bytes: 1MiB       # one read; one batch for the line sinks
       max_pass_bytes: 64MiB   # read per pass at most; the rest the next pass
       recent_lines: 100       # the newest lines kept for rules to read
+      save_interval: 5s       # journal a file's offset at most this often (0s: every pass)
       interval: 1s
 
 The sample (what rules read as `logs.lines`, `each: logs.files`):
@@ -18,10 +19,14 @@ The sample (what rules read as `logs.lines`, `each: logs.files`):
     sink_errors  line sinks that raised (engine/collectors/logtail/sink.py)
 
 Reading runs in a worker thread (OneThread), bounded per pass by bytes and by
-the collector's timeout. Offsets and counters are journaled per path as
-`collector_state` records (engine/collectors/base.py, Stateful) after every pass
-that moved them, before the pass's sample is published; the next start resumes
-from them (see engine/collectors/logtail/tailer.py for how `start` applies).
+the collector's timeout. A path's offset and counters are one `collector_state`
+record (engine/collectors/base.py, Stateful), journaled after a pass that moved
+them (at most every `save_interval`, and once more at a clean stop) before that
+pass's sample is published; the next start resumes from them (see tailer.py for
+how `start` applies). Offset and counters move back together, so the counters
+rules read count every line exactly once across restarts; after a crash the
+lines read since the last record are read again (and handed to the line sinks
+again): at most `save_interval` of them.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class LogtailSettings:
     batch_bytes: int
     max_pass_bytes: int
     recent_lines: int
+    save_interval: float
 
 
 class LogtailCollector:
@@ -87,6 +93,7 @@ class LogtailCollector:
             batch_bytes=s.size("batch_bytes", 1024 * 1024),
             max_pass_bytes=s.size("max_pass_bytes", 64 * 1024 * 1024),
             recent_lines=recent,
+            save_interval=s.duration("save_interval", 5.0),
         )
         s.done()
         return cls(config, settings)
@@ -119,12 +126,13 @@ class LogtailCollector:
     async def aclose(self) -> None:
         # a pass still running in its thread owns the files; it ends on its own bound
         if self._thread.idle():
+            self._changes.update(self._tailer.changes())  # the daemon journals them at stop
             self._tailer.close()
 
     def _pass(self) -> dict[str, Any]:
         # stop starting reads at half the timeout: the sample is still built in time
         self._tailer.poll(self.settings.max_pass_bytes, time.monotonic() + self.timeout / 2)
-        self._changes.update(self._tailer.changes())
+        self._changes.update(self._tailer.changes(self.settings.save_interval))
         return self._values()
 
     def _values(self) -> dict[str, Any]:

@@ -51,6 +51,7 @@ class Followed:
     file: OpenFile | None = None
     error: str | None = None
     saved: dict[str, Any] | None = None  # the last record handed out for the journal
+    saved_at: float = float("-inf")  # clock() then
 
 
 class Tailer:
@@ -86,9 +87,10 @@ class Tailer:
                 f.counters = _counters(rec)
                 f.saved = dict(rec)
 
-    def changes(self) -> dict[str, dict[str, Any] | None]:
-        """path -> its record, for every path whose offset or counters moved since the
-        last call; None for a path no longer followed."""
+    def changes(self, every: float = 0.0) -> dict[str, dict[str, Any] | None]:
+        """path -> its record, for every path whose offset or counters moved since its
+        last record, at most one per `every` seconds; None for a path no longer followed."""
+        now = self.clock()
         out: dict[str, dict[str, Any] | None] = {}
         for path, f in list(self.followed.items()):
             if (
@@ -101,8 +103,8 @@ class Tailer:
                 out[path] = None
                 continue
             rec = _record(f)
-            if rec != f.saved:
-                f.saved = rec
+            if rec != f.saved and now - f.saved_at >= every:
+                f.saved, f.saved_at = rec, now
                 out[path] = rec
         return out
 
