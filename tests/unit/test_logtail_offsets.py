@@ -226,3 +226,12 @@ def test_a_clean_close_hands_out_what_the_save_interval_held_back(tmp_path: Path
     assert state_events("logs", c) == []
     asyncio.run(c.aclose())
     assert [e["state"]["offset"] for e in state_events("logs", c)] == [4]
+
+
+def test_a_record_of_a_path_no_longer_configured_is_forgotten(tmp_path: Path) -> None:
+    t, _ = tailer([str(tmp_path / "b.log")])
+    t.restore({str(tmp_path / "a.log"): {"lines": 3, "file": None}})
+    poll(t)
+    changes = t.changes()
+    assert changes[str(tmp_path / "a.log")] is None
+    assert str(tmp_path / "a.log") not in t.followed

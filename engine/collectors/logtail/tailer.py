@@ -73,6 +73,7 @@ class Tailer:
         self.draining: list[tuple[OpenFile, Followed]] = []
         self.sink_errors = 0
         self._restored: dict[str, Mapping[str, Any]] = {}
+        self._forget: set[str] = set()
         self._started = False
         self._budget = 0
 
@@ -81,7 +82,9 @@ class Tailer:
     def restore(self, saved: Mapping[str, Any]) -> None:
         """The records `changes()` handed out before, as the journal kept them."""
         for path, rec in saved.items():
-            if isinstance(rec, Mapping) and self._configured(path):
+            if not self._configured(path):
+                self._forget.add(path)  # no longer in `paths`: its record goes
+            elif isinstance(rec, Mapping):
                 self._restored[path] = rec
                 f = self.followed.setdefault(path, Followed(path))
                 f.counters = _counters(rec)
@@ -91,7 +94,8 @@ class Tailer:
         """path -> its record, for every path whose offset or counters moved since its
         last record, at most one per `every` seconds; None for a path no longer followed."""
         now = self.clock()
-        out: dict[str, dict[str, Any] | None] = {}
+        out: dict[str, dict[str, Any] | None] = dict.fromkeys(self._forget)
+        self._forget.clear()
         for path, f in list(self.followed.items()):
             if (
                 f.file is None
