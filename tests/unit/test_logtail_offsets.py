@@ -18,6 +18,7 @@ from engine.collectors.logtail.follow import Limits
 from engine.collectors.logtail.sink import LineBatch
 from engine.collectors.logtail.tailer import DRAIN_IDLE, Tailer
 from engine.config.model import CollectorConfig, frozen_map
+from engine.errors import CollectorError
 from engine.journal.store import fold_event, initial_state
 
 LIMITS = Limits(max_line_bytes=1024, batch_bytes=4096)
@@ -235,3 +236,16 @@ def test_a_record_of_a_path_no_longer_configured_is_forgotten(tmp_path: Path) ->
     changes = t.changes()
     assert changes[str(tmp_path / "a.log")] is None
     assert str(tmp_path / "a.log") not in t.followed
+
+
+def test_the_collector_is_down_only_when_no_followed_file_can_be_read(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fifo.log")  # not a regular file: never opened for reading
+    cfg = {"paths": [str(tmp_path / "fifo.log"), str(tmp_path / "later.log")]}
+    c = LogtailCollector.from_config(CollectorConfig("logs", "logtail", None, 5.0, frozen_map(cfg)))
+    sample = asyncio.run(c.collect(0.0))  # later.log is missing: not an error
+    assert [f["error"] for f in sample["files"]] == ["not a regular file", None]
+    c2 = LogtailCollector.from_config(
+        CollectorConfig("logs", "logtail", None, 5.0, frozen_map({"paths": [cfg["paths"][0]]}))
+    )
+    with pytest.raises(CollectorError, match="not a regular file"):
+        asyncio.run(c2.collect(0.0))

@@ -11,7 +11,9 @@
       save_interval: 5s       # journal a file's offset at most this often (0s: every pass)
       interval: 1s
 
-The sample (what rules read as `logs.lines`, `each: logs.files`):
+When no followed file can be read (permission denied, not a regular file) the
+collector is down (collector_down); a missing file is not an error, it may be
+created later. The sample (what rules read as `logs.lines`, `each: logs.files`):
 
     lines, bytes, truncated, rotations   totals over the followed paths
     files        [{labels: {path}, lines, bytes, truncated, rotations, offset, error}]
@@ -42,6 +44,7 @@ from engine.collectors.logtail.follow import Limits
 from engine.collectors.logtail.sink import LineSink, RecentLines
 from engine.collectors.logtail.tailer import STARTS, Tailer
 from engine.config.model import CollectorConfig
+from engine.errors import CollectorError
 
 MAX_RECENT = 10_000
 MAX_LINE = 1024 * 1024
@@ -133,6 +136,11 @@ class LogtailCollector:
         # stop starting reads at half the timeout: the sample is still built in time
         self._tailer.poll(self.settings.max_pass_bytes, time.monotonic() + self.timeout / 2)
         self._changes.update(self._tailer.changes(self.settings.save_interval))
+        errors = [f"{p}: {f.error}" for p, f in self._tailer.followed.items() if f.error]
+        if errors and len(errors) == len(self._tailer.followed):
+            # nothing readable (a missing file is not an error: it may appear later)
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise CollectorError(errors[0] + more)
         return self._values()
 
     def _values(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ skipped up to its newline and counted in `truncated`.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 
 from engine.collectors.logtail.identity import FileId, grown, identify, same_start
@@ -48,8 +49,11 @@ class OpenFile:
 
     @classmethod
     def open(cls, name: str, offset: int, limits: Limits, *, skip: bool = False) -> OpenFile:
+        # O_NONBLOCK: a FIFO matching a glob must not hang the reader
         fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError("not a regular file")
             return cls(fd, name, offset, limits, skip=skip)
         except BaseException:
             os.close(fd)

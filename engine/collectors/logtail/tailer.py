@@ -28,7 +28,6 @@ import fnmatch
 import glob
 import logging
 import os
-import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -177,9 +176,6 @@ class Tailer:
         except FileNotFoundError:
             return
         st = os.fstat(of.fd)
-        if not stat.S_ISREG(st.st_mode):
-            of.close()
-            raise OSError(f"{f.path}: not a regular file")
         of.name = os.path.realpath(f.path)
         for item in self.draining:  # a file seen before under another name (glob rename)
             old, _ = item
