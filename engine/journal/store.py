@@ -15,7 +15,7 @@ State shape (all times are wall-clock epoch seconds):
      "silences_expired": {id: {... as silences, "expired_at", "expired_by", "cause"}},
      "collectors_down": {name: since},
      "told": ..., "resolving": ..., "held": ...}   delivery: engine/notify/delivery_log.py
-     "collector_state": {collector: {key: record}}  engine/collectors/base.py (Stateful)
+     and "collector_state": {collector: {key: record}}   engine/collectors/base.py (Stateful)
 """
 
 from __future__ import annotations
