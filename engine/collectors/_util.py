@@ -78,6 +78,10 @@ class OneThread:
     def __init__(self) -> None:
         self._running: asyncio.Future[Any] | None = None
 
+    def idle(self) -> bool:
+        """No read is running (an abandoned one may still be)."""
+        return self._running is None or self._running.done()
+
     async def run(self, fn: Callable[[], T], timeout: float) -> T:
         if self._running is not None and not self._running.done():
             raise CollectorError("the previous read is still running")

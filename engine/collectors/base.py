@@ -30,6 +30,14 @@ calls (`push`) compare it only with other values of the same clock.
 `aclose()` releases what the collector owns (HTTP clients, child processes); the
 collector is not used afterwards.
 
+`restore(saved)` and `state_changes()` (optional, both or neither: `Stateful`):
+a collector that must remember something across restarts (logtail's offsets)
+keeps it in the journal. The daemon calls `restore` with what the journal holds
+for this collector (key -> record, as handed out before) before the first
+collect, and after every successful collect journals `state_changes()` (key ->
+new record, None to forget the key) as `collector_state` events, durably, before
+the sample is published.
+
 `metric_names(config)` (optional classmethod): the metric names the type
 provides for this configuration, known without collecting, or None when only
 collecting can tell. The validator uses it to reject `api.stauts` at load time.
@@ -40,6 +48,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, NoReturn, Protocol, Self, cast
 
+from engine.common.records import CollectorStateEvent
 from engine.common.secret import Secret
 from engine.config.model import CollectorConfig
 from engine.plugins import registry
@@ -68,6 +77,40 @@ class Collector(Protocol):
     async def aclose(self) -> None:
         """Release clients and processes."""
         ...
+
+
+class Stateful(Protocol):
+    """A collector with durable state in the journal (see the module docstring)."""
+
+    def restore(self, saved: Mapping[str, Any]) -> None: ...
+
+    def state_changes(self) -> Mapping[str, Mapping[str, Any] | None]: ...
+
+
+STATE_EVENT = "collector_state"
+
+
+def state_events(name: str, collector: Collector) -> list[CollectorStateEvent]:
+    """The journal events for what `collector` changed of its durable state."""
+    changes = getattr(collector, "state_changes", None)
+    if not callable(changes):
+        return []
+    return [
+        {
+            "event": "collector_state",
+            "collector": name,
+            "key": key,
+            "state": None if rec is None else dict(rec),
+        }
+        for key, rec in cast(Stateful, collector).state_changes().items()
+    ]
+
+
+def restore_state(name: str, collector: Collector, state: Mapping[str, Any]) -> None:
+    """Give `collector` what the journal's folded `state` holds for it."""
+    if callable(getattr(collector, "restore", None)):
+        saved = state.get(STATE_EVENT, {}).get(name, {})
+        cast(Stateful, collector).restore(saved if isinstance(saved, Mapping) else {})
 
 
 def create(config: CollectorConfig) -> Collector:

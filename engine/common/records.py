@@ -209,6 +209,16 @@ class CollectorDownEvent(TypedDict):
     error: str
 
 
+class CollectorStateEvent(TypedDict):
+    """A collector's durable state under one key (logtail: a followed file's offset
+    and counters), folded into state["collector_state"][collector][key]."""
+
+    event: Literal["collector_state"]
+    collector: str
+    key: str
+    state: dict[str, Any] | None  # None: the key is forgotten (a path no longer followed)
+
+
 class ConfigLoadedEvent(TypedDict):
     event: Literal["config_loaded"]
     hash: str
@@ -262,6 +272,7 @@ JournalEvent = Union[  # noqa: UP007 - a runtime value: event_types() reads its 
     TemplateFailedEvent,
     CollectorUpEvent,
     CollectorDownEvent,
+    CollectorStateEvent,
     ConfigLoadedEvent,
     ConfigRejectedEvent,
     StartedEvent,

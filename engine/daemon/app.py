@@ -331,9 +331,9 @@ class App:
         for t in list(self._tasks):
             t.cancel()
         await self.dispatcher.aclose()
-        await self.collecting.aclose()
+        saved = await self.collecting.aclose()  # e.g. logtail's offsets since its last record
         try:
-            await self.events.emit([{"event": "stopped", "pid": os.getpid()}])
+            await self.events.emit([*saved, {"event": "stopped", "pid": os.getpid()}])
             await self.durable.maybe_snapshot(force=True)
         except (JournalError, OSError) as e:
             log.error("stopping without a final snapshot: %s", e)

@@ -12,9 +12,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from engine.collectors.base import Collector, create
+from engine.collectors.base import Collector, create, restore_state, state_events
 from engine.common.boundary import clean
-from engine.common.records import JournalEvent
+from engine.common.records import CollectorStateEvent, JournalEvent
 from engine.config.model import CollectorConfig, Config, Rule
 from engine.daemon.clock import Clock
 from engine.daemon.emit import EventPath, synthetic_rule
@@ -58,7 +58,8 @@ class Collecting:
 
     def start(self, config: Config) -> None:
         for cc in config.collectors:
-            self.collectors[cc.name] = create(cc)
+            self.collectors[cc.name] = c = create(cc)
+            restore_state(cc.name, c, self.events.durable.state)
 
     async def collect_all(self) -> None:
         await asyncio.gather(*(self.collect(n) for n in self.collectors))
@@ -81,6 +82,9 @@ class Collecting:
             self.metrics.collector(name, up=False)
             await self._collector_failed(name, str(e) or type(e).__name__)
             return
+        saved = state_events(name, c)  # durable before the sample is read (logtail offsets)
+        if saved:
+            await self.events.record(saved)
         if self.collectors.get(name) is not c:
             return  # replaced meanwhile
         # the boundary: valid text, bounded depth and size, whatever the collector read
@@ -150,6 +154,8 @@ class Collecting:
                 self.hub.values.pop(name, None)
                 self.hub.down.pop(name, None)
                 await c.aclose()
+        for name, c in built.items():
+            restore_state(name, c, self.events.durable.state)
         self.collectors.update(built)
         # the window only grows, and so does what is recorded
         self.history.max_window = max(self.history.max_window, rules_max_window(changed))
@@ -163,9 +169,14 @@ class Collecting:
             if c.name not in self.hub.values and c.name not in self.hub.down
         ]
 
-    async def aclose(self) -> None:
-        for c in self.collectors.values():
+    async def aclose(self) -> list[CollectorStateEvent]:
+        """Close every collector: the state they changed since their last record
+        (logtail's offsets held back by save_interval), for the journal."""
+        saved: list[CollectorStateEvent] = []
+        for name, c in self.collectors.items():
             await c.aclose()
+            saved += state_events(name, c)
+        return saved
 
 
 def build_collectors(configs: list[CollectorConfig]) -> dict[str, Collector]:

@@ -93,6 +93,13 @@ class EventPath:
         await self.dispatcher.submit(stamped)
         return stamped
 
+    async def record(self, events: Sequence[JournalEvent]) -> None:
+        """Journal and fold, without notifying: a collector's durable state (logtail's
+        offsets), written only while the journal is open (not with --once)."""
+        journal = self.durable.journal
+        if journal is not None and journal.is_open:
+            await self.durable.record(events, True)
+
     async def transitions(self, transitions: list[Transition], now: float) -> None:
         """Journal and notify a tick's transitions (the records `vigil test` predicts,
         engine/rules/alert_events.py). A burst goes in steps within the loop's time

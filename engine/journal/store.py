@@ -16,6 +16,7 @@ engine/common/records.py's StoredAlert, which the fold below is typed with):
      "silences_expired": {id: {... as silences, "expired_at", "expired_by", "cause"}},
      "collectors_down": {name: since},
      "told": ..., "resolving": ..., "held": ...}   delivery: engine/notify/delivery_log.py
+     and "collector_state": {collector: {key: record}}   engine/collectors/base.py (Stateful)
 """
 
 from __future__ import annotations
@@ -161,3 +162,11 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
         state["collectors_down"][event.get("collector")] = _ts(event)
     elif kind == "collector_up":
         state["collectors_down"].pop(event.get("collector"), None)
+    elif kind == "collector_state":
+        name, key = event.get("collector"), event.get("key")
+        if isinstance(name, str) and isinstance(key, str):
+            mine = state.setdefault("collector_state", {}).setdefault(name, {})
+            if isinstance(event.get("state"), dict):
+                mine[key] = event["state"]
+            else:
+                mine.pop(key, None)

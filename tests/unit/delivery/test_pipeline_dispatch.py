@@ -651,26 +651,27 @@ def test_a_burst_is_pumped_within_the_loops_budget() -> None:
         done = asyncio.Event()
 
         async def other() -> None:
-            last = time.perf_counter()
+            last = time.thread_time()
             while not done.is_set():
                 await asyncio.sleep(0)
-                now = time.perf_counter()
+                now = time.thread_time()
                 gaps.append(now - last)
                 last = now
 
         task = asyncio.create_task(other())
         await asyncio.sleep(0)
-        t0, now = time.perf_counter(), time.time()
+        t0, now = time.thread_time(), time.time()
         await d.submit([fire(f"a{i}", now, host=str(i)) for i in range(2000)])
         # every alert notified (a full queue folds some into digests)
         await until(lambda: sum(len(e["alerts"]) for e in journal.of("notified")) == 2000, 15)
-        result[:] = [time.perf_counter() - t0, max(gaps)]
+        result[:] = [time.thread_time() - t0, max(gaps)]
         done.set()
         await task
         await d.aclose()
 
     run(main)
     took, worst = result
-    # a step (one due() over 2,000 groups: ~10 ms, more on a loaded machine) is a
-    # small part of the burst (~300 ms)
+    # a step (one due() over 2,000 groups: ~10 ms) is a small part of the burst
+    # (~300 ms); both in the loop thread's CPU time, so that the machine taking the
+    # CPU away mid-step (a loaded CI runner) is not counted as the step's
     assert worst < took / 3, (took, worst)

@@ -1,0 +1,166 @@
+"""`logtail`: follow log files and globs through rotations, from a saved offset.
+
+    - name: logs
+      type: logtail
+      paths: [/var/log/nginx/access.log, /var/log/app/*.log]
+      start: saved            # saved (default) | end | beginning
+      max_line_bytes: 16KiB   # longer lines are cut (counted in `truncated`)
+      batch_bytes: 1MiB       # one read; one batch for the line sinks
+      max_pass_bytes: 64MiB   # read per pass at most; the rest the next pass
+      recent_lines: 100       # the newest lines kept for rules to read
+      save_interval: 5s       # journal a file's offset at most this often (0s: every pass)
+      interval: 1s
+
+When no followed file can be read (permission denied, not a regular file) the
+collector is down (collector_down); a missing file is not an error, it may be
+created later. The sample (what rules read as `logs.lines`, `each: logs.files`):
+
+    lines, bytes, truncated, rotations   totals over the followed paths
+    files        [{labels: {path}, lines, bytes, truncated, rotations, offset, error}]
+    recent       [{path, line}], the newest `recent_lines` lines, oldest first
+    sink_errors  line sinks that raised (engine/collectors/logtail/sink.py)
+
+Reading runs in a worker thread (OneThread), bounded per pass by bytes and by
+the collector's timeout. A path's offset and counters are one `collector_state`
+record (engine/collectors/base.py, Stateful), journaled after a pass that moved
+them (at most every `save_interval`, and once more at a clean stop) before that
+pass's sample is published; the next start resumes from them (see tailer.py for
+how `start` applies). Offset and counters move back together, so the counters
+rules read count every line exactly once across restarts; after a crash the
+lines read since the last record are read again (and handed to the line sinks
+again): at most `save_interval` of them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+from engine.collectors._util import OneThread, Settings
+from engine.collectors.base import Sample
+from engine.collectors.logtail.follow import Limits
+from engine.collectors.logtail.sink import LineSink, RecentLines
+from engine.collectors.logtail.tailer import STARTS, Tailer
+from engine.config.model import CollectorConfig
+from engine.errors import CollectorError
+
+MAX_RECENT = 10_000
+MAX_LINE = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class LogtailSettings:
+    paths: tuple[str, ...]
+    start: str
+    max_line_bytes: int
+    batch_bytes: int
+    max_pass_bytes: int
+    recent_lines: int
+    save_interval: float
+
+
+class LogtailCollector:
+    type_name: ClassVar[str] = "logtail"
+
+    def __init__(self, config: CollectorConfig, settings: LogtailSettings) -> None:
+        self.name = config.name
+        self.interval = config.interval
+        self.timeout = config.timeout
+        self.settings = settings
+        self._recent = RecentLines(settings.recent_lines)
+        self._sinks: list[LineSink] = [self._recent]
+        limits = Limits(settings.max_line_bytes, settings.batch_bytes)
+        self._tailer = Tailer(settings.paths, limits, settings.start, self._sinks)
+        self._thread = OneThread()
+        self._changes: dict[str, dict[str, Any] | None] = {}
+
+    @classmethod
+    def from_config(cls, config: CollectorConfig) -> Self:
+        s = Settings(cls.type_name, config.settings)
+        paths = s.str_list("paths", nonempty=True)
+        for i, p in enumerate(paths):
+            if not p.startswith("/"):
+                raise ValueError(f"paths[{i}]: must be an absolute path, got {p!r}")
+        max_line = s.size("max_line_bytes", 16 * 1024)
+        if max_line > MAX_LINE:
+            raise ValueError(f"max_line_bytes: at most {MAX_LINE} bytes (1MiB)")
+        recent = s.get("recent_lines", 100)
+        if type(recent) is not int or not 0 <= recent <= MAX_RECENT:
+            raise ValueError(f"recent_lines: expected a whole number from 0 to {MAX_RECENT}")
+        settings = LogtailSettings(
+            paths=paths,
+            start=s.choice("start", STARTS, "saved"),
+            max_line_bytes=max_line,
+            batch_bytes=s.size("batch_bytes", 1024 * 1024),
+            max_pass_bytes=s.size("max_pass_bytes", 64 * 1024 * 1024),
+            recent_lines=recent,
+            save_interval=s.duration("save_interval", 5.0),
+        )
+        s.done()
+        return cls(config, settings)
+
+    @classmethod
+    def metric_names(cls, config: CollectorConfig) -> frozenset[str] | None:
+        return frozenset(
+            ("lines", "bytes", "truncated", "rotations", "files", "recent", "sink_errors")
+        )
+
+    def add_sink(self, sink: LineSink) -> None:
+        """Hand every batch of lines to `sink` as well (engine/collectors/logtail/sink.py);
+        before the first collect."""
+        self._sinks.append(sink)
+
+    # -- Stateful (engine/collectors/base.py) --------------------------------------------
+
+    def restore(self, saved: Mapping[str, Any]) -> None:
+        self._tailer.restore(saved)
+
+    def state_changes(self) -> dict[str, dict[str, Any] | None]:
+        out, self._changes = self._changes, {}
+        return out
+
+    # -- Collector -------------------------------------------------------------------------
+
+    async def collect(self, now: float) -> Sample:
+        return await self._thread.run(self._pass, self.timeout)
+
+    async def aclose(self) -> None:
+        # a pass still running in its thread owns the files; it ends on its own bound
+        if self._thread.idle():
+            self._changes.update(self._tailer.changes())  # the daemon journals them at stop
+            self._tailer.close()
+
+    def _pass(self) -> dict[str, Any]:
+        # stop starting reads at half the timeout: the sample is still built in time
+        self._tailer.poll(self.settings.max_pass_bytes, time.monotonic() + self.timeout / 2)
+        self._changes.update(self._tailer.changes(self.settings.save_interval))
+        errors = [f"{p}: {f.error}" for p, f in self._tailer.followed.items() if f.error]
+        if errors and len(errors) == len(self._tailer.followed):
+            # nothing readable (a missing file is not an error: it may appear later)
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise CollectorError(errors[0] + more)
+        return self._values()
+
+    def _values(self) -> dict[str, Any]:
+        files = []
+        total = {"lines": 0, "bytes": 0, "truncated": 0, "rotations": 0}
+        for path, f in self._tailer.followed.items():
+            c = f.counters
+            row = {"lines": c.lines, "bytes": c.bytes, "truncated": c.truncated}
+            row["rotations"] = c.rotations
+            for k in total:
+                total[k] += row[k]
+            files.append(
+                {
+                    "labels": {"path": path},
+                    **row,
+                    "offset": f.file.offset if f.file is not None else None,
+                    "error": f.error,
+                }
+            )
+        out: dict[str, Any] = {**total, "files": files, "sink_errors": self._tailer.sink_errors}
+        for sink in self._sinks:
+            out.update(sink.values())
+        return out

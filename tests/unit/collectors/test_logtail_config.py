@@ -1,0 +1,57 @@
+"""logtail settings: a bad one is one `file:line:col: field: message` line at load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.config.build import ConfigLoader
+
+HEAD = "rules: [rules]\nchannels: []\ndata_dir: data\ncollectors:\n"
+
+
+def problems(tmp_path: Path, collector: str) -> list[str]:
+    (tmp_path / "rules").mkdir(exist_ok=True)
+    (tmp_path / "rules" / "r.yaml").write_text("group: g\nrules: []\n")
+    cfg = tmp_path / "vigil.yaml"
+    cfg.write_text(HEAD + collector)
+    result = ConfigLoader().load(str(cfg))
+    return [p.format().replace(str(tmp_path) + "/", "") for p in result.problems]
+
+
+def test_a_good_logtail_collector_loads(tmp_path: Path) -> None:
+    ok = (
+        "  - name: logs\n    type: logtail\n"
+        "    paths: [/var/log/nginx/access.log, /var/log/app/*.log]\n"
+        "    start: end\n    max_line_bytes: 4KiB\n    recent_lines: 10\n    interval: 1s\n"
+    )
+    assert problems(tmp_path, ok) == []
+
+
+@pytest.mark.parametrize(
+    ("yaml", "want"),
+    [
+        (
+            "  - {name: logs, type: logtail, paths: [/x.log], colour: red}\n",
+            "vigil.yaml:5:50: collectors[0].colour: unknown key 'colour' (allowed: batch_bytes, "
+            "enabled, interval, max_line_bytes, max_pass_bytes, name, paths, recent_lines, "
+            "save_interval, start, timeout, type)",
+        ),
+        (
+            "  - {name: logs, type: logtail, paths: [/x.log], start: middle}\n",
+            "vigil.yaml:5:57: collectors[0].start: expected one of saved, end, beginning; "
+            "got 'middle'",
+        ),
+        (
+            "  - {name: logs, type: logtail, paths: [x.log]}\n",
+            "vigil.yaml:5:41: collectors[0].paths[0]: expected a value matching ^/; got 'x.log'",
+        ),
+        (
+            "  - {name: logs, type: logtail, paths: [/x.log], max_line_bytes: 2MiB}\n",
+            "vigil.yaml:5:66: collectors[0].max_line_bytes: at most 1048576 bytes (1MiB)",
+        ),
+    ],
+)
+def test_a_bad_setting_is_one_line_with_its_place(tmp_path: Path, yaml: str, want: str) -> None:
+    assert problems(tmp_path, yaml) == [want]
