@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -157,13 +157,3 @@ class BanBook:
             if e.forget_at > now or e.until > now:
                 self.entries[net] = e
         return list(self.active(now))
-
-
-def parse_networks(items: Iterable[Any], what: str) -> tuple[Network, ...]:
-    out: list[Network] = []
-    for i, item in enumerate(items):
-        try:
-            out.append(ipaddress.ip_network(str(item), strict=False))
-        except ValueError:
-            raise ValueError(f"{what}[{i}]: not an address or CIDR network: {item!r}") from None
-    return tuple(out)

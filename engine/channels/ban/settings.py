@@ -9,9 +9,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.channels.ban.book import BookSettings, parse_networks
+from engine.channels.ban.book import BookSettings
 from engine.channels.ban.nft import NAME, NftSettings
 from engine.channels.ban.policy import Network
+from engine.common.address_policy import parse_networks
 from engine.config.settings import SettingsReader
 
 COMMON = frozenset({"timeout"})
@@ -87,9 +88,6 @@ def parse(raw: Mapping[str, Any]) -> BanSettings:
         priority=_count(r, "priority", -10, -1000, 1000),
         timeout=_positive(r, "timeout", 10.0),
     )
-    allow = r.get("allowlist", [])
-    if not isinstance(allow, list | tuple):
-        raise ValueError("allowlist: expected a list of addresses or CIDR networks")
     redact = r.get("redact", [])
     if not isinstance(redact, list | tuple) or not all(isinstance(x, str) for x in redact):
         raise ValueError("redact: expected a list of regular expressions")
@@ -103,7 +101,7 @@ def parse(raw: Mapping[str, Any]) -> BanSettings:
         key_label=key_label,
         book=book,
         nft=nft,
-        allowlist=parse_networks(allow, "allowlist"),
+        allowlist=parse_networks(r.get("allowlist", []), "allowlist"),
         dry_run=r.flag("dry_run", False),
         redact=tuple(patterns),
     )
