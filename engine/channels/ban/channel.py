@@ -154,6 +154,10 @@ class BanChannel:
 
     # -- the steps --------------------------------------------------------------------
 
+    async def ready(self) -> None:
+        """Wait until the table, the sets and the restored bans are in place."""
+        await self._ready()
+
     async def _ready(self) -> None:
         """Once: the table, sets and rules, and the active bans of the journal, in one
         batch (a dry-run channel never runs nft: the host may have none)."""

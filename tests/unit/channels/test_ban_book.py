@@ -14,7 +14,7 @@ from engine.channels.ban.book import BanBook, BookSettings, net_text, network
 from engine.channels.ban.nft import Nft, NftSettings
 from engine.channels.ban.policy import Policy, gateways
 from engine.channels.ban.settings import parse
-from engine.journal.store import fold_event, initial_state
+from engine.journal.store import PRUNE_AT, fold_event, initial_state
 
 T0 = 1_790_000_000.0
 S = BookSettings(bantime=600, factor=2, bantime_max=3600, forget_after=86400, max_active=3)
@@ -201,3 +201,22 @@ def test_nft_batches_create_vigil_s_table_and_refresh_timeouts() -> None:
 def test_bad_settings_name_their_key(settings: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse(settings)
+
+
+def test_the_fold_marks_expiries_and_sweeps_forgotten_offenders() -> None:
+    state = initial_state()
+    fold_event(state, ban_event("203.0.113.7", 1))
+    fold_event(
+        state,
+        {"event": "unban", "ts": T0 + 600, "channel": "fw", "net": "203.0.113.7",
+         "reason": "expired", "at": T0 + 600},
+    )  # fmt: skip
+    entry = state["bans"]["fw"]["203.0.113.7"]
+    assert entry["ended"] is True and entry["offences"] == 1  # kept: the next ban escalates
+    # past PRUNE_AT entries, a ban event sweeps the offenders whose count decayed
+    for i in range(PRUNE_AT - 1):  # with the first: PRUNE_AT entries, the next one sweeps
+        fold_event(state, ban_event(f"10.0.{i // 256}.{i % 256}", 1))
+    t = T0 + 600 + 86400 + 1
+    late = {**ban_event("198.51.100.1", 1), "ts": t, "until": t + 600, "forget_at": t + 87000}
+    fold_event(state, late)
+    assert set(state["bans"]["fw"]) == {"198.51.100.1"}
