@@ -12,6 +12,9 @@ command -v systemd-analyze >/dev/null || apt_pkgs+=(systemd)                    
 command -v chromium >/dev/null || apt_pkgs+=(chromium)                            # web page test (Playwright drives it)
 command -v faketime >/dev/null || apt_pkgs+=(faketime)                            # wall-clock step tests (libfaketime)
 command -v tinyproxy >/dev/null || apt_pkgs+=(tinyproxy)                          # channels through a real HTTP proxy (test_channel_proxy)
+# ban channel tests (in a network namespace). Debian neither enables nor starts nftables.service
+# on install; never stop it below either: its ExecStop is `nft flush ruleset`, the host's rules
+command -v nft >/dev/null || [ -x /usr/sbin/nft ] || apt_pkgs+=(nftables)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing Debian packages: ${apt_pkgs[*]}"

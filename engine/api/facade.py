@@ -148,6 +148,15 @@ class DaemonFacade(Protocol):
         collector of that name; ValueError (nothing stored) for bad names or values."""
         ...
 
+    def list_bans(self) -> list[dict[str, Any]]:
+        """The ban channels' active bans, newest first."""
+        ...
+
+    async def unban(self, address: str, *, by: str) -> list[dict[str, Any]]:
+        """Lift `address`'s ban on every ban channel holding it: per channel
+        {channel, ok, error}; KeyError if none held it."""
+        ...
+
     async def test_channel(self, name: str, *, by: str) -> dict[str, Any]:
         """Send a test notification through the channel's queue, retries and
         breaker. {"ok": bool, "message": "..."}. KeyError if unknown."""

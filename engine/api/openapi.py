@@ -408,6 +408,29 @@ _PATHS: dict[str, Any] = {
             },
         }
     },
+    "/api/v1/bans": {
+        "get": {
+            "summary": "the ban channels' active bans",
+            "responses": {
+                "200": _json(
+                    {"type": "object", "properties": {"bans": {"type": "array"}}}, "active bans"
+                ),
+                **_READ,
+            },
+        }
+    },
+    "/api/v1/bans/{address}/unban": {
+        "post": {
+            "summary": "lift a ban on every ban channel holding it (operator)",
+            "parameters": [_path("address", "an IP address (any address of a banned /64)")],
+            "requestBody": _EMPTY_BODY,
+            "responses": {
+                "200": _json({"type": "object"}, "lifted: per channel {channel, ok, error}"),
+                **_WRITE,
+                **_errors(404),
+            },
+        }
+    },
     "/api/v1/channels/{name}/test": {
         "post": {
             "summary": "send a test notification (admin)",

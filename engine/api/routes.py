@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from engine.api.alert_routes import ack, explain_rule, get_alert, list_alerts, unack
 from engine.api.auth import Unauthorized, authenticate
+from engine.api.ban_routes import list_bans, unban
 from engine.api.daemon_routes import (
     list_channels,
     list_rules,
@@ -95,6 +96,8 @@ ENDPOINTS: tuple[tuple[str, str, Role | None, Handler], ...] = (
     ("POST", "/api/v1/metrics", "operator", push_metrics),
     ("POST", "/api/v1/reload", "admin", reload),
     ("POST", "/api/v1/channels/{name}/test", "admin", test_channel),
+    ("GET", "/api/v1/bans", "viewer", list_bans),
+    ("POST", "/api/v1/bans/{address}/unban", "operator", unban),
 )
 
 

@@ -25,6 +25,7 @@ COMMANDS = (
     "client",
     "log",
     "explain",
+    "unban",
 )
 
 
@@ -37,6 +38,8 @@ _MODULE_OF = {
         for c in ("alerts", "ack", "unack", "silence", "silences", "expire", "status", "reload")
     },
     **{c: c for c in ("run", "validate", "test", "schema", "log", "explain")},
+    "unban": "unban",
+    "bans": "unban",
 }
 
 

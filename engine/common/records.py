@@ -19,6 +19,7 @@ its builder writes them (the journal format is a contract: builders keep order).
     config_loaded / config_rejected                 ConfigLoadedEvent / ConfigRejectedEvent
     started / stopped                               StartedEvent / StoppedEvent
     audit                                           AuditEvent (open: the API's details)
+    ban / unban                                     BanEvent / UnbanEvent (engine/channels/ban/)
 
 These describe what is written. Readers (engine/journal/store.py, replay, the API's
 history) stay tolerant of older journals and keep reading plain mappings.
@@ -42,6 +43,8 @@ __all__ = [
     "ApiAck",
     "ApiAlert",
     "AuditEvent",
+    "BanEvent",
+    "BanEvidence",
     "CollectorDownEvent",
     "CollectorUpEvent",
     "ConfigLoadedEvent",
@@ -60,6 +63,7 @@ __all__ = [
     "TemplateFailedEvent",
     "ToldFields",
     "UnackEvent",
+    "UnbanEvent",
     "audit_event",
     "event_types",
 ]
@@ -260,6 +264,45 @@ def audit_event(action: str, by: str, details: Mapping[str, Any]) -> AuditEvent:
     return cast(AuditEvent, {**head, **details})
 
 
+class BanEvidence(TypedDict):
+    """What made the alert fire: its annotations and value, and the matching log
+    lines when the alert carries them (an `evidence` annotation), redacted."""
+
+    annotations: dict[str, str]
+    value: Any
+    lines: NotRequired[list[str]]
+
+
+class BanEvent(TypedDict):
+    """A ban channel put `net` (an IPv4 address, an IPv6 /64 by default) in its
+    nftables set until `until` (epoch seconds); `dry_run`: it only said it would."""
+
+    event: Literal["ban"]
+    channel: str
+    rule: str
+    fingerprint: str  # the alert's
+    key: str  # the address the alert named
+    net: str
+    duration: float  # seconds
+    until: float
+    offences: int  # this one included, since the count last decayed
+    forget_at: float  # the offence count decays to nothing after this
+    evidence: BanEvidence
+    dry_run: NotRequired[bool]
+
+
+class UnbanEvent(TypedDict):
+    """`net` left the ban channel's set: `expired` (the set's timeout; `at` is when)
+    or `operator` (`vigil unban`, by `by`)."""
+
+    event: Literal["unban"]
+    channel: str
+    net: str
+    reason: Literal["expired", "operator"]
+    at: float
+    by: NotRequired[str]
+
+
 JournalEvent = Union[  # noqa: UP007 - a runtime value: event_types() reads its members
     AlertEvent,
     MarkEvent,
@@ -278,6 +321,8 @@ JournalEvent = Union[  # noqa: UP007 - a runtime value: event_types() reads its 
     StartedEvent,
     StoppedEvent,
     AuditEvent,
+    BanEvent,
+    UnbanEvent,
 ]
 
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from engine.rules.evaluator import Evaluator
 
 HISTORY_CAP = 300
+BAN_FIELDS = ("key", "rule", "until", "offences", "last", "dry_run")
 
 
 def _config_silence_record(s: Silence) -> dict[str, Any]:
@@ -505,6 +506,29 @@ class Control:
         c.push(values, self.live.wall())
         # the pushed values are visible to the next evaluation without waiting a tick
         await self.live.collect(collector)
+
+    def list_bans(self) -> list[dict[str, Any]]:
+        now = self.live.wall()
+        active = [
+            (float(e.get("last") or 0), channel, net, e)
+            for channel, book in (self.live.state.get("bans") or {}).items()
+            for net, e in book.items()
+            if float(e.get("until") or 0) > now
+        ]
+        active.sort(key=lambda b: -b[0])
+        return [
+            {
+                "channel": channel, "net": net, **{k: e.get(k) for k in BAN_FIELDS},
+                "until": rfc3339(e.get("until")), "last": rfc3339(last),
+            }
+            for last, channel, net, e in active
+        ]  # fmt: skip
+
+    async def unban(self, address: str, *, by: str) -> list[dict[str, Any]]:
+        results = await self.live.dispatcher.unban(address, by=by)
+        if not any(r["ok"] for r in results):
+            raise KeyError(address)  # no ban channel held it
+        return results
 
     async def test_channel(self, name: str, *, by: str) -> dict[str, Any]:
         if self.live.config.channel(name) is None:

@@ -102,11 +102,12 @@ class Dispatcher:
         )
         self.senders: Delivery
         if sender_process and channels is None and not dry_run:
-            self.senders = SenderProcess(settings, self._report)
+            self.senders = SenderProcess(settings, self._report, books=self._books)
         else:
             self.senders = Senders(
-                settings, self._report, channels=channels, mono=mono, sleep=sleep
-            )
+                settings, self._report, channels=channels, mono=mono, sleep=sleep,
+                books=self._books,
+            )  # fmt: skip
         self.pipeline: Pipeline | None = None
         self._wake = asyncio.Event()
         # None stops the emitter once everything before it is journaled
@@ -248,6 +249,36 @@ class Dispatcher:
         """Per channel: queue length, breaker state, sent/failed counts (for /metrics)."""
         return self.senders.status()
 
+    def _books(self) -> Mapping[str, Mapping[str, Any]]:
+        """The ban channels' books as the journal has them (engine/journal/store.py)."""
+        books: Mapping[str, Mapping[str, Any]] = self.state.get("bans") or {}
+        return books
+
+    async def unban(self, address: str, *, by: str) -> list[dict[str, Any]]:
+        """Lift `address`'s ban on every ban channel that holds it (`vigil unban`):
+        through each channel's queue, as a test notification the channel reads
+        (`extra.unban`); its `unban` event is journaled with the outcome."""
+        out = []
+        for c in self.config.channels:
+            if c.type != "ban":
+                continue
+            n = Notification(
+                channel=c.name,
+                group_key=f"unban|{c.name}",
+                status="resolved",
+                alerts=(),
+                key=hashlib.sha256(
+                    f"unban|{c.name}|{address}|{self.wall()!r}".encode()
+                ).hexdigest(),
+                title=f"unban {address}",
+                body="",
+                kind="test",
+                extra={"unban": address, "by": by},
+            )
+            o = await self.senders.send_test(n)
+            out.append({"channel": c.name, "ok": o.ok, "error": o.error})
+        return out
+
     def _types(self) -> dict[str, str]:
         return {c.name: c.type for c in self.config.channels}
 
@@ -349,7 +380,11 @@ class Dispatcher:
 
     async def _journal(self, events: list[JournalEvent], durable: bool) -> None:
         try:
-            await self.emit(events, durable)
+            stamped = await self.emit(events, durable)
+            # a channel's own alert (ban_cap_reached) goes out like any other
+            raised = [e for e in stamped if e.get("event") in ("firing", "resolved")]
+            if raised:
+                await self.submit(raised)
         except (VigilError, OSError) as e:
             log.error("could not journal %d notification events: %s", len(events), e)
 
@@ -371,6 +406,8 @@ class Dispatcher:
     ) -> None:
         if not o.ok:
             log.warning("channel %s: %s not delivered: %s", channel, n.kind, o.error)
+        if o.events and not self.dry_run:  # what the channel did (bans) before its outcome
+            self._outbox.put_nowait((list(o.events), True))
         if not self.dry_run:
             ev = notified_event(channel, n, ok=o.ok, attempts=o.attempts, error=o.error)
             self._outbox.put_nowait(([ev], False))

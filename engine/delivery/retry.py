@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from engine.errors import DeliveryError
 
@@ -136,6 +136,8 @@ class Outcome:
     error: str | None = None
     seconds: float = 0.0
     permanent: bool = False  # failed for a reason no retry can fix: not tried again
+    # journal events the channel made while sending (a ban channel's bans), in order
+    events: tuple[Any, ...] = ()
 
 
 # URLs in error text may carry tokens in their path or query (Slack, Discord,

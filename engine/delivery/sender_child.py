@@ -38,13 +38,16 @@ class Child:
         self._flush_handle: asyncio.Handle | None = None
         self._closing: asyncio.Task[None] | None = None
         self._last_status: dict[str, dict[str, Any]] | None = None
+        self._books: dict[str, Any] = {}  # the journal's books, as of the last "configure"
 
     def on_frame(self, message: Any) -> None:
         kind = message[0]
         if kind == "configure":
+            if len(message) > 3:
+                self._books = message[3]
             if self.senders is None:
                 settings: SenderSettings = message[2]
-                self.senders = Senders(settings, self._report)
+                self.senders = Senders(settings, self._report, books=lambda: self._books)
                 self.senders.configure(message[1])
                 self.senders.start()
             else:

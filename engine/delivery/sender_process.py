@@ -51,7 +51,7 @@ from engine.common.secret import Secret
 from engine.config.model import Channel as ChannelConfig
 from engine.config.secrets import reveal
 from engine.delivery.retry import Outcome
-from engine.delivery.senders import Report, SenderSettings, channel_traits
+from engine.delivery.senders import Books, Report, SenderSettings, channel_traits
 from engine.notify.base import AlertView, Notification
 from engine.plugins import registry
 
@@ -147,9 +147,12 @@ class FrameProtocol(asyncio.Protocol):
 class SenderProcess:
     """The Delivery protocol (senders.py), the sending done by a child process."""
 
-    def __init__(self, settings: SenderSettings, report: Report) -> None:
+    def __init__(
+        self, settings: SenderSettings, report: Report, books: Books | None = None
+    ) -> None:
         self.settings = settings
         self.report = report
+        self.books = books
         self.channels: list[ChannelConfig] = []
         self.inflight: dict[int, tuple[Notification, bool]] = {}  # seq -> (n, is a test)
         self._seq = 0
@@ -185,7 +188,7 @@ class SenderProcess:
         for name in names:
             self._counts.setdefault(name, [0, 0])
         if self._proto is not None:
-            self._proto.send(("configure", self.channels, self.settings))
+            self._proto.send(self._configure_frame())
 
     def start(self) -> None:
         self._supervisor = asyncio.create_task(self._supervise(), name="vigil-sender-process")
@@ -334,7 +337,7 @@ class SenderProcess:
             self._stop_child()
             raise
         self._proto = proto
-        proto.send(("configure", self.channels, self.settings))
+        proto.send(self._configure_frame())
         # everything given to a child that is gone goes to this one, in order
         self._outgoing = [(seq, n, test) for seq, (n, test) in self.inflight.items()]
         self._flush()
@@ -344,6 +347,12 @@ class SenderProcess:
         while proc.poll() is None:  # the socket closes as the child exits
             await asyncio.sleep(0.01)
         return proc.returncode
+
+    def _configure_frame(self) -> tuple[Any, ...]:
+        # the channels' journaled books ride along: a (re)started child's ban
+        # channel restores what the journal holds now
+        books = dict(self.books()) if self.books is not None else {}
+        return ("configure", self.channels, self.settings, books)
 
     def _stop_child(self) -> None:
         if self._proto is not None and self._proto.transport is not None:

@@ -20,6 +20,7 @@ folded its overflow) and `originals`, the notifications put that it stands for.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -41,6 +42,8 @@ log = logging.getLogger("vigil.notify")
 
 # channel, the notification sent, its outcome, the notifications put that it stands for
 Report = Callable[[str, Notification, Outcome, list[Notification]], None]
+# the journal's records per channel name, for channels that keep a book (ban)
+Books = Callable[[], Mapping[str, Mapping[str, Any]]]
 _Item = tuple[Notification, "asyncio.Future[Outcome] | None"]  # future: send_test waits
 
 
@@ -129,9 +132,11 @@ class Senders:
         channels: Mapping[str, Channel] | None = None,
         mono: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        books: Books | None = None,
     ) -> None:
         self.settings = settings
         self.report = report
+        self.books = books
         self.mono = mono
         self.sleep = sleep
         self._given = dict(channels) if channels is not None else None
@@ -231,6 +236,10 @@ class Senders:
             ch = self._given[cfg.name]
         elif self._given is None and not self.settings.dry_run:
             ch, error = build_channel(cfg)
+            restore = getattr(ch, "restore", None)
+            if restore is not None and self.books is not None:
+                # a channel with a journaled book (ban) starts from it, once per instance
+                restore(self.books().get(cfg.name) or {})
         elif not self.settings.dry_run:
             error = f"no channel instance given for {cfg.name}"
 
@@ -319,7 +328,13 @@ class Senders:
             await _send(ch, n)
 
         s = self.settings
-        return await deliver(send, s.policy, w.breaker, sleep=self.sleep, clock=self.mono)
+        o = await deliver(send, s.policy, w.breaker, sleep=self.sleep, clock=self.mono)
+        take = getattr(w.channel, "take_events", None)
+        if take is not None:  # what it did goes to the journal with the outcome
+            events = tuple(take(n.key))
+            if events:
+                o = dataclasses.replace(o, events=events)
+        return o
 
     def _report(self, w: _Worker, n: Notification, o: Outcome) -> None:
         if o.ok:

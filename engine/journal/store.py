@@ -15,6 +15,8 @@ engine/common/records.py's StoredAlert, which the fold below is typed with):
      "silences": {id: {"matchers", "until", "starts", "reason", "created_by"}},
      "silences_expired": {id: {... as silences, "expired_at", "expired_by", "cause"}},
      "collectors_down": {name: since},
+     "bans": {channel: {net: {"key", "rule", "until", "offences", "last", "forget_at",
+                              "dry_run", "ended"}}}   ban channels' book (engine/channels/ban/)
      "told": ..., "resolving": ..., "held": ...}   delivery: engine/notify/delivery_log.py
      and "collector_state": {collector: {key: record}}   engine/collectors/base.py (Stateful)
 """
@@ -170,3 +172,40 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
                 mine[key] = event["state"]
             else:
                 mine.pop(key, None)
+    elif kind in ("ban", "unban"):
+        _fold_ban(state, kind, event)
+
+
+PRUNE_AT = 1024  # a channel's book is swept of forgotten offenders past this size, then 2x
+
+
+def _fold_ban(state: dict[str, Any], kind: str, event: dict[str, Any]) -> None:
+    """A ban channel's offenders: active bans (restored at start) and the offence
+    counts that escalate the next ban, until they are forgotten."""
+    channel, net = event.get("channel"), event.get("net")
+    if not isinstance(channel, str) or not isinstance(net, str):
+        return
+    book: dict[str, Any] = state.setdefault("bans", {}).setdefault(channel, {})
+    if kind == "unban":
+        entry = book.get(net)
+        if event.get("reason") == "operator":
+            book.pop(net, None)  # a pardon: the next ban starts from the first offence
+        elif entry is not None:
+            entry["until"] = min(entry["until"], float(event.get("at") or _ts(event)))
+            entry["ended"] = True  # journaled: not again after a restart
+        return
+    book[net] = {
+        "key": event.get("key"),
+        "rule": event.get("rule"),
+        "until": float(event.get("until") or 0.0),
+        "offences": int(event.get("offences") or 1),
+        "last": _ts(event),
+        "forget_at": float(event.get("forget_at") or 0.0),
+        "dry_run": bool(event.get("dry_run", False)),
+    }
+    mark = state.setdefault("bans_prune", {}).get(channel, PRUNE_AT)
+    if len(book) > mark:  # amortized: a sweep per doubling, never one per event
+        now = _ts(event)
+        for gone in [k for k, v in book.items() if v["forget_at"] <= now and v["until"] <= now]:
+            del book[gone]
+        state["bans_prune"][channel] = max(PRUNE_AT, 2 * len(book))

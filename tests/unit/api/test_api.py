@@ -58,6 +58,7 @@ def concrete(path: str, facade: FakeFacade) -> str:
         path.replace("{fp}", fp_of(facade, "web-1"))
         .replace("{sid}", "s-none")
         .replace("{name}", "hook")
+        .replace("{address}", "203.0.113.7")
     )
 
 
@@ -211,6 +212,7 @@ def test_every_write_is_audited_with_the_token_name(
         "metrics_push",
         "reload",
         "channel_test",
+        "unban",
     }
     dumped = json.dumps(facade.audits)
     assert all(t not in dumped for t in TOKENS.values())

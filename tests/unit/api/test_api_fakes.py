@@ -88,6 +88,9 @@ class FakeFacade:
         self.pushed: dict[str, dict[str, Any]] = {"biz": {}}
         self.reload_errors: list[str] = []
         self.channel_ok = True
+        self.bans: dict[str, dict[str, Any]] = {
+            "203.0.113.7": {"channel": "fw", "net": "203.0.113.7", "offences": 1}
+        }
         self.config_hash = "c0ffee" * 4
         self.started = clock()
         self._ids = itertools.count(1)
@@ -247,6 +250,14 @@ class FakeFacade:
             if not re.fullmatch(r"[A-Za-z_]\w*", name):
                 raise ValueError(f"metric name {name!r}: use letters, digits and _")
         store.update(values)
+
+    def list_bans(self) -> list[dict[str, Any]]:
+        return list(self.bans.values())
+
+    async def unban(self, address: str, *, by: str) -> list[dict[str, Any]]:
+        if self.bans.pop(address, None) is None:
+            raise KeyError(address)
+        return [{"channel": "fw", "ok": True, "error": None}]
 
     async def test_channel(self, name: str, *, by: str) -> dict[str, Any]:
         if name != "hook":
