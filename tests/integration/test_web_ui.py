@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import ConsoleMessage, Page, expect, sync_playwright
 
@@ -45,6 +46,7 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "console"
 
 TOKEN = "vigil-ui-operator-token-7d41c2"  # distinctive: never in the journal
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 RULES = """
 group: app
 interval: 100ms
@@ -68,6 +70,14 @@ rules:
     severity: critical
     labels: {team: web}
     annotations: {summary: "{{ value }} connection errors"}
+"""
+CHANNELS = """
+channels:
+  - {name: archive, type: file, path: notifications.jsonl}
+routes:
+  - match: {severity: critical}
+    channels: [archive]
+    group_wait: 0s
 """
 VALUES = {"queue": 50, "latency": 250, "disk_bytes": 1234567, "errors": 0}
 NOTE = "looking at it from the browser"
@@ -123,12 +133,13 @@ def log_in(page: Page, token: str) -> None:
     page.get_by_role("button", name="Open").click()
 
 
-def shoot(page: Page, name: str) -> None:
-    """The page at 1280 and 360 px wide (full height), and nothing wider than 360."""
+def shoot(page: Page, name: str, *, full_page: bool = True) -> None:
+    """The page at 1280 and 360 px wide (full height, except under a modal
+    dialog, whose backdrop covers the window), and nothing wider than 360."""
     for width in (1280, 360):
         page.set_viewport_size({"width": width, "height": 800})
         page.wait_for_timeout(100)
-        page.screenshot(path=ARTIFACTS / f"{name}-{width}.png", full_page=True)
+        page.screenshot(path=ARTIFACTS / f"{name}-{width}.png", full_page=full_page)
         if width == 360:
             wide = page.evaluate("document.documentElement.scrollWidth")
             assert wide <= 360, f"{name}: {wide} px wide at 360"
@@ -147,7 +158,7 @@ def test_web_console_in_chromium(tmp_path: Path) -> None:
     t0 = time.monotonic()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     print(f"\nscreenshots: {ARTIFACTS}")
-    d = Daemon(tmp_path, RULES, tokens={"oncall": (TOKEN, "operator")})
+    d = Daemon(tmp_path, RULES, CHANNELS, tokens={"oncall": (TOKEN, "operator")})
     d.set_values(VALUES)
     d.start()
     try:
@@ -281,7 +292,7 @@ def test_web_console_in_chromium(tmp_path: Path) -> None:
                 expect(page.locator("#ack-error")).to_contain_text("for:")  # the API's reason
                 expect(dialog).to_be_visible()
                 page.locator("#ack-for").fill("2h")
-                shoot(page, "ack-dialog")
+                shoot(page, "ack-dialog", full_page=False)
                 page.get_by_role("button", name="Acknowledge").click()
                 expect(dialog).to_be_hidden()
                 expect(queue.locator(".marks")).to_contain_text(f"acked by oncall: {NOTE}")
@@ -315,7 +326,7 @@ def test_web_console_in_chromium(tmp_path: Path) -> None:
                 expect(page.locator("#silence-preview-list li")).to_have_count(2)
                 page.locator("#silence-reason").fill(REASON)
                 expect(page.locator("#silence-for")).to_have_value("2h")
-                shoot(page, "silence-dialog")
+                shoot(page, "silence-dialog", full_page=False)
                 page.get_by_role("button", name="Create silence").click()
                 expect(sdialog).to_be_hidden()
                 # the preview's count is what the silence silences
@@ -397,6 +408,45 @@ def test_web_console_in_chromium(tmp_path: Path) -> None:
                 expect(page.locator("#count")).to_have_text("Alerts (4 of 4)")
                 assert page.evaluate("window.__same_page") is True
 
+                # the overview: counts now; the volume chart only where the daemon
+                # keeps a history index (GET /api/v1/history/counts), else left out
+                page.get_by_role("link", name="Overview").click()
+                expect(page.locator('[data-tile="firing"] .tile-n')).to_have_text("4")
+                expect(page.locator('[data-tile="unacknowledged"] .tile-n')).to_have_text("3")
+                expect(page.locator("#noisy-list li")).to_have_count(4)
+                counts = httpx.get(
+                    d.url + "/api/v1/history/counts?by=hour", headers=AUTH, timeout=5
+                )
+                if counts.status_code == 404:
+                    expect(page.locator("#volume")).to_be_hidden()
+                else:
+                    assert counts.status_code == 200, counts.text
+                    expect(page.locator("#volume svg.chart")).to_be_visible()
+                    assert page.locator("#volume rect.bar").count() >= 24
+                shoot(page, "overview")
+
+                # rules: each with its state now and its health
+                page.get_by_role("link", name="Rules").click()
+                expect(page.locator("li.rule-item")).to_have_count(4)
+                rule = page.locator('li.rule-item[data-rule="queue_deep"]')
+                expect(rule.locator(".state")).to_have_text("firing 1")
+                expect(rule.locator(".expr")).to_have_text("app.queue > fixed.limit")
+                expect(rule.locator(".health")).to_have_text("healthy")
+                page.locator("#rule-find").fill("disk")
+                expect(page.locator("li.rule-item")).to_have_count(1)
+                page.locator("#rule-find").fill("")
+                shoot(page, "rules")
+
+                # collectors and channels
+                page.get_by_role("link", name="System").click()
+                expect(page.locator('tr[data-collector="app"] .badge')).to_have_text("up")
+                expect(page.locator('tr[data-collector="fixed"] .badge')).to_have_text("up")
+                archive = page.locator('tr[data-channel="archive"]')
+                expect(archive.locator(".badge")).to_have_text("closed")
+                expect(archive.locator("td.num").nth(1)).not_to_have_text("0")  # sent
+                expect(page.locator("#daemon")).to_contain_text("ready")
+                shoot(page, "system")
+
                 assert b.native_dialogs == []  # no prompt(), confirm() or alert()
                 assert b.page_errors == []
                 assert b.problems() == []
@@ -410,6 +460,7 @@ def test_web_console_in_chromium(tmp_path: Path) -> None:
                 dark.goto(d.url + "/")
                 log_in(dark, TOKEN)
                 expect(dark.locator("li.alert")).to_have_count(4)
+
                 bg = dark.evaluate("getComputedStyle(document.body).backgroundColor")
                 assert bg == "rgb(18, 21, 27)", bg
                 shoot(dark, "alerts-dark")

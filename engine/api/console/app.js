@@ -4,11 +4,15 @@ import { api, token, whenUnauthorized } from "./api.js";
 import * as alerts from "./alerts.js";
 import { setupDialogs } from "./dialogs.js";
 import { follow } from "./live.js";
+import * as overview from "./overview.js";
+import * as rules from "./rules.js";
 import * as silences from "./silences.js";
+import * as system from "./system.js";
 import { $, debounce } from "./util.js";
 
-const VIEWS = { alerts, silences };
-const store = { alerts: [], silences: [], status: null };
+// each view: mount(root, ctx), render(), and load(store) for what only it reads
+const VIEWS = { overview, alerts, silences, rules, system };
+const store = { alerts: [], silences: [], status: null, rules: [], channels: [] };
 let current = null;
 let stopLive = null;
 let failed = false; // #error shows a failed refresh: the next good one clears it
@@ -34,13 +38,20 @@ function showApp() {
   $("logout").hidden = false;
 }
 
-async function refresh() {
+function viewName() {
+  const name = (location.hash.match(/^#\/(\w+)/) || [])[1];
+  return VIEWS[name] ? name : "alerts";
+}
+
+async function refresh(mount = false) {
   if (!token.get()) return showLogin();
   try {
+    const view = VIEWS[viewName()];
     const [a, s, st] = await Promise.all([
       api("GET", "/api/v1/alerts"),
       api("GET", "/api/v1/silences?all=true"),
       api("GET", "/api/v1/status"),
+      view.load ? view.load(store) : null,
     ]);
     store.alerts = a.alerts;
     store.silences = s.silences;
@@ -49,7 +60,7 @@ async function refresh() {
     showApp();
     $("status").textContent =
       "v" + (st.version || "?") + (st.last_reload && st.last_reload.ok === false ? " · LAST RELOAD FAILED" : "");
-    if (first || !current) route();
+    if (first || mount || current !== viewName()) route();
     else VIEWS[current].render();
     if (failed) $("error").textContent = "";
     failed = false;
@@ -89,8 +100,7 @@ function startLive() {
 }
 
 function route() {
-  const name = (location.hash.match(/^#\/(\w+)/) || [])[1];
-  current = VIEWS[name] ? name : "alerts";
+  current = viewName();
   for (const a of document.querySelectorAll("#nav a")) {
     if (a.dataset.view === current) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
@@ -102,7 +112,7 @@ function route() {
 whenUnauthorized(showLogin);
 setupDialogs();
 window.addEventListener("hashchange", () => {
-  if (!$("app").hidden) route();
+  if (!$("app").hidden) refresh(true); // the new view's own data first
 });
 $("login-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
