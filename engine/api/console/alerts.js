@@ -19,8 +19,32 @@ const ui = {
 };
 let ctx = null;
 
+// the filter and grouping live in the address too (#/alerts?filter=...&group=...),
+// so a filtered view can be shared as a link and survives a reload
+function fromAddress() {
+  const q = new URLSearchParams(location.hash.split("?")[1] || "");
+  if (q.has("filter")) {
+    ui.filter = q.get("filter");
+    try {
+      ui.matchers = M.parse(ui.filter);
+    } catch {
+      ui.matchers = [];
+    }
+  }
+  if (q.has("group")) ui.group = q.get("group");
+}
+
+function toAddress() {
+  const q = new URLSearchParams();
+  if (ui.filter.trim()) q.set("filter", ui.filter.trim());
+  if (ui.group) q.set("group", ui.group);
+  const s = q.toString();
+  history.replaceState(null, "", "#/alerts" + (s ? "?" + s : ""));
+}
+
 export function mount(root, context) {
   ctx = context;
+  fromAddress();
   const filter = el("input", {
     id: "filter",
     type: "search",
@@ -34,6 +58,7 @@ export function mount(root, context) {
   const group = el("select", { id: "group-by" });
   group.addEventListener("change", () => {
     ui.group = group.value;
+    toAddress();
     render();
   });
   const muted = el("input", { type: "checkbox", id: "show-muted", checked: ui.muted });
@@ -61,6 +86,7 @@ export function mount(root, context) {
     el("h2", { id: "count", text: "Alerts" }),
     el("div", { id: "groups" }),
   );
+  toAddress();
   render();
 }
 
@@ -75,6 +101,7 @@ function setFilter(text) {
     $("filter").setAttribute("aria-invalid", "true");
     return; // keep the last good filter
   }
+  toAddress();
   render();
 }
 

@@ -14,6 +14,8 @@ function open(dialog, first) {
 }
 
 function setup(dialog) {
+  // an error is about what was sent: editing the form clears it
+  dialog.addEventListener("input", () => dialog.querySelectorAll(".dialog-error").forEach((p) => (p.textContent = "")));
   dialog.addEventListener("close", () => {
     if (opener && opener.isConnected) opener.focus();
     opener = null;
