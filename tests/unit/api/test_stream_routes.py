@@ -5,13 +5,15 @@ in tests/integration/test_event_stream.py."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
-from engine.api.server import create_app
+from engine.api.server import bound_address, create_app, serve, stop
 from engine.api.tickets import Tickets
 from engine.daemon.metrics import Metrics
 from tests.unit.api.test_api_fakes import AsgiClient, FakeFacade, api_config, bearer
@@ -61,3 +63,37 @@ def test_a_viewer_gets_a_ticket_that_is_refused_once_its_token_is_gone(
         assert r.status_code == 401
     finally:
         state.api = kept
+
+
+def test_a_client_that_goes_away_gives_its_subscription_back() -> None:
+    """Served by uvicorn for real: a stream closed by its client unsubscribes,
+    so MAX_SUBSCRIBERS is never used up by browsers long gone."""
+
+    async def main() -> None:
+        facade = FakeFacade()
+        app = create_app(facade, api_config(), registry=Metrics().registry)
+        server, task = await serve(app, "127.0.0.1", 0)
+        host, port = bound_address(server)
+        try:
+            async with httpx.AsyncClient(timeout=5) as c:
+                for _ in range(3):
+                    async with c.stream(
+                        "GET", f"http://{host}:{port}/api/v1/events", headers=bearer("viewer")
+                    ) as r:
+                        assert r.status_code == 200
+                        lines = r.aiter_lines()
+                        assert (await anext(lines)).startswith("retry:")
+                        assert len(facade.stream) == 1
+                        facade.stream.publish([{"event": "firing", "seq": 1, "alert": "a"}])
+                        got = [await anext(lines) for _ in range(5)]
+                        assert 'data: {"event":"firing","seq":1,"alert":"a"}' in got, got
+                    for _ in range(100):  # the server sees the close on its next read
+                        if len(facade.stream) == 0:
+                            break
+                        await asyncio.sleep(0.02)
+                    assert len(facade.stream) == 0
+        finally:
+            facade.stream.close()
+            await stop(server, task)
+
+    asyncio.run(main())
