@@ -5,6 +5,7 @@ import { api } from "./api.js";
 import { $, ago, el, when } from "./util.js";
 
 let ctx = null;
+const NUMERIC = new Set(["queued", "sent", "failed"]);
 
 export async function load(store) {
   store.channels = (await api("GET", "/api/v1/channels")).channels;
@@ -24,7 +25,7 @@ function table(caption, head, rows) {
       "table",
       {},
       el("caption", { text: caption }),
-      el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { scope: "col", text: h })))),
+      el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { scope: "col", class: NUMERIC.has(h) ? "num" : null, text: h })))),
       el("tbody", {}, ...rows),
     ),
   );
