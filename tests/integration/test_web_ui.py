@@ -271,7 +271,9 @@ def test_web_console_in_chromium(tmp_path: Path) -> None:
                 expect(queue).to_be_visible()
                 # filter and grouping are in the address: a reload (or a shared link) keeps them
                 flt.fill('severity="warning"')
-                assert "filter=severity%3D%22warning%22" in page.url and "group=team" in page.url
+                expect(page).to_have_url(
+                    re.compile(r"#/alerts\?filter=severity%3D%22warning%22&group=team$")
+                )
                 page.reload()
                 expect(page.locator("#filter")).to_have_value('severity="warning"')
                 expect(page.locator("#group-by")).to_have_value("team")
@@ -280,7 +282,7 @@ def test_web_console_in_chromium(tmp_path: Path) -> None:
                 page.locator("#filter").fill("")
                 page.locator("#group-by").select_option("")
                 expect(toggles).to_have_count(0)
-                assert page.url.endswith("/#/alerts")
+                expect(page).to_have_url(re.compile(r"/#/alerts$"))
 
                 # acknowledge in a dialog: focus moves into it, Esc closes it, focus comes back
                 ack = queue.get_by_role("button", name="Ack", exact=True)
