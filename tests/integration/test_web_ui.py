@@ -415,7 +415,7 @@ def test_web_console_in_chromium(tmp_path: Path) -> None:
                     what="conn_errors firing",
                 )
                 conn = card(page, "conn_errors")
-                expect(conn).to_be_visible(timeout=5000)
+                expect(conn).to_be_visible(timeout=10_000)  # the poll is every 60 s
                 expect(conn).to_contain_text("7 connection errors")
                 expect(page.locator("#count")).to_have_text("Alerts (4 of 4)")
                 assert page.evaluate("window.__same_page") is True
