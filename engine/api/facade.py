@@ -35,6 +35,7 @@ from typing import Any, Protocol
 from engine.common import matchers
 from engine.common.records import ApiAlert
 from engine.config.model import Matcher
+from engine.runtime.fanout import Fanout
 
 
 class DaemonFacade(Protocol):
@@ -52,6 +53,11 @@ class DaemonFacade(Protocol):
     @property
     def degraded(self) -> str | None:
         """Why the daemon runs but is not ready (the journal cannot write); None if not."""
+        ...
+
+    @property
+    def stream(self) -> Fanout:
+        """Every journaled event, as it is folded (GET /api/v1/events)."""
         ...
 
     async def prepare_alerts(self) -> None:

@@ -256,9 +256,17 @@ _ALERT_FILTERS = [
 _PATHS: dict[str, Any] = {
     "/": {
         "get": {
-            "summary": "web UI (asks for a token in the page)",
+            "summary": "web console (asks for a token in the page)",
             "security": _PUBLIC,
             "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+        }
+    },
+    "/console/{file}": {
+        "get": {
+            "summary": "a file of the web console (its scripts and style)",
+            "security": _PUBLIC,
+            "parameters": [_path("file", "file name, such as app.js")],
+            "responses": {"200": {"description": "JavaScript, CSS or HTML"}, **_errors(404)},
         }
     },
     "/health": {
@@ -441,6 +449,40 @@ _PATHS: dict[str, Any] = {
                 **_WRITE,
                 **_errors(404),
                 "502": _json(_ref("ChannelTestResult"), "the channel could not deliver"),
+            },
+        }
+    },
+    "/api/v1/events/ticket": {
+        "post": {
+            "summary": "a single-use ticket (30 s) to open the event stream from a browser",
+            "requestBody": _EMPTY_BODY,
+            "responses": {
+                "201": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "ticket": {"type": "string"},
+                            "expires_in": {"type": "number"},
+                        },
+                    },
+                    "the ticket for GET /api/v1/events?ticket=",
+                ),
+                **_WRITE,
+            },
+        }
+    },
+    "/api/v1/events": {
+        "get": {
+            "summary": "journaled events as server-sent events (viewer), as they happen",
+            "description": "Authorization: Bearer, or ?ticket= from POST /api/v1/events/ticket "
+            "(EventSource cannot send headers). Each `data:` line is a JSON summary "
+            "(event, seq, ts, alert or id, rule, severity, action); a client that falls "
+            "behind is sent `event: dropped` and the stream ends.",
+            "security": _PUBLIC,
+            "parameters": [_query("ticket", {"type": "string"}, "from POST /api/v1/events/ticket")],
+            "responses": {
+                "200": {"description": "the stream", "content": {"text/event-stream": {}}},
+                **_errors(401, 422, 503),
             },
         }
     },

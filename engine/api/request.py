@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -22,6 +22,7 @@ from starlette.requests import Request
 from engine.api.auth import Principal
 from engine.api.facade import DaemonFacade
 from engine.api.responses import ApiError
+from engine.api.tickets import Tickets
 from engine.common import json_bounded, matchers
 from engine.common.boundary import clean
 from engine.common.durations import parse_duration
@@ -49,6 +50,7 @@ class ServerState:
     # the last alert list and its encoding: comparing two lists costs a tenth of
     # encoding one, and between evaluations pollers keep asking for the same list
     last_alerts: tuple[list[ApiAlert], bytes] | None = None
+    tickets: Tickets = field(default_factory=Tickets)  # for the event stream (tickets.py)
 
 
 @dataclass

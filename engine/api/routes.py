@@ -23,6 +23,7 @@ from starlette.routing import Route
 from engine.api.alert_routes import ack, explain_rule, get_alert, list_alerts, unack
 from engine.api.auth import Unauthorized, authenticate
 from engine.api.ban_routes import list_bans, unban
+from engine.api.console_routes import console_file, ui
 from engine.api.daemon_routes import (
     list_channels,
     list_rules,
@@ -33,8 +34,9 @@ from engine.api.daemon_routes import (
 )
 from engine.api.request import Call, ServerState
 from engine.api.responses import ApiError, error_response
-from engine.api.service_routes import health, metrics, openapi, ready, ui
+from engine.api.service_routes import health, metrics, openapi, ready
 from engine.api.silence_routes import create_silence, expire_silence, list_silences
+from engine.api.stream_routes import events, events_ticket
 from engine.config.model import Role
 
 Handler = Callable[[Call], Awaitable[Response]]
@@ -78,6 +80,7 @@ def endpoint(role: Role | None, handler: Handler) -> Callable[[Request], Awaitab
 # (method, path, role or None for no token, handler); the OpenAPI document lists the same
 ENDPOINTS: tuple[tuple[str, str, Role | None, Handler], ...] = (
     ("GET", "/", None, ui),
+    ("GET", "/console/{file}", None, console_file),
     ("GET", "/health", None, health),
     ("GET", "/ready", None, ready),
     ("GET", "/metrics", "viewer", metrics),
@@ -98,6 +101,8 @@ ENDPOINTS: tuple[tuple[str, str, Role | None, Handler], ...] = (
     ("POST", "/api/v1/channels/{name}/test", "admin", test_channel),
     ("GET", "/api/v1/bans", "viewer", list_bans),
     ("POST", "/api/v1/bans/{address}/unban", "operator", unban),
+    ("POST", "/api/v1/events/ticket", "viewer", events_ticket),
+    ("GET", "/api/v1/events", None, events),  # its own auth: bearer or ?ticket= (stream_routes)
 )
 
 

@@ -44,6 +44,7 @@ from engine.journal.journal import Journal
 from engine.rules.evaluator import Evaluator
 from engine.runtime.budget import Budget
 from engine.runtime.clock_steps import watch_steps
+from engine.runtime.fanout import Fanout
 from engine.runtime.gc_pacing import GcPacer
 
 log = logging.getLogger("vigil")
@@ -125,6 +126,10 @@ class App:
     @property
     def state_version(self) -> int:
         return self.durable.state_version
+
+    @property
+    def stream(self) -> Fanout:
+        return self.durable.fanout
 
     @property
     def alert_versions(self) -> dict[str, int]:
@@ -283,6 +288,7 @@ class App:
         if api_server is not None:
             from engine.api.server import stop
 
+            self.durable.fanout.close()  # live streams end now, not at the server's timeout
             await stop(*api_server)
         await self.shutdown()
         return self.exit_code

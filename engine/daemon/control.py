@@ -25,6 +25,7 @@ from engine.journal.format import format_ts
 from engine.journal.reader import iter_events
 from engine.notify import router
 from engine.runtime.budget import Budget
+from engine.runtime.fanout import Fanout
 
 if TYPE_CHECKING:
     from engine.collectors.base import Collector
@@ -110,6 +111,8 @@ class LiveState(Protocol):
     @property
     def alert_versions(self) -> dict[str, int]: ...
     @property
+    def stream(self) -> Fanout: ...
+    @property
     def dispatcher(self) -> Dispatcher: ...
     @property
     def collectors(self) -> dict[str, Collector]: ...
@@ -176,6 +179,10 @@ class Control:
     @property
     def degraded(self) -> str | None:
         return self.info.degraded
+
+    @property
+    def stream(self) -> Fanout:
+        return self.live.stream
 
     # -- alerts ------------------------------------------------------------------------
     def _silences(self) -> list[Silence]:

@@ -23,6 +23,7 @@ from engine.journal.journal import Journal
 from engine.journal.snapshot_copy import StateCopy
 from engine.journal.store import fold_event, initial_state
 from engine.runtime.budget import Budget
+from engine.runtime.fanout import Fanout
 
 log = logging.getLogger("vigil")
 
@@ -46,6 +47,7 @@ class DurableState:
         self._copying: StateCopy | None = None  # a snapshot being taken
         self._inflight = 0  # appends not yet folded: no snapshot while > 0
         self._last_snapshot = (0, clock.mono())
+        self.fanout = Fanout()  # live streams of what is folded (GET /api/v1/events)
 
     # -- start ---------------------------------------------------------------------------
     def open(self, journal: Journal, data_dir: str, restore: Callable[[], None]) -> None:
@@ -120,6 +122,8 @@ class DurableState:
                 self.metrics.notification(ev.get("channel", ""), ok=True)
             elif ev["event"] == "notify_failed":
                 self.metrics.notification(ev.get("channel", ""), ok=False)
+        # after the fold: a subscriber that reads the API on an event sees its effect
+        self.fanout.publish(stamped)
 
     def _changed(self, ev: Mapping[str, Any]) -> None:
         """Versions for readers that cache what they derive from the state (the API's

@@ -72,6 +72,15 @@ def test_the_wheel_carries_the_schemas_byte_for_byte(installed: tuple[Path, Path
             assert z.read(f"engine/config/schemas/{f.name}") == f.read_bytes(), f.name
 
 
+def test_the_wheel_carries_the_web_console(installed: tuple[Path, Path]) -> None:
+    wheel, _ = installed
+    shipped = sorted((ROOT / "engine" / "api" / "console").iterdir())
+    assert {"index.html", "app.js", "style.css"} <= {f.name for f in shipped}
+    with zipfile.ZipFile(wheel) as z:
+        for f in shipped:
+            assert z.read(f"engine/api/console/{f.name}") == f.read_bytes(), f.name
+
+
 def test_the_installed_vigil_validates_tests_and_runs_the_example(
     installed: tuple[Path, Path], example: Path
 ) -> None:

@@ -28,6 +28,7 @@ from engine.common.matchers import compile_regex
 from engine.common.secret import Secret
 from engine.config.model import ApiConfig, ApiToken, Matcher
 from engine.rules.state import fingerprint
+from engine.runtime.fanout import Fanout
 
 TOKENS = {"viewer": "v-token-123", "operator": "o-token-456", "admin": "a-token-789"}
 NAMES = {"viewer": "grafana", "operator": "oncall", "admin": "root-ops"}
@@ -94,6 +95,7 @@ class FakeFacade:
         self.config_hash = "c0ffee" * 4
         self.started = clock()
         self._ids = itertools.count(1)
+        self.stream = Fanout()  # the tests publish to it as the daemon's fold would
 
     # -- test set-up ---------------------------------------------------------------------
     def add_alert(

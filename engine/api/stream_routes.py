@@ -1,0 +1,102 @@
+"""The live event stream: GET /api/v1/events as server-sent events.
+
+Each event the daemon journals is sent, as it is folded into the state, as a
+short summary (engine/runtime/fanout.py's `summary`: kind, seq, time, the alert
+or silence it is about); a client reads the details from the other endpoints.
+A client that falls behind is sent `event: dropped` and the stream ends: it
+reconnects and reads the state afresh, and the daemon never waits for it.
+
+Viewer role. A browser's EventSource cannot send headers, so besides
+`Authorization: Bearer` the stream takes `?ticket=` from POST
+/api/v1/events/ticket (single use, 30 s; see tickets.py for why not a cookie).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+
+from starlette.responses import Response, StreamingResponse
+
+from engine.api.auth import Principal, Unauthorized, authenticate, token_digest
+from engine.api.request import Call
+from engine.api.responses import JSON, ApiError, encode
+from engine.api.tickets import TICKET_SECONDS
+from engine.runtime.fanout import Subscription
+
+HEARTBEAT_SECONDS = 15.0  # a comment line: proxies keep the connection, dead tokens are seen
+RETRY_MS = 3000  # what EventSource waits before reconnecting by itself
+
+
+async def events_ticket(call: Call) -> Response:
+    """A single-use ticket for GET /api/v1/events?ticket=... (EventSource sends no headers)."""
+    f = await call.fields()
+    f.done()
+    header = call.request.headers.get("authorization") or ""
+    digest = token_digest(header.strip().partition(" ")[2].strip())
+    ticket = call.state.tickets.issue(digest)
+    await call.audit("events_ticket", {"result": "ok"})  # who follows the daemon live
+    return JSON({"ticket": ticket, "expires_in": TICKET_SECONDS}, 201)
+
+
+def _holder(call: Call, digest: str) -> Principal | None:
+    """Who holds the token of `digest` now (a reload may have removed it)."""
+    found = None
+    for t in call.state.api.tokens:
+        if hmac.compare_digest(digest, t.sha256.lower()):
+            found = Principal(t.name, t.role)
+    return found
+
+
+async def events(call: Call) -> Response:
+    q = call.request.query_params
+    for k in q:
+        if k != "ticket":
+            raise ApiError(422, f"{k[:60]}: unknown query parameter")
+    ticket = q.get("ticket")
+    header = call.request.headers.get("authorization")
+    if ticket is not None:
+        digest = call.state.tickets.redeem(ticket)
+        who = _holder(call, digest) if digest is not None else None
+        if digest is None or who is None:
+            raise ApiError(401, "ticket unknown, used or expired; ask POST /api/v1/events/ticket")
+    else:
+        try:
+            who = authenticate(header, call.state.api.tokens)
+        except Unauthorized as e:
+            raise ApiError(401, e.message, {"WWW-Authenticate": e.challenge}) from None
+        digest = token_digest((header or "").strip().partition(" ")[2].strip())
+    sub = call.facade.stream.subscribe()
+    if sub is None:
+        raise ApiError(503, "too many live event streams open; try again later")
+    return StreamingResponse(
+        _stream(call, sub, digest),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _stream(call: Call, sub: Subscription, digest: str) -> AsyncIterator[bytes]:
+    try:
+        yield f"retry: {RETRY_MS}\n: vigil events\n\n".encode()
+        while True:
+            batch = await sub.get(HEARTBEAT_SECONDS)
+            if batch is None:
+                if sub.dropped:
+                    yield b'event: dropped\ndata: {"reason": "the client fell behind"}\n\n'
+                return
+            if not batch:
+                if _holder(call, digest) is None:  # token removed by a reload
+                    yield b'event: dropped\ndata: {"reason": "token no longer configured"}\n\n'
+                    return
+                yield b": keepalive\n\n"
+                continue
+            out: list[bytes] = []
+            for ev in batch:
+                seq = ev.get("seq")
+                if isinstance(seq, int):
+                    out.append(b"id: %d\n" % seq)
+                out += (b"data: ", encode(ev), b"\n\n")
+            yield b"".join(out)
+    finally:
+        sub.close()
