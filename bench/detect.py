@@ -50,7 +50,7 @@ SETTINGS = {
         "rps_1m": {"kind": "rate", "window": "1m"},
         "errors_5m": {"kind": "count", "window": "5m", "where": {"status": ["401", "403", "404"]}},
         "paths_5m": {"kind": "distinct", "field": "path", "window": "5m"},
-        "probes": {"kind": "bucket", "capacity": 10, "leak": 0.1, "on": "hit"},
+        "probes": {"kind": "bucket", "capacity": 10, "leak": 0.1, "lines": "hit"},
     },
 }
 

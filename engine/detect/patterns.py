@@ -206,6 +206,8 @@ def pattern_from_setting(raw: object, where: str, pack: str = "custom") -> Patte
         compile_regex(regex, where)
     if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
         raise ValueError(f"{where}.any: expected a list of non-empty strings")
+    if regex is None and not tokens:
+        raise ValueError(f"{where}: needs a regex, or tokens in `any`")
     pack_name = raw.get("pack", pack)
     if not isinstance(pack_name, str) or not pack_name.replace("_", "").isalnum():
         raise ValueError(f"{where}.pack: expected a name of letters, digits and _")

@@ -16,7 +16,7 @@ these to `parse` (schemas/detect.fragment.json is their JSON Schema):
       requests_1m: {kind: count, window: 1m}
       errors_5m: {kind: count, window: 5m, where: {status: ["401", "403", "404"]}}
       paths_5m: {kind: distinct, field: path, window: 5m}
-      probes: {kind: bucket, capacity: 20, leak: 0.2, on: hit}
+      probes: {kind: bucket, capacity: 20, leak: 0.2, lines: hit}
     allow_networks: [10.0.0.0/8]  # keys (ips) in these networks are skipped entirely
     allow: {ua: ["^UptimeRobot/"]}  # lines whose field matches a regex are skipped
     max_keys: 10000               # keys tracked at most; least recently seen dropped first
@@ -176,7 +176,7 @@ def _window(
         field=r.string("field") if k == "distinct" else "",
         capacity=_positive(r, "capacity") if k == "bucket" else 0.0,
         leak=_positive(r, "leak") if k == "bucket" else 0.0,
-        on=_on(r.get("on", "all"), names, where),
+        lines=_lines(r.get("lines", "all"), names, where),
         where=_where(r.get("where", {}), fmt, where),
     )
     if k == "distinct":
@@ -185,15 +185,17 @@ def _window(
     return w
 
 
-def _on(v: object, names: set[str], where: str) -> str | tuple[str, ...]:
+def _lines(v: object, names: set[str], where: str) -> str | tuple[str, ...]:
     if v in ("all", "hit"):
         return str(v)
     if isinstance(v, list) and v and all(isinstance(n, str) for n in v):
         unknown = [n for n in v if n not in names]
         if unknown:
-            raise ValueError(f"{where}.on: {unknown[0]!r} is no pattern or pack of this collector")
+            raise ValueError(
+                f"{where}.lines: {unknown[0]!r} is no pattern or pack of this collector"
+            )
         return tuple(v)
-    raise ValueError(f"{where}.on: expected all, hit, or a list of pattern or pack names")
+    raise ValueError(f"{where}.lines: expected all, hit, or a list of pattern or pack names")
 
 
 def _where(v: object, fmt: formats.Format, where: str) -> tuple[tuple[str, frozenset[str]], ...]:

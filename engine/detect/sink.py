@@ -79,8 +79,10 @@ class DetectSink:
             (j, s.field) for j, s in enumerate(specs) if not s.filtered and s.kind == "distinct"
         )
         # filtered windows: those that only count hits are skipped on the 99 % without one
-        self._on_hit = tuple((j, s) for j, s in enumerate(specs) if s.filtered and s.on != "all")
-        self._filtered = tuple((j, s) for j, s in enumerate(specs) if s.filtered and s.on == "all")
+        self._on_hit = tuple((j, s) for j, s in enumerate(specs) if s.filtered and s.lines != "all")
+        self._filtered = tuple(
+            (j, s) for j, s in enumerate(specs) if s.filtered and s.lines == "all"
+        )
         self._allow = tuple((f, compile_regex(rx, f"allow.{f}")) for f, rx in settings.allow)
         self._ip_allowed: dict[str, bool] = {}
         self.counts = {"lines": 0, "parsed": 0, "unparsed": 0, "allowed": 0, "unkeyed": 0}
@@ -192,7 +194,7 @@ class DetectSink:
                 c.add(hit_slot)
 
     def _wants(self, spec: WindowSpec, f: dict[str, str], hits: tuple[int, ...]) -> bool:
-        on = spec.on
+        on = spec.lines
         if on == "hit" and not hits:
             return False
         if on not in ("all", "hit") and all(self._patterns_of[h].isdisjoint(on) for h in hits):

@@ -19,7 +19,7 @@ Window kinds (`windows:` in the settings), read per key:
   second, never below 0; `<name>_full` is true while the level is at `capacity` or
   more (CrowdSec's overflow), so a rule resolves once the key slows down.
 
-Every window may be narrowed with `on` (`all` lines, lines with a pattern `hit`,
+Every window may be narrowed with `lines` (`all` lines, lines with a pattern `hit`,
 or a list of pattern or pack names) and `where: {field: [values]}` (all must hold).
 """
 
@@ -41,12 +41,14 @@ class WindowSpec:
     field: str = ""  # distinct
     capacity: float = 0.0  # bucket
     leak: float = 0.0  # bucket: per second
-    on: str | tuple[str, ...] = "all"  # all | hit | names of patterns or packs
+    # which lines it counts: all | hit | names of patterns or packs (not `on`:
+    # YAML 1.1 tools read that key as the boolean true)
+    lines: str | tuple[str, ...] = "all"
     where: tuple[tuple[str, frozenset[str]], ...] = ()
 
     @property
     def filtered(self) -> bool:
-        return self.on != "all" or bool(self.where)
+        return self.lines != "all" or bool(self.where)
 
 
 def slot_of(window: float, now: float) -> int:

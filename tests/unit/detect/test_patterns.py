@@ -194,7 +194,10 @@ def test_a_field_the_line_lacks_is_no_hit() -> None:
         ({"name": "bad name"}, r"patterns\[0\]\.name: expected a name"),
         ({"name": "x", "any": [""]}, r"patterns\[0\]\.any: expected a list of non-empty"),
         ({"name": "x", "regex": "a", "colour": 1}, r"patterns\[0\]: unknown setting 'colour'"),
-        ({"name": "x", "allow": {"path": ["("]}}, r"patterns\[0\]\.allow\.path\[0\]: not an RE2"),
+        (
+            {"name": "x", "any": ["a"], "allow": {"path": ["("]}},
+            r"patterns\[0\]\.allow\.path\[0\]: not an RE2",
+        ),
     ],
 )
 def test_bad_patterns_say_where(raw: dict[str, object], message: str) -> None:
@@ -203,7 +206,7 @@ def test_bad_patterns_say_where(raw: dict[str, object], message: str) -> None:
 
 
 def test_a_pattern_with_neither_regex_nor_tokens_is_refused() -> None:
-    with pytest.raises(ValueError, match=r"^patterns\.x: needs a regex or tokens"):
+    with pytest.raises(ValueError, match=r"^patterns\[0\]: needs a regex, or tokens"):
         Matcher([pattern_from_setting({"name": "x"}, "patterns[0]")])
 
 
