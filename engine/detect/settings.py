@@ -21,7 +21,7 @@ these to `parse` (schemas/detect.fragment.json is their JSON Schema):
     allow: {ua: ["^UptimeRobot/"]}  # lines whose field matches a regex are skipped
     max_keys: 10000               # keys tracked at most; least recently seen dropped first
     idle: 30m                     # a key unseen this long is forgotten (default: longest window)
-    max_distinct: 1000            # values kept per distinct window and key
+    max_distinct: 256             # values kept per distinct window and key (counts saturate there)
     evidence: 5                   # last matching lines kept per key
     max_reported: 500             # keys listed in the sample, most hits first
 """
@@ -73,7 +73,7 @@ class DetectSettings:
     allow: tuple[tuple[str, str], ...]
     max_keys: int = 10_000
     idle: float = 600.0
-    max_distinct: int = 1000
+    max_distinct: int = 256
     evidence: int = 5
     max_reported: int = 500
 
@@ -121,7 +121,7 @@ def parse(raw: Mapping[str, Any]) -> DetectSettings:
         allow=allow_from_setting(s.get("allow", {}), "allow"),
         max_keys=_count(s, "max_keys", 10_000, MAX_KEYS),
         idle=s.duration("idle", longest),
-        max_distinct=_count(s, "max_distinct", 1000, 100_000),
+        max_distinct=_count(s, "max_distinct", 256, 100_000),
         evidence=_count(s, "evidence", 5, 100, low=0),
         max_reported=_count(s, "max_reported", 500, 10_000),
     )

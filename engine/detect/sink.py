@@ -26,14 +26,16 @@ not on the time written in the line (a replayed old log counts as now).
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 import time
 from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
 from typing import Any, Protocol
 
 from engine.detect.patterns import Matcher, compile_regex, field_text
 from engine.detect.settings import DetectSettings
-from engine.detect.windows import KeyTable, Slotted, WindowSpec, read, slot, slot_of
+from engine.detect.windows import KeyState, KeyTable, Slotted, WindowSpec, slot, slot_of, value
 
 EVIDENCE_CHARS = 1024  # a kept line is cut here: evidence is for people, not replays
 _IP_CACHE = 65_536
@@ -226,33 +228,28 @@ class DetectSink:
     def snapshot(self, now: float) -> dict[str, Any]:
         table = self.table
         table.expire(now)
-        key_field = self.settings.key
         specs = self.settings.windows
-        scored: list[tuple[tuple[float, ...], dict[str, Any]]] = []
+        # score every key (hits, then the windows in their order) but build the
+        # element of the listed ones only: most keys are ordinary clients
+        scored: list[tuple[tuple[float, ...], str, KeyState, dict[str, int]]] = []
         for key, st in table:
             by_pattern: dict[str, int] = {}
-            for name, c in list(st.hits.items()):
-                got = c.read(now)
-                if got:
-                    by_pattern[name] = got
-                else:
-                    del st.hits[name]  # its window is empty: free it
-            hits = dict.fromkeys(self.settings.packs, 0)
-            for name, got in by_pattern.items():
-                hits[self._pack_of[name]] += got
-            el: dict[str, Any] = {"labels": {key_field: key}, key_field: key}
-            el["hits"] = hits
-            el["patterns"] = by_pattern
-            score: list[float] = [sum(by_pattern.values())]
-            for spec, w in zip(specs, st.windows, strict=True):
-                vals = read(spec, w, now)
-                el.update(vals)
-                score.append(float(vals[spec.name]))
-            el["last_seen"] = st.last
-            el["evidence"] = [dict(e) for e in st.evidence]
-            scored.append((tuple(score), el))
-        scored.sort(key=lambda x: x[0], reverse=True)
-        listed = [el for _, el in scored[: self.settings.max_reported]]
+            if st.hits:
+                for name, c in list(st.hits.items()):
+                    got = c.read(now)
+                    if got:
+                        by_pattern[name] = got
+                    else:
+                        del st.hits[name]  # its window is empty: free it
+            score = (
+                sum(by_pattern.values()),
+                *(value(spec, w, now) for spec, w in zip(specs, st.windows, strict=True)),
+            )
+            scored.append((score, key, st, by_pattern))
+        top = heapq.nlargest(self.settings.max_reported, scored, key=itemgetter(0))
+        listed = [
+            self._element(key, st, by_pattern, score, now) for score, key, st, by_pattern in top
+        ]
         pack_totals = dict.fromkeys(self.settings.packs, 0)
         for name, got in self.pattern_totals.items():
             pack_totals[self._pack_of[name]] += got
@@ -266,6 +263,30 @@ class DetectSink:
             keys_unlisted=len(scored) - len(listed),
         )
         return {"keys": listed, "totals": totals}
+
+    def _element(
+        self,
+        key: str,
+        st: KeyState,
+        by_pattern: dict[str, int],
+        score: tuple[float, ...],
+        now: float,
+    ) -> dict[str, Any]:
+        """One `each` element; `score` holds the windows' values after the hits."""
+        key_field = self.settings.key
+        hits = dict.fromkeys(self.settings.packs, 0)
+        for name, got in by_pattern.items():
+            hits[self._pack_of[name]] += got
+        el: dict[str, Any] = {"labels": {key_field: key}, key_field: key}
+        el["hits"] = hits
+        el["patterns"] = by_pattern
+        for spec, v in zip(self.settings.windows, score[1:], strict=True):
+            el[spec.name] = v
+            if spec.kind == "bucket":
+                el[f"{spec.name}_full"] = v >= spec.capacity
+        el["last_seen"] = st.last
+        el["evidence"] = [dict(e) for e in st.evidence]
+        return el
 
 
 def _set_offsets(

@@ -14,7 +14,8 @@ Window kinds (`windows:` in the settings), read per key:
 - `rate`: the same count divided by the window's seconds (events per second).
 - `distinct`: how many different values of `field` in the last `window` seconds
   (paths per ip, users per ip); at most `max_distinct` values are kept per key,
-  the oldest forgotten first, so the count saturates there.
+  the oldest forgotten first, so the count saturates there: keep thresholds
+  below it. Memory is about max_keys x max_distinct x 100 bytes per window.
 - `bucket`: a leaky bucket: every event adds 1, the level drains by `leak` per
   second, never below 0; `<name>_full` is true while the level is at `capacity` or
   more (CrowdSec's overflow), so a rule resolves once the key slows down.
@@ -86,7 +87,9 @@ class Slotted:
             self._trim(slot)
 
     def read(self, now: float) -> int:
-        self._trim(int(now // self.width))
+        slots = self.slots
+        if slots and slots[0][0] <= int(now // self.width) - SLOTS:
+            self._trim(int(now // self.width))
         return self.total
 
     def _trim(self, slot: int) -> None:
@@ -99,22 +102,28 @@ class Slotted:
 
 
 class Distinct:
-    """Values seen in a sliding window: value -> last seen, oldest first."""
+    """Values seen in a sliding window: hash of the value -> last seen, oldest first.
+
+    The hash, not the text: a distinct count needs no value back, and a small int
+    instead of a path string keeps the memory of max_keys x max_distinct entries
+    (and the cache misses of reading it) several times smaller. Two values of one
+    key with the same 64-bit hash count once: rare enough to ignore for a count."""
 
     __slots__ = ("cap", "seen", "window")
 
     def __init__(self, window: float, cap: int) -> None:
         self.window = window
         self.cap = cap
-        self.seen: dict[str, float] = {}
+        self.seen: dict[int, float] = {}
 
     def add(self, at: float, value: str = "") -> None:
         seen = self.seen
-        if value in seen:
-            del seen[value]  # re-insert: the dict stays ordered by last seen
+        h = hash(value)
+        if h in seen:
+            del seen[h]  # re-insert: the dict stays ordered by last seen
         elif len(seen) >= self.cap:
             del seen[next(iter(seen))]
-        seen[value] = at
+        seen[h] = at
 
     def read(self, now: float) -> int:
         seen = self.seen
@@ -166,15 +175,21 @@ def _new(spec: WindowSpec, max_distinct: int) -> Window:
     return Slotted(spec.window)
 
 
-def read(spec: WindowSpec, w: Window, now: float) -> dict[str, float | int | bool]:
-    """The values a window gives its key, by metric name."""
-    if isinstance(w, Bucket):
-        level = w.read(now)
-        return {spec.name: round(level, 3), f"{spec.name}_full": level >= spec.capacity}
+def value(spec: WindowSpec, w: Window, now: float) -> float:
+    """A window's value for its key now: a count, a rate, or a bucket's level."""
+    kind = spec.kind
+    if kind == "bucket":
+        return round(w.read(now), 3)
     n = w.read(now)
-    if spec.kind == "rate":
-        return {spec.name: n / spec.window}
-    return {spec.name: n}
+    return n / spec.window if kind == "rate" else n
+
+
+def read(spec: WindowSpec, w: Window, now: float) -> dict[str, float | bool]:
+    """The metrics a window gives its key, by name (a bucket adds `<name>_full`)."""
+    v = value(spec, w, now)
+    if spec.kind == "bucket":
+        return {spec.name: v, f"{spec.name}_full": v >= spec.capacity}
+    return {spec.name: v}
 
 
 class KeyTable:
@@ -186,7 +201,7 @@ class KeyTable:
         *,
         max_keys: int,
         idle: float,
-        max_distinct: int = 1000,
+        max_distinct: int = 256,
         evidence: int = 5,
     ) -> None:
         self.specs = specs
