@@ -35,7 +35,16 @@ from typing import Any, Protocol
 
 from engine.detect.patterns import Matcher, compile_regex, field_text
 from engine.detect.settings import DetectSettings
-from engine.detect.windows import KeyState, KeyTable, Slotted, WindowSpec, slot, slot_of, value
+from engine.detect.windows import (
+    KeyState,
+    KeyTable,
+    Slotted,
+    Window,
+    WindowSpec,
+    slot,
+    slot_of,
+    value,
+)
 
 EVIDENCE_CHARS = 1024  # a kept line is cut here: evidence is for people, not replays
 _IP_CACHE = 65_536
@@ -117,10 +126,10 @@ class DetectSink:
         hit_slot = slot_of(self.settings.window, now)
         allow, networks = self._allow, self.settings.allow_networks
         pending: list[tuple[int, dict[str, object]]] = []  # evidence waiting for its offset
-        n = unparsed = allowed = unkeyed = 0
+        unparsed = allowed = unkeyed = 0
         lines = lines if isinstance(lines, Sequence) else list(lines)
+        n = len(lines)
         for i, line in enumerate(lines):
-            n += 1
             f = parse(line)
             if f is None:
                 unparsed += 1
@@ -152,15 +161,17 @@ class DetectSink:
                 if v is not None:
                     ws[j].add(now, v)
             wanted = bool(hits)
-            for j, spec in filtered + on_hit if hits else filtered:
-                if self._wants(spec, f, hits):
+            for j, spec in filtered:  # `where` only: checked inline, no call per line
+                for field, values in spec.where:
+                    if f.get(field) not in values:
+                        break
+                else:
                     wanted = True
-                    if spec.kind == "distinct":
-                        v = f.get(spec.field)
-                        if v is not None:
-                            ws[j].add(now, v)
-                    else:
-                        ws[j].add(args[j])
+                    self._add(ws[j], spec, args[j], f)
+            if hits:
+                for j, spec in on_hit:
+                    if self._wants(spec, f, hits):
+                        self._add(ws[j], spec, args[j], f)
             if hits:
                 self._count_hits(st.hits, hits, hit_slot)
             if wanted and st.evidence.maxlen:
@@ -194,6 +205,13 @@ class DetectSink:
                 if c is None:
                     c = per_key[name] = Slotted(self.settings.window)
                 c.add(hit_slot)
+
+    @staticmethod
+    def _add(w: Window, spec: WindowSpec, arg: float, f: dict[str, str]) -> None:
+        if spec.kind != "distinct":
+            w.add(arg)
+        elif (v := f.get(spec.field)) is not None:
+            w.add(arg, v)
 
     def _wants(self, spec: WindowSpec, f: dict[str, str], hits: tuple[int, ...]) -> bool:
         on = spec.lines

@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from engine.collectors.base import check_plain
 from engine.detect.settings import parse
 from engine.detect.sink import DetectSink
@@ -239,3 +242,40 @@ def test_values_of_an_idle_sink() -> None:
     v = sink({"format": "sshd"}).values()
     assert v["keys"] == [] and v["totals"]["lines"] == 0
     check_plain(v, "auth")
+
+
+FULL = {
+    "format": "nginx",
+    "packs": ["sqli", "xss", "traversal", "cmdi", "scanners"],
+    "windows": {
+        "n": {"window": "1m"},
+        "r": {"kind": "rate", "window": "1m"},
+        "e": {"where": {"status": ["404"]}},
+        "p": {"kind": "distinct", "field": "path"},
+        "b": {"kind": "bucket", "capacity": 2, "leak": 1, "lines": "hit"},
+        "x": {"lines": ["xss", "sqli_union"]},
+    },
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=200).map(lambda b: b.decode("utf-8", "replace")),
+            st.builds(
+                web,
+                st.sampled_from(["192.0.2.1", "2001:db8::1", "x"]),
+                st.text(max_size=60).map(lambda t: "/" + t.replace('"', "")),
+                st.sampled_from(["200", "404"]),
+            ),
+        ),
+        max_size=20,
+    )
+)
+def test_any_lines_never_raise_and_give_plain_values(lines: list[str]) -> None:
+    s = sink(FULL)
+    s.lines(Batch("a", 0, 0, lines))
+    v = s.values()
+    check_plain(v, "web")
+    assert v["totals"]["lines"] == len(lines)
