@@ -33,6 +33,7 @@ from engine.detect.formats import Fields, re2_message
 _NGINX_ESCAPE = re.compile(r"\\x([0-9A-Fa-f]{2})")
 DECODED = frozenset({"url", "path", "query"})
 CACHE_SIZE = 16_384  # texts per field; cleared when full (cheaper than LRU upkeep)
+CACHE_TEXT = 512  # longer texts are not cached: bounds the cache to ~8 MiB a field
 MAX_PATTERN = 4096
 
 _OPTIONS = re2.Options()
@@ -118,9 +119,10 @@ class _FieldSet:
                 if confirm is None or confirm.search(text) is not None:
                     found.append(index)
             out = tuple(sorted(found))
-        if len(self.cache) >= CACHE_SIZE:
-            self.cache.clear()
-        self.cache[raw] = out
+        if len(raw) <= CACHE_TEXT:
+            if len(self.cache) >= CACHE_SIZE:
+                self.cache.clear()
+            self.cache[raw] = out
         return out
 
 

@@ -172,3 +172,16 @@ def test_the_prefilter_agrees_with_the_regexes_alone(text: str) -> None:
         else:
             alone = any(t.lower() in subject.lower() for t in p.any)
         assert (i in got) == alone, (p.name, text)
+
+
+def test_the_cache_stays_bounded() -> None:
+    from engine.detect.patterns import CACHE_SIZE, CACHE_TEXT
+
+    m = Matcher([Pattern("p", "custom", "ua", None, ("nikto",))])
+    (fs,) = m._sets
+    m.match({"ua": "x" * (CACHE_TEXT + 1)}, "")
+    assert fs.cache == {}  # long texts are not kept
+    for i in range(CACHE_SIZE + 10):
+        m.match({"ua": f"agent {i}"}, "")
+    assert len(fs.cache) <= CACHE_SIZE
+    assert m.match({"ua": "Nikto 2"}, "") == (0,)
