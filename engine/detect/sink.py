@@ -47,6 +47,7 @@ from engine.detect.windows import (
 )
 
 EVIDENCE_CHARS = 1024  # a kept line is cut here: evidence is for people, not replays
+KEY_CHARS = 256  # a key is an alert label: a hostile log must not make it huge
 _IP_CACHE = 65_536
 
 
@@ -147,6 +148,8 @@ class DetectSink:
                 if hits:
                     self._count_hits(None, hits, hit_slot)
                 continue
+            if len(key) > KEY_CHARS:
+                key = key[:KEY_CHARS]
             st = keys.get(key)
             if st is None:
                 st = touch(key, now)

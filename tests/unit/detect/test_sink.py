@@ -279,3 +279,12 @@ def test_any_lines_never_raise_and_give_plain_values(lines: list[str]) -> None:
     v = s.values()
     check_plain(v, "web")
     assert v["totals"]["lines"] == len(lines)
+
+
+def test_a_hostile_key_is_cut_to_a_label_sized_value() -> None:
+    from engine.detect.sink import KEY_CHARS
+
+    s = sink({"format": {"type": "json", "fields": {"user": "u"}}, "key": "user"})
+    s.lines(Batch("a", 0, 0, ['{"u": "%s"}' % ("A" * 100_000)] * 2))
+    (el,) = s.values()["keys"]
+    assert el["user"] == "A" * KEY_CHARS and el["labels"] == {"user": "A" * KEY_CHARS}
