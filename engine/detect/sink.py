@@ -74,7 +74,7 @@ class DetectSink:
         self._pack_of = {p.name: p.pack for p in settings.patterns}
         self._patterns_of = tuple(
             frozenset({p.name, p.pack}) for p in settings.patterns
-        )  # what `on: [names]` can name
+        )  # what a window's `lines: [names]` can name
         self.table = KeyTable(
             settings.windows,
             max_keys=settings.max_keys,
