@@ -41,6 +41,7 @@ FLOORS = {
     "journal": 4,
     "notify": 4,
     "collectors": 4,
+    "detect": 4,
     "httpclient": 4,
     "config": 3,
     "expr": 2,
