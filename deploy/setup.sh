@@ -12,6 +12,7 @@ command -v systemd-analyze >/dev/null || apt_pkgs+=(systemd)                    
 command -v chromium >/dev/null || apt_pkgs+=(chromium)                            # web page test (Playwright drives it)
 command -v faketime >/dev/null || apt_pkgs+=(faketime)                            # wall-clock step tests (libfaketime)
 command -v tinyproxy >/dev/null || apt_pkgs+=(tinyproxy)                          # channels through a real HTTP proxy (test_channel_proxy)
+command -v tmux >/dev/null || apt_pkgs+=(tmux)                                    # vigil dashboard test under a real terminal (tmux)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing Debian packages: ${apt_pkgs[*]}"

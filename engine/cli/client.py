@@ -33,7 +33,8 @@ LISTEN = re.compile(r"\[?([^\]]*)\]?:(\d{1,5})")
 MAX_TOKEN_FILE = 64 * 1024
 
 
-def register(sub: Any) -> None:
+def register_common() -> argparse.ArgumentParser:
+    """The arguments that say where the daemon is and who asks (a parent parser)."""
     common = argparse.ArgumentParser(add_help=False)
     g = common.add_argument_group("daemon")
     g.add_argument("--url", help="daemon URL (default: $VIGIL_URL, else api.listen of the config)")
@@ -44,6 +45,11 @@ def register(sub: Any) -> None:
     g.add_argument(
         "--timeout", type=float, default=10.0, help="seconds to wait for an answer (default 10)"
     )
+    return common
+
+
+def register(sub: Any) -> None:
+    common = register_common()
     fmt = argparse.ArgumentParser(add_help=False)
     fmt.add_argument("--format", choices=("text", "json"), default="text")
 

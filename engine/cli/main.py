@@ -25,6 +25,7 @@ COMMANDS = (
     "client",
     "log",
     "explain",
+    "dashboard",
 )
 
 
@@ -36,7 +37,7 @@ _MODULE_OF = {
         c: "client"
         for c in ("alerts", "ack", "unack", "silence", "silences", "expire", "status", "reload")
     },
-    **{c: c for c in ("run", "validate", "test", "schema", "log", "explain")},
+    **{c: c for c in ("run", "validate", "test", "schema", "log", "explain", "dashboard")},
 }
 
 
