@@ -20,8 +20,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
 from engine.cli.tables import Rows
 from engine.common import matchers
 from engine.common.durations import parse_duration
@@ -228,6 +226,10 @@ class Client:
     """One daemon, one token; every failure becomes a one-line ClientError."""
 
     def __init__(self, url: str, token: str | None, timeout: float = 10.0) -> None:
+        # imported here, not at the top: `vigil dashboard` reuses this module through
+        # http.client (dashboard_http) and must not pay httpx's ~80 ms at its start
+        import httpx
+
         self.url = url
         self.token = token
         try:
@@ -254,6 +256,8 @@ class Client:
         params: Any = None,
         body: Mapping[str, Any] | None = None,
     ) -> Any:
+        import httpx
+
         try:
             r = self.http.request(method, path, params=params, json=body)
         except httpx.TimeoutException:

@@ -62,10 +62,10 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         filters = parse_filter(args.filter)
     except MatcherError as e:
         raise ClientError(f"--filter: {e}") from None
-    from engine.cli.client import Client
     from engine.cli.dashboard_feed import Feed, Snapshot
+    from engine.cli.dashboard_http import DashboardClient
 
-    feed = Feed(Client.from_args(args))
+    feed = Feed(DashboardClient.from_args(args), args.timeout)
     # the first snapshot is asked for while Textual imports: the first frame has alerts
     first: list[Snapshot] = []
     fetch = threading.Thread(target=lambda: first.append(feed.snapshot()), daemon=True)

@@ -23,6 +23,7 @@ Dialog > Vertical { width: 76; max-width: 100%; height: auto; border: round $acc
                     background: $surface; padding: 0 1; }
 Dialog Input { margin: 0 0 1 0; }
 Dialog Label { color: $text-muted; }
+Dialog .title { text-style: bold; margin-bottom: 1; }
 Dialog .error { color: $error; }
 TextDialog > VerticalScroll { width: 100%; height: 100%; border: round $accent;
                               background: $surface; padding: 0 1; }
@@ -58,12 +59,13 @@ class Dialog(ModalScreen[Any]):
         raise NotImplementedError
 
     def compose(self) -> ComposeResult:
-        with Vertical() as v:
-            v.border_title = self.title_text
+        with Vertical():
+            # the title holds label values: never read as markup
+            yield Static(self.title_text, markup=False, classes="title")
             for label, field in self.fields():
-                yield Label(label)
+                yield Label(label, markup=False)
                 yield field
-            yield Static("", classes="error")
+            yield Static("", classes="error", markup=False)
             yield Label("enter: next field, then submit   escape: cancel", classes="hint")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -32,8 +32,9 @@ class Snapshot:
 
 
 class Feed:
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, timeout: float = 10.0) -> None:
         self.client = client
+        self.timeout = timeout  # of one call
         self._lock = threading.Lock()
         self._last_alerts: Any = None
         self._parsed: list[Alert] = []

@@ -186,15 +186,18 @@ def next_group(current: str, alerts: Iterable[Alert]) -> str:
 
 
 def age_text(since: float | None, now: float) -> str:
-    """Two units are enough to read an age: 45s, 12m3s, 5h12m, 3d4h."""
+    """45s, 12m, 5h12m, 3d4h: seconds only in the first minute, so that past it a
+    row changes at most once a minute (every change redraws the table: CPU)."""
     if since is None:
         return ""
     s = max(0, int(now - since))
-    for big, small, size, sub in (("d", "h", 86400, 3600), ("h", "m", 3600, 60), ("m", "s", 60, 1)):
-        if s >= size:
-            rest = (s % size) // sub
-            return f"{s // size}{big}" + (f"{rest}{small}" if rest else "")
-    return f"{s}s"
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    big, small, size, sub = ("d", "h", 86400, 3600) if s >= 86400 else ("h", "m", 3600, 60)
+    rest = (s % size) // sub
+    return f"{s // size}{big}" + (f"{rest}{small}" if rest else "")
 
 
 def labels_text(labels: Mapping[str, str], skip: str = "") -> str:

@@ -59,14 +59,16 @@ class Terminal:
         self._tmux("send-keys", "-t", "t", "-l", text)
         time.sleep(0.15)
 
-    def wait_for(self, cond: Callable[[str], bool], timeout: float = 20.0, what: str = "") -> str:
+    def wait_for(
+        self, cond: Callable[[str], bool], timeout: float = 20.0, what: str = "", poll: float = 0.05
+    ) -> str:
         deadline = time.monotonic() + timeout
         screen = ""
         while time.monotonic() < deadline:
             screen = self.screen()
             if cond(screen):
                 return screen
-            time.sleep(0.05)
+            time.sleep(poll)
         raise AssertionError(f"timed out waiting for {what}; the screen:\n{screen}")
 
     def close(self) -> None:
