@@ -23,7 +23,6 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import ContentSwitcher, DataTable, Static
 
-from engine.cli.dashboard_dialogs import AckDialog, FilterDialog, SilenceDialog, TextDialog
 from engine.cli.dashboard_feed import Feed, Snapshot
 from engine.cli.dashboard_model import (
     NO_GROUP,
@@ -46,6 +45,7 @@ from engine.common import matchers
 from engine.errors import ClientError
 
 SERVICES_EVERY = 5
+FIRST_WAIT = 1.0  # seconds
 ALERT_COLUMNS = ("sev", "state", "rule", "labels", "value", "age", "marks")
 SEVERITY_STYLE = {
     "emergency": "bold white on red",
@@ -70,6 +70,10 @@ View     /  filter with label matchers: team=web severity!=info rule=~"disk.*"
          ?  this help        q  quit (escape closes a dialog)
 
 Marks: A acknowledged, S silenced, I inhibited, F flapping, T stale."""
+
+
+# The dialogs (engine.cli.dashboard_dialogs) are imported where they open: their
+# widgets are not needed for the first frame, which is to be drawn within 300 ms.
 
 
 class Dashboard(App[None]):
@@ -144,11 +148,21 @@ class Dashboard(App[None]):
         self.query_one("#alerts", DataTable).focus()
         if self.first is not None:
             thread, got = self.first
-            thread.join(self.feed.timeout * 3)  # three calls
+            # the first frame waits a little for the first snapshot, not for a daemon
+            # that does not answer: then the screen comes first, the snapshot later
+            thread.join(FIRST_WAIT)
             if got:
                 self.apply(got[0])
                 self.call_after_refresh(self._first_frame)
+            else:
+                self._late_first(thread, got)
         self.set_interval(self.refresh_every, self.action_poll)
+
+    @work(thread=True, exit_on_error=False)
+    def _late_first(self, thread: threading.Thread, got: list[Snapshot]) -> None:
+        thread.join()
+        if got and self.snap is None:
+            self.call_from_thread(self.apply, got[0])
 
     def _first_frame(self) -> None:
         """For bench/dashboard.py: when the first frame with the alerts was drawn
@@ -300,6 +314,8 @@ class Dashboard(App[None]):
         self.show()
 
     def action_help(self) -> None:
+        from engine.cli.dashboard_dialogs import TextDialog
+
         self.push_screen(TextDialog("help", HELP))
 
     def action_group(self) -> None:
@@ -316,6 +332,8 @@ class Dashboard(App[None]):
                 self.filters = ms
                 self.show()
 
+        from engine.cli.dashboard_dialogs import FilterDialog
+
         self.push_screen(FilterDialog(filter_text(self.filters)), done)
 
     def action_ack(self) -> None:
@@ -327,6 +345,8 @@ class Dashboard(App[None]):
             if answer is not None:
                 note, for_ = answer
                 self._write(lambda: self.feed.ack(a.fp, note, for_), f"acknowledged {a.rule}")
+
+        from engine.cli.dashboard_dialogs import AckDialog
 
         self.push_screen(AckDialog(f"{a.rule} {{{labels_text(a.labels)}}}"), done)
 
@@ -352,6 +372,8 @@ class Dashboard(App[None]):
                     lambda: self.feed.silence(ms, for_, reason), f"silenced {filter_text(ms)}"
                 )
 
+        from engine.cli.dashboard_dialogs import SilenceDialog
+
         self.push_screen(SilenceDialog(start), done)
 
     def action_explain(self) -> None:
@@ -369,6 +391,8 @@ class Dashboard(App[None]):
             text = render_text(self.feed.explain(rule, labels))
         except ClientError as e:
             text = f"cannot explain {rule}: {e}"
+        from engine.cli.dashboard_dialogs import TextDialog
+
         self.call_from_thread(self.push_screen, TextDialog(f"explain {rule}", text))
 
     @work(thread=True, exit_on_error=False)
@@ -386,6 +410,8 @@ class Dashboard(App[None]):
             lines += ["", "journal:", *history_lines(history)]
         except ClientError as e:
             lines += ["", f"journal: {e}"]
+        from engine.cli.dashboard_dialogs import TextDialog
+
         self.call_from_thread(self.push_screen, TextDialog(a.rule, "\n".join(lines)))
 
     def _write(self, call: Callable[[], Any], done: str) -> None:
