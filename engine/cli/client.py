@@ -270,11 +270,15 @@ class Client:
             data = r.json()
         except ValueError:
             data = None
-        if r.is_success:
+        return self.answer(r.status_code, data, r.text)
+
+    def answer(self, status: int, data: Any, text: str) -> Any:
+        """A response's JSON (`data`, None if it was none), or the one-line error it means."""
+        if 200 <= status < 300:
             if data is None:
-                raise ClientError(f"{self.url} answered {r.status_code} without JSON; is it vigil?")
+                raise ClientError(f"{self.url} answered {status} without JSON; is it vigil?")
             return data
-        raise self.error(r.status_code, data, r.text)
+        raise self.error(status, data, text)
 
     def error(self, status: int, data: Any, text: str) -> ClientError:
         msg = data.get("error") if isinstance(data, dict) else None

@@ -107,11 +107,7 @@ class DashboardClient(Client):
             answer = json.loads(text) if raw else None
         except ValueError:
             answer = None
-        if 200 <= r.status < 300:
-            if answer is None:
-                raise ClientError(f"{self.url} answered {r.status} without JSON; is it vigil?")
-            return answer
-        raise self.error(r.status, answer, text)
+        return self.answer(r.status, answer, text)
 
     def close(self) -> None:
         self._drop()

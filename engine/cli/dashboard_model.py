@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from engine.cli.client import _value as value_text
 from engine.common import matchers
 from engine.config.model import SEVERITIES
 
@@ -202,14 +203,6 @@ def age_text(since: float | None, now: float) -> str:
 
 def labels_text(labels: Mapping[str, str], skip: str = "") -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != skip)
-
-
-def value_text(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
 
 
 def alert_cells(a: Alert, now: float, group_by: str) -> tuple[str, ...]:
