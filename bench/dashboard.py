@@ -17,9 +17,9 @@ true, so N alerts fire. Then `vigil dashboard` runs in a real 80x24 terminal
   figure does not depend on the machine's other load; the wall times do.
 - CPU: the dashboard process's user+system CPU time over --cpu-seconds of
   steady refreshing (every second), as a percentage of one core, twice: while
-  the alerts are younger than a minute (their ages tick every second, so every
-  visible row is redrawn every second: the worst case) and once they are older
-  (an age then changes once a minute; only the header's clock ticks).
+  the alerts are younger than a minute (their ages change every 5 s, and every
+  visible row is redrawn then: the worst case) and once they are older (an age
+  then changes once a minute; only the header's clock ticks every second).
 
 Targets (issue 17): first paint <= 300 ms; CPU <= 2 % of a core with ~100 alerts.
 No asserts: figures for a person. The machine's other load counts in the first

@@ -186,14 +186,15 @@ def next_group(current: str, alerts: Iterable[Alert]) -> str:
 # -- cells -------------------------------------------------------------------------------
 
 
-def age_text(since: float | None, now: float) -> str:
-    """45s, 12m, 5h12m, 3d4h: seconds only in the first minute, so that past it a
-    row changes at most once a minute (every change redraws the table: CPU)."""
+def age_text(since: float | None, now: float, step: int = 5) -> str:
+    """45s, 12m, 5h12m, 3d4h: in `step` s steps in the first minute, then in minutes, so
+    that an age changes at most every 5 s, past a minute once a minute (a change
+    redraws the table, and that is most of the dashboard's CPU: bench/dashboard.py)."""
     if since is None:
         return ""
     s = max(0, int(now - since))
     if s < 60:
-        return f"{s}s"
+        return f"{s - s % step}s"
     if s < 3600:
         return f"{s // 60}m"
     big, small, size, sub = ("d", "h", 86400, 3600) if s >= 86400 else ("h", "m", 3600, 60)
@@ -238,7 +239,7 @@ def collector_rows(status: Mapping[str, Any], now: float) -> list[tuple[str, str
             (
                 str(name),
                 "up" if c.get("up") else "DOWN",
-                f"{age_text(last, now)} ago" if last is not None else "never",
+                f"{age_text(last, now, step=1)} ago" if last is not None else "never",
                 " ".join(str(c.get("error") or "").split()),
             )
         )

@@ -145,8 +145,8 @@ def test_cells_ages_and_the_silence_an_alert_suggests() -> None:
     assert alert_cells(a4, NOW, "rule") == ("emer", "firi", "cpu_high", "host=web-2,team=web",
                                             "1.5", "2m", "")  # fmt: skip
     assert alert_cells(a4, NOW, "team")[3] == "host=web-2"  # the grouped label is in the title
-    ages = [age_text(NOW - s, NOW) for s in (5, 65, 119, 3600, 3725, 90000)]
-    assert ages == ["5s", "1m", "1m", "1h", "1h2m", "1d1h"]
+    ages = [age_text(NOW - s, NOW) for s in (0, 4, 5, 59, 65, 119, 3600, 3725, 90000)]
+    assert ages == ["0s", "0s", "5s", "55s", "1m", "1m", "1h", "1h2m", "1d1h"]
     ms = parse_filter(silence_matchers(a4))
     assert matchers.matches_all(ms, a4.match)
     assert not any(matchers.matches_all(ms, a.match) for a in ALERTS if a.fp != "a4")
