@@ -40,8 +40,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.integration.daemon import VIGIL, Daemon  # noqa: E402
-from tests.integration.terminal import Terminal  # noqa: E402
+from tests.integration.daemon import VIGIL, Daemon
+from tests.integration.terminal import Terminal
 
 RULES = """
 group: app
@@ -61,11 +61,15 @@ def dashboard_process(term: Terminal) -> psutil.Process:
     pane = int(term._tmux("list-panes", "-t", "t", "-F", "#{pane_pid}").split()[0])
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        for p in psutil.Process(pane).children(recursive=True) + [psutil.Process(pane)]:
+        for p in [*psutil.Process(pane).children(recursive=True), psutil.Process(pane)]:
             if "dashboard" in " ".join(p.cmdline()):
                 return p
         time.sleep(0.05)
     raise SystemExit("the dashboard process was not found")
+
+
+def ms(xs: list[float]) -> str:
+    return f"median {statistics.median(xs) * 1000:.0f} ms, best {min(xs) * 1000:.0f} ms"
 
 
 def cpu_window(proc: psutil.Process, args: argparse.Namespace, what: str) -> None:
@@ -120,9 +124,6 @@ def main() -> None:
                     logged.append(wall - t0)
                     cpus.append(cpu)
                 time.sleep(0.5)
-            ms = lambda xs: (
-                f"median {statistics.median(xs) * 1000:.0f} ms, best {min(xs) * 1000:.0f} ms"
-            )  # noqa: E731
             print(
                 f"first paint with {args.alerts} alerts, 80x24 under tmux, {args.runs} runs "
                 f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):"
