@@ -54,6 +54,7 @@ class Alert:
     ack: Mapping[str, Any] | None
     marks: str
     raw: Mapping[str, Any] = field(compare=False, repr=False)
+    name: str = ""  # rule and labels: the order of alerts otherwise alike (disk d001, d002)
 
 
 def parse_alerts(data: Iterable[Mapping[str, Any]]) -> list[Alert]:
@@ -77,6 +78,7 @@ def parse_alerts(data: Iterable[Mapping[str, Any]]) -> list[Alert]:
                 ack=ack,
                 marks=marks(a),
                 raw=a,
+                name=f"{rule}\0{labels_text(labels)}",
             )
         )
     return out
@@ -143,10 +145,22 @@ def sort_key(sort: str, now: float) -> Any:
         return now - a.since if a.since is not None else 0.0
 
     if sort == "state":
-        return lambda a: (-_STATE_RANK.get(a.state, -1), -_RANK.get(a.severity, -1), -age(a), a.fp)
+        return lambda a: (
+            -_STATE_RANK.get(a.state, -1),
+            -_RANK.get(a.severity, -1),
+            -age(a),
+            a.name,
+            a.fp,
+        )
     if sort == "age":
-        return lambda a: (age(a), -_RANK.get(a.severity, -1), a.fp)
-    return lambda a: (-_RANK.get(a.severity, -1), -_STATE_RANK.get(a.state, -1), -age(a), a.fp)
+        return lambda a: (age(a), -_RANK.get(a.severity, -1), a.name, a.fp)
+    return lambda a: (
+        -_RANK.get(a.severity, -1),
+        -_STATE_RANK.get(a.state, -1),
+        -age(a),
+        a.name,
+        a.fp,
+    )
 
 
 def build_groups(

@@ -94,6 +94,12 @@ def test_sort_by_state_puts_pending_last_and_by_age_newest_first() -> None:
     assert fps(by_sev) == [["a4", "a2", "a1", "a3", "a5"]]  # a firing warning before a pending
 
 
+def test_alerts_otherwise_alike_are_in_label_order() -> None:
+    same = parse_alerts([api_alert(f"f{9 - i}", "disk", disk=f"d{i:02}") for i in range(12)])
+    (g,) = build_groups(same, now=NOW)
+    assert [a.labels["disk"] for a in g.alerts] == [f"d{i:02}" for i in range(12)]
+
+
 def test_group_by_a_label_puts_alerts_without_it_in_their_own_group() -> None:
     groups = build_groups(ALERTS, group_by="team", now=NOW)
     assert [(g.key, len(g.alerts)) for g in groups] == [("web", 2), ("data", 2), (NONE_VALUE, 1)]
