@@ -54,10 +54,14 @@ def _refresh(text: str) -> float:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
+    import sys
+
     from engine.cli.dashboard_model import parse_filter
     from engine.common.matchers import MatcherError
     from engine.errors import ClientError
 
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise ClientError("vigil dashboard needs a terminal; for a script, use vigil alerts")
     try:
         filters = parse_filter(args.filter)
     except MatcherError as e:

@@ -229,3 +229,18 @@ def test_no_other_command_imports_textual() -> None:
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_without_a_terminal_one_line_and_exit_1() -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-m", "engine.cli.main", "dashboard", "--url", "http://127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr == "vigil: vigil dashboard needs a terminal; for a script, use vigil alerts\n"
