@@ -60,10 +60,11 @@ Move     up/down, page up/down, home/end
 Alert    enter  details and journal history of the selected alert
          a  acknowledge (with a note, optionally for a time)
          u  remove the acknowledgement
-         s  silence (matchers from the selected alert or group, duration, reason)
+         s  silence: matchers from the selected alert or group, a duration
+            and a reason
          e  explain: why it fires and where its notification goes
-View     /  filter with label matchers: team=web severity!=info rule=~"disk.*"
-            (labels plus rule, severity, state; empty to clear)
+View     /  filter, label matchers: team=web severity!=info rule=~"disk.*"
+            (the labels, and rule, severity, state; empty to clear)
          g  group by the next label (rule, severity, each label, none)
          o  sort: severity, state, age (newest first)
          r  refresh now
