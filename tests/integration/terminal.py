@@ -5,6 +5,7 @@ other tmux on the machine, and closing it ends that server and the program."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -34,6 +35,7 @@ class Terminal:
             *(("-c", cwd) if cwd else ()),
             command,
         )  # fmt: skip
+        self.socket_path = self._tmux("display-message", "-p", "#{socket_path}").strip()
 
     def _tmux(self, *args: str) -> str:
         out = subprocess.run(
@@ -73,6 +75,9 @@ class Terminal:
 
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
+        # the server leaves its socket file behind
+        with contextlib.suppress(OSError):
+            os.unlink(self.socket_path)
 
     def __enter__(self) -> Terminal:
         return self
