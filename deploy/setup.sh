@@ -15,6 +15,7 @@ command -v tinyproxy >/dev/null || apt_pkgs+=(tinyproxy)                        
 # ban channel tests (in a network namespace). Debian neither enables nor starts nftables.service
 # on install; never stop it below either: its ExecStop is `nft flush ruleset`, the host's rules
 command -v nft >/dev/null || [ -x /usr/sbin/nft ] || apt_pkgs+=(nftables)
+command -v tmux >/dev/null || apt_pkgs+=(tmux)                                    # vigil dashboard test under a real terminal (tmux)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing Debian packages: ${apt_pkgs[*]}"

@@ -20,8 +20,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
 from engine.cli.tables import Rows
 from engine.common import matchers
 from engine.common.durations import parse_duration
@@ -228,6 +226,10 @@ class Client:
     """One daemon, one token; every failure becomes a one-line ClientError."""
 
     def __init__(self, url: str, token: str | None, timeout: float = 10.0) -> None:
+        # imported here, not at the top: `vigil dashboard` reuses this module through
+        # http.client (dashboard_http) and must not pay httpx's ~80 ms at its start
+        import httpx
+
         self.url = url
         self.token = token
         try:
@@ -254,6 +256,8 @@ class Client:
         params: Any = None,
         body: Mapping[str, Any] | None = None,
     ) -> Any:
+        import httpx
+
         try:
             r = self.http.request(method, path, params=params, json=body)
         except httpx.TimeoutException:
@@ -266,11 +270,15 @@ class Client:
             data = r.json()
         except ValueError:
             data = None
-        if r.is_success:
+        return self.answer(r.status_code, data, r.text)
+
+    def answer(self, status: int, data: Any, text: str) -> Any:
+        """A response's JSON (`data`, None if it was none), or the one-line error it means."""
+        if 200 <= status < 300:
             if data is None:
-                raise ClientError(f"{self.url} answered {r.status_code} without JSON; is it vigil?")
+                raise ClientError(f"{self.url} answered {status} without JSON; is it vigil?")
             return data
-        raise self.error(r.status_code, data, r.text)
+        raise self.error(status, data, text)
 
     def error(self, status: int, data: Any, text: str) -> ClientError:
         msg = data.get("error") if isinstance(data, dict) else None

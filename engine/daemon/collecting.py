@@ -94,6 +94,7 @@ class Collecting:
             log.warning("collector %s: values cut at the boundary: %s", name, cut)
         self.metrics.collector(name, up=True, duration=self.clock.mono() - t0)
         self.hub.values[name] = sample
+        self.hub.last[name] = self.clock.wall()
         if name in self.recorded:
             self.history.record_tree(name, self.clock.wall(), sample)
         if name in self.hub.down:

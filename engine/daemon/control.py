@@ -129,6 +129,8 @@ class _Hub(Protocol):
     def values(self) -> Mapping[str, Mapping[str, Any]]: ...
     @property
     def down(self) -> Mapping[str, str]: ...
+    @property
+    def last(self) -> Mapping[str, float]: ...
 
 
 class DaemonInfo(Protocol):
@@ -489,7 +491,11 @@ class Control:
             "summary": info.summary(),
             "last_reload": {"ok": last["ok"], "at": rfc3339(last["at"]), "errors": last["errors"]},
             "collectors": {
-                c.name: {"up": c.name not in info.hub.down, "error": info.hub.down.get(c.name)}
+                c.name: {
+                    "up": c.name not in info.hub.down,
+                    "error": info.hub.down.get(c.name),
+                    "last": rfc3339(info.hub.last.get(c.name)),  # the last good read (dashboard)
+                }
                 for c in live.config.collectors
             },
             # rules that cannot be evaluated or never get data: one line each

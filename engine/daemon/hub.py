@@ -23,6 +23,7 @@ class CollectorHub:
 
     values: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     down: dict[str, str] = field(default_factory=dict)  # name -> error
+    last: dict[str, float] = field(default_factory=dict)  # name -> wall time of its last good read
 
     def snapshot(self, wall: float, mono: float) -> Snapshot:
         # values are replaced whole per collection, so a shallow copy is a consistent view
