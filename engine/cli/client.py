@@ -1,49 +1,36 @@
 """Commands that talk to the running daemon's API: `vigil alerts`, `ack`, `unack`,
 `silence`, `silences`, `expire`, `status`, `reload`.
 
-Where the daemon is: --url, else $VIGIL_URL, else api.listen of the config
-(-c, else the default lookup; only its `api` section is read, nothing is
-built). The token: --token-file, else $VIGIL_TOKEN, else $VIGIL_TOKEN_FILE.
-Every failure is one line (a ClientError, printed by engine.cli.main) and exit 1.
+Where the daemon is and the token: engine/cli/connection.py; how they print:
+engine/cli/output.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import errno
-import json
-import os
 import re
 import sys
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.cli.tables import Rows
+from engine.cli.connection import Client, Status, daemon_args, path_segment
+from engine.cli.output import (
+    age_text,
+    dump,
+    labels_text,
+    marks_text,
+    matchers_text,
+    new_table,
+    plain,
+    print_table,
+    value_text,
+    when_text,
+)
 from engine.common import matchers
 from engine.common.durations import parse_duration
 from engine.config.model import SEVERITIES
 from engine.errors import ClientError
-
-DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 9595
-LISTEN = re.compile(r"\[?([^\]]*)\]?:(\d{1,5})")
-MAX_TOKEN_FILE = 64 * 1024
-
-
-def daemon_args() -> argparse.ArgumentParser:
-    """The options of every command that talks to the daemon's API (a parent parser)."""
-    common = argparse.ArgumentParser(add_help=False)
-    g = common.add_argument_group("daemon")
-    g.add_argument("--url", help="daemon URL (default: $VIGIL_URL, else api.listen of the config)")
-    g.add_argument(
-        "--token-file", help="file holding the API token (default: $VIGIL_TOKEN, $VIGIL_TOKEN_FILE)"
-    )
-    g.add_argument("-c", "--config", help="vigil.yaml to read api.listen from")
-    g.add_argument(
-        "--timeout", type=float, default=10.0, help="seconds to wait for an answer (default 10)"
-    )
-    return common
 
 
 def register(sub: Any) -> None:
@@ -162,176 +149,6 @@ def _time(text: str) -> str:
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-# -- where and who -----------------------------------------------------------------------
-
-
-def daemon_url(args: argparse.Namespace) -> str:
-    url = args.url or os.environ.get("VIGIL_URL") or _url_from_config(args.config)
-    if "://" not in url:
-        url = "http://" + url
-    return url.rstrip("/")
-
-
-def _url_from_config(path: str | None) -> str:
-    from engine.config.build.files import default_config_path
-    from engine.config.load import YamlError, load_file
-
-    host, port = DEFAULT_HOST, DEFAULT_PORT
-    path = path or default_config_path()
-    if path:
-        try:
-            data = load_file(path).data
-        except YamlError as e:
-            raise ClientError(f"cannot read api.listen from {e.problem.format()}") from None
-        api = data.get("api") if isinstance(data, dict) else None
-        listen = api.get("listen") if isinstance(api, dict) else None
-        if listen is not None:
-            m = LISTEN.fullmatch(str(listen))
-            if not m:
-                raise ClientError(f"{path}: api.listen {listen!r} is not host:port")
-            host, port = m.group(1), int(m.group(2))
-    # a wildcard listen address is reached through loopback
-    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}"
-
-
-def read_token(args: argparse.Namespace) -> str | None:
-    if args.token_file:
-        return _token_file(args.token_file)
-    env = os.environ.get("VIGIL_TOKEN", "").strip()
-    if env:
-        return env
-    path = os.environ.get("VIGIL_TOKEN_FILE")
-    return _token_file(path) if path else None
-
-
-def _token_file(path: str) -> str:
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_TOKEN_FILE + 1)
-    except OSError as e:
-        raise ClientError(f"cannot read token file {path}: {e.strerror}") from None
-    token = raw.decode("utf-8", "replace").strip()
-    if not token or len(raw) > MAX_TOKEN_FILE:
-        raise ClientError(f"token file {path} holds no usable token")
-    return token
-
-
-# -- talking to the daemon ---------------------------------------------------------------
-
-
-class Client:
-    """One daemon, one token; every failure becomes a one-line ClientError."""
-
-    def __init__(self, url: str, token: str | None, timeout: float = 10.0) -> None:
-        # imported here, not at the top: `vigil dashboard` reuses this module through
-        # http.client (dashboard_http) and must not pay httpx's ~80 ms at its start
-        import httpx
-
-        self.url = url
-        self.token = token
-        try:
-            host = httpx.URL(url).host
-        except httpx.InvalidURL as e:
-            raise ClientError(f"{url!r} is not a usable daemon URL: {e}") from None
-        self.http = httpx.Client(
-            base_url=url,
-            timeout=timeout,
-            headers={"Authorization": f"Bearer {token}"} if token else {},
-            # a proxy from the environment must not capture calls to a local daemon
-            trust_env=host not in ("127.0.0.1", "::1", "localhost"),
-        )
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> Client:
-        return cls(daemon_url(args), read_token(args), args.timeout)
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Any = None,
-        body: Mapping[str, Any] | None = None,
-    ) -> Any:
-        import httpx
-
-        try:
-            r = self.http.request(method, path, params=params, json=body)
-        except httpx.TimeoutException:
-            raise ClientError(
-                f"vigil at {self.url} did not answer within {self.http.timeout.read:g}s"
-            ) from None
-        except httpx.HTTPError as e:
-            raise ClientError(f"cannot reach vigil at {self.url}: {_reason(e)}") from None
-        try:
-            data = r.json()
-        except ValueError:
-            data = None
-        return self.answer(r.status_code, data, r.text)
-
-    def answer(self, status: int, data: Any, text: str) -> Any:
-        """A response's JSON (`data`, None if it was none), or the one-line error it means."""
-        if 200 <= status < 300:
-            if data is None:
-                raise ClientError(f"{self.url} answered {status} without JSON; is it vigil?")
-            return data
-        raise self.error(status, data, text)
-
-    def error(self, status: int, data: Any, text: str) -> ClientError:
-        msg = data.get("error") if isinstance(data, dict) else None
-        if not isinstance(msg, str) or not msg:
-            first = text.strip().splitlines()[0][:200] if text.strip() else ""
-            msg = f"HTTP {status}" + (f": {first}" if first else "")
-        msg = " ".join(msg.split())  # one line, whatever the server sent
-        if status == 401:
-            if not self.token:
-                return ClientError(
-                    f"no token given (401): use --token-file, $VIGIL_TOKEN or $VIGIL_TOKEN_FILE; {msg}"
-                )
-            return ClientError(f"token rejected (401): {msg}")
-        if status == 403:
-            return ClientError(f"not allowed (403): {msg}")
-        if status >= 500:
-            return ClientError(f"vigil at {self.url} failed ({status}): {msg}")
-        return Status(status, msg, data)
-
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class Status(ClientError):
-    """A 4xx other than 401/403, with the server's message."""
-
-    def __init__(self, status: int, message: str, data: Any = None) -> None:
-        self.status = status
-        self.data = data
-        super().__init__(message)
-
-
-def _reason(e: BaseException) -> str:
-    """`connection refused` rather than httpx's wrapped repr."""
-    seen: BaseException | None = e
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno:
-            if seen.errno == errno.ECONNREFUSED:
-                return "connection refused"
-            return (seen.strerror or str(seen)).lower()
-        seen = seen.__cause__ or seen.__context__
-    text = str(e) or type(e).__name__
-    if "refused" in text.lower():
-        return "connection refused"
-    return text.removeprefix("[Errno 111] ").splitlines()[0]
-
-
 # -- commands ----------------------------------------------------------------------------
 
 
@@ -344,14 +161,16 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     with Client.from_args(args) as c:
         alerts: list[dict[str, Any]] = c.call("GET", "/api/v1/alerts", params=params)["alerts"]
     if args.format == "json":
-        _dump(alerts)
+        dump(alerts)
         return 0
     if not alerts:
         print("no active alerts")
         return 0
     order = {s: i for i, s in enumerate(reversed(SEVERITIES))}
     alerts.sort(key=lambda a: (order.get(str(a.get("severity")), 9), str(a.get("starts_at"))))
-    table = _table("fingerprint", "severity", "state", "rule", "labels", "value", "since", "marks")
+    table = new_table(
+        "fingerprint", "severity", "state", "rule", "labels", "value", "since", "marks"
+    )
     now = time.time()
     for a in alerts:
         table.add_row(
@@ -359,19 +178,19 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             str(a.get("severity")),
             str(a.get("state")),
             str(a.get("rule")),
-            _labels(a.get("labels")),
-            _value(a.get("value")),
-            _age(a.get("starts_at"), now),
-            _marks(a),
+            labels_text(a.get("labels")),
+            value_text(a.get("value")),
+            age_text(a.get("starts_at"), now),
+            marks_text(a),
         )
-    _print(table, f"{len(alerts)} active alert(s)")
+    print_table(table, f"{len(alerts)} active alert(s)")
     return 0
 
 
 def _resolve_id(c: Client, fp: str) -> str:
     """A unique prefix of an active alert's fingerprint stands for it, as in git."""
     try:
-        c.call("GET", f"/api/v1/alerts/{_seg(fp)}")
+        c.call("GET", f"/api/v1/alerts/{path_segment(fp)}")
         return fp
     except Status as e:
         if e.status != 404:
@@ -398,11 +217,11 @@ def cmd_ack(args: argparse.Namespace) -> int:
         body["until"] = args.until
     with Client.from_args(args) as c:
         fp = _resolve_id(c, args.id)
-        a = c.call("POST", f"/api/v1/alerts/{_seg(fp)}/ack", body=body)
+        a = c.call("POST", f"/api/v1/alerts/{path_segment(fp)}/ack", body=body)
     until = (a.get("acknowledged") or {}).get("until")
     print(
-        f"acknowledged {fp} ({a.get('rule')} {_labels(a.get('labels'))}) "
-        f"until {_when(until) if until else 'it resolves'}"
+        f"acknowledged {fp} ({a.get('rule')} {labels_text(a.get('labels'))}) "
+        f"until {when_text(until) if until else 'it resolves'}"
     )
     return 0
 
@@ -410,8 +229,8 @@ def cmd_ack(args: argparse.Namespace) -> int:
 def cmd_unack(args: argparse.Namespace) -> int:
     with Client.from_args(args) as c:
         fp = _resolve_id(c, args.id)
-        a = c.call("POST", f"/api/v1/alerts/{_seg(fp)}/unack", body={})
-    print(f"unacknowledged {fp} ({a.get('rule')} {_labels(a.get('labels'))})")
+        a = c.call("POST", f"/api/v1/alerts/{path_segment(fp)}/unack", body={})
+    print(f"unacknowledged {fp} ({a.get('rule')} {labels_text(a.get('labels'))})")
     return 0
 
 
@@ -426,11 +245,11 @@ def cmd_silence(args: argparse.Namespace) -> int:
     with Client.from_args(args) as c:
         s = c.call("POST", "/api/v1/silences", body=body)
     if args.format == "json":
-        _dump(s)
+        dump(s)
         return 0
     print(
-        f"silence {s.get('id')} created: {_matchers(s.get('matchers'))} "
-        f"until {_when(s.get('until'))}"
+        f"silence {s.get('id')} created: {matchers_text(s.get('matchers'))} "
+        f"until {when_text(s.get('until'))}"
     )
     return 0
 
@@ -442,29 +261,29 @@ def cmd_silences(args: argparse.Namespace) -> int:
             "silences"
         ]
     if args.format == "json":
-        _dump(silences)
+        dump(silences)
         return 0
     if not silences:
         print("no silences")
         return 0
-    table = _table("id", "state", "matchers", "starts", "until", "reason", "by")
+    table = new_table("id", "state", "matchers", "starts", "until", "reason", "by")
     for s in silences:
         table.add_row(
             str(s.get("id")),
             str(s.get("state", "")),
-            _matchers(s.get("matchers")),
-            _when(s.get("starts")),
-            _when(s.get("until")),
+            matchers_text(s.get("matchers")),
+            when_text(s.get("starts")),
+            when_text(s.get("until")),
             str(s.get("reason") or ""),
             str(s.get("created_by") or ""),
         )
-    _print(table, f"{len(silences)} silence(s)")
+    print_table(table, f"{len(silences)} silence(s)")
     return 0
 
 
 def cmd_expire(args: argparse.Namespace) -> int:
     with Client.from_args(args) as c:
-        c.call("DELETE", f"/api/v1/silences/{_seg(args.silence_id)}")
+        c.call("DELETE", f"/api/v1/silences/{path_segment(args.silence_id)}")
     print(f"silence {args.silence_id} expired")
     return 0
 
@@ -473,17 +292,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     with Client.from_args(args) as c:
         st: dict[str, Any] = c.call("GET", "/api/v1/status")
     if args.format == "json":
-        _dump(st)
+        dump(st)
         return 0
     print(f"vigil {st.get('version', '?')} at {c.url}")
     for key, value in st.items():
         if key in ("version", "last_reload", "rule_problems"):
             continue
-        print(f"{key}: {_when(value) if key in ('started',) else _plain(value)}")
+        print(f"{key}: {when_text(value) if key in ('started',) else plain(value)}")
     lr = st.get("last_reload")
     if isinstance(lr, dict):
         if lr.get("at"):
-            print(f"last reload: {'ok' if lr.get('ok') else 'FAILED'} at {_when(lr['at'])}")
+            print(f"last reload: {'ok' if lr.get('ok') else 'FAILED'} at {when_text(lr['at'])}")
         else:
             print("last reload: none since start")
         for err in lr.get("errors") or []:
@@ -510,104 +329,3 @@ def cmd_reload(args: argparse.Namespace) -> int:
             raise
     print("configuration reloaded")
     return 0
-
-
-# -- output ------------------------------------------------------------------------------
-
-
-def _seg(s: str) -> str:
-    """A path segment: ids are hex, but whatever was typed must stay one segment."""
-    from urllib.parse import quote
-
-    return quote(s, safe="")
-
-
-def _dump(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
-
-
-_NO_WRAP = {"fingerprint", "id", "severity", "state", "value", "since", "starts", "until"}
-
-
-def _table(*columns: str) -> Rows:
-    return Rows(*columns, no_wrap=frozenset(_NO_WRAP))
-
-
-def _print(table: Rows, caption: str) -> None:
-    table.show(caption)
-
-
-def _labels(labels: Any) -> str:
-    if not isinstance(labels, dict):
-        return ""
-    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-
-
-def _matchers(matchers: Any) -> str:
-    out = []
-    for m in matchers or []:
-        neg = "!" if m.get("negate") else ""
-        if "regex" in m:
-            out.append(f"{m.get('label')}{neg or '='}~{m['regex']}")
-        else:
-            out.append(f"{m.get('label')}{neg}={m.get('value')}")
-    return ", ".join(out)
-
-
-def _value(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
-def _marks(a: Mapping[str, Any]) -> str:
-    marks = []
-    ack = a.get("acknowledged")
-    if ack:
-        marks.append(f"acked by {ack.get('by')}")
-    if a.get("silenced"):
-        marks.append("silenced")
-    if a.get("inhibited"):
-        marks.append("inhibited")
-    if a.get("flapping"):
-        marks.append("flapping")
-    if a.get("stale"):
-        marks.append("stale")
-    return ", ".join(marks)
-
-
-def _parse(ts: Any) -> datetime | None:
-    if not isinstance(ts, str):
-        return None
-    try:
-        return datetime.fromisoformat(ts)
-    except ValueError:
-        return None
-
-
-def _when(ts: Any) -> str:
-    """A time from the API in the reader's local time zone."""
-    dt = _parse(ts)
-    if dt is None:
-        return "" if ts is None else str(ts)
-    return dt.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
-
-
-def _age(ts: Any, now: float) -> str:
-    """Two units are enough to read an age: 45s, 12m3s, 5h12m, 3d4h."""
-    dt = _parse(ts)
-    if dt is None:
-        return ""
-    s = max(0, int(now - dt.timestamp()))
-    for big, small, size, sub in (("d", "h", 86400, 3600), ("h", "m", 3600, 60), ("m", "s", 60, 1)):
-        if s >= size:
-            rest = (s % size) // sub
-            return f"{s // size}{big}" + (f"{rest}{small}" if rest else "")
-    return f"{s}s"
-
-
-def _plain(v: Any) -> str:
-    return json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else str(v)

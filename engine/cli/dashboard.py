@@ -19,7 +19,7 @@ SORT_CHOICES = ("severity", "state", "age")
 
 
 def register(sub: Any) -> None:
-    from engine.cli.client import daemon_args
+    from engine.cli.connection import daemon_args
 
     p = sub.add_parser(
         "dashboard",

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.cli.client import Client, _seg
+from engine.cli.connection import Client, path_segment
 from engine.cli.dashboard_model import Alert, parse_alerts
 from engine.common import matchers
 from engine.errors import ClientError
@@ -61,11 +61,15 @@ class Feed:
 
     def ack(self, fp: str, note: str, for_: str = "") -> Mapping[str, Any]:
         body = {"note": note, **({"for": for_} if for_ else {})}
-        result: Mapping[str, Any] = self._call("POST", f"/api/v1/alerts/{_seg(fp)}/ack", body=body)
+        result: Mapping[str, Any] = self._call(
+            "POST", f"/api/v1/alerts/{path_segment(fp)}/ack", body=body
+        )
         return result
 
     def unack(self, fp: str) -> Mapping[str, Any]:
-        result: Mapping[str, Any] = self._call("POST", f"/api/v1/alerts/{_seg(fp)}/unack", body={})
+        result: Mapping[str, Any] = self._call(
+            "POST", f"/api/v1/alerts/{path_segment(fp)}/unack", body={}
+        )
         return result
 
     def silence(
@@ -78,13 +82,13 @@ class Feed:
     def explain(self, rule: str, labels: Mapping[str, str]) -> Mapping[str, Any]:
         params = [("label", f"{k}={v}") for k, v in sorted(labels.items())]
         result: Mapping[str, Any] = self._call(
-            "GET", f"/api/v1/explain/{_seg(rule)}", params=params
+            "GET", f"/api/v1/explain/{path_segment(rule)}", params=params
         )
         return result
 
     def alert(self, fp: str) -> Mapping[str, Any]:
         """One alert with its journal history (oldest first)."""
-        result: Mapping[str, Any] = self._call("GET", f"/api/v1/alerts/{_seg(fp)}")
+        result: Mapping[str, Any] = self._call("GET", f"/api/v1/alerts/{path_segment(fp)}")
         return result
 
     def close(self) -> None:

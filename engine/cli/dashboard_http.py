@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from engine.cli.client import Client, _reason
+from engine.cli.connection import Client, reason
 from engine.errors import ClientError
 
 IDLE_REUSE = 2.0  # seconds: an older idle connection is replaced, not reused
@@ -98,7 +98,7 @@ class DashboardClient(Client):
                 # for reads only (a write may have been done before the close)
                 if reused and method == "GET":
                     continue
-                raise ClientError(f"cannot reach vigil at {self.url}: {_reason(e)}") from None
+                raise ClientError(f"cannot reach vigil at {self.url}: {reason(e)}") from None
         self._used = time.monotonic()
         if r.will_close:
             self._drop()

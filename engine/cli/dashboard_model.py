@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from engine.cli.client import _value as value_text
+from engine.cli.output import value_text
 from engine.common import matchers
 from engine.config.model import SEVERITIES
 

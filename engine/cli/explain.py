@@ -161,7 +161,7 @@ def _emit(d: Mapping[str, Any], fmt: str) -> None:
 def _online(args: argparse.Namespace) -> int:
     from urllib.parse import quote
 
-    from engine.cli.client import Client, Status
+    from engine.cli.connection import Client, Status
 
     params = [("label", lbl) for lbl in args.labels]
     with Client.from_args(args) as c:

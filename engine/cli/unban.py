@@ -9,7 +9,8 @@ import argparse
 import ipaddress
 from typing import Any
 
-from engine.cli.client import Client, _dump, _print, _seg, _table, _when, daemon_args
+from engine.cli.connection import Client, daemon_args, path_segment
+from engine.cli.output import dump, new_table, print_table, when_text
 
 
 def register(sub: Any) -> None:
@@ -33,7 +34,7 @@ def _address(text: str) -> str:
 
 def cmd_unban(args: argparse.Namespace) -> int:
     with Client.from_args(args) as c:
-        got = c.call("POST", f"/api/v1/bans/{_seg(args.address)}/unban", body={})
+        got = c.call("POST", f"/api/v1/bans/{path_segment(args.address)}/unban", body={})
     lifted = [r["channel"] for r in got.get("channels", []) if r.get("ok")]
     print(f"unbanned {args.address} (channel {', '.join(lifted)})")
     return 0
@@ -43,14 +44,14 @@ def cmd_bans(args: argparse.Namespace) -> int:
     with Client.from_args(args) as c:
         bans: list[dict[str, Any]] = c.call("GET", "/api/v1/bans")["bans"]
     if args.format == "json":
-        _dump(bans)
+        dump(bans)
         return 0
     if not bans:
         print("no active bans")
         return 0
-    table = _table("channel", "banned", "key", "rule", "offences", "until")
+    table = new_table("channel", "banned", "key", "rule", "offences", "until")
     for b in bans:
-        until = _when(b.get("until"))
+        until = when_text(b.get("until"))
         table.add_row(
             str(b.get("channel")),
             str(b.get("net")) + (" (dry run)" if b.get("dry_run") else ""),
@@ -59,5 +60,5 @@ def cmd_bans(args: argparse.Namespace) -> int:
             str(b.get("offences") or ""),
             until,
         )
-    _print(table, f"{len(bans)} active ban(s)")
+    print_table(table, f"{len(bans)} active ban(s)")
     return 0

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine.cli.client import Client
+from engine.cli.connection import Client
 from engine.cli.dashboard_feed import Feed
 from engine.cli.dashboard_http import IDLE_REUSE, DashboardClient
 from engine.errors import ClientError

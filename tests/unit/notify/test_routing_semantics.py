@@ -299,7 +299,8 @@ def test_offline_closing_types_are_what_the_channel_classes_say() -> None:
 def test_cli_silence_matchers_take_all_four_operators() -> None:
     import argparse
 
-    from engine.cli.client import _matcher, _matchers
+    from engine.cli.client import _matcher
+    from engine.cli.output import matchers_text as _matchers
 
     got = [_matcher(t) for t in ("host=web-1", "env!=prod", "svc=~db.*", "team!~ops|sec")]
     assert got == [
