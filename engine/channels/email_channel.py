@@ -35,6 +35,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import Any, ClassVar, Literal, Self
 
+from engine.channels import preview as wire
 from engine.common.address_policy import AddressRefused, NetworkPolicy, Unresolved, literal_refusal
 from engine.common.durations import parse_duration
 from engine.common.secret import Secret
@@ -159,9 +160,28 @@ class EmailChannel:
 
     # -- delivery -----------------------------------------------------------------
 
+    def preview(self, n: Notification) -> list[wire.Wire]:
+        """The MIME message as sent (subject, text and HTML parts) and the envelope."""
+        msg = self.message(n)
+        s = self.settings
+        scrub = wire.scrubber(wire.secret_values(s.smtp_host, s.sender, *s.to, *s.cc))
+        envelope = [("MAIL FROM", parseaddr(msg["From"])[1])]
+        envelope += [("RCPT TO", r) for r in self.recipients()]
+        return [
+            wire.Wire(
+                "smtp",
+                scrub(f"smtp://{reveal(s.smtp_host)}:{s.smtp_port} ({s.tls})"),
+                tuple((k, scrub(v)) for k, v in envelope),
+                scrub(msg.as_string()),
+            )
+        ]
+
+    def recipients(self) -> list[str]:
+        return [parseaddr(reveal(a))[1] for a in (*self.settings.to, *self.settings.cc)]
+
     async def send(self, n: Notification) -> None:
         msg = self.message(n)
-        rcpts = [parseaddr(reveal(a))[1] for a in (*self.settings.to, *self.settings.cc)]
+        rcpts = self.recipients()
         # resolve, check, then connect to a checked address only (no DNS rebinding)
         try:
             addresses = await POLICY.resolve(
