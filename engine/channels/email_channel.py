@@ -25,12 +25,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import html
+import io
 import logging
 import re
 import smtplib
 import socket
 import ssl
 from dataclasses import dataclass
+from email.generator import BytesGenerator
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import Any, ClassVar, Literal, Self
@@ -164,7 +166,9 @@ class EmailChannel:
         """The MIME message as sent (subject, text and HTML parts) and the envelope."""
         msg = self.message(n)
         s = self.settings
-        scrub = wire.scrubber(wire.secret_values(s.smtp_host, s.sender, *s.to, *s.cc))
+        hidden = wire.secret_values(s.smtp_host, s.sender, *s.to, *s.cc)
+        # an address also goes bare into the envelope (`vigil <a@b>` -> a@b)
+        scrub = wire.scrubber([*hidden, *(parseaddr(v)[1] for v in hidden)])
         envelope = [("MAIL FROM", parseaddr(msg["From"])[1])]
         envelope += [("RCPT TO", r) for r in self.recipients()]
         return [
@@ -172,7 +176,7 @@ class EmailChannel:
                 "smtp",
                 scrub(f"smtp://{reveal(s.smtp_host)}:{s.smtp_port} ({s.tls})"),
                 tuple((k, scrub(v)) for k, v in envelope),
-                scrub(msg.as_string()),
+                scrub(_flat(msg)),
             )
         ]
 
@@ -357,6 +361,13 @@ def _close(smtp: smtplib.SMTP) -> None:
 
 
 # -- settings helpers -------------------------------------------------------------
+
+
+def _flat(msg: EmailMessage) -> str:
+    """The message as smtplib's send_message puts it on the wire (CRLF lines)."""
+    out = io.BytesIO()
+    BytesGenerator(out).flatten(msg, linesep="\r\n")
+    return out.getvalue().decode("utf-8", "replace")
 
 
 def _shown(v: Text) -> str:
