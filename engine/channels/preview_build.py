@@ -35,7 +35,7 @@ from engine.plugins import registry
 from engine.rules.state import fingerprint
 from engine.templates import renderer as templates
 
-__all__ = ["Choice", "preview", "test_notification"]
+__all__ = ["Choice", "PreviewError", "preview", "preview_live", "test_notification"]
 
 TEST_RULE = "vigil_test"
 _RESERVED = ("rule", "severity")  # the rule's own, never an alert label
@@ -48,10 +48,12 @@ class PreviewError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Choice:
     """Which alert to preview: `stored` (an alert record, with its `fingerprint`),
-    else `rule` with `labels` and `value`, else the test alert; `resolved`: its
-    resolve rather than its firing."""
+    or `alert` (the fingerprint of an active alert of the state preview_live
+    reads), else `rule` with `labels` and `value`, else the test alert;
+    `resolved`: its resolve rather than its firing."""
 
     stored: Mapping[str, Any] | None = None
+    alert: str | None = None
     rule: str | None = None
     labels: Mapping[str, str] = field(default_factory=lambda: EMPTY)
     value: Any = None
@@ -251,3 +253,18 @@ async def preview(config: Config, channel: str, c: Choice, now: float) -> dict[s
         },
         "wire": [w.as_dict() for w in wires],
     }
+
+
+async def preview_live(
+    config: Config, state: Mapping[str, Any], channel: str, c: Choice, now: float
+) -> dict[str, Any]:
+    """preview() with `c.alert` taken from the daemon's folded state
+    (engine/journal/store.py); KeyError for an unknown channel or alert."""
+    if config.channel(channel) is None:
+        raise KeyError(channel)
+    if c.alert is not None and c.stored is None:
+        record = state["alerts"].get(c.alert)
+        if record is None:
+            raise KeyError(c.alert)
+        c = replace(c, stored={**record, "fingerprint": c.alert})
+    return await preview(config, channel, c, now)
