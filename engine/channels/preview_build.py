@@ -3,7 +3,7 @@
 `vigil notify-test CHANNEL --preview` and `POST /api/v1/channels/{name}/preview`
 both come here. The alert is one of:
 
-    the test alert     what `vigil notify-test CHANNEL` sends (test_notification;
+    the test alert     what `vigil notify-test CHANNEL` sends (marked_test_notification;
                        the dispatcher's send_test sends this very notification)
     a stored alert     an active alert of the journal's state or of the API's
                        answer (stored_view: epoch or RFC 3339 times alike)
@@ -35,7 +35,7 @@ from engine.plugins import registry
 from engine.rules.state import fingerprint
 from engine.templates import renderer as templates
 
-__all__ = ["Choice", "PreviewError", "preview", "preview_live", "test_notification"]
+__all__ = ["Choice", "PreviewError", "marked_test_notification", "preview", "preview_live"]
 
 TEST_RULE = "vigil_test"
 _RESERVED = ("rule", "severity")  # the rule's own, never an alert label
@@ -60,7 +60,7 @@ class Choice:
     resolved: bool = False
 
 
-def test_notification(channel: str, now: float) -> Notification:
+def marked_test_notification(channel: str, now: float) -> Notification:
     """The clearly marked test notification of `vigil notify-test CHANNEL`."""
     view = AlertView(
         fingerprint="test",
@@ -212,7 +212,7 @@ def choose(config: Config, channel: str, c: Choice, now: float, *, text: bool) -
     if c.rule is not None:
         v = rule_view(config, c.rule, c.labels, c.value, resolved=c.resolved, now=now)
         return notification(config, channel, v, text=text)
-    n = test_notification(channel, now)
+    n = marked_test_notification(channel, now)
     if not c.resolved:
         return n
     gone = tuple(replace(a, status="resolved", ends_at=now) for a in n.alerts)

@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from engine.channels.base import Channel
-from engine.channels.preview_build import test_notification
+from engine.channels.preview_build import marked_test_notification
 from engine.common.records import JournalEvent
 from engine.config.model import Config
 from engine.delivery.retry import Outcome, RetryPolicy
@@ -217,7 +217,7 @@ class Dispatcher:
             return f"unknown channel {channel!r} (channels: {known})"
         if self.dry_run:
             return f"{channel}: dry run, nothing sent"
-        n = test_notification(channel, self.wall())
+        n = marked_test_notification(channel, self.wall())
         o = await self.senders.send_test(n)
         if o.ok:
             return f"{channel}: delivered in {o.seconds:.2f}s ({o.attempts} attempt(s))"

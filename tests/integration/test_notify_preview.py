@@ -18,22 +18,12 @@ import pytest
 
 from tests.integration.daemon import VIGIL, Daemon
 from tests.integration.receivers import Receiver, Recorded
+from tests.integration.test_notify_e2e import RULES
 
 pytestmark = pytest.mark.slow
 
 HOOK_TOKEN = "hook-path-s3cr3t-81f2"  # distinctive: a grep for it cannot hit by chance
 API_TOKEN = "ops-token-preview-1"
-
-RULES = """
-group: app
-interval: 100ms
-rules:
-  - id: queue_deep
-    expr: app.queue > fixed.limit
-    severity: critical
-    labels: {team: infra}
-    annotations: {summary: "queue at {{ value }}"}
-"""
 
 CHANNELS = """
 channels:
@@ -124,6 +114,13 @@ def test_preview_of_a_live_alert_is_what_the_daemon_sent(tmp_path: Path) -> None
             assert r.returncode == 0, r.stderr
             body = json.loads(the_request(json.loads(r.stdout))["body"])
             assert body["status"] == "resolved" and body["alerts"][0]["ends_at"] is not None
+
+            # the alert the rule raises, synthesized: the daemon's but for its start time
+            r = cli(d, "--rule", "queue_deep", "--value", "50", "--format", "json")
+            assert r.returncode == 0, r.stderr
+            body, real = json.loads(the_request(json.loads(r.stdout))["body"]), sent.json()
+            assert body["alerts"][0].pop("starts_at") != real["alerts"][0].pop("starts_at")
+            assert body == real
 
             r = cli(d, "--alert", "ffffffffffff", "--url", d.url)
             assert r.returncode == 1 and r.stderr.strip() == "vigil: no alert ffffffffffff"

@@ -68,7 +68,7 @@ def rx() -> Iterator[Receiver]:
 
 @pytest.fixture(params=CASES, ids=str)
 def case(request: pytest.FixtureRequest, rx: Receiver) -> Case:
-    c: Case = request.param
+    c: Case = request.param  # the contract test's cases, each with its success reply
     rx.reset(c.ok)
     return c
 
