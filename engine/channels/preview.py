@@ -35,7 +35,7 @@ class Wire:
 
     kind     http | smtp | exec | file | log | memory | nft
     target   where it goes: `POST https://host/***`, `smtp://host:587`, a file path
-    headers  HTTP headers as sent (aiohttp adds Host and Content-Length); for
+    headers  HTTP headers as sent (aiohttp adds Host, Content-Length, Accept); for
              smtp the envelope (MAIL FROM, RCPT TO)
     body     the bytes sent, as UTF-8 text: a JSON or form body, the MIME
              message, a command's stdin, the file's line, the log lines

@@ -144,7 +144,8 @@ def _stored(args: argparse.Namespace) -> dict[str, Any]:
         found = [k for k in alerts if k.startswith(fp)]
         if len(found) != 1:
             what = "is ambiguous" if found else "is not active"
-            raise ClientError(f"alert {fp} {what} in the journal {args.journal}")
+            why = f" ({notes[0]})" if notes else ""
+            raise ClientError(f"alert {fp} {what} in the journal {args.journal}{why}")
         return {**alerts[found[0]], "fingerprint": found[0]}
     from engine.cli.client import Client, _resolve_id, _seg
 
