@@ -41,7 +41,8 @@ class Channel(Protocol):
     def preview(self, n: Notification) -> list[Wire]:
         """What `send(n)` would put on the wire (requests, mail, command line),
         built by the same encode code, secrets as ***, without sending anything
-        (engine/channels/preview.py)."""
+        (engine/channels/preview.py). A plugin type without it cannot be
+        previewed; `vigil notify-test --preview` says so."""
         ...
 
     async def aclose(self) -> None: ...
