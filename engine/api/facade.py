@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from engine.channels.preview_build import Choice
 from engine.common import matchers
 from engine.common.records import ApiAlert
 from engine.config.model import Matcher
@@ -166,6 +167,12 @@ class DaemonFacade(Protocol):
     async def test_channel(self, name: str, *, by: str) -> dict[str, Any]:
         """Send a test notification through the channel's queue, retries and
         breaker. {"ok": bool, "message": "..."}. KeyError if unknown."""
+        ...
+
+    async def preview_channel(self, name: str, choice: Choice) -> dict[str, Any]:
+        """What the channel would send for the chosen alert, sending nothing
+        (engine/channels/preview_build.py). KeyError: no such channel or active
+        alert; ValueError (PreviewError): no such rule."""
         ...
 
     def explain(self, rule: str, labels: Mapping[str, str]) -> dict[str, Any]:

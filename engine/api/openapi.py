@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine import __version__
+from engine.api.preview_routes import SCHEMAS
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -222,6 +223,7 @@ _SCHEMAS: dict[str, Any] = {
             "error": {"type": "string"},
         },
     },
+    **SCHEMAS,  # ChannelPreviewRequest, ChannelPreview (preview_routes.py)
     "Status": {
         "type": "object",
         "properties": {
@@ -449,6 +451,18 @@ _PATHS: dict[str, Any] = {
                 **_WRITE,
                 **_errors(404),
                 "502": _json(_ref("ChannelTestResult"), "the channel could not deliver"),
+            },
+        }
+    },
+    "/api/v1/channels/{name}/preview": {
+        "post": {
+            "summary": "what the channel would send for an alert, sending nothing (operator)",
+            "parameters": [_path("name", "channel name")],
+            "requestBody": _body(_ref("ChannelPreviewRequest"), required=False),
+            "responses": {
+                "200": _json(_ref("ChannelPreview"), "the preview"),
+                **_WRITE,
+                **_errors(404),
             },
         }
     },

@@ -32,6 +32,7 @@ from engine.api.daemon_routes import (
     status,
     test_channel,
 )
+from engine.api.preview_routes import preview_channel
 from engine.api.request import Call, ServerState
 from engine.api.responses import ApiError, error_response
 from engine.api.service_routes import health, metrics, openapi, ready
@@ -99,6 +100,7 @@ ENDPOINTS: tuple[tuple[str, str, Role | None, Handler], ...] = (
     ("POST", "/api/v1/metrics", "operator", push_metrics),
     ("POST", "/api/v1/reload", "admin", reload),
     ("POST", "/api/v1/channels/{name}/test", "admin", test_channel),
+    ("POST", "/api/v1/channels/{name}/preview", "operator", preview_channel),
     ("GET", "/api/v1/bans", "viewer", list_bans),
     ("POST", "/api/v1/bans/{address}/unban", "operator", unban),
     ("POST", "/api/v1/events/ticket", "viewer", events_ticket),

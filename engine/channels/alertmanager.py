@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from engine.channels import preview as wire
 from engine.channels.formatting import value_text
 from engine.common.secret import Secret
 from engine.config.model import Channel as ChannelConfig
@@ -103,14 +104,24 @@ class AlertmanagerChannel(HttpChannel):
         s.done()
         return cls(config.name, settings)
 
-    async def send(self, n: Notification) -> None:
+    def requests(self, n: Notification) -> list[tuple[str, list[dict[str, Any]], dict[str, str]]]:
+        """(URL, body, headers) for each Alertmanager of the cluster: the same body."""
         st = self.settings
         body = payload(n, time.time(), st.resolve_timeout)
         headers = {k: reveal(v) for k, v in st.headers.items()}
+        return [(join(u, "/api/v2/alerts"), body, headers) for u in st.urls]
+
+    def preview(self, n: Notification) -> list[wire.Wire]:
+        return [
+            wire.http(self.http, "POST", url, payload=body, headers=headers)
+            for url, body, headers in self.requests(n)
+        ]
+
+    async def send(self, n: Notification) -> None:
         results = await asyncio.gather(
             *(
-                self.http.request("POST", join(u, "/api/v2/alerts"), payload=body, headers=headers)
-                for u in st.urls
+                self.http.request("POST", url, payload=body, headers=headers)
+                for url, body, headers in self.requests(n)
             ),
             return_exceptions=True,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Protocol, Self
 
+from engine.channels.preview import Wire
 from engine.config.model import Channel as ChannelConfig
 from engine.notify.base import Notification
 
@@ -36,5 +37,12 @@ class Channel(Protocol):
     def from_config(cls, config: ChannelConfig) -> Self: ...
 
     async def send(self, n: Notification) -> None: ...
+
+    def preview(self, n: Notification) -> list[Wire]:
+        """What `send(n)` would put on the wire (requests, mail, command line),
+        built by the same encode code, secrets as ***, without sending anything
+        (engine/channels/preview.py). A plugin type without it cannot be
+        previewed; `vigil notify-test --preview` says so."""
+        ...
 
     async def aclose(self) -> None: ...

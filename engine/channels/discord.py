@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from engine.channels import preview as wire
 from engine.channels.formatting import COLOURS, alert_tone, headline, summary, truncate, value_text
 from engine.common.secret import Secret
 from engine.config.model import Channel as ChannelConfig
@@ -108,6 +109,9 @@ class DiscordChannel(HttpChannel):
         )
         s.done()
         return cls(config.name, settings)
+
+    def preview(self, n: Notification) -> list[wire.Wire]:
+        return [wire.http(self.http, "POST", self.settings.url, payload=payload(n, self.settings))]
 
     async def send(self, n: Notification) -> None:
         await self.http.request(

@@ -25,16 +25,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import html
+import io
 import logging
 import re
 import smtplib
 import socket
 import ssl
 from dataclasses import dataclass
+from email.generator import BytesGenerator
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import Any, ClassVar, Literal, Self
 
+from engine.channels import preview as wire
 from engine.common.address_policy import AddressRefused, NetworkPolicy, Unresolved, literal_refusal
 from engine.common.durations import parse_duration
 from engine.common.secret import Secret
@@ -159,9 +162,30 @@ class EmailChannel:
 
     # -- delivery -----------------------------------------------------------------
 
+    def preview(self, n: Notification) -> list[wire.Wire]:
+        """The MIME message as sent (subject, text and HTML parts) and the envelope."""
+        msg = self.message(n)
+        s = self.settings
+        hidden = wire.secret_values(s.smtp_host, s.sender, *s.to, *s.cc)
+        # an address also goes bare into the envelope (`vigil <a@b>` -> a@b)
+        scrub = wire.scrubber([*hidden, *(parseaddr(v)[1] for v in hidden)])
+        envelope = [("MAIL FROM", parseaddr(msg["From"])[1])]
+        envelope += [("RCPT TO", r) for r in self.recipients()]
+        return [
+            wire.Wire(
+                "smtp",
+                scrub(f"smtp://{reveal(s.smtp_host)}:{s.smtp_port} ({s.tls})"),
+                tuple((k, scrub(v)) for k, v in envelope),
+                scrub(_flat(msg)),
+            )
+        ]
+
+    def recipients(self) -> list[str]:
+        return [parseaddr(reveal(a))[1] for a in (*self.settings.to, *self.settings.cc)]
+
     async def send(self, n: Notification) -> None:
         msg = self.message(n)
-        rcpts = [parseaddr(reveal(a))[1] for a in (*self.settings.to, *self.settings.cc)]
+        rcpts = self.recipients()
         # resolve, check, then connect to a checked address only (no DNS rebinding)
         try:
             addresses = await POLICY.resolve(
@@ -337,6 +361,13 @@ def _close(smtp: smtplib.SMTP) -> None:
 
 
 # -- settings helpers -------------------------------------------------------------
+
+
+def _flat(msg: EmailMessage) -> str:
+    """The message as smtplib's send_message puts it on the wire (CRLF lines)."""
+    out = io.BytesIO()
+    BytesGenerator(out).flatten(msg, linesep="\r\n")
+    return out.getvalue().decode("utf-8", "replace")
 
 
 def _shown(v: Text) -> str:

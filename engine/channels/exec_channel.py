@@ -33,6 +33,7 @@ from typing import Any, ClassVar, Self
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from engine.channels import preview as wire
 from engine.channels.file_channel import strict_json
 from engine.common.durations import parse_duration
 from engine.common.secret import Secret
@@ -144,6 +145,21 @@ class ExecChannel:
             if len(value) <= MAX_ENV_JSON:  # larger: exec fails with E2BIG; stdin has it all
                 env[key] = value
         return env
+
+    def preview(self, n: Notification) -> list[wire.Wire]:
+        """The command line, stdin and the environment vigil sets (not the
+        variables passed through from its own)."""
+        argv = self.render(n)
+        payload = strict_json(n.as_dict())
+        scrub = wire.scrubber(self._secrets)
+        env = self.environ(n, payload)
+        ours = [
+            (k, "(the stdin below)" if v == payload else scrub(v))
+            for k, v in env.items()
+            if k in self.settings.env or k[:6] == "VIGIL_"
+        ]
+        shown = tuple(scrub(a) for a in argv)
+        return [wire.Wire("exec", shown[0], tuple(ours), scrub(payload), shown)]
 
     async def send(self, n: Notification) -> None:
         argv = self.render(n)

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from engine.channels import preview as wire
 from engine.common.secret import Secret
 from engine.config.model import Channel as ChannelConfig
 from engine.config.secrets import reveal
@@ -57,6 +58,9 @@ class FileChannel:
     def line(self, n: Notification) -> bytes:
         record: dict[str, Any] = {"ts": iso(time.time()), "key": n.key, **n.as_dict()}
         return (strict_json(record) + "\n").encode("utf-8")
+
+    def preview(self, n: Notification) -> list[wire.Wire]:
+        return [wire.Wire("file", self._shown, body=self.line(n).decode("utf-8"))]
 
     async def send(self, n: Notification) -> None:
         data = self.line(n)

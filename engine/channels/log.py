@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self
 
+from engine.channels import preview as wire
 from engine.config.model import Channel as ChannelConfig
 from engine.errors import DeliveryError
 from engine.notify.base import AlertView, Notification, iso
@@ -93,6 +94,15 @@ class LogChannel:
         if n.escalation_level:
             head.append(("escalation", n.escalation_level))
         return head
+
+    def preview(self, n: Notification) -> list[wire.Wire]:
+        lines = self.lines(n)
+        if self.settings.stream is not None:  # the exact text written
+            return [
+                wire.Wire("log", self.settings.stream, body="".join(f"{x}\n" for _, x in lines))
+            ]
+        body = "".join(f"{level.upper()} {x}\n" for level, x in lines)  # the record's level
+        return [wire.Wire("log", f"logger {logger.name}", body=body)]
 
     async def send(self, n: Notification) -> None:
         lines = self.lines(n)

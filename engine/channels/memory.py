@@ -20,6 +20,8 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar, Self
 
+from engine.channels import preview as wire
+from engine.channels.file_channel import strict_json
 from engine.config.model import Channel as ChannelConfig
 from engine.errors import DeliveryError
 from engine.notify.base import Notification
@@ -104,6 +106,10 @@ class MemoryChannel:
         self._state.hang = seconds
 
     # -- the Channel contract -----------------------------------------------------
+
+    def preview(self, n: Notification) -> list[wire.Wire]:
+        """What a test reading MemoryChannel.sent() gets: the notification itself."""
+        return [wire.Wire("memory", self.name, body=strict_json(n.as_dict()))]
 
     async def send(self, n: Notification) -> None:
         state = self._state

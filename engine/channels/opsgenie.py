@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 from urllib.parse import quote
 
+from engine.channels import preview as wire
 from engine.channels.formatting import summary, truncate
 from engine.common.secret import Secret
 from engine.config.model import Channel as ChannelConfig
@@ -117,13 +118,23 @@ class OpsgenieChannel(HttpChannel):
         s.done()
         return cls(config.name, settings)
 
-    async def send(self, n: Notification) -> None:
+    def requests(self, n: Notification) -> list[tuple[str, dict[str, Any], dict[str, str]]]:
+        """(URL, body, headers) of each request `n` makes: one per alert."""
         st = self.settings
         headers = {"Authorization": f"GenieKey {reveal(st.api_key)}"}
+        out = []
         for a in n.alerts:
             act = action_request(a)
-            if act is None:
-                path, body = "/v2/alerts", create_body(a, st)
-            else:
-                path, body = act
-            await self.http.request("POST", join(st.base_url, path), payload=body, headers=headers)
+            path, body = ("/v2/alerts", create_body(a, st)) if act is None else act
+            out.append((join(st.base_url, path), body, headers))
+        return out
+
+    def preview(self, n: Notification) -> list[wire.Wire]:
+        return [
+            wire.http(self.http, "POST", url, payload=body, headers=headers)
+            for url, body, headers in self.requests(n)
+        ]
+
+    async def send(self, n: Notification) -> None:
+        for url, body, headers in self.requests(n):
+            await self.http.request("POST", url, payload=body, headers=headers)

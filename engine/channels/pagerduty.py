@@ -18,6 +18,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self
 
+from engine.channels import preview as wire
 from engine.channels.formatting import summary, truncate
 from engine.common.secret import Secret
 from engine.config.model import Channel as ChannelConfig
@@ -108,9 +109,17 @@ class PagerDutyChannel(HttpChannel):
         s.done()
         return cls(config.name, settings)
 
-    async def send(self, n: Notification) -> None:
+    def events(self, n: Notification) -> tuple[str, list[dict[str, Any]]]:
+        """The Events API URL and the event of each alert of `n`."""
         st = self.settings
-        url = join(st.base_url, "/v2/enqueue")
         key = reveal(st.routing_key)
-        for a in n.alerts:
-            await self.http.request("POST", url, payload=event(a, st, key))
+        return join(st.base_url, "/v2/enqueue"), [event(a, st, key) for a in n.alerts]
+
+    def preview(self, n: Notification) -> list[wire.Wire]:
+        url, events = self.events(n)
+        return [wire.http(self.http, "POST", url, payload=e) for e in events]
+
+    async def send(self, n: Notification) -> None:
+        url, events = self.events(n)
+        for e in events:
+            await self.http.request("POST", url, payload=e)

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
+from engine.channels import preview as wire
 from engine.channels.formatting import headline, summary, tone, truncate
 from engine.common.secret import Secret
 from engine.config.model import Channel as ChannelConfig
@@ -89,6 +90,10 @@ class PushoverChannel(HttpChannel):
         )
         s.done()
         return cls(config.name, settings)
+
+    def preview(self, n: Notification) -> list[wire.Wire]:
+        url = join(self.settings.base_url, "/1/messages.json")
+        return [wire.http(self.http, "POST", url, form=form(n, self.settings))]
 
     async def send(self, n: Notification) -> None:
         url = join(self.settings.base_url, "/1/messages.json")

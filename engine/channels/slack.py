@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from engine.channels import preview as wire
 from engine.channels.formatting import COLOURS, headline, summary, tone, truncate, value_text
 from engine.common.secret import Secret
 from engine.config.model import Channel as ChannelConfig
@@ -115,6 +116,9 @@ class SlackChannel(HttpChannel):
         )
         s.done()
         return cls(config.name, settings)
+
+    def preview(self, n: Notification) -> list[wire.Wire]:
+        return [wire.http(self.http, "POST", self.settings.url, payload=payload(n, self.settings))]
 
     async def send(self, n: Notification) -> None:
         await self.http.request(

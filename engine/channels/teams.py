@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from engine.channels import preview as wire
 from engine.channels.formatting import (
     Tone,
     alert_tone,
@@ -143,6 +144,9 @@ class TeamsChannel(HttpChannel):
         settings = TeamsSettings(url=s.url("url"), http=HttpOptions.read(s))
         s.done()
         return cls(config.name, settings)
+
+    def preview(self, n: Notification) -> list[wire.Wire]:
+        return [wire.http(self.http, "POST", self.settings.url, payload=payload(n))]
 
     async def send(self, n: Notification) -> None:
         url = reveal(self.settings.url)

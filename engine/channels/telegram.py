@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self
 
+from engine.channels import preview as wire
 from engine.channels.formatting import headline, summary, truncate
 from engine.common.secret import Secret
 from engine.config.model import Channel as ChannelConfig
@@ -104,10 +105,18 @@ class TelegramChannel(HttpChannel):
         s.done()
         return cls(config.name, settings)
 
-    async def send(self, n: Notification) -> None:
+    def request(self, n: Notification) -> tuple[str, dict[str, Any]]:
+        """The sendMessage URL (the token is in its path) and the body for `n`."""
         st = self.settings
         url = join(st.base_url, f"/bot{reveal(st.bot_token)}/sendMessage")
-        body = payload(n, st.chat_id, st.parse_mode)
+        return url, payload(n, st.chat_id, st.parse_mode)
+
+    def preview(self, n: Notification) -> list[wire.Wire]:
+        url, body = self.request(n)
+        return [wire.http(self.http, "POST", url, payload=body)]
+
+    async def send(self, n: Notification) -> None:
+        url, body = self.request(n)
         reply = await self.http.request("POST", url, payload=body, check=False)
         data = reply.json()
         if 200 <= reply.status < 300 and isinstance(data, dict) and data.get("ok") is True:

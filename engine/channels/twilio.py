@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 from urllib.parse import quote
 
+from engine.channels import preview as wire
 from engine.channels.formatting import headline, summary, truncate
 from engine.common.secret import Secret
 from engine.config.model import Channel as ChannelConfig
@@ -89,11 +90,24 @@ class TwilioChannel(HttpChannel):
         s.done()
         return cls(config.name, settings)
 
-    async def send(self, n: Notification) -> None:
+    def endpoint(self) -> tuple[str, tuple[str, str]]:
+        """The Messages URL (the account SID is in its path) and the Basic credentials."""
         st = self.settings
         sid = reveal(st.account_sid)
         url = join(st.base_url, f"/2010-04-01/Accounts/{quote(sid, safe='')}/Messages.json")
-        auth = (sid, reveal(st.auth_token))
+        return url, (sid, reveal(st.auth_token))
+
+    def preview(self, n: Notification) -> list[wire.Wire]:
+        url, auth = self.endpoint()
+        sender = reveal(self.settings.sender)
+        return [
+            wire.http(self.http, "POST", url, form=form(n, sender, reveal(to)), auth=auth)
+            for to in self.settings.to
+        ]
+
+    async def send(self, n: Notification) -> None:
+        st = self.settings
+        url, auth = self.endpoint()
         now = time.monotonic()
         started, done = self._partial.pop(n.key, (now, set()))
         if now - started > PARTIAL_TTL:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
+from engine.channels import preview as wire
 from engine.common.secret import Secret
 from engine.config.model import Channel as ChannelConfig
 from engine.config.secrets import reveal
@@ -85,6 +86,11 @@ class WebhookChannel(HttpChannel):
             headers["X-Vigil-Timestamp"] = str(ts)
             headers["X-Vigil-Signature"] = sign(reveal(st.secret), ts, body)
         return body, headers
+
+    def preview(self, n: Notification) -> list[wire.Wire]:
+        body, headers = self.request_parts(n)
+        st = self.settings
+        return [wire.http(self.http, st.method, st.url, content=body, headers=headers)]
 
     async def send(self, n: Notification) -> None:
         body, headers = self.request_parts(n)

@@ -28,6 +28,7 @@ from engine.runtime.budget import Budget
 from engine.runtime.fanout import Fanout
 
 if TYPE_CHECKING:
+    from engine.channels.preview_build import Choice
     from engine.collectors.base import Collector
     from engine.config.model import Config
     from engine.delivery.dispatch import Dispatcher
@@ -548,6 +549,12 @@ class Control:
             raise KeyError(name)
         text = await self.live.dispatcher.send_test(name)
         return {"ok": ": delivered" in text, "message": text}
+
+    async def preview_channel(self, name: str, choice: Choice) -> dict[str, Any]:
+        from engine.channels.preview_build import preview_live
+
+        live = self.live
+        return await preview_live(live.config, live.state, name, choice, live.wall())
 
     def explain(self, rule: str, labels: Mapping[str, str]) -> dict[str, Any]:
         from engine.explain.explain import explain

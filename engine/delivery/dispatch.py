@@ -33,13 +33,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from engine.channels.base import Channel
+from engine.channels.preview_build import marked_test_notification
 from engine.common.records import JournalEvent
 from engine.config.model import Config
 from engine.delivery.retry import Outcome, RetryPolicy
 from engine.delivery.sender_process import SenderProcess
 from engine.delivery.senders import Delivery, Senders, SenderSettings, cancel_tasks
 from engine.errors import VigilError
-from engine.notify.base import AlertView, Notification
+from engine.notify.base import Notification
 from engine.notify.dedup import notified_event
 from engine.notify.pipeline import Pipeline
 from engine.runtime.budget import Budget
@@ -216,30 +217,7 @@ class Dispatcher:
             return f"unknown channel {channel!r} (channels: {known})"
         if self.dry_run:
             return f"{channel}: dry run, nothing sent"
-        now = self.wall()
-        view = AlertView(
-            fingerprint="test",
-            rule="vigil_test",
-            status="firing",
-            severity="info",
-            labels={"channel": channel},
-            annotations={"summary": f"Test notification from vigil for channel {channel}"},
-            value=None,
-            starts_at=now,
-        )
-        n = Notification(
-            channel=channel,
-            group_key=f"test|{channel}",
-            status="firing",
-            alerts=(view,),
-            key=hashlib.sha256(f"test|{channel}|{now!r}".encode()).hexdigest(),
-            title=f"[TEST] vigil test notification for {channel}",
-            body=(
-                f"This is a test notification sent by `vigil notify-test {channel}`.\n"
-                "No alert is firing. If you can read this, the channel works.\n"
-            ),
-            kind="test",
-        )
+        n = marked_test_notification(channel, self.wall())
         o = await self.senders.send_test(n)
         if o.ok:
             return f"{channel}: delivered in {o.seconds:.2f}s ({o.attempts} attempt(s))"

@@ -84,6 +84,7 @@ __all__ = [
     "join",
     "never_contacted",
     "parse_retry_after",
+    "prepare",
 ]
 
 # each request at debug level (a burst is thousands; the journal records outcomes)
@@ -320,24 +321,14 @@ class HttpClient:
         auth: tuple[str, str] | None = None,
         check: bool = True,
     ) -> Reply:
-        # lowest precedence first: the caller's headers replace these
-        # (identity: a compressed body could inflate far past the capped read)
-        send_headers = [("User-Agent", USER_AGENT), ("Accept-Encoding", "identity")]
-        if payload is not None:
-            content = dumps(payload)
-            send_headers.append(("Content-Type", "application/json"))
-        elif content is None and form is not None:
-            content = urlencode(form).encode()
-            send_headers.append(("Content-Type", "application/x-www-form-urlencoded"))
-        if headers:
-            send_headers.extend(headers.items())
+        send_headers, body = prepare(payload=payload, content=content, form=form, headers=headers)
         start = time.monotonic()
         try:
             target = transport.parse_url(url)
             send = transport.check_headers(method, send_headers)
             async with asyncio.timeout(self.options.timeout):
                 response = await self._transport.send(
-                    method, target, send, content or b"", auth or target.userinfo, MAX_BODY
+                    method, target, send, body, auth or target.userinfo, MAX_BODY
                 )
         except TimeoutError:
             raise self.error(
@@ -369,6 +360,29 @@ class HttpClient:
 
     async def aclose(self) -> None:
         await self._transport.aclose()
+
+
+def prepare(
+    *,
+    payload: Any = None,
+    content: bytes | None = None,
+    form: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[list[tuple[str, str]], bytes]:
+    """The headers (lowest precedence first) and the body bytes of a request, as
+    `HttpClient.request` sends them; a channel's preview shows the same."""
+    # the caller's headers replace these (identity: a compressed body could
+    # inflate far past the capped read)
+    send_headers = [("User-Agent", USER_AGENT), ("Accept-Encoding", "identity")]
+    if payload is not None:
+        content = dumps(payload)
+        send_headers.append(("Content-Type", "application/json"))
+    elif content is None and form is not None:
+        content = urlencode(form).encode()
+        send_headers.append(("Content-Type", "application/x-www-form-urlencoded"))
+    if headers:
+        send_headers.extend(headers.items())
+    return send_headers, content or b""
 
 
 def _where(method: str, url: str) -> str:

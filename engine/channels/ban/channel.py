@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Self
 
+from engine.channels import preview as wire
 from engine.channels.ban.book import BanBook, Decision, Entry, net_text, network
 from engine.channels.ban.nft import Nft
 from engine.channels.ban.policy import Policy
@@ -146,6 +147,21 @@ class BanChannel:
                 self.name, "would ban" if dry else "banned", d.net, d.duration, d.offences,
                 a.rule, " [dry run]" if dry else "",
             )  # fmt: skip
+
+    def preview(self, n: Notification) -> list[wire.Wire]:
+        """The nft batch `send(n)` would run, decided against this channel's book
+        (a channel built for the preview has an empty one: first offences); none
+        when nothing would be banned (dry run, no address, allowlisted)."""
+        now = self.wall()
+        bans = []
+        for a in n.alerts:
+            got = self._consider(a, now) if n.kind != "test" else None
+            if got is not None and not got[2]:
+                bans.append((got[0].net, got[0].duration))
+        if not bans:
+            return []
+        argv, batch = self.nft.batch(self.nft.add(bans, refresh=True))
+        return [wire.Wire("nft", argv[0], body=batch.decode(), argv=tuple(argv))]
 
     async def aclose(self) -> None:
         if self._restoring is not None and not self._restoring.done():

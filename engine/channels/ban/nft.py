@@ -99,10 +99,13 @@ class Nft:
             out.append(f"delete element {t} {name} {{ {net} }}")
         return out
 
+    def batch(self, lines: Sequence[str]) -> tuple[list[str], bytes]:
+        """The command line and the stdin of one `nft -f -` running `lines`."""
+        return [*self.s.command, "-f", "-"], ("\n".join(lines) + "\n").encode()
+
     async def run(self, lines: Sequence[str]) -> None:
         """One `nft -f -` with `lines` on stdin; DeliveryError if it fails."""
-        argv = [*self.s.command, "-f", "-"]
-        batch = ("\n".join(lines) + "\n").encode()
+        argv, batch = self.batch(lines)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,

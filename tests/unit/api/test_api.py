@@ -221,6 +221,7 @@ def test_every_write_is_audited_with_the_token_name(
         "metrics_push",
         "reload",
         "channel_test",
+        "channel_preview",
         "unban",
         "events_ticket",
     }

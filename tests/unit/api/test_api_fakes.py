@@ -89,6 +89,7 @@ class FakeFacade:
         self.pushed: dict[str, dict[str, Any]] = {"biz": {}}
         self.reload_errors: list[str] = []
         self.channel_ok = True
+        self.previews: list[tuple[str, Any]] = []  # (channel, Choice) asked to preview
         self.bans: dict[str, dict[str, Any]] = {
             "203.0.113.7": {"channel": "fw", "net": "203.0.113.7", "offences": 1}
         }
@@ -260,6 +261,14 @@ class FakeFacade:
         if self.bans.pop(address, None) is None:
             raise KeyError(address)
         return [{"channel": "fw", "ok": True, "error": None}]
+
+    async def preview_channel(self, name: str, choice: Any) -> dict[str, Any]:
+        if name != "hook" or (choice.alert is not None and choice.alert not in self.alerts):
+            raise KeyError(name)
+        if choice.rule is not None and choice.rule != "host_cpu_high":
+            raise ValueError(f"unknown rule {choice.rule!r} (rules: host_cpu_high)")
+        self.previews.append((name, choice))
+        return {"channel": name, "type": "webhook", "notification": {}, "wire": []}
 
     async def test_channel(self, name: str, *, by: str) -> dict[str, Any]:
         if name != "hook":
