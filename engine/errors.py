@@ -30,6 +30,7 @@ module owns stay in it, under a base here:
     ├── _Refused               api/guard.py: a request refused while being parsed
     ├── UsageError             cli/log.py: a command line that cannot be run
     ├── UnknownRule            explain/result.py: `vigil explain` of a rule that is not there
+    ├── PreviewError           channels/preview_build.py: a preview of nothing (also a ValueError)
     └── LoadTimeout            runtime/reload_thread.py: a configuration load took too long
 
 The "also a ValueError / OSError" ones keep the builtin base they had, so every

@@ -27,7 +27,7 @@ from typing import Any
 
 from engine.channels.preview import Wire
 from engine.config.model import EMPTY, Config, Route
-from engine.errors import DeliveryError
+from engine.errors import DeliveryError, VigilError
 from engine.notify import router
 from engine.notify.base import AlertView, Notification, iso
 from engine.notify.keys import group_key, idempotency_key
@@ -41,7 +41,7 @@ TEST_RULE = "vigil_test"
 _RESERVED = ("rule", "severity")  # the rule's own, never an alert label
 
 
-class PreviewError(ValueError):
+class PreviewError(VigilError, ValueError):
     """A choice that names nothing (an unknown channel, rule or alert): one line."""
 
 

@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.cli.connection import Client, Status, daemon_args, path_segment
+from engine.cli.connection import Client, Status, daemon_args, path_segment, resolve_id
 from engine.cli.output import (
     age_text,
     dump,
@@ -30,7 +30,6 @@ from engine.cli.output import (
 from engine.common import matchers
 from engine.common.durations import parse_duration
 from engine.config.model import SEVERITIES
-from engine.errors import ClientError
 
 
 def register(sub: Any) -> None:
@@ -187,26 +186,6 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resolve_id(c: Client, fp: str) -> str:
-    """A unique prefix of an active alert's fingerprint stands for it, as in git."""
-    try:
-        c.call("GET", f"/api/v1/alerts/{path_segment(fp)}")
-        return fp
-    except Status as e:
-        if e.status != 404:
-            raise
-    matches = [
-        str(a["fingerprint"])
-        for a in c.call("GET", "/api/v1/alerts")["alerts"]
-        if str(a.get("fingerprint", "")).startswith(fp)
-    ]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        raise ClientError(f"alert id {fp} is ambiguous: it starts {len(matches)} fingerprints")
-    raise ClientError(f"no alert {fp}")
-
-
 def cmd_ack(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"note": args.note}
     if args.by:
@@ -216,7 +195,7 @@ def cmd_ack(args: argparse.Namespace) -> int:
     if args.until:
         body["until"] = args.until
     with Client.from_args(args) as c:
-        fp = _resolve_id(c, args.id)
+        fp = resolve_id(c, args.id)
         a = c.call("POST", f"/api/v1/alerts/{path_segment(fp)}/ack", body=body)
     until = (a.get("acknowledged") or {}).get("until")
     print(
@@ -228,7 +207,7 @@ def cmd_ack(args: argparse.Namespace) -> int:
 
 def cmd_unack(args: argparse.Namespace) -> int:
     with Client.from_args(args) as c:
-        fp = _resolve_id(c, args.id)
+        fp = resolve_id(c, args.id)
         a = c.call("POST", f"/api/v1/alerts/{path_segment(fp)}/unack", body={})
     print(f"unacknowledged {fp} ({a.get('rule')} {labels_text(a.get('labels'))})")
     return 0

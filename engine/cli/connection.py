@@ -214,3 +214,23 @@ def path_segment(s: str) -> str:
     from urllib.parse import quote
 
     return quote(s, safe="")
+
+
+def resolve_id(c: Client, fp: str) -> str:
+    """A unique prefix of an active alert's fingerprint stands for it, as in git."""
+    try:
+        c.call("GET", f"/api/v1/alerts/{path_segment(fp)}")
+        return fp
+    except Status as e:
+        if e.status != 404:
+            raise
+    matches = [
+        str(a["fingerprint"])
+        for a in c.call("GET", "/api/v1/alerts")["alerts"]
+        if str(a.get("fingerprint", "")).startswith(fp)
+    ]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise ClientError(f"alert id {fp} is ambiguous: it starts {len(matches)} fingerprints")
+    raise ClientError(f"no alert {fp}")

@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from engine.cli.client import daemon_args
+from engine.cli.connection import daemon_args
 from engine.common.records import JournalEvent
 from engine.errors import ClientError, ConfigError, JournalError
 
@@ -147,11 +147,11 @@ def _stored(args: argparse.Namespace) -> dict[str, Any]:
             why = f" ({notes[0]})" if notes else ""
             raise ClientError(f"alert {fp} {what} in the journal {args.journal}{why}")
         return {**alerts[found[0]], "fingerprint": found[0]}
-    from engine.cli.client import Client, _resolve_id, _seg
+    from engine.cli.connection import Client, path_segment, resolve_id
 
     with Client.from_args(args) as c:
-        full = _resolve_id(c, fp)
-        alert: dict[str, Any] = c.call("GET", f"/api/v1/alerts/{_seg(full)}")
+        full = resolve_id(c, fp)
+        alert: dict[str, Any] = c.call("GET", f"/api/v1/alerts/{path_segment(full)}")
     return alert
 
 
