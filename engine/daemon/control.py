@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from engine.config.model import Config
     from engine.delivery.dispatch import Dispatcher
     from engine.expr.history import History
+    from engine.journal.history import HistoryIndex
     from engine.journal.journal import Journal
     from engine.rules.evaluator import Evaluator
 
@@ -146,6 +147,8 @@ class DaemonInfo(Protocol):
     def journal(self) -> Journal | None: ...
     def summary(self) -> str: ...
     async def reload(self, *, by: str) -> dict[str, Any]: ...
+    @property
+    def history_index(self) -> HistoryIndex | None: ...
 
 
 class Control:
@@ -173,6 +176,9 @@ class Control:
     @property
     def degraded(self) -> str | None:
         return self.info.degraded
+
+    def history_index(self) -> HistoryIndex | None:
+        return self.info.history_index
 
     # -- alerts ------------------------------------------------------------------------
     def _silences(self) -> list[Silence]:
