@@ -21,7 +21,9 @@ An episode follows engine/journal/store.py's fold: `pending` or `firing` for an
 alert without an open episode opens one (so does `pending` while firing: the fold
 starts the alert afresh); `resolved` or `inactive` closes it. Notifications count
 against the alert's latest episode (a resolve's notification follows the resolve).
-Times are the journal's own stamps (``ts``), epoch seconds.
+Times are the journal's own stamps (``ts``), epoch seconds. A wall clock stepped back
+may stamp an end before its start: such an episode is never active, and its firing
+span counts as ending when it started firing.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 SCHEMA = 1
 INDEX_DIR = "history"
@@ -154,6 +158,15 @@ _EP_COLUMNS = (
 )
 
 
+def _json(v: Any) -> str:
+    """JSON text, keys sorted; orjson (a third of json's time), json for what it refuses
+    (integers beyond 64 bits, keys that are not text)."""
+    try:
+        return orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        return json.dumps(v, sort_keys=True, default=str)
+
+
 def _text(v: Any) -> str | None:
     return v if isinstance(v, str) else None
 
@@ -204,7 +217,7 @@ class Builder:
     def _series_of(self, fp: str, ev: dict[str, Any]) -> int:
         sid = self.series.get(fp)
         rule, labels = _text(ev.get("rule")), ev.get("labels")
-        text = json.dumps(labels if isinstance(labels, dict) else {}, sort_keys=True)
+        text = _json(labels if isinstance(labels, dict) else {})
         if sid is None:
             sid = len(self.series) + 1
             self.series[fp] = sid
@@ -228,7 +241,7 @@ class Builder:
     ) -> None:
         data = {k: v for k, v in ev.items() if k not in _DROP}
         self._events.append(
-            (sid, seq, t, kind, ep.id if ep else None, json.dumps(data) if data else None)
+            (sid, seq, t, kind, ep.id if ep else None, _json(data) if data else None)
         )
 
     def apply(self, ev: dict[str, Any]) -> None:
@@ -286,8 +299,8 @@ class Builder:
 
     def _close(self, ep: Episode, t: float, kind: str, seq: int) -> None:
         ep.end, ep.end_kind, ep.last_seq = t, kind, seq
-        if ep.firing:
-            self._hour(t, 2)
+        if ep.firing:  # a clock stepped back may stamp an end before the firing start
+            self._hour(max(t, ep.firing_at or t), 2)
         self._dirty[ep.id] = ep
         del self.open[ep.series]
 
@@ -312,7 +325,7 @@ class Builder:
             )
             db.executemany(
                 "INSERT OR REPLACE INTO ep_span VALUES (?, ?, ?)",
-                [(e.id, e.start, OPEN_END if e.end is None else e.end) for e in eps],
+                [(e.id, e.start, OPEN_END if e.end is None else max(e.end, e.start)) for e in eps],
             )
             db.executemany("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?)", self._events)
             db.executemany(

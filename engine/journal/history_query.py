@@ -7,7 +7,7 @@
     timeline(fp)                              every per-alert event of one fingerprint
 
 Intervals: an episode is active on [start, end) (resolved at `end`, not active then),
-firing on [firing_at, end]; an open episode has no end. Label matchers are
+firing on [firing_at, max(end, firing_at)]; an open episode has no end. Label matchers are
 engine/common/matchers.py's (Alertmanager's semantics), applied to the alert's labels
 plus `alertname` (its rule), like the routes; they are matched once per alert
 instance (series), not per episode, so a year of episodes costs no regex per row.
@@ -138,22 +138,23 @@ class Reader:
         hi = 1e18 if t2 is None else t2
         want = self._wanted(rule, matchers)
         out: list[dict[str, Any]] = []
-        if want is not None and not want:
+        if (want is not None and not want) or lo > hi:
             return out
         # those starting inside the window, newest first ...
         if want is not None and len(want) <= _IN_LIST:
             marks = ",".join("?" * len(want))
             rows = db.execute(
                 f"SELECT {_EP} FROM episodes e WHERE e.series IN ({marks}) "
-                "AND e.start >= ? AND e.start <= ? ORDER BY e.start DESC, e.id DESC LIMIT ?",
-                (*want, lo, hi, limit),
+                "AND e.start >= ? AND e.start <= ? AND (e.end IS NULL OR e.end >= ?) "
+                "ORDER BY e.start DESC, e.id DESC LIMIT ?",
+                (*want, lo, hi, lo, limit),
             )
             out = [self._episode(r) for r in rows]
         else:
             cur = db.execute(
                 f"SELECT {_EP} FROM episodes e WHERE e.start >= ? AND e.start <= ? "
-                "ORDER BY e.start DESC, e.id DESC",
-                (lo, hi),
+                "AND (e.end IS NULL OR e.end >= ?) ORDER BY e.start DESC, e.id DESC",
+                (lo, hi, lo),
             )
             for r in cur:
                 if want is None or r[1] in want:
@@ -234,7 +235,7 @@ class Reader:
 
     # -- one alert ---------------------------------------------------------------------------
     def timeline(self, fp: str, *, limit: int = 1000) -> dict[str, Any] | None:
-        """One fingerprint's episodes and its last `limit` events, oldest first; None
+        """One fingerprint's episodes and its last `limit` events, in journal order; None
         if the index has never seen it."""
         db = self._refresh()
         sid = self._by_fp.get(fp)
@@ -242,7 +243,7 @@ class Reader:
             return None
         s = self._series[sid]
         eps = db.execute(
-            f"SELECT {_EP} FROM episodes e WHERE e.series = ? ORDER BY e.start, e.id", (sid,)
+            f"SELECT {_EP} FROM episodes e WHERE e.series = ? ORDER BY e.id", (sid,)
         ).fetchall()
         rows = db.execute(
             "SELECT seq, ts, kind, episode, data FROM events WHERE series = ? "

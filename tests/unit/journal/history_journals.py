@@ -188,7 +188,8 @@ def brute_counts(
         fired = sum(1 for e in eps if e.firing_at is not None and b <= e.firing_at < e_)
         firing = sum(
             1 for e in eps
-            if e.firing_at is not None and e.firing_at < e_ and (e.end is None or e.end >= b)
+            if e.firing_at is not None and e.firing_at < e_
+            and (e.end is None or max(e.end, e.firing_at) >= b)
         )  # fmt: skip
         out.append((b, started, fired, firing))
         b = e_
