@@ -28,6 +28,7 @@ from typing import TypeVar
 from engine.errors import JournalError
 from engine.journal.history_build import Builder, IndexBroken, connect, index_path, remove_index
 from engine.journal.history_query import Reader
+from engine.journal.history_tail import Cursor, events_after
 from engine.journal.reader import iter_events
 
 log = logging.getLogger("vigil.history")
@@ -61,6 +62,7 @@ class HistoryIndex:
         self._thread: threading.Thread | None = None
         self._queries: ThreadPoolExecutor | None = None
         self._reader: Reader | None = None
+        self._cursor = Cursor()  # where the last pass stopped reading the journal
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -110,6 +112,7 @@ class HistoryIndex:
     # -- building (the follower's thread, or a caller's without one) --------------------------
     def open_builder(self) -> Builder:
         """The index as it is if the journal still holds its position; else a new one."""
+        self._cursor = Cursor()
         db: sqlite3.Connection | None = None
         try:
             db = connect(self.path, write=True)
@@ -135,7 +138,7 @@ class HistoryIndex:
 
     def catch_up(self, builder: Builder) -> int:
         """Fold in every journal event past the index's position, a batch at a time."""
-        events = iter_events(self.data_dir, builder.seq)
+        events = events_after(self.data_dir, builder.seq, self._cursor)
         total = 0
         while not self._stop.is_set():
             n = builder.fold(itertools.islice(events, BATCH))

@@ -75,10 +75,13 @@ def write_journal(
     clock: Clock,
     *,
     on_restart: Any = None,
+    on_append: Any = None,
+    segment_bytes: int = 64 * 1024 * 1024,
 ) -> None:
     """Append `ops` (the clock advancing by `steps`), closing and reopening the journal
-    (a daemon restart: stopped, started) before each index in `restarts`."""
-    cfg = LogConfig(fsync="never")
+    (a daemon restart: stopped, started) before each index in `restarts`; call
+    `on_append(n)` after the n-th op is written."""
+    cfg = LogConfig(fsync="never", segment_bytes=segment_bytes)
     j = Journal(data_dir, cfg, clock=clock)
     j.open()
     j.append_sync([{"event": "started", "version": "t", "pid": 1}])
@@ -93,6 +96,8 @@ def write_journal(
             j.append_sync([{"event": "started", "version": "t", "pid": 1}])
         clock.t += dt
         j.append_sync(op_events(op))  # type: ignore[arg-type]
+        if on_append is not None:
+            on_append(n)
     j.close_sync()
 
 

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.common.matchers import parse
+from engine.journal.format import parse_ts
 from engine.journal.history import HistoryIndex
 from engine.journal.history_build import index_path
 from engine.journal.history_query import DAY, Reader
@@ -98,8 +99,6 @@ def check_all(d: str, r: Reader, probes: list[float], limit: int) -> None:
 
 
 def parse_ts_first_last(events: list[dict]) -> tuple[float, float]:
-    from engine.journal.format import parse_ts
-
     times = [parse_ts(e["ts"]) for e in events]
     return min(times), max(times)
 
@@ -121,11 +120,29 @@ def test_every_query_agrees_with_a_recount_of_the_journal(
     d = str(tmp_path_factory.mktemp("j"))
     steps = data.draw(st.lists(step_st, min_size=len(ops), max_size=len(ops)))
     restarts = set(data.draw(st.lists(st.integers(1, len(ops)), max_size=3)))
+    follows = set(data.draw(st.lists(st.integers(0, len(ops)), max_size=8)))
     clock = Clock()
     index = _index(d)
-    # the index follows a piece at a time: caught up at every restart, then at the end
-    write_journal(d, ops, steps, restarts, clock, on_restart=index.build_now)
-    index.build_now()
+    builders = [index.open_builder()]
+
+    def restart() -> None:  # the daemon stops and starts: its index is opened afresh
+        index.catch_up(builders[-1])
+        builders[-1].db.close()
+        builders.append(index.open_builder())
+
+    # the index follows a piece at a time, as the daemon's thread does: from where it
+    # stopped reading, across rotations of small segments and restarts
+    try:
+        write_journal(
+            d, ops, steps, restarts, clock,
+            on_restart=restart,
+            on_append=lambda n: index.catch_up(builders[-1]) if n in follows else None,
+            segment_bytes=data.draw(st.sampled_from([600, 2000, 1 << 20])),
+        )  # fmt: skip
+        index.catch_up(builders[-1])
+    finally:
+        builders[-1].db.close()
+    assert index.rebuilds == 0
     eps, _events = recount(d)
     t0 = Clock().t
     probes = sorted(
@@ -231,3 +248,33 @@ def test_the_follower_thread_catches_up_and_queries_wait_for_it(tmp_path: Path) 
         assert asyncio.run(ask()) == 4
     finally:
         index.stop()
+
+
+def test_a_line_being_written_is_read_once_it_is_whole(tmp_path: Path) -> None:
+    from engine.journal.lines import seal
+    from tests.unit.journal.history_journals import alert_event
+
+    d = _journal(tmp_path)
+    index = _index(d)
+    b = index.open_builder()
+    try:
+        index.catch_up(b)
+        seq = b.seq
+        line = seal(
+            {"v": 1, "seq": seq + 1, "ts": "2026-09-21T15:00:00.000Z", **alert_event("firing", 4)}
+        )
+        with open(os.path.join(d, "alerts.jsonl"), "ab") as f:
+            f.write(line[:40])
+            f.flush()
+            assert index.catch_up(b) == 0  # half a line: not yet
+            f.write(line[40:])
+        assert index.catch_up(b) == 1
+        assert b.seq == seq + 1
+        assert index.catch_up(b) == 0
+    finally:
+        b.db.close()
+    r = Reader(d)
+    try:
+        assert r.state_at(parse_ts("2026-09-21T15:00:00.000Z"))[-1]["fingerprint"] == FPS[4]
+    finally:
+        r.close()
