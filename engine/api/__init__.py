@@ -3,6 +3,7 @@
 server.py   create_app(), serve() in the daemon's loop, stop()
 routes.py   the route table: each endpoint with its role, auth and error rendering
 alert_routes.py, silence_routes.py, daemon_routes.py, service_routes.py   the handlers
+history_routes.py  history of alerts, from the index beside the journal (journal/history.py)
 request.py  ServerState, Call, Fields: request bodies, fields and queries checked
 responses.py  ApiError, encode(), JSON responses, piecewise large bodies
 auth.py     bearer tokens (SHA-256 digests in the config) and roles

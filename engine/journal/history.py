@@ -1,13 +1,18 @@
 """The history index kept beside the journal, and the thread that keeps it.
 
-``HistoryIndex(data_dir)`` follows the journal in a thread of its own with its own
-SQLite connection: on start it checks the index (engine/journal/history_build.py)
-against the journal and rebuilds it when it is missing, damaged or not covered by
-the journal any more, then folds in whatever the journal has past the index's
-position, and again every `poll` seconds or when kicked. The event loop never
-waits on it: queries (engine/journal/history_query.py) run in another thread with a
-read-only connection (WAL: readers do not wait for the writer), and the builder
-pauses between batches so that the loop's thread gets the interpreter often.
+``HistoryIndex(data_dir)`` follows the journal: on start it checks the index
+(engine/journal/history_build.py) against the journal and rebuilds it when it is
+missing, damaged or not covered by the journal any more, then folds in whatever the
+journal has past the index's position, and again every `poll` seconds or when kicked.
+
+The daemon runs the follower in a child process (engine/journal/history_child.py):
+rebuilding a year of journal is a minute of Python, and in a thread of the daemon
+it would hold the interpreter lock against the event loop (ticks measured 20-140 ms
+late during a rebuild). The child says where it is on its stdout; closing its stdin
+stops it (so it also ends with a daemon killed -9). Tools and tests may follow in
+a thread instead (`start(child=False)`). Queries (engine/journal/history_query.py)
+run in a thread of their own with a read-only connection (WAL: readers do not wait
+for the writer), never in the event loop.
 
 The index can be deleted at any time: it is rebuilt from the journal.
 """
@@ -19,6 +24,8 @@ import contextlib
 import itertools
 import logging
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -47,11 +54,14 @@ class NotReady(Exception):
 class HistoryIndex:
     """The history index of one data_dir and the thread that follows the journal."""
 
-    def __init__(self, data_dir: str, *, poll: float = 1.0, pause: float = PAUSE) -> None:
+    def __init__(
+        self, data_dir: str, *, poll: float = 1.0, pause: float = PAUSE, batch: int = BATCH
+    ) -> None:
         self.data_dir = data_dir
         self.path = index_path(data_dir)
         self.poll = poll
         self.pause = pause
+        self.batch = batch
         self.ready = False  # caught up with the journal at least once since start
         self.rebuilds = 0
         self.indexed = 0  # events folded in since start
@@ -63,15 +73,50 @@ class HistoryIndex:
         self._queries: ThreadPoolExecutor | None = None
         self._reader: Reader | None = None
         self._cursor = Cursor()  # where the last pass stopped reading the journal
+        self._child: subprocess.Popen[bytes] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="vigil-history", daemon=True)
+    def start(self, *, child: bool = True) -> None:
+        """Follow the journal in a child process (or a thread of this one)."""
+        if not child:
+            self._thread = threading.Thread(target=self.run, name="vigil-history", daemon=True)
+            self._thread.start()
+            return
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "engine.journal.history_child", self.data_dir, str(self.poll)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+        )
+        self._thread = threading.Thread(target=self._listen, name="vigil-history", daemon=True)
         self._thread.start()
+
+    def _listen(self) -> None:
+        """Take the child's reports: `ready|building <events indexed> <passes>`."""
+        assert self._child is not None and self._child.stdout is not None
+        for line in self._child.stdout:
+            parts = line.split()
+            if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+                self.indexed = int(parts[1])
+                self.ready = parts[0] == b"ready"
+                self._passes = int(parts[2])
+
+    def report(self) -> None:
+        """Where the follower is, for the parent (child mode); called after each batch."""
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        child, self._child = self._child, None
+        if child is not None:
+            assert child.stdin is not None
+            with contextlib.suppress(OSError):
+                child.stdin.close()
+            try:
+                child.wait(timeout=10.0)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
         if self._thread is not None:
             self._thread.join(timeout=10.0)
             self._thread = None
@@ -83,8 +128,14 @@ class HistoryIndex:
     def kick(self) -> None:
         """Look at the journal now rather than at the next poll."""
         self._wake.set()
+        child = self._child
+        if child is not None and child.stdin is not None:
+            with contextlib.suppress(OSError, ValueError):
+                child.stdin.write(b"k")
+                child.stdin.flush()
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """The follower's loop, until stop()."""
         builder: Builder | None = None
         while not self._stop.is_set():
             try:
@@ -141,10 +192,11 @@ class HistoryIndex:
         events = events_after(self.data_dir, builder.seq, self._cursor)
         total = 0
         while not self._stop.is_set():
-            n = builder.fold(itertools.islice(events, BATCH))
+            n = builder.fold(itertools.islice(events, self.batch))
             total += n
             self.indexed += n
-            if n < BATCH:
+            self.report()
+            if n < self.batch:
                 break
             if self.pause:
                 time.sleep(self.pause)
@@ -152,6 +204,7 @@ class HistoryIndex:
             return total
         self.ready = True
         self._passes += 1
+        self.report()
         return total
 
     def build_now(self) -> int:

@@ -232,12 +232,14 @@ def test_an_index_ahead_of_the_journal_is_rebuilt(tmp_path: Path) -> None:
         r.close()
 
 
-def test_the_follower_thread_catches_up_and_queries_wait_for_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("child", [True, False], ids=["child process", "thread"])
+def test_the_follower_catches_up_and_queries_wait_for_it(tmp_path: Path, child: bool) -> None:
     import asyncio
 
     d = _journal(tmp_path)
     index = HistoryIndex(d, poll=30.0)  # only a query's kick wakes it in time
-    index.start()
+    index.start(child=child)
+    pid = index._child.pid if index._child is not None else None
     try:
 
         async def ask() -> int:
@@ -248,6 +250,9 @@ def test_the_follower_thread_catches_up_and_queries_wait_for_it(tmp_path: Path) 
         assert asyncio.run(ask()) == 4
     finally:
         index.stop()
+    if pid is not None:  # stopped: the child has exited and was reaped, not left behind
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 def test_a_line_being_written_is_read_once_it_is_whole(tmp_path: Path) -> None:
