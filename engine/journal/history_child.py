@@ -3,7 +3,8 @@
     python -m engine.journal.history_child DATA_DIR POLL_SECONDS
 
 Follows the journal of DATA_DIR into its index; any byte on stdin is a kick (look
-now), end of stdin means stop. After each batch and each pass it writes one line to
+now), end of stdin means stop (SIGINT and SIGTERM are ignored: they are meant for
+the daemon, which closes our stdin as it stops). After each batch and each pass it writes one line to
 stdout: `ready|building <events indexed> <passes>`. Runs at a lower priority than
 the daemon, whose event loop matters more than the index being a second fresher.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
 import threading
 
@@ -43,6 +45,10 @@ def main(argv: list[str]) -> int:
     if len(argv) != 3:
         sys.stderr.write("usage: python -m engine.journal.history_child DATA_DIR POLL_SECONDS\n")
         return 2
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # ^C in a terminal and systemd's KillMode=control-group signal every process:
+        # the daemon stops us itself (our stdin closes), after its last journal write
+        signal.signal(sig, signal.SIG_IGN)
     with contextlib.suppress(OSError):
         os.nice(10)
     logging.basicConfig(level=logging.INFO, format="vigil history: %(levelname)s %(message)s")

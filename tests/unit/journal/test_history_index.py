@@ -5,6 +5,7 @@ time across restarts; and it is rebuilt when deleted, damaged or left behind."""
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 from pathlib import Path
 
@@ -246,6 +247,8 @@ def test_the_follower_catches_up_and_queries_wait_for_it(tmp_path: Path, child: 
             return len(await index.query(lambda r: r.episodes(limit=100), fresh=10.0))
 
         assert asyncio.run(ask()) == 3
+        if pid is not None:  # ^C in the terminal reaches the child too: it is the daemon's
+            os.kill(pid, signal.SIGINT)
         write_journal(d, [("firing", 3, 3)], [1.0], set(), Clock(1_800_000_000.0))
         assert asyncio.run(ask()) == 4
     finally:
