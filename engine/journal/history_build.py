@@ -41,6 +41,8 @@ from typing import Any
 
 import orjson
 
+from engine.journal.files import FILE_MODE
+
 SCHEMA = 1
 INDEX_DIR = "history"
 INDEX_FILE = "index.sqlite3"
@@ -85,6 +87,9 @@ def connect(path: str, *, write: bool) -> sqlite3.Connection:
     """A connection of one thread; WAL so readers never wait for the writer."""
     if write:
         os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+        # the journal's own mode: labels and acknowledgement notes are as private here
+        # (SQLite gives its -wal and -shm files the mode of the database file)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
     elif not os.path.exists(path):
         raise IndexBroken(f"{path}: no index yet")
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)

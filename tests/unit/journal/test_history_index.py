@@ -188,6 +188,8 @@ def test_a_deleted_index_is_rebuilt(tmp_path: Path) -> None:
     index.build_now()
     assert _answers(d) == before
     assert index.rebuilds == 0  # nothing to distrust: there was no index
+    for name in os.listdir(os.path.dirname(index_path(d))):  # as private as the journal
+        assert os.stat(os.path.join(os.path.dirname(index_path(d)), name)).st_mode & 0o007 == 0
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "other schema"])
