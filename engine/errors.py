@@ -31,6 +31,8 @@ module owns stay in it, under a base here:
     ├── UsageError             cli/log.py: a command line that cannot be run
     ├── UnknownRule            explain/result.py: `vigil explain` of a rule that is not there
     ├── PreviewError           channels/preview_build.py: a preview of nothing (also a ValueError)
+    ├── NotReady               journal/history.py: the history index is still being built (503)
+    ├── IndexBroken            journal/history_build.py: the history index must be rebuilt
     └── LoadTimeout            runtime/reload_thread.py: a configuration load took too long
 
 The "also a ValueError / OSError" ones keep the builtin base they had, so every

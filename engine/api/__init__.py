@@ -6,6 +6,7 @@ alert_routes.py, silence_routes.py, daemon_routes.py, service_routes.py   the ha
 stream_routes.py  GET /api/v1/events: journaled events as server-sent events
 tickets.py  single-use tickets for the stream (EventSource sends no headers)
 console_routes.py  the web console's page and files (console/: HTML, CSS, JS modules)
+history_routes.py  history of alerts, from the index beside the journal (journal/history.py)
 request.py  ServerState, Call, Fields: request bodies, fields and queries checked
 responses.py  ApiError, encode(), JSON responses, piecewise large bodies
 auth.py     bearer tokens (SHA-256 digests in the config) and roles

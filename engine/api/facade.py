@@ -30,13 +30,16 @@ import functools
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.channels.preview_build import Choice
 from engine.common import matchers
 from engine.common.records import ApiAlert
 from engine.config.model import Matcher
 from engine.runtime.fanout import Fanout
+
+if TYPE_CHECKING:
+    from engine.journal.history import HistoryIndex
 
 
 class DaemonFacade(Protocol):
@@ -179,6 +182,11 @@ class DaemonFacade(Protocol):
         """engine.explain.result's Explanation.to_dict() for `rule` (and the alert with these
         labels) on the live config, values, state and delivery status. Raises
         engine.explain.result.UnknownRule (→ 404)."""
+        ...
+
+    def history_index(self) -> HistoryIndex | None:
+        """The history index beside the journal (engine/journal/history.py) that the
+        history endpoints query, in its own thread; None when there is none."""
         ...
 
     async def audit(self, action: str, *, by: str, details: Mapping[str, Any]) -> None:

@@ -73,6 +73,17 @@ _PUBLIC: list[dict[str, Any]] = []  # operations that need no token
 _TIME = {"type": "string", "format": "date-time", "description": "RFC 3339, with a timezone"}
 _DURATION = {"type": "string", "examples": ["30m", "2h", "1d"], "description": "from now"}
 _EMPTY_BODY = _body({"type": "object", "maxProperties": 0}, required=False)
+_WHEN = {"type": "string", "description": "RFC 3339, epoch seconds, or a duration ago (24h)"}
+_HISTORY_Q = {
+    "rule": _query("rule", {"type": "string"}, "rule id"),
+    "match": _query(
+        "match", {"type": "string"}, 'label matcher (team!=ops, host=~"web-.*"); repeat'
+    ),
+    "from": _query("from", _WHEN, "start of the window"),
+    "to": _query("to", _WHEN, "end of the window"),
+    "limit": _query("limit", {"type": "integer", "minimum": 1, "maximum": 10000}, "at most"),
+}
+_HISTORY_ERR = _errors(401, 422, 503)
 
 _SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -117,6 +128,25 @@ _SCHEMAS: dict[str, Any] = {
                 "items": {"type": "object"},
                 "description": "journal events of this alert, oldest first (GET alerts/{fp} only)",
             },
+        },
+    },
+    "Episode": {
+        "type": "object",
+        "description": "one alert episode from the history index: pending or firing until "
+        "ended; times RFC 3339, null when not (yet) reached",
+        "properties": {
+            **{k: {"type": "string"} for k in ("fingerprint", "rule", "severity")},
+            "id": {"type": "integer"},
+            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            **{
+                k: {"type": ["string", "null"], "format": "date-time"}
+                for k in ("start", "pending_at", "firing_at", "end", "acked_at")
+            },
+            "end_kind": {"enum": ["resolved", "inactive", "pending", None]},
+            "acked_by": {"type": ["string", "null"]},
+            "notified": {"type": "integer"},
+            "notify_failed": {"type": "integer"},
+            "state": {"enum": ["pending", "firing"], "description": "history/at only"},
         },
     },
     "Matcher": {
@@ -328,6 +358,46 @@ _PATHS: dict[str, Any] = {
             "parameters": [_path("fp", "fingerprint")],
             "requestBody": _body(_ref("UnackRequest"), required=False),
             "responses": {"200": _json(_ref("Alert"), "the alert"), **_WRITE, **_errors(404)},
+        }
+    },
+    "/api/v1/alerts/{fp}/timeline": {
+        "get": {
+            "summary": "every journal event of one alert and its episodes, from the history",
+            "parameters": [_path("fp", "fingerprint"), _HISTORY_Q["limit"]],
+            "responses": {
+                "200": _json({"type": "object"}, "timeline"),
+                **_HISTORY_ERR,
+                **_errors(404),
+            },
+        }
+    },
+    "/api/v1/history": {
+        "get": {
+            "summary": "alert episodes overlapping [from, to], newest first",
+            "parameters": list(_HISTORY_Q.values()),
+            "responses": {"200": _json(_list("episodes", "Episode"), "episodes"), **_HISTORY_ERR},
+        }
+    },
+    "/api/v1/history/counts": {
+        "get": {
+            "summary": "per hour or day: episodes started, firing starts, alerts firing",
+            "parameters": [
+                _query("by", {"enum": ["hour", "day"]}, "bucket width, UTC (default hour)"),
+                _HISTORY_Q["from"],
+                _HISTORY_Q["to"],
+            ],
+            "responses": {"200": _json({"type": "object"}, "buckets"), **_HISTORY_ERR},
+        }
+    },
+    "/api/v1/history/at": {
+        "get": {
+            "summary": "the alerts pending or firing at time t",
+            "parameters": [
+                _query("t", _WHEN, "default: now"),
+                _HISTORY_Q["rule"],
+                _HISTORY_Q["match"],
+            ],
+            "responses": {"200": _json(_list("alerts", "Episode"), "alerts"), **_HISTORY_ERR},
         }
     },
     "/api/v1/silences": {

@@ -32,6 +32,7 @@ from engine.api.daemon_routes import (
     status,
     test_channel,
 )
+from engine.api.history_routes import history, history_at, history_counts, timeline
 from engine.api.preview_routes import preview_channel
 from engine.api.request import Call, ServerState
 from engine.api.responses import ApiError, error_response
@@ -90,6 +91,10 @@ ENDPOINTS: tuple[tuple[str, str, Role | None, Handler], ...] = (
     ("GET", "/api/v1/alerts/{fp}", "viewer", get_alert),
     ("POST", "/api/v1/alerts/{fp}/ack", "operator", ack),
     ("POST", "/api/v1/alerts/{fp}/unack", "operator", unack),
+    ("GET", "/api/v1/alerts/{fp}/timeline", "viewer", timeline),
+    ("GET", "/api/v1/history", "viewer", history),
+    ("GET", "/api/v1/history/counts", "viewer", history_counts),
+    ("GET", "/api/v1/history/at", "viewer", history_at),
     ("GET", "/api/v1/silences", "viewer", list_silences),
     ("POST", "/api/v1/silences", "operator", create_silence),
     ("DELETE", "/api/v1/silences/{sid}", "operator", expire_silence),

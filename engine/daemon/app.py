@@ -40,6 +40,7 @@ from engine.daemon.systemd import Notifier, watchdog_loop
 from engine.delivery.dispatch import Dispatcher
 from engine.errors import ConfigError, JournalError
 from engine.expr.history import History
+from engine.journal.history import HistoryIndex
 from engine.journal.journal import Journal
 from engine.rules.evaluator import Evaluator
 from engine.runtime.budget import Budget
@@ -108,6 +109,8 @@ class App:
         self.api_port: int | None = None
         self._api_app: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
+        # follows the journal in its own thread once the daemon runs (engine/journal/history.py)
+        self.history_index: HistoryIndex | None = None
         self.exit_code = 0  # non-zero when the daemon stops on a fault (a failed fsync)
 
     # -- what the API reads (control.py's LiveState and DaemonInfo) ------------------------
@@ -249,6 +252,9 @@ class App:
             ],
         )  # fmt: skip
         await self.dispatcher.start(self.state)
+        if self.journal is not None:
+            self.history_index = HistoryIndex(config.data_dir)
+            self.history_index.start()
         self.metrics.config_loaded(self.wall())
         # the file watcher first: the configuration was read before anything watched
         # it, so the watcher re-reads it once it watches (an edit made meanwhile, or
@@ -290,6 +296,8 @@ class App:
 
             self.durable.fanout.close()  # live streams end now, not at the server's timeout
             await stop(*api_server)
+        if self.history_index is not None:
+            await asyncio.to_thread(self.history_index.stop)
         await self.shutdown()
         return self.exit_code
 

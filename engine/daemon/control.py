@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from engine.config.model import Config
     from engine.delivery.dispatch import Dispatcher
     from engine.expr.history import History
+    from engine.journal.history import HistoryIndex
     from engine.journal.journal import Journal
     from engine.rules.evaluator import Evaluator
 
@@ -155,6 +156,8 @@ class DaemonInfo(Protocol):
     def journal(self) -> Journal | None: ...
     def summary(self) -> str: ...
     async def reload(self, *, by: str) -> dict[str, Any]: ...
+    @property
+    def history_index(self) -> HistoryIndex | None: ...
 
 
 class Control:
@@ -186,6 +189,9 @@ class Control:
     @property
     def stream(self) -> Fanout:
         return self.live.stream
+
+    def history_index(self) -> HistoryIndex | None:
+        return self.info.history_index
 
     # -- alerts ------------------------------------------------------------------------
     def _silences(self) -> list[Silence]:

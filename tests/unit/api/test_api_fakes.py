@@ -7,7 +7,10 @@ import asyncio
 import itertools
 import math
 import re
+import shutil
+import tempfile
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,7 +29,9 @@ from engine.api.facade import (
 )
 from engine.common.matchers import compile_regex
 from engine.common.secret import Secret
-from engine.config.model import ApiConfig, ApiToken, Matcher
+from engine.config.model import ApiConfig, ApiToken, LogConfig, Matcher
+from engine.journal.history import HistoryIndex
+from engine.journal.journal import Journal
 from engine.rules.state import fingerprint
 from engine.runtime.fanout import Fanout
 
@@ -97,6 +102,10 @@ class FakeFacade:
         self.started = clock()
         self._ids = itertools.count(1)
         self.stream = Fanout()  # the tests publish to it as the daemon's fold would
+        # a real journal of the alerts added, and the real history index over it
+        self.data_dir = tempfile.mkdtemp(prefix="vigil-fake-")
+        weakref.finalize(self, shutil.rmtree, self.data_dir, True)
+        self._index: HistoryIndex | None = None
 
     # -- test set-up ---------------------------------------------------------------------
     def add_alert(
@@ -128,7 +137,20 @@ class FakeFacade:
             "flapping": False,
         }
         self.history[fp] = [{"event": state, "alert": fp, "ts": rfc3339(t)}]
+        j = Journal(self.data_dir, LogConfig(fsync="never"), clock=lambda: t)
+        j.open()
+        j.append_sync(
+            [{"event": state, "alert": fp, "rule": rule, "labels": labels, "severity": severity,
+              "value": value}]  # type: ignore[list-item]
+        )  # fmt: skip
+        j.close_sync()
         return fp
+
+    def history_index(self) -> HistoryIndex:
+        if self._index is None:
+            self._index = HistoryIndex(self.data_dir, pause=0.0)
+        self._index.build_now()  # what add_alert journaled since
+        return self._index
 
     def _active_silences(self) -> list[tuple[str, list[dict[str, Any]]]]:
         now = self.clock()
