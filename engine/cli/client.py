@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from engine.cli.tables import Rows
+from engine.cli.tables import Rows, evidence_lines
 from engine.common import matchers
 from engine.common.durations import parse_duration
 from engine.config.model import SEVERITIES
@@ -60,6 +60,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--label", action="append", default=[], type=_label, metavar="K=V", help="repeatable"
     )
+    p.add_argument("--evidence", type=int, default=3, metavar="N", help="log lines shown (3)")
     p.set_defaults(func=cmd_alerts)
 
     p = sub.add_parser("ack", parents=[common], help="acknowledge an alert")
@@ -357,6 +358,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             _marks(a),
         )
     _print(table, f"{len(alerts)} active alert(s)")
+    for line in evidence_lines(alerts, args.evidence):
+        print(line)
     return 0
 
 

@@ -6,10 +6,12 @@ in vigil.yaml are one `file:line:col` problem each."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.integration.daemon import VIGIL, Daemon
@@ -41,6 +43,15 @@ def access(ip: str, target: str, status: int = 200) -> str:
     )
 
 
+def explain(cfg: Path, *args: str) -> str:
+    got = subprocess.run(
+        [VIGIL, "explain", "web_sqli", "--labels", "ip=203.0.113.9", "-c", str(cfg), *args],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "VIGIL_TOKEN": "viewer-token"},
+    )  # fmt: skip
+    assert got.returncode == 0, got.stdout + got.stderr
+    return got.stdout
+
+
 def fired(evs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in evs if e.get("rule") == "web_sqli" and e["event"] == "firing"]
 
@@ -50,7 +61,7 @@ def test_sqli_lines_appended_to_a_followed_log_fire_one_alert_for_that_address(
 ) -> None:
     log = tmp_path / "access.log"
     log.write_text(access("198.51.100.7", "/index.html"))
-    d = Daemon(tmp_path, RULES)
+    d = Daemon(tmp_path, RULES, tokens={"viewer": ("viewer-token", "viewer")})
     cfg = tmp_path / "vigil.yaml"
     cfg.write_text(
         cfg.read_text().replace("collectors:\n", "collectors:\n" + COLLECTOR.format(log=log))
@@ -69,7 +80,16 @@ def test_sqli_lines_appended_to_a_followed_log_fire_one_alert_for_that_address(
                 f.write(access("198.51.100.7", f"/products/{i}?ref=home"))
                 f.flush()
         evs = d.wait_for(lambda evs: bool(fired(evs)), 30, "the SQLi alert")
+        online = explain(cfg, "--url", d.url)
+        listed = subprocess.run(
+            [VIGIL, "alerts", "--url", d.url, "--evidence", "2"], capture_output=True,
+            text=True, timeout=60, env={**os.environ, "VIGIL_TOKEN": "viewer-token"},
+        )  # fmt: skip
+        api = httpx.get(
+            f"{d.url}/api/v1/alerts", headers={"Authorization": "Bearer viewer-token"}, timeout=10
+        ).json()["alerts"]
         assert d.stop() == 0
+        offline = explain(cfg, "--no-collect")
     finally:
         if d.proc is not None and d.proc.poll() is None:
             d.stop()
@@ -82,6 +102,31 @@ def test_sqli_lines_appended_to_a_followed_log_fire_one_alert_for_that_address(
     assert len(evidence) == 3
     assert all(line.startswith("203.0.113.9 ") for line in evidence)
     assert "UNION%20SELECT" in evidence[0]
+
+    # vigil alerts shows the last lines behind the alert; the API has them all
+    assert listed.returncode == 0, listed.stderr
+    shown = listed.stdout.splitlines()
+    head = next(i for i, x in enumerate(shown) if x.startswith("evidence of "))
+    assert shown[head].endswith("web_sqli {ip=203.0.113.9}, the last 2 of 3:")
+    assert shown[head + 1] == "  " + evidence[1] and shown[head + 2] == "  " + evidence[2]
+    (one,) = api
+    assert one["annotations"]["evidence"].splitlines() == evidence
+
+    # vigil explain names the patterns and the lines: online from the live sample
+    # (with where each line is in the file), offline from the journaled evidence
+    for out, source in ((online, "the sample of collector web"),
+                        (offline, "the alert's evidence annotation (journal)")):  # fmt: skip
+        assert f"  evidence, from {source}: patterns hit: " in out, out
+        shown = out[out.index("  evidence, from") :].splitlines()
+        head = shown[0]
+        for name in ("sqli_union", "sqli_tautology", "sqli_functions"):
+            assert f"{name} 1" in head, head
+        lines = [x for x in shown[1:4]]
+        assert all("203.0.113.9 - - " in x for x in lines), shown
+        assert "[sqli_union" in lines[0] and "UNION%20SELECT" in lines[0]
+        assert "[sqli_functions] " in lines[2] and "SLEEP(5)" in lines[2]
+        assert "198.51.100.7" not in out
+    assert f"{log}@" in online  # the sample knows the file and the offset
 
 
 BAD = [
