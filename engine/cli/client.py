@@ -27,6 +27,7 @@ from engine.cli.output import (
     value_text,
     when_text,
 )
+from engine.cli.tables import evidence_lines
 from engine.common import matchers
 from engine.common.durations import parse_duration
 from engine.config.model import SEVERITIES
@@ -44,6 +45,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--label", action="append", default=[], type=_label, metavar="K=V", help="repeatable"
     )
+    p.add_argument("--evidence", type=int, default=3, metavar="N", help="log lines shown (3)")
     p.set_defaults(func=cmd_alerts)
 
     p = sub.add_parser("ack", parents=[common], help="acknowledge an alert")
@@ -183,6 +185,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             marks_text(a),
         )
     print_table(table, f"{len(alerts)} active alert(s)")
+    for line in evidence_lines(alerts, args.evidence):
+        print(line)
     return 0
 
 

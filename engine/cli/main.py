@@ -27,6 +27,7 @@ COMMANDS = (
     "explain",
     "unban",
     "dashboard",
+    "logtest",
 )
 
 
@@ -38,7 +39,10 @@ _MODULE_OF = {
         c: "client"
         for c in ("alerts", "ack", "unack", "silence", "silences", "expire", "status", "reload")
     },
-    **{c: c for c in ("run", "validate", "test", "schema", "log", "explain", "dashboard")},
+    **{
+        c: c
+        for c in ("run", "validate", "test", "schema", "log", "explain", "dashboard", "logtest")
+    },
     "unban": "unban",
     "bans": "unban",
 }

@@ -64,3 +64,22 @@ def _is_terminal(stream: Any) -> bool:
 
 def _one_line(text: str) -> str:
     return str(text).translate(_ESCAPES)
+
+
+def evidence_lines(alerts: list[dict[str, Any]], limit: int) -> list[str]:
+    """For each alert with an `evidence` annotation (the log lines behind a detection,
+    rules/security/), its last `limit` lines, each escaped to one line: a log line is
+    hostile input and must not move the cursor or recolour the terminal."""
+    out: list[str] = []
+    for a in alerts if limit > 0 else []:
+        text = (a.get("annotations") or {}).get("evidence")
+        if not isinstance(text, str) or not text.strip():
+            continue
+        lines = text.splitlines()
+        labels = ",".join(f"{k}={v}" for k, v in sorted((a.get("labels") or {}).items()))
+        more = f", the last {limit} of {len(lines)}" if len(lines) > limit else ""
+        out.append(
+            f"evidence of {str(a.get('fingerprint'))[:12]} {a.get('rule')} {{{labels}}}{more}:"
+        )
+        out.extend("  " + _one_line(x) for x in lines[-limit:])
+    return out

@@ -8,10 +8,9 @@
     settings  the YAML keys (DETECT_KEYS) -> DetectSettings
     sink      DetectSink: the follower's LineSink (lines(batch), values())
 
-Wiring into the `logtail` collector (engine/collectors/logtail/): in its
-`from_config`, split the collector's settings into the follower's keys and
-`settings.DETECT_KEYS`, parse the latter with `settings.parse`, and when `format`
-or `packs` is given `add_sink(DetectSink(parsed))`; `metric_names` then adds
-`keys` and `totals`. The sink runs in the follower's reader thread, so its CPU
-cost never delays the event loop.
+Wired into the `logtail` collector (engine/collectors/logtail/collector.py): any
+of `settings.DETECT_KEYS` among its settings makes it `add_sink(DetectSink(parse(
+its settings)))`, and its sample gains `keys` and `totals`. The sink runs in the
+follower's reader thread, so its CPU cost never delays the event loop. A rule's
+annotations read the element as `it` (`{{ it.evidence }}`: the lines behind a hit).
 """

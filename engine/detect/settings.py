@@ -2,7 +2,8 @@
 
 The keys below sit beside the follower's own (`paths`, `start`, ...) in the
 collector's mapping; `DETECT_KEYS` names them so the collector can hand exactly
-these to `parse` (schemas/detect.fragment.json is their JSON Schema):
+these to `parse` (config.schema.json's definitions.detect_settings is their JSON
+Schema, also merged into collector_logtail):
 
     format: nginx                 # nginx | apache | combined | sshd
                                   # | {type: json, fields: {ip: client.ip, path: http.path}}
@@ -80,7 +81,8 @@ class DetectSettings:
 
 def parse(raw: Mapping[str, Any]) -> DetectSettings:
     """ValueError whose message starts with the setting's path, for bad settings."""
-    s = SettingsReader("detection", {k: v for k, v in raw.items() if k in DETECT_KEYS}, frozenset())
+    mine = {k: _plain(v) for k, v in raw.items() if k in DETECT_KEYS}
+    s = SettingsReader("detection", mine, frozenset())
     fmt = formats.from_setting(s.get("format", "combined"))
     key = s.string("key", "ip")
     patterns: list[Pattern] = []
@@ -128,6 +130,16 @@ def parse(raw: Mapping[str, Any]) -> DetectSettings:
     _check_field(fmt, key, "key")
     s.done()
     return settings
+
+
+def _plain(v: Any) -> Any:
+    """The loaded config's settings are frozen (tuples, read-only mappings): back to
+    the lists and dicts YAML gave, which is what the readers below check for."""
+    if isinstance(v, Mapping):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, tuple):
+        return [_plain(x) for x in v]
+    return v
 
 
 def _pack_entry(entry: object, where: str) -> tuple[str, tuple[tuple[str, str], ...]]:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import Any, Protocol
 
-from engine.detect.patterns import Matcher, compile_regex, field_text
+from engine.detect.patterns import CACHE_SIZE, CACHE_TEXT, Matcher, compile_regex, field_text
 from engine.detect.settings import DetectSettings
 from engine.detect.windows import (
     KeyState,
@@ -96,6 +96,9 @@ class DetectSink:
             (j, s) for j, s in enumerate(specs) if s.filtered and s.lines == "all"
         )
         self._allow = tuple((f, compile_regex(rx, f"allow.{f}")) for f, rx in settings.allow)
+        # per allow entry, text -> allowed: user agents repeat, and an RE2 call from
+        # Python costs more than the rest of a benign line's work
+        self._allow_seen: tuple[dict[str, bool], ...] = tuple({} for _ in self._allow)
         self._ip_allowed: dict[str, bool] = {}
         self.counts = {"lines": 0, "parsed": 0, "unparsed": 0, "allowed": 0, "unkeyed": 0}
         self.pattern_totals = dict.fromkeys(self._names, 0)
@@ -238,9 +241,18 @@ class DetectSink:
         return got
 
     def _allowed(self, f: dict[str, str], line: str) -> bool:
-        for field, rx in self._allow:
+        for (field, rx), seen in zip(self._allow, self._allow_seen, strict=True):
             text = field_text(f, line, field)
-            if text is not None and rx.search(text) is not None:
+            if text is None:
+                continue
+            got = seen.get(text)
+            if got is None:
+                got = rx.search(text) is not None
+                if len(text) <= CACHE_TEXT:
+                    if len(seen) >= CACHE_SIZE:
+                        seen.clear()
+                    seen[text] = got
+            if got:
                 return True
         return False
 

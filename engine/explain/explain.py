@@ -46,11 +46,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from engine.config.model import Config, Rule
 from engine.explain.condition import ConditionExplainer
 from engine.explain.delivery import DeliveryExplainer
+from engine.explain.evidence import evidence
 from engine.explain.facts import Facts
 from engine.explain.notes import instance_note, rule_notes
 from engine.explain.result import AlertState, Explanation, Instance, UnknownRule
@@ -178,6 +180,9 @@ class _Parts:
         if stale is not None:
             notes.append(stale)
         cond = self.condition.condition(it, fp, note)
+        found = evidence(self.facts, it, fp)
+        if found is not None:
+            cond = replace(cond, evidence=found)
         since_t = None
         if sa is not None:
             since_t = as_number(

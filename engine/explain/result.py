@@ -81,6 +81,9 @@ class Condition:
     policy: str = ""
     check: Check | None = None
     resolve: Check | None = None
+    # a rule over a detecting logtail collector: the patterns and lines behind the
+    # key (engine/explain/evidence.py): {source, hits: {pattern: n}, lines: [...]}
+    evidence: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,7 @@ def render_text(d: Mapping[str, Any]) -> str:
             _render_check(check, lines, 4)
         if cond.get("outcome") in ("no_data", "stale", "error", "gone", "unknown") and not check:
             lines.append(f"  why: {cond.get('message')}")
+        _render_evidence(cond.get("evidence"), lines)
         resolve = cond.get("resolve")
         if resolve:
             lines.append("  resolve_expr:")
@@ -105,3 +106,17 @@ def _render_check(c: Mapping[str, Any], lines: list[str], indent: int, mark: str
         if not k.get("reached", True):
             sym = "· "
         _render_check(k, lines, indent + 2, sym)
+
+
+def _render_evidence(ev: Mapping[str, Any] | None, lines: list[str]) -> None:
+    if not ev:
+        return
+    hits = ev.get("hits") or {}
+    shown = ", ".join(f"{name} {n}" for name, n in hits.items())
+    lines.append(
+        f"  evidence, from {ev.get('source')}:" + (f" patterns hit: {shown}" if shown else "")
+    )
+    for e in ev.get("lines") or []:
+        where = f"{e['path']}@{e['offset']}  " if e.get("path") and "offset" in e else ""
+        pats = f"[{', '.join(e.get('patterns') or [])}] " if e.get("patterns") else ""
+        lines.append(f"    {where}{pats}{e.get('line')}")

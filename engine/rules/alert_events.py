@@ -3,7 +3,8 @@
 One function shared by the daemon (App) and `vigil test` (engine/ruletest/ruletest.py), so
 that what a rule test predicts is what the daemon journals and notifies: each
 transition's record (`Transition.as_journal`), its annotations rendered from the
-rule's templates with the alert's labels and value at that moment, and one
+rule's templates with the alert's labels and value at that moment (and an `each`
+rule's element as `it`), and one
 `template_failed` event before it per annotation that failed to render.
 """
 
@@ -31,7 +32,7 @@ def journal_events(
             errors: list[str] = []
             ev["annotations"] = render_annotations(
                 t.rule.annotations, ev["labels"], ev["value"],
-                rule=t.rule.id, severity=t.rule.severity, errors=errors,
+                rule=t.rule.id, severity=t.rule.severity, errors=errors, it=t.element,
             )  # fmt: skip
             for e in errors:
                 events.append({"event": "template_failed", "rule": t.rule.id, "error": e})

@@ -8,7 +8,7 @@ fingerprint, which replay rebuilds and reload keeps.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -47,6 +47,7 @@ class Transition:
     event: Event
     rule: Rule
     wall: float
+    element: Any = None  # an `each` rule's element: its annotations read it as `it`
 
     def as_journal(self, mono_now: float) -> AlertEvent:
         a = self.event.alert
@@ -351,7 +352,11 @@ class Evaluator:
                 # window functions over `it.x` read this element's own series
                 self.history.record_tree(fp, snap.wall, el)
             scope = base.for_element(el, fp)
-            yield fp, labels, self._result(rule, scope, self.alerts.get(fp) or IDLE)
+            result = self._result(rule, scope, self.alerts.get(fp) or IDLE)
+            if rule.annotations and result.kind == "value":
+                # annotations may read the element (`it.evidence`): the lines behind it
+                result = replace(result, element=el)
+            yield fp, labels, result
 
     def _observe(
         self, rule: Rule, reads: frozenset[str], outcome: Outcome, error: str | None
@@ -401,7 +406,7 @@ class Evaluator:
         if alert is not prev:
             self._keep(fp, alert, events)
         for ev in events:
-            out.append(Transition(ev, rule, snap.wall))
+            out.append(Transition(ev, rule, snap.wall, result.element))
 
     def adopt(self, rules: list[Rule], snap: Snapshot) -> list[Transition]:
         """Take a reloaded rule set. Alerts whose rule and fingerprint still exist keep

@@ -100,6 +100,8 @@ class Result:
     resolve_ok: bool | None = None
     value: Any = None
     error: str | None = None
+    # an `each` rule's element, for its annotations (`it`); never stored in the Alert
+    element: Any = None
 
 
 class Alert(NamedTuple):

@@ -186,9 +186,10 @@ def render_annotations(
     rule: str = "",
     severity: str = "",
     errors: list[str] | None = None,
+    it: Any = None,
 ) -> dict[str, str]:
     """Rendered annotations of one alert. Context: `labels`, `value`, `rule`,
-    `severity`. A failing annotation renders as `<error expanding template: ...>`
+    `severity`, and `it`, the element of an `each` rule (when known). A failing annotation renders as `<error expanding template: ...>`
     (as Prometheus does) and its error is appended to `errors`."""
     out: dict[str, str] = {}
     ctx: dict[str, Any] | None = None
@@ -198,6 +199,8 @@ def render_annotations(
             continue
         if ctx is None:
             ctx = {"labels": dict(labels), "value": value, "rule": rule, "severity": severity}
+            if it is not None:
+                ctx["it"] = it
         try:
             out[k] = render(_ANNOTATIONS.get(text), ctx)
         except RENDER_ERRORS as e:

@@ -92,7 +92,7 @@ def test_the_installed_vigil_validates_tests_and_runs_the_example(
 
     tested = _run(vigil, "test", "rules/tests", cwd=example, timeout=300)
     assert tested.returncode == 0, tested.stdout + tested.stderr
-    assert "tests in 2 file(s) passed" in tested.stdout, tested.stdout
+    assert "tests in 4 file(s) passed" in tested.stdout, tested.stdout
 
     once = _run(vigil, "run", "--once", "-c", cfg, cwd=example, timeout=120)
     assert once.returncode == 0, once.stdout + once.stderr

@@ -10,6 +10,12 @@
       recent_lines: 100       # the newest lines kept for rules to read
       save_interval: 5s       # journal a file's offset at most this often (0s: every pass)
       interval: 1s
+      # parsing and detection (engine/detect/settings.py): any of these keys adds
+      # a DetectSink, and the sample gains `keys` (for `each`) and `totals`
+      format: nginx
+      key: ip
+      packs: [sqli, xss, traversal, cmdi, scanners]
+      windows: {errors_5m: {kind: count, window: 5m, where: {status: ["401", "403"]}}}
 
 When no followed file can be read (permission denied, not a regular file) the
 collector is down (collector_down); a missing file is not an error, it may be
@@ -19,6 +25,7 @@ created later. The sample (what rules read as `logs.lines`, `each: logs.files`):
     files        [{labels: {path}, lines, bytes, truncated, rotations, offset, error}]
     recent       [{path, line}], the newest `recent_lines` lines, oldest first
     sink_errors  line sinks that raised (engine/collectors/logtail/sink.py)
+    keys, totals with detection: one element per key, and totals (engine/detect/sink.py)
 
 Reading runs in a worker thread (OneThread), bounded per pass by bytes and by
 the collector's timeout. A path's offset and counters are one `collector_state`
@@ -44,6 +51,8 @@ from engine.collectors.logtail.follow import Limits
 from engine.collectors.logtail.sink import LineSink, RecentLines
 from engine.collectors.logtail.tailer import STARTS, Tailer
 from engine.config.model import CollectorConfig
+from engine.detect import settings as detect
+from engine.detect.sink import DetectSink
 from engine.errors import CollectorError
 
 MAX_RECENT = 10_000
@@ -59,6 +68,7 @@ class LogtailSettings:
     max_pass_bytes: int
     recent_lines: int
     save_interval: float
+    detect: detect.DetectSettings | None = None
 
 
 class LogtailCollector:
@@ -72,6 +82,8 @@ class LogtailCollector:
         self._recent = RecentLines(settings.recent_lines)
         self._sinks: list[LineSink] = [self._recent]
         limits = Limits(settings.max_line_bytes, settings.batch_bytes)
+        if settings.detect is not None:
+            self._sinks.append(DetectSink(settings.detect))
         self._tailer = Tailer(settings.paths, limits, settings.start, self._sinks)
         self._thread = OneThread()
         self._changes: dict[str, dict[str, Any] | None] = {}
@@ -97,15 +109,17 @@ class LogtailCollector:
             max_pass_bytes=s.size("max_pass_bytes", 64 * 1024 * 1024),
             recent_lines=recent,
             save_interval=s.duration("save_interval", 5.0),
+            detect=detect.parse(config.settings) if _detects(config) else None,
         )
+        for key in detect.DETECT_KEYS:
+            s.has(key)  # read by detect.parse above
         s.done()
         return cls(config, settings)
 
     @classmethod
     def metric_names(cls, config: CollectorConfig) -> frozenset[str] | None:
-        return frozenset(
-            ("lines", "bytes", "truncated", "rotations", "files", "recent", "sink_errors")
-        )
+        names = ("lines", "bytes", "truncated", "rotations", "files", "recent", "sink_errors")
+        return frozenset((*names, "keys", "totals") if _detects(config) else names)
 
     def add_sink(self, sink: LineSink) -> None:
         """Hand every batch of lines to `sink` as well (engine/collectors/logtail/sink.py);
@@ -164,3 +178,8 @@ class LogtailCollector:
         for sink in self._sinks:
             out.update(sink.values())
         return out
+
+
+def _detects(config: CollectorConfig) -> bool:
+    """Detection runs when any of its keys is set (a format alone counts per key)."""
+    return not detect.DETECT_KEYS.isdisjoint(config.settings)

@@ -34,9 +34,10 @@ def test_a_good_logtail_collector_loads(tmp_path: Path) -> None:
     [
         (
             "  - {name: logs, type: logtail, paths: [/x.log], colour: red}\n",
-            "vigil.yaml:5:50: collectors[0].colour: unknown key 'colour' (allowed: batch_bytes, "
-            "enabled, interval, max_line_bytes, max_pass_bytes, name, paths, recent_lines, "
-            "save_interval, start, timeout, type)",
+            "vigil.yaml:5:50: collectors[0].colour: unknown key 'colour' (allowed: allow, "
+            "allow_networks, batch_bytes, enabled, evidence, format, idle, interval, key, "
+            "max_distinct, max_keys, max_line_bytes, max_pass_bytes, max_reported, name, packs, "
+            "paths, patterns, recent_lines, save_interval, start, timeout, type, window, windows)",
         ),
         (
             "  - {name: logs, type: logtail, paths: [/x.log], start: middle}\n",
@@ -55,3 +56,22 @@ def test_a_good_logtail_collector_loads(tmp_path: Path) -> None:
 )
 def test_a_bad_setting_is_one_line_with_its_place(tmp_path: Path, yaml: str, want: str) -> None:
     assert problems(tmp_path, yaml) == [want]
+
+
+def test_detection_keys_add_keys_and_totals_to_what_rules_can_read(tmp_path: Path) -> None:
+    from engine.collectors.logtail.collector import LogtailCollector
+    from engine.config.model import CollectorConfig
+
+    plain = CollectorConfig("web", "logtail", 1.0, 5.0, {"paths": ("/x.log",)})
+    detects = CollectorConfig(
+        "web", "logtail", 1.0, 5.0, {"paths": ("/x.log",), "format": "nginx", "packs": ("sqli",)}
+    )
+    assert "keys" not in (LogtailCollector.metric_names(plain) or ())
+    assert {"keys", "totals"} <= (LogtailCollector.metric_names(detects) or frozenset())
+    # a rule reading web.keys loads only where the collector detects
+    rule = "group: g\nrules:\n  - {id: r, each: web.keys, expr: it.hits.sqli > 2}\n"
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text(rule)
+    cfg = tmp_path / "vigil.yaml"
+    cfg.write_text(HEAD + "  - {name: web, type: logtail, paths: [/x.log], format: nginx}\n")
+    assert ConfigLoader().load(str(cfg)).problems == []

@@ -1,6 +1,6 @@
 """Detection settings: the documented example loads; bad settings give one line naming
-the setting; the JSON Schema fragment (schemas/detect.fragment.json) agrees with
-the parser on every case here, once merged into config.schema.json as documented."""
+the setting; the JSON Schema (config.schema.json, definitions.detect_settings, whose
+properties collector_logtail carries too) agrees with the parser on every case here."""
 
 from __future__ import annotations
 
@@ -20,10 +20,8 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def merged_validator() -> jsonschema.Draft7Validator:
     config = json.loads((ROOT / "schemas" / "config.schema.json").read_text())
-    fragment = json.loads((ROOT / "schemas" / "detect.fragment.json").read_text())
-    definitions = {**config["definitions"], **fragment["definitions"]}
-    jsonschema.Draft7Validator.check_schema(fragment)
-    schema = {"definitions": definitions, "$ref": "#/definitions/detect_settings"}
+    jsonschema.Draft7Validator.check_schema(config)
+    schema = {"definitions": config["definitions"], "$ref": "#/definitions/detect_settings"}
     return jsonschema.Draft7Validator(schema)
 
 
@@ -129,3 +127,10 @@ def test_other_keys_are_left_to_the_follower() -> None:
     # the collector hands its whole mapping; its own keys are not ours to refuse
     s = parse({"paths": ["/var/log/x"], "start": "end", "format": "sshd"})
     assert s.format.name == "sshd"
+
+
+def test_the_logtail_collector_schema_carries_every_detection_key() -> None:
+    definitions = json.loads((ROOT / "schemas" / "config.schema.json").read_text())["definitions"]
+    detect = set(definitions["detect_settings"]["properties"])
+    assert detect == DETECT_KEYS
+    assert detect <= set(definitions["collector_logtail"]["properties"])

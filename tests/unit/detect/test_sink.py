@@ -172,6 +172,20 @@ def test_allowlists_skip_lines() -> None:
     assert [el["ip"] for el in v["keys"]] == ["not-an-ip"]
 
 
+def test_allow_answers_stay_right_for_repeated_and_many_user_agents() -> None:
+    """The allow decision is remembered per text (user agents repeat): the same
+    answers for repeats, for more texts than are remembered, and for long ones."""
+    from engine.detect.patterns import CACHE_SIZE, CACHE_TEXT
+
+    s = sink({"format": "nginx", "allow": {"ua": ["^UptimeRobot/"]}})
+    uas = [f"UptimeRobot/{i}" if i % 3 == 0 else f"Mozilla/{i}" for i in range(CACHE_SIZE + 500)]
+    uas += ["UptimeRobot/" + "x" * CACHE_TEXT, "Mozilla/" + "x" * CACHE_TEXT]
+    for _ in range(2):
+        s.lines(Batch("a", 0, 0, [web("192.0.2.4", "/", ua=ua) for ua in uas]))
+    allowed = sum(1 for ua in uas if ua.startswith("UptimeRobot/"))
+    assert s.values()["totals"]["allowed"] == 2 * allowed
+
+
 def test_pack_allowlist_applies_to_its_patterns_only() -> None:
     s = sink(
         {
