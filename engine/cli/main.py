@@ -26,6 +26,7 @@ COMMANDS = (
     "log",
     "explain",
     "unban",
+    "report",
 )
 
 
@@ -37,7 +38,7 @@ _MODULE_OF = {
         c: "client"
         for c in ("alerts", "ack", "unack", "silence", "silences", "expire", "status", "reload")
     },
-    **{c: c for c in ("run", "validate", "test", "schema", "log", "explain")},
+    **{c: c for c in ("run", "validate", "test", "schema", "log", "explain", "report")},
     "unban": "unban",
     "bans": "unban",
 }

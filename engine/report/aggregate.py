@@ -1,0 +1,234 @@
+"""Episodes and counts from the journal's events, in one pass.
+
+An episode is one alert (fingerprint) from its first `pending` or `firing` to its
+`resolved` (or `inactive`, for one that never fired). An incident is an episode
+that fired. What each event adds:
+
+    pending        opens an episode
+    firing         opens one (if none is open) and sets when it fired
+    resolved       ends it; with no open episode (it fired before the events read),
+                   one that fired at its `firing_since`, else at the scan's start
+    inactive       ends a pending episode (never an incident)
+    acknowledged   the open episode's first acknowledgement
+    escalated      counted for the rule, the alert's team and the routes it went through
+    flapping       counted for the rule
+    notified /     counted once per event for each rule, route and team among the
+    notify_failed  event's alerts; `kind: test` events are not about alerts
+
+The route of a notification is the route index in its group key
+(`channel|route|labels`, engine/notify/keys.py); an alert's routes are those its
+notifications went through. Counts of events are kept for the report's period
+[start, end); incidents and flaps also for the period before it, for the change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from engine.report.scan import Row
+
+__all__ = ["Aggregate", "Episode", "aggregate", "labels_of"]
+
+NONE = "(none)"
+
+
+@dataclass(slots=True)
+class Episode:
+    alert: bytes
+    rule: str
+    team: str
+    labels: Any  # the labels as the journal wrote them (JSON bytes) or a dict: labels_of
+    opened: float
+    firing: float | None = None
+    resolved: float | None = None  # None: still open at the end of the period
+    acked: float | None = None  # the first acknowledgement while open
+
+    def until(self, end: float) -> float:
+        """When it stopped firing, or `end` if it had not."""
+        return self.resolved if self.resolved is not None else end
+
+
+def labels_of(raw: Any) -> dict[str, str]:
+    """An Episode's labels as a dict."""
+    if isinstance(raw, bytes):
+        got = orjson.loads(raw)
+        return got if isinstance(got, dict) else {}
+    return dict(raw)
+
+
+@dataclass(slots=True)
+class Counts:
+    """Per-name counts of the period's events."""
+
+    notifications: dict[str, int] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+    off_hours: dict[str, int] = field(default_factory=dict)
+    sleep_hours: dict[str, int] = field(default_factory=dict)
+    escalations: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Aggregate:
+    start: float
+    end: float
+    incidents: list[Episode] = field(default_factory=list)  # fired, any time before end
+    flaps: dict[str, int] = field(default_factory=dict)
+    previous_flaps: dict[str, int] = field(default_factory=dict)
+    routes: dict[bytes, set[str]] = field(default_factory=dict)  # alert -> route names
+    by_rule: Counts = field(default_factory=Counts)
+    by_route: Counts = field(default_factory=Counts)
+    by_team: Counts = field(default_factory=Counts)
+    notifications: int = 0
+    failures: int = 0
+    off_hours: int = 0
+    sleep_hours: int = 0
+    escalations: int = 0
+    # notifications sent per bucket of the period (index: whole buckets since start)
+    sent_per_bucket: dict[int, int] = field(default_factory=dict)
+
+
+def _bump(d: dict[str, int], key: str) -> None:
+    d[key] = d.get(key, 0) + 1
+
+
+class _Names:
+    """bytes -> str, each decoded once (rule ids, routes and teams recur all year)."""
+
+    def __init__(self, team_label: str) -> None:
+        self.rules: dict[bytes | None, str] = {None: NONE}
+        self.routes: dict[bytes, str] = {}
+        self.teams: dict[bytes, str] = {}
+        self.team_label = team_label
+
+    def rule(self, b: bytes | None) -> str:
+        r = self.rules.get(b)
+        if r is None:
+            r = self.rules[b] = b.decode("utf-8", "replace") if b is not None else NONE
+        return r
+
+    def route(self, b: bytes) -> str:
+        r = self.routes.get(b)
+        if r is None:
+            r = self.routes[b] = "#" + b.decode("ascii", "replace")
+        return r
+
+    def team(self, labels: Any) -> str:
+        if isinstance(labels, bytes):
+            t = self.teams.get(labels)
+            if t is None:
+                t = self.teams[labels] = str(labels_of(labels).get(self.team_label, NONE))
+            return t
+        return str(labels.get(self.team_label, NONE))
+
+
+def aggregate(
+    rows: Iterable[Row],
+    *,
+    scan_start: float,
+    start: float,
+    end: float,
+    team_label: str = "team",
+    off_hours: Any = None,
+    sleep_hours: Any = None,
+    bucket: float = 86400.0,
+) -> Aggregate:
+    """One pass over scan's rows in journal order, from scan_start (<= start, the
+    previous period's start) to end. `off_hours`/`sleep_hours`: callables t -> bool."""
+    agg = Aggregate(start, end)
+    names = _Names(team_label)
+    open_: dict[bytes, Episode] = {}
+    known: dict[bytes, tuple[str, str]] = {}  # alert -> (rule, team)
+    by_rule, by_route, by_team = agg.by_rule, agg.by_route, agg.by_team
+    for t, kind, a, b, labels, since in rows:
+        if kind == b"notified" or kind == b"notify_failed":
+            if t < start:
+                continue
+            ok = kind == b"notified"
+            route = names.route(b)
+            rules: set[str] = set()
+            teams: set[str] = set()
+            for fp in a:
+                rs = agg.routes.get(fp)
+                if rs is None:
+                    rs = agg.routes[fp] = set()
+                rs.add(route)
+                k = known.get(fp)
+                if k is not None:
+                    rules.add(k[0])
+                    teams.add(k[1])
+            if not ok:
+                agg.failures += 1
+                for counts, group in ((by_rule, rules), (by_route, (route,)), (by_team, teams)):
+                    for name in group:
+                        _bump(counts.failures, name)
+                continue
+            off = off_hours is not None and off_hours(t)
+            sleep = sleep_hours is not None and sleep_hours(t)
+            for counts, group in ((by_rule, rules), (by_route, (route,)), (by_team, teams)):
+                for name in group:
+                    _bump(counts.notifications, name)
+                    if off:
+                        _bump(counts.off_hours, name)
+                    if sleep:
+                        _bump(counts.sleep_hours, name)
+            agg.notifications += 1
+            agg.off_hours += off
+            agg.sleep_hours += sleep
+            d = int((t - start) // bucket)
+            agg.sent_per_bucket[d] = agg.sent_per_bucket.get(d, 0) + 1
+            continue
+        if kind == b"acknowledged":
+            ep = open_.get(a)
+            if ep is not None and ep.acked is None:
+                ep.acked = t
+            continue
+        rule = names.rule(b)
+        if kind == b"escalated":
+            if t >= start:
+                agg.escalations += 1
+                _bump(by_rule.escalations, rule)
+                k = known.get(a)
+                if k is not None:
+                    _bump(by_team.escalations, k[1])
+                for r in agg.routes.get(a, ()):
+                    _bump(by_route.escalations, r)
+            continue
+        if kind == b"flapping":
+            _bump(agg.flaps if t >= start else agg.previous_flaps, rule)
+            continue
+        ep = open_.get(a)
+        if kind == b"pending":
+            if ep is None:
+                team = names.team(labels)
+                known[a] = (rule, team)
+                open_[a] = Episode(a, rule, team, labels, t)
+        elif kind == b"firing":
+            if ep is None:
+                team = names.team(labels)
+                known[a] = (rule, team)
+                ep = open_[a] = Episode(a, rule, team, labels, t)
+            if ep.firing is None:
+                ep.firing = t
+        elif kind == b"resolved":
+            if ep is None:
+                team = names.team(labels)
+                known[a] = (rule, team)
+                # it fired before the events read: when its event says, else at their start
+                began = since if since is not None and since < t else scan_start
+                ep = Episode(a, rule, team, labels, began, began)
+            elif ep.firing is None:
+                ep.firing = ep.opened  # resolved without a firing event: it fired
+            ep.resolved = t
+            agg.incidents.append(ep)
+            del open_[a]
+        elif kind == b"inactive" and ep is not None:
+            if ep.firing is not None:
+                ep.resolved = t
+                agg.incidents.append(ep)
+            del open_[a]
+    agg.incidents.extend(ep for ep in open_.values() if ep.firing is not None)
+    return agg

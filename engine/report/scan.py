@@ -1,0 +1,190 @@
+"""The journal events a report needs, read fast: whole segments in large blocks,
+lines outside the time range or of kinds the report ignores skipped unparsed.
+
+A year of a busy daemon is a million lines; engine/journal/reader.py's
+iter_events parses and checks every one of them, which alone takes longer than
+the report may. Here the kind and the timestamp are read from the line's fixed
+head (every line starts `{"v":1,"seq":N,"ts":"...","event":"..."`), and only the
+lines kept are checksummed and parsed. A kept line that fails its checksum is
+an error (as for every reader): a report never counts damaged data.
+"""
+
+from __future__ import annotations
+
+import calendar
+import os
+import re
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from engine.journal.files import list_segments, segment_edges
+from engine.journal.lines import corrupt
+
+__all__ = ["KINDS", "Row", "scan"]
+
+# the kinds a report reads; every other line is skipped without parsing
+KINDS = frozenset(
+    {
+        b"pending",
+        b"firing",
+        b"resolved",
+        b"inactive",
+        b"flapping",
+        b"acknowledged",
+        b"escalated",
+        b"notified",
+        b"notify_failed",
+    }
+)
+# one line of a kept kind, with the journal's fixed head and the checksum at the end
+_LINE = re.compile(
+    rb'\{"v":1,"seq":\d+,"ts":"((\d{4}-\d\d-\d\dT\d\d):(\d\d):(\d\d\.\d{3})Z)","event":"('
+    + b"|".join(sorted(KINDS))
+    + rb')",[^\n]*"crc":"([0-9a-f]{8})"\}\n'
+)
+# the fields each kind starts with, in the order the builders write them
+# (engine/common/records.py: the format is a contract); text with escapes, or a
+# line written some other way, is parsed whole instead
+_ALERT = re.compile(rb'"alert":"([^"\\]*)","rule":"([^"\\]*)","labels":(\{[^{}\n]*\})')
+_ACK = re.compile(rb'"alert":"([^"\\]*)"')
+_ESCALATED = re.compile(rb'"alert":"([^"\\]*)","rule":"([^"\\]*)"')
+_NOTIFIED = re.compile(
+    rb'"channel":"[^"\\]*","key":"(?:[^"\\\n]|\\.)*","alerts":\[([^\]\n]*)\],'
+    rb'"status":"[^"\\]*","group_key":"[^"|\\]*\|(-?\d+)\|'
+)
+_SINCE = re.compile(rb'"firing_since":(\d+(?:\.\d+)?)[,}]')
+_BLOCK = 8 << 20
+_CRC_AT = -18  # `,"crc":"xxxxxxxx"}`
+
+# (epoch, kind, a, b, labels, since):
+#   alert kinds      fp, rule, labels (raw JSON bytes or a dict), firing_since (resolved)
+#   acknowledged     fp
+#   escalated        fp, rule
+#   notified/failed  tuple of fps, route index (bytes); a test notification is dropped
+Row = tuple[float, bytes, Any, Any, Any, Any]
+
+_hours: dict[bytes, int] = {}
+
+
+def _hour(h: bytes) -> int:
+    """Epoch of an hour `2026-11-22T20` of a journal timestamp, cached (a year has
+    8,760 of them)."""
+    base = calendar.timegm((int(h[0:4]), int(h[5:7]), int(h[8:10]), int(h[11:13]), 0, 0, 0, 0, 0))
+    _hours[h] = base
+    return base
+
+
+def _blocks(path: str, active: bool) -> Iterator[tuple[int, bytes]]:
+    """(offset, whole lines) of a segment, read in large blocks."""
+    with open(path, "rb") as f:
+        rest = b""
+        offset = 0
+        while True:
+            block = f.read(_BLOCK)
+            if not block:
+                break
+            data = rest + block if rest else block
+            cut = data.rfind(b"\n") + 1
+            rest = data[cut:]
+            yield offset, data[:cut]
+            offset += cut
+        if rest and not active:
+            raise corrupt(path, offset, "incomplete final line")
+        # an active segment's unfinished line is a write in progress: not yet an event
+
+
+def _slow(line: bytes, kind: bytes) -> tuple[Any, Any, Any, Any] | None:
+    """The fields of a line the patterns did not read (escapes, another layout)."""
+    ev = orjson.loads(line)
+    if kind in (b"notified", b"notify_failed"):
+        if ev.get("kind") == "test":
+            return None
+        gk = str(ev.get("group_key", "")).split("|", 2)
+        route = gk[1].encode() if len(gk) == 3 else b"?"
+        return tuple(str(a).encode() for a in ev.get("alerts") or ()), route, None, None
+    fp, rule = ev.get("alert"), ev.get("rule")
+    if not isinstance(fp, str):
+        return None
+    labels = ev.get("labels")
+    since = ev.get("firing_since")
+    return (
+        fp.encode(),
+        rule.encode() if isinstance(rule, str) else None,
+        labels if isinstance(labels, dict) else {},
+        since if isinstance(since, int | float) else None,
+    )
+
+
+def scan(data_dir: str, start: str, end: str) -> Iterator[Row]:
+    """Every event of KINDS with start <= ts < end (journal timestamps), oldest
+    first, as Rows. Raises JournalError on a kept line whose checksum fails."""
+    lo, hi = start.encode(), end.encode()
+    for seg in list_segments(os.fspath(data_dir)):
+        if not seg.active:
+            _first, _last, last_ts, _size = segment_edges(seg.path)
+            if last_ts is not None and last_ts < start:
+                continue  # wholly before the range
+        try:
+            for offset, block in _blocks(seg.path, seg.active):
+                yield from _rows(seg.path, offset, block, lo, hi)
+        except FileNotFoundError:
+            continue  # rotated or compacted under us; a report is a snapshot in time
+
+
+def _rows(path: str, offset: int, block: bytes, lo: bytes, hi: bytes) -> Iterator[Row]:
+    view = memoryview(block)
+    crc32 = zlib.crc32
+    hours = _hours
+    for m in _LINE.finditer(block):
+        ts, hour, minute, second, kind, crc = m.group(1, 2, 3, 4, 5, 6)
+        if ts < lo or ts >= hi:
+            continue
+        a, b = m.span()
+        if a and block[a - 1] != 10:
+            continue  # the same text nested inside another line (an audit's details)
+        if crc32(view[a : b + _CRC_AT - 1]) != int(crc, 16):
+            raise corrupt(path, offset + a, "checksum mismatch")
+        at = m.end(5) + 2
+        base = hours.get(hour)
+        if base is None:
+            base = _hour(hour)
+        t = base + int(minute) * 60 + float(second)
+        if kind == b"notified" or kind == b"notify_failed":
+            f = _NOTIFIED.match(block, at)
+            if f is not None:
+                alerts = f.group(1)
+                if alerts:
+                    yield t, kind, tuple(alerts[1:-1].split(b'","')), f.group(2), None, None
+                    continue
+                if block.find(b'"kind":"test"', at, b) >= 0:
+                    continue
+                yield t, kind, (), f.group(2), None, None
+                continue
+        elif kind == b"acknowledged":
+            f = _ACK.match(block, at)
+            if f is not None:
+                yield t, kind, f.group(1), None, None, None
+                continue
+        elif kind == b"escalated":
+            f = _ESCALATED.match(block, at)
+            if f is not None:
+                yield t, kind, f.group(1), f.group(2), None, None
+                continue
+        else:
+            f = _ALERT.match(block, at)
+            if f is not None:
+                since = None
+                if kind == b"resolved":
+                    s = _SINCE.search(block, f.end(), b)
+                    since = float(s.group(1)) if s is not None else None
+                yield t, kind, f.group(1), f.group(2), f.group(3), since
+                continue
+        try:
+            got = _slow(block[a : b - 1], kind)
+        except orjson.JSONDecodeError:
+            raise corrupt(path, offset + a, "not valid JSON") from None
+        if got is not None:
+            yield (t, kind, *got)
