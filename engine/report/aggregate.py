@@ -7,7 +7,7 @@ that fired. What each event adds:
     pending        opens an episode
     firing         opens one (if none is open) and sets when it fired
     resolved       ends it; with no open episode (it fired before the events read),
-                   one that fired at its `firing_since`, else at the scan's start
+                   one that fired at its `firing_since`, else at an unknown time
     inactive       ends a pending episode (never an incident)
     acknowledged   the open episode's first acknowledgement
     escalated      counted for the rule, the alert's team and the routes it went through
@@ -23,6 +23,7 @@ notifications went through. Counts of events are kept for the report's period
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,7 +129,6 @@ class _Names:
 def aggregate(
     rows: Iterable[Row],
     *,
-    scan_start: float,
     start: float,
     end: float,
     team_label: str = "team",
@@ -136,8 +136,8 @@ def aggregate(
     sleep_hours: Any = None,
     bucket: float = 86400.0,
 ) -> Aggregate:
-    """One pass over scan's rows in journal order, from scan_start (<= start, the
-    previous period's start) to end. `off_hours`/`sleep_hours`: callables t -> bool."""
+    """One pass over scan's rows in journal order, from the previous period's start
+    to end. `off_hours`/`sleep_hours`: callables t -> bool."""
     agg = Aggregate(start, end)
     names = _Names(team_label)
     open_: dict[bytes, Episode] = {}
@@ -217,8 +217,9 @@ def aggregate(
             if ep is None:
                 team = names.team(labels)
                 known[a] = (rule, team)
-                # it fired before the events read: when its event says, else at their start
-                began = since if since is not None and since < t else scan_start
+                # it fired before the events read: when its event says, else at an
+                # unknown time before them (counted in no period, firing from their start)
+                began = since if since is not None and since < t else -math.inf
                 ep = Episode(a, rule, team, labels, began, began)
             elif ep.firing is None:
                 ep.firing = ep.opened  # resolved without a firing event: it fired

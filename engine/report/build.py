@@ -48,7 +48,6 @@ def make_report(
         o = replace(o, maintenance_spans=spans(iv[o.maintenance], o.since, o.until))
     agg = aggregate(
         scan(data_dir, format_ts(scan_start), format_ts(o.until)),
-        scan_start=scan_start,
         start=o.since,
         end=o.until,
         team_label=o.team_label,
