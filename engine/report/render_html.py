@@ -17,23 +17,24 @@ _CSS = """
 :root{--fg:#1d2330;--muted:#5b6475;--line:#d9dde5;--bg:#fff;--accent:#2f6fdf;--prev:#b7c2d6}
 *{box-sizing:border-box}
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);
- background:var(--bg);margin:0 auto;padding:24px;max-width:1200px}
+ background:var(--bg);margin:0 auto;padding:24px;max-width:1400px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid var(--line);padding-bottom:4px}
 .muted{color:var(--muted)}
-.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:10px;margin:16px 0}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(150px,100%),1fr));gap:10px;margin:16px 0}
 .card{border:1px solid var(--line);border-radius:6px;padding:10px 12px}
 .card b{display:block;font-size:20px}
 .card span{color:var(--muted);font-size:12px}
 .wrap{overflow-x:auto}
 table{border-collapse:collapse;width:100%;font-size:13px}
-th,td{border-bottom:1px solid var(--line);padding:4px 8px;text-align:right;white-space:nowrap}
-th{background:#f3f5f9;font-weight:600}
+th,td{border-bottom:1px solid var(--line);padding:4px 6px;text-align:right;white-space:nowrap}
+th{background:#f3f5f9;font-weight:600;white-space:normal;vertical-align:bottom}
 th:first-child,td:first-child{text-align:left;white-space:normal}
-.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(340px,1fr));gap:16px}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(340px,100%),1fr));gap:16px}
 figure{margin:0}figcaption{font-size:12px;color:var(--muted)}
 svg{width:100%;height:auto}
 svg text{font:11px system-ui,sans-serif;fill:var(--muted)}
 svg .bar{fill:var(--accent)}svg .prev{fill:var(--prev)}svg .axis{stroke:var(--line)}
+@media (max-width:480px){body{padding:12px}}
 @media print{
  body{padding:0;max-width:none;font-size:10pt}
  .wrap{overflow:visible}
@@ -100,8 +101,16 @@ def render_html(report: Mapping[str, Any]) -> str:
         f'<p class="muted">{escape(" · ".join(summary_lines(report, 0)[1:]))}</p>',
         _cards(report),
         '<div class="charts">',
-        bars(s["incidents"], f"Incidents per {unit}", "incidents"),
-        bars(s["notifications"], f"Notifications sent per {unit}", "notifications"),
+        bars(
+            s["incidents"], f"Incidents per {unit}", "incidents", p["since"][:10], p["until"][:10]
+        ),
+        bars(
+            s["notifications"],
+            f"Notifications per {unit}",
+            "notifications",
+            p["since"][:10],
+            p["until"][:10],
+        ),
         hbars(
             [(n["rule"], n["incidents"], n["previous"]) for n in report["noisiest"]],
             "Noisiest rules: incidents, this period (blue) and the previous one (grey)",

@@ -7,7 +7,7 @@ from html import escape
 
 __all__ = ["bars", "hbars"]
 
-W, H, PAD = 600, 180, 28
+W, H, PAD = 420, 170, 28
 
 
 def _nice_max(v: int) -> int:
@@ -17,7 +17,7 @@ def _nice_max(v: int) -> int:
     return v
 
 
-def bars(values: Sequence[int], caption: str, what: str) -> str:
+def bars(values: Sequence[int], caption: str, what: str, first: str, last: str) -> str:
     """A column chart of `values` (one per bucket of the period)."""
     top = _nice_max(max(values, default=0))
     n = max(1, len(values))
@@ -38,8 +38,8 @@ def bars(values: Sequence[int], caption: str, what: str) -> str:
         f'<line class="axis" x1="{PAD}" y1="{PAD}" x2="{W - 8}" y2="{PAD}"/>'
         f'<text x="{PAD - 4}" y="{PAD + 4}" text-anchor="end">{top}</text>'
         f'<text x="{PAD - 4}" y="{PAD + inner_h + 4}" text-anchor="end">0</text>'
-        f'<text x="{PAD}" y="{H - 8}">start</text>'
-        f'<text x="{W - 8}" y="{H - 8}" text-anchor="end">end</text>'
+        f'<text x="{PAD}" y="{H - 8}">{escape(first)}</text>'
+        f'<text x="{W - 8}" y="{H - 8}" text-anchor="end">{escape(last)}</text>'
     )
     return (
         f'<figure><svg viewBox="0 0 {W} {H}" role="img" aria-label="{escape(caption)}">'
@@ -51,14 +51,14 @@ def hbars(items: Sequence[tuple[str, int, int]], caption: str) -> str:
     """Horizontal bars: (name, this period, previous period) each."""
     if not items:
         return f'<figure><p class="muted">no incidents</p><figcaption>{escape(caption)}</figcaption></figure>'
-    row, label_w = 22, 180
+    row, label_w = 22, 150
     h = row * len(items) + 10
     top = _nice_max(max(max(a, b) for _, a, b in items))
     inner = W - label_w - 40
     out = []
     for i, (name, now, before) in enumerate(items):
         y = 5 + i * row
-        short = name if len(name) <= 28 else name[:27] + "…"
+        short = name if len(name) <= 22 else name[:21] + "…"
         out.append(f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end">{escape(short)}</text>')
         out.append(
             f'<rect class="prev" x="{label_w}" y="{y + 12}" width="{inner * before / top:.2f}" height="6">'
