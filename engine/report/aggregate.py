@@ -90,6 +90,7 @@ class Aggregate:
     escalations: int = 0
     # notifications sent per bucket of the period (index: whole buckets since start)
     sent_per_bucket: dict[int, int] = field(default_factory=dict)
+    seen: set[bytes] = field(default_factory=set)  # every alert with an event read
 
 
 def _bump(d: dict[str, int], key: str) -> None:
@@ -225,11 +226,12 @@ def aggregate(
                 ep.firing = ep.opened  # resolved without a firing event: it fired
             ep.resolved = t
             agg.incidents.append(ep)
-            del open_[a]
+            open_.pop(a, None)
         elif kind == b"inactive" and ep is not None:
             if ep.firing is not None:
                 ep.resolved = t
                 agg.incidents.append(ep)
             del open_[a]
     agg.incidents.extend(ep for ep in open_.values() if ep.firing is not None)
+    agg.seen = set(known)
     return agg

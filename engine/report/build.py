@@ -14,6 +14,7 @@ from typing import Any
 from engine.config.model import TimeInterval
 from engine.journal.format import format_ts
 from engine.report.aggregate import aggregate
+from engine.report.before import firing_throughout
 from engine.report.metrics import Options, build
 from engine.report.scan import scan
 from engine.report.spans import inside, spans
@@ -55,6 +56,7 @@ def make_report(
         sleep_hours=_member(iv, o.sleep_hours, o.since, o.until),
         bucket=o.bucket,
     )
+    agg.incidents += firing_throughout(data_dir, scan_start, o.until, agg.seen, o.team_label)
     return build(agg, o)
 
 
