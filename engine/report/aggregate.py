@@ -79,7 +79,9 @@ class Aggregate:
     incidents: list[Episode] = field(default_factory=list)  # fired, any time before end
     flaps: dict[str, int] = field(default_factory=dict)
     previous_flaps: dict[str, int] = field(default_factory=dict)
-    routes: dict[bytes, set[str]] = field(default_factory=dict)  # alert -> route names
+    # alert -> its route's name, or a set of them when it went through several
+    # (a set per alert would be most of the memory of a year's report)
+    routes: dict[bytes, str | set[str]] = field(default_factory=dict)
     by_rule: Counts = field(default_factory=Counts)
     by_route: Counts = field(default_factory=Counts)
     by_team: Counts = field(default_factory=Counts)
@@ -90,7 +92,14 @@ class Aggregate:
     escalations: int = 0
     # notifications sent per bucket of the period (index: whole buckets since start)
     sent_per_bucket: dict[int, int] = field(default_factory=dict)
-    seen: set[bytes] = field(default_factory=set)  # every alert with an event read
+    # every alert with an event read -> its latest episode
+    seen: dict[bytes, Episode] = field(default_factory=dict)
+
+    def routes_of(self, fp: bytes) -> tuple[str, ...]:
+        rs = self.routes.get(fp)
+        if rs is None:
+            return ()
+        return (rs,) if isinstance(rs, str) else tuple(sorted(rs))
 
 
 def _bump(d: dict[str, int], key: str) -> None:
@@ -142,8 +151,9 @@ def aggregate(
     agg = Aggregate(start, end)
     names = _Names(team_label)
     open_: dict[bytes, Episode] = {}
-    known: dict[bytes, tuple[str, str]] = {}  # alert -> (rule, team)
+    known = agg.seen
     by_rule, by_route, by_team = agg.by_rule, agg.by_route, agg.by_team
+    routes = agg.routes
     for t, kind, a, b, labels, since in rows:
         if kind == b"notified" or kind == b"notify_failed":
             if t < start:
@@ -153,14 +163,17 @@ def aggregate(
             rules: set[str] = set()
             teams: set[str] = set()
             for fp in a:
-                rs = agg.routes.get(fp)
+                rs = routes.get(fp)
                 if rs is None:
-                    rs = agg.routes[fp] = set()
-                rs.add(route)
+                    routes[fp] = route
+                elif isinstance(rs, set):
+                    rs.add(route)
+                elif rs != route:
+                    routes[fp] = {rs, route}
                 k = known.get(fp)
                 if k is not None:
-                    rules.add(k[0])
-                    teams.add(k[1])
+                    rules.add(k.rule)
+                    teams.add(k.team)
             if not ok:
                 agg.failures += 1
                 for counts, group in ((by_rule, rules), (by_route, (route,)), (by_team, teams)):
@@ -194,8 +207,8 @@ def aggregate(
                 _bump(by_rule.escalations, rule)
                 k = known.get(a)
                 if k is not None:
-                    _bump(by_team.escalations, k[1])
-                for r in agg.routes.get(a, ()):
+                    _bump(by_team.escalations, k.team)
+                for r in agg.routes_of(a):
                     _bump(by_route.escalations, r)
             continue
         if kind == b"flapping":
@@ -204,24 +217,18 @@ def aggregate(
         ep = open_.get(a)
         if kind == b"pending":
             if ep is None:
-                team = names.team(labels)
-                known[a] = (rule, team)
-                open_[a] = Episode(a, rule, team, labels, t)
+                known[a] = open_[a] = Episode(a, rule, names.team(labels), labels, t)
         elif kind == b"firing":
             if ep is None:
-                team = names.team(labels)
-                known[a] = (rule, team)
-                ep = open_[a] = Episode(a, rule, team, labels, t)
+                ep = known[a] = open_[a] = Episode(a, rule, names.team(labels), labels, t)
             if ep.firing is None:
                 ep.firing = t
         elif kind == b"resolved":
             if ep is None:
-                team = names.team(labels)
-                known[a] = (rule, team)
                 # it fired before the events read: when its event says, else at an
                 # unknown time before them (counted in no period, firing from their start)
                 began = since if since is not None and since < t else -math.inf
-                ep = Episode(a, rule, team, labels, began, began)
+                ep = known[a] = Episode(a, rule, names.team(labels), labels, began, began)
             elif ep.firing is None:
                 ep.firing = ep.opened  # resolved without a firing event: it fired
             ep.resolved = t
@@ -233,5 +240,4 @@ def aggregate(
                 agg.incidents.append(ep)
             del open_[a]
     agg.incidents.extend(ep for ep in open_.values() if ep.firing is not None)
-    agg.seen = set(known)
     return agg

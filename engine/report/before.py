@@ -12,7 +12,7 @@ takes from availability, and is an incident of no period.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from typing import Any
 
 from engine.journal.format import format_ts
@@ -46,14 +46,14 @@ def _later(data_dir: str, until: float) -> Iterator[tuple[bytes, str, Any, float
 
 
 def firing_throughout(
-    data_dir: str, since: float, until: float, seen: set[bytes], team_label: str
+    data_dir: str, since: float, until: float, seen: Container[bytes], team_label: str
 ) -> list[Episode]:
     """Episodes of alerts not in `seen` (every alert with an event in the window
     read) that began firing before `since` and still fired at `until`."""
     out: list[Episode] = []
-    done = set(seen)
+    done: set[bytes] = set()
     for fp, rule, labels, began in _later(data_dir, until):
-        if fp in done:
+        if fp in seen or fp in done:
             continue
         done.add(fp)  # the first word after the window is the one that counts
         if began < since:

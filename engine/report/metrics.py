@@ -208,7 +208,7 @@ def build(agg: Aggregate, o: Options) -> dict[str, Any]:
     before_count: dict[str, int] = {}
     every: list[_Inc] = []
     previous = o.since - (o.until - o.since)
-    none = {NONE}
+    none = (NONE,)
     for e in sorted(agg.incidents, key=lambda e: (e.firing, e.alert)):
         f = e.firing
         assert f is not None
@@ -222,7 +222,7 @@ def build(agg: Aggregate, o: Options) -> dict[str, Any]:
         now_count[e.rule] = now_count.get(e.rule, 0) + x[2]
         by_rule.setdefault(e.rule, []).append(x)
         by_team.setdefault(e.team, []).append(x)
-        for r in agg.routes.get(e.alert, none):
+        for r in agg.routes_of(e.alert) or none:
             by_route.setdefault(r, []).append(x)
     total = _row("all", every, _totals(agg), o)
     del total["name"]

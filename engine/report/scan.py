@@ -39,21 +39,25 @@ KINDS = frozenset(
         b"notify_failed",
     }
 )
-# one line of a kept kind, with the journal's fixed head and the checksum at the end
+# One line of a kept kind: the journal's fixed head, then the fields each kind
+# starts with, in the order the builders write them (engine/common/records.py: the
+# format is a contract), then the checksum at the end. A kept line the specific
+# branches miss (text with escapes, another layout) takes the last branch and is
+# parsed whole instead.
+_S = rb'[^"\\\n]*'
 _LINE = re.compile(
-    rb'\{"v":1,"seq":\d+,"ts":"((\d{4}-\d\d-\d\dT\d\d):(\d\d):(\d\d\.\d{3})Z)","event":"('
-    + b"|".join(sorted(KINDS))
-    + rb')",[^\n]*"crc":"([0-9a-f]{8})"\}\n'
-)
-# the fields each kind starts with, in the order the builders write them
-# (engine/common/records.py: the format is a contract); text with escapes, or a
-# line written some other way, is parsed whole instead
-_ALERT = re.compile(rb'"alert":"([^"\\]*)","rule":"([^"\\]*)","labels":(\{[^{}\n]*\})')
-_ACK = re.compile(rb'"alert":"([^"\\]*)"')
-_ESCALATED = re.compile(rb'"alert":"([^"\\]*)","rule":"([^"\\]*)"')
-_NOTIFIED = re.compile(
-    rb'"channel":"[^"\\]*","key":"(?:[^"\\\n]|\\.)*","alerts":\[([^\]\n]*)\],'
-    rb'"status":"[^"\\]*","group_key":"[^"|\\]*\|(-?\d+)\|'
+    rb'\{"v":1,"seq":\d+,"ts":"((\d{4}-\d\d-\d\dT\d\d):(\d\d):(\d\d\.\d{3})Z)","event":"(?:'
+    rb'(pending|firing|resolved|inactive|flapping)","alert":"('
+    + _S
+    + rb')","rule":"('
+    + _S
+    + rb')","labels":(\{[^{}\n]*\})'
+    rb'|(notified|notify_failed)","channel":"' + _S + rb'","key":"(?:[^"\\\n]|\\.)*",'
+    rb'"alerts":\[([^\]\n]*)\],"status":"' + _S + rb'","group_key":"[^"|\\\n]*\|(-?\d+)\|'
+    rb'|(acknowledged)","alert":"(' + _S + rb')"'
+    rb'|(escalated)","alert":"(' + _S + rb')","rule":"(' + _S + rb')"'
+    rb"|(" + b"|".join(sorted(KINDS)) + rb')"'
+    rb')[^\n]*"crc":"([0-9a-f]{8})"\}\n'
 )
 _SINCE = re.compile(rb'"firing_since":(\d+(?:\.\d+)?)[,}]')
 _BLOCK = 8 << 20
@@ -139,7 +143,8 @@ def _rows(path: str, offset: int, block: bytes, lo: bytes, hi: bytes) -> Iterato
     crc32 = zlib.crc32
     hours = _hours
     for m in _LINE.finditer(block):
-        ts, hour, minute, second, kind, crc = m.group(1, 2, 3, 4, 5, 6)
+        (ts, hour, minute, second, alert, fp, rule, labels, sent, fps, route,
+         ack, ack_fp, esc, esc_fp, esc_rule, other, crc) = m.groups()  # fmt: skip
         if ts < lo or ts >= hi:
             continue
         a, b = m.span()
@@ -147,44 +152,29 @@ def _rows(path: str, offset: int, block: bytes, lo: bytes, hi: bytes) -> Iterato
             continue  # the same text nested inside another line (an audit's details)
         if crc32(view[a : b + _CRC_AT - 1]) != int(crc, 16):
             raise corrupt(path, offset + a, "checksum mismatch")
-        at = m.end(5) + 2
         base = hours.get(hour)
         if base is None:
             base = _hour(hour)
         t = base + int(minute) * 60 + float(second)
-        if kind == b"notified" or kind == b"notify_failed":
-            f = _NOTIFIED.match(block, at)
-            if f is not None:
-                alerts = f.group(1)
-                if alerts:
-                    yield t, kind, tuple(alerts[1:-1].split(b'","')), f.group(2), None, None
-                    continue
-                if block.find(b'"kind":"test"', at, b) >= 0:
-                    continue
-                yield t, kind, (), f.group(2), None, None
-                continue
-        elif kind == b"acknowledged":
-            f = _ACK.match(block, at)
-            if f is not None:
-                yield t, kind, f.group(1), None, None, None
-                continue
-        elif kind == b"escalated":
-            f = _ESCALATED.match(block, at)
-            if f is not None:
-                yield t, kind, f.group(1), f.group(2), None, None
-                continue
+        if sent is not None:
+            if fps:
+                yield t, sent, tuple(fps[1:-1].split(b'","')), route, None, None
+            elif block.find(b'"kind":"test"', a, b) < 0:
+                yield t, sent, (), route, None, None
+        elif alert is not None:
+            since = None
+            if alert == b"resolved":
+                s = _SINCE.search(block, m.end(8), b)
+                since = float(s.group(1)) if s is not None else None
+            yield t, alert, fp, rule, labels, since
+        elif ack is not None:
+            yield t, ack, ack_fp, None, None, None
+        elif esc is not None:
+            yield t, esc, esc_fp, esc_rule, None, None
         else:
-            f = _ALERT.match(block, at)
-            if f is not None:
-                since = None
-                if kind == b"resolved":
-                    s = _SINCE.search(block, f.end(), b)
-                    since = float(s.group(1)) if s is not None else None
-                yield t, kind, f.group(1), f.group(2), f.group(3), since
-                continue
-        try:
-            got = _slow(block[a : b - 1], kind)
-        except orjson.JSONDecodeError:
-            raise corrupt(path, offset + a, "not valid JSON") from None
-        if got is not None:
-            yield (t, kind, *got)
+            try:
+                got = _slow(block[a : b - 1], other)
+            except orjson.JSONDecodeError:
+                raise corrupt(path, offset + a, "not valid JSON") from None
+            if got is not None:
+                yield (t, other, *got)
