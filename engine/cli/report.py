@@ -14,9 +14,9 @@ import sys
 import time
 from collections.abc import Mapping
 
-from engine.cli.log import UsageError, data_dir_of
 from engine.common.durations import parse_duration
 from engine.config.model import Config, TimeInterval
+from engine.errors import VigilError
 from engine.journal.format import parse_ts
 from engine.report.build import FORMATS, make_report, render
 from engine.report.metrics import Options
@@ -104,7 +104,7 @@ def _moment(text: str, ref: float, what: str) -> float:
     try:
         return parse_ts(text.strip())
     except ValueError:
-        raise UsageError(
+        raise VigilError(
             f"{what} {text!r} is neither a duration (12h, 7d) nor an ISO time (2026-11-22T20:00:00Z)"
         ) from None
 
@@ -120,7 +120,7 @@ def _config(path: str | None) -> Config | None:
     if result.config is None:
         for problem in result.problems:
             print(problem.format(), file=sys.stderr)
-        raise UsageError(f"{path}: configuration invalid; `vigil validate` shows the problems")
+        raise VigilError(f"{path}: configuration invalid; `vigil validate` shows the problems")
     return result.config
 
 
@@ -133,7 +133,7 @@ def _interval(given: str | None, key: str, intervals: Mapping[str, TimeInterval]
     if given is not None:
         if given not in intervals:
             known = ", ".join(sorted(intervals)) or "none are defined"
-            raise UsageError(
+            raise VigilError(
                 f"--{key.replace('_', '-')} {given!r}: no such time interval ({known})"
             )
         return given
@@ -143,16 +143,21 @@ def _interval(given: str | None, key: str, intervals: Mapping[str, TimeInterval]
 
 def run(args: argparse.Namespace) -> int:
     config = _config(args.config)
-    data_dir = (
-        args.data_dir or (config.data_dir if config is not None else None) or data_dir_of(args)
-    )
+    if args.data_dir:
+        data_dir = args.data_dir
+    elif config is not None:
+        data_dir = config.data_dir
+    else:  # `vigil log`'s lookup (its module brings the journal writer: imported only here)
+        from engine.cli.log import data_dir_of
+
+        data_dir = data_dir_of(args)
     if not os.path.isdir(data_dir):
-        raise UsageError(f"{data_dir}: no such journal directory; give --data-dir or -c")
+        raise VigilError(f"{data_dir}: no such journal directory; give --data-dir or -c")
     now = time.time()
     until = _moment(args.until, now, "--until") if args.until else float(int(now))
     since = _moment(args.since, until, "--since")
     if since >= until:
-        raise UsageError(
+        raise VigilError(
             f"--since must come before --until ({args.since!r} ≥ {args.until or 'now'!r})"
         )
     intervals = {i.name: i for i in config.time_intervals} if config is not None else {}

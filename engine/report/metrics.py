@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from engine.journal.format import format_ts
@@ -209,7 +210,8 @@ def build(agg: Aggregate, o: Options) -> dict[str, Any]:
     every: list[_Inc] = []
     previous = o.since - (o.until - o.since)
     none = (NONE,)
-    for e in sorted(agg.incidents, key=lambda e: (e.firing, e.alert)):
+    # by start (stable: ties keep the journal's order), as _union needs
+    for e in sorted(agg.incidents, key=attrgetter("firing")):
         f = e.firing
         assert f is not None
         if f < o.since:
