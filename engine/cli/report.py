@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--data-dir", metavar="DIR", help="the journal directory (default: the config's data_dir)"
     )
     p.add_argument(
-        "--top", type=_count, default=10, metavar="K", help="noisiest/flapping rules shown (10)"
+        "--top", type=int, default=10, metavar="K", help="noisiest/flapping rules shown (10)"
     )
     p.add_argument(
         "--team-label", default="team", metavar="LABEL", help="the label naming a team (team)"
@@ -80,19 +80,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="a rule whose alerts mean an HTTP target is down (default: rules reading an http collector)",
     )
     p.add_argument(
-        "--decimals", type=_count, default=3, metavar="N", help="availability's decimals (3)"
+        "--decimals", type=int, default=3, metavar="N", help="availability's decimals (3)"
     )
     p.set_defaults(func=run)
-
-
-def _count(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a count; expected 0 or more")
-    return n
 
 
 def _moment(text: str, ref: float, what: str) -> float:
@@ -142,6 +132,9 @@ def _interval(given: str | None, key: str, intervals: Mapping[str, TimeInterval]
 
 
 def run(args: argparse.Namespace) -> int:
+    for flag, n in (("--top", args.top), ("--decimals", args.decimals)):
+        if n < 0:
+            raise VigilError(f"{flag} {n}: expected 0 or more")
     config = _config(args.config)
     if args.data_dir:
         data_dir = args.data_dir

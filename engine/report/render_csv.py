@@ -16,18 +16,9 @@ from typing import Any
 
 __all__ = ["COLUMNS", "render_csv"]
 
-COLUMNS = (
-    "rule",
-    "incidents",
-    "open",
-    "acknowledged",
-    "actionable_rate",
-    "mtta_mean_s",
-    "mtta_median_s",
-    "mtta_p95_s",
-    "mttr_mean_s",
-    "mttr_median_s",
-    "mttr_p95_s",
+_HEAD = ("incidents", "open", "acknowledged", "actionable_rate")
+_STATS = tuple(f"{k}_{q}_s" for k in ("mtta", "mttr") for q in ("mean", "median", "p95"))
+_TAIL = (
     "time_firing_pct",
     "escalations",
     "notifications",
@@ -35,6 +26,7 @@ COLUMNS = (
     "off_hours",
     "sleep_hours",
 )
+COLUMNS = ("rule", *_HEAD, *_STATS, *_TAIL)
 
 
 def _cell(v: Any) -> str:
@@ -48,27 +40,6 @@ def render_csv(report: Mapping[str, Any]) -> str:
     for r in report["rules"]:
         st = [(r[k] or {}).get(q) for k in ("mtta", "mttr") for q in ("mean", "median", "p95")]
         w.writerow(
-            [
-                _cell(v)
-                for v in (
-                    r["name"],
-                    r["incidents"],
-                    r["open"],
-                    r["acknowledged"],
-                    r["actionable_rate"],
-                    *st,
-                )
-            ]
-            + [
-                _cell(r[k])
-                for k in (
-                    "time_firing_pct",
-                    "escalations",
-                    "notifications",
-                    "notification_failures",
-                    "off_hours",
-                    "sleep_hours",
-                )
-            ]
+            [_cell(v) for v in (r["name"], *(r[k] for k in _HEAD), *st, *(r[k] for k in _TAIL))]
         )
     return out.getvalue()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,21 +16,12 @@ import pytest
 from playwright.sync_api import Request, sync_playwright
 
 from engine.config.schema import schema
+from tests.integration.test_web_ui import CHROMIUM, CHROMIUM_ARGS  # nothing may reach out
 from tests.unit.report import fixed
 
 pytestmark = pytest.mark.timeout(180)
 
 VIGIL = str(Path(sys.executable).with_name("vigil"))
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [  # as tests/integration/test_web_ui.py: nothing may reach out
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "report"
 UNTIL = "2026-12-03T00:00:00Z"
 
@@ -103,6 +93,7 @@ def test_report_refuses_bad_arguments_in_one_line(site: Path) -> None:
     for args, words in (
         (("--off-hours", "nights"), "no such time interval"),
         (("--since", "yesterday"), "neither a duration"),
+        (("--top", "-1"), "expected 0 or more"),
         (
             ("--since", "1h", "--until", "2026-12-01T00:00:00Z", "--data-dir", "nowhere"),
             "no such journal",
