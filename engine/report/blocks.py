@@ -75,7 +75,7 @@ def blocks(report: Mapping[str, Any]) -> Iterator[Block]:
     a = report["availability"]
     yield Heading("Availability of HTTP checks")
     maint = (
-        f"maintenance {a['maintenance']} excluded"
+        f"time inside the interval {a['maintenance']} (maintenance) left out"
         if a["maintenance"]
         else "no maintenance interval"
     )

@@ -142,6 +142,7 @@ def test_html_report_in_chromium(site: Path) -> None:
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= 360, width
             page.screenshot(path=str(ARTIFACTS / "report-360.png"), full_page=True)
+            page.set_viewport_size({"width": 1123, "height": 794})  # A4 landscape at 96 dpi
             page.emulate_media(media="print")
             page.screenshot(path=str(ARTIFACTS / "report-print.png"), full_page=True)
             pdf = page.pdf(path=str(ARTIFACTS / "report.pdf"), format="A4", landscape=True)
