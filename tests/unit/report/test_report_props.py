@@ -255,6 +255,24 @@ def test_report_agrees_with_a_recount(h: Any) -> None:
             assert want["notification_failures"] == 0 and want["time_firing_pct"] == 0
             continue
         check_row(rows[rule], want)
+    # teams: the `team` label (ops: cpu and disk; web: http), the same recount
+    teams = {r["name"]: r for r in report["teams"]}
+    for team, rules in (("ops", {"cpu", "disk"}), ("web", {"http"})):
+        want = recount(eps, events, since, until, rules)
+        if team in teams:
+            check_row(teams[team], want)
+        else:
+            assert want["incidents"] == want["notifications"] == 0
+    # routes: an alert's are those its notifications in the period went through
+    # (cpu and http: #0, disk: #1); an alert never notified in it is in "(none)"
+    told = {a for t, ev in events if since <= t < until for a in ev.get("alerts", ())}
+    routes = {r["name"]: r["incidents"] for r in report["routes"] if r["incidents"]}
+    want_routes: dict[str, int] = {}
+    for e in eps:
+        if e.firing is not None and since <= e.firing < until:
+            name = f"#{RULES.index(e.rule) % 2}" if e.fp in told else "(none)"
+            want_routes[name] = want_routes.get(name, 0) + 1
+    assert routes == want_routes
     # noisiest and flapping: this period against the one before, of the same length
     before = since - (until - since)
     for key, items, count in (
