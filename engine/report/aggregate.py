@@ -17,7 +17,7 @@ that fired. What each event adds:
 
 The route of a notification is the route index in its group key
 (`channel|route|labels`, engine/notify/keys.py); an alert's routes are those its
-notifications went through. Counts of events are kept for the report's period
+notifications in the period went through. Counts of events are kept for the period
 [start, end); incidents and flaps also for the period before it, for the change.
 """
 

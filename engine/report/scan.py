@@ -1,12 +1,15 @@
 """The journal events a report needs, read fast: whole segments in large blocks,
-lines outside the time range or of kinds the report ignores skipped unparsed.
+one regular expression over each block, lines outside the time range or of
+kinds the report ignores skipped.
 
 A year of a busy daemon is a million lines; engine/journal/reader.py's
-iter_events parses and checks every one of them, which alone takes longer than
-the report may. Here the kind and the timestamp are read from the line's fixed
-head (every line starts `{"v":1,"seq":N,"ts":"...","event":"..."`), and only the
-lines kept are checksummed and parsed. A kept line that fails its checksum is
-an error (as for every reader): a report never counts damaged data.
+iter_events parses every one of them into a dict, which alone takes longer than
+the report may. Here one pattern reads, from each line of a kept kind, its
+timestamp and the few fields the report uses (in the order the journal writes
+them); a line it cannot read that way is parsed whole. Every line used is
+checksummed first: a report never counts damaged data (a line that fails is an
+error, as for every reader). Lines the report skips are not checked: `vigil log
+verify` does that.
 """
 
 from __future__ import annotations
