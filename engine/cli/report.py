@@ -82,6 +82,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--decimals", type=int, default=3, metavar="N", help="availability's decimals (3)"
     )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither use nor keep what was read of rotated segments (~/.cache/vigil/report)",
+    )
     p.set_defaults(func=run)
 
 
@@ -174,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         availability_source=source,
     )
     fmt = args.format or _format_of(args.output)
-    out = render(make_report(data_dir, o, intervals), fmt)
+    out = render(make_report(data_dir, o, intervals, cache=not args.no_cache), fmt)
     if args.output:
         with open(args.output, "wb") as f:
             f.write(out)

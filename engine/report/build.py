@@ -35,9 +35,14 @@ def _member(
 
 
 def make_report(
-    data_dir: str, o: Options, intervals: Mapping[str, TimeInterval] | None = None
+    data_dir: str,
+    o: Options,
+    intervals: Mapping[str, TimeInterval] | None = None,
+    *,
+    cache: bool = True,
 ) -> dict[str, Any]:
-    """The report (metrics.build's dict) of the journal in data_dir."""
+    """The report (metrics.build's dict) of the journal in data_dir; `cache`: keep
+    and reuse what is read of rotated segments (engine/report/cache.py)."""
     iv = intervals or {}
     for name in (o.off_hours, o.sleep_hours, o.maintenance):
         if name is not None and name not in iv:
@@ -48,7 +53,7 @@ def make_report(
     if o.maintenance is not None:
         o = replace(o, maintenance_spans=spans(iv[o.maintenance], o.since, o.until))
     agg = aggregate(
-        scan(data_dir, format_ts(scan_start), format_ts(o.until)),
+        scan(data_dir, format_ts(scan_start), format_ts(o.until), cache=cache),
         start=o.since,
         end=o.until,
         team_label=o.team_label,
@@ -56,7 +61,9 @@ def make_report(
         sleep_hours=_member(iv, o.sleep_hours, o.since, o.until),
         bucket=o.bucket,
     )
-    agg.incidents += firing_throughout(data_dir, scan_start, o.until, agg.seen, o.team_label)
+    agg.incidents += firing_throughout(
+        data_dir, scan_start, o.until, agg.seen, o.team_label, cache=cache
+    )
     return build(agg, o)
 
 

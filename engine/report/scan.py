@@ -125,20 +125,54 @@ def _slow(line: bytes, kind: bytes) -> tuple[Any, Any, Any, Any] | None:
     )
 
 
-def scan(data_dir: str, start: str, end: str) -> Iterator[Row]:
+def _epoch(ts: bytes) -> float:
+    """A journal timestamp's epoch, computed as _rows computes each row's."""
+    return (_hours.get(ts[:13]) or _hour(ts[:13])) + int(ts[14:16]) * 60 + float(ts[17:23])
+
+
+def scan(data_dir: str, start: str, end: str, *, cache: bool = True) -> Iterator[Row]:
     """Every event of KINDS with start <= ts < end (journal timestamps), oldest
-    first, as Rows. Raises JournalError on a kept line whose checksum fails."""
+    first, as Rows. Raises JournalError on a kept line whose checksum fails.
+    `cache`: keep and reuse what is read of rotated segments (engine/report/cache.py)."""
+    from engine.report.cache import SegmentCache
+
     lo, hi = start.encode(), end.encode()
-    for seg in list_segments(os.fspath(data_dir)):
+    t_lo, t_hi = _epoch(lo), _epoch(hi)
+    segments = list_segments(os.fspath(data_dir))
+    kept = SegmentCache(os.fspath(data_dir)) if cache else None
+    for seg in segments:
         if not seg.active:
             _first, _last, last_ts, _size = segment_edges(seg.path)
             if last_ts is not None and last_ts < start:
                 continue  # wholly before the range
         try:
-            for offset, block in _blocks(seg.path, seg.active):
-                yield from _rows(seg.path, offset, block, lo, hi)
+            if kept is None or seg.active:
+                for offset, block in _blocks(seg.path, seg.active):
+                    yield from _rows(seg.path, offset, block, lo, hi)
+                continue
+            chunks = kept.load(seg.path)
+            if chunks is not None:
+                for chunk in chunks:
+                    yield from (r for r in chunk if t_lo <= r[0] < t_hi)
+                continue
+            # read it all (the cache keeps every row), give what is in range
+            w = kept.writer(seg.path)
+            try:
+                for offset, block in _blocks(seg.path, False):
+                    rows = list(_rows(seg.path, offset, block, b"", b"~"))
+                    if w is not None:
+                        w.add(rows)
+                    yield from (r for r in rows if t_lo <= r[0] < t_hi)
+            except BaseException:
+                if w is not None:
+                    w.drop()
+                raise
+            if w is not None:
+                w.done()
         except FileNotFoundError:
             continue  # rotated or compacted under us; a report is a snapshot in time
+    if kept is not None:
+        kept.forget_others(s.path for s in segments if not s.active)
 
 
 def _rows(path: str, offset: int, block: bytes, lo: bytes, hi: bytes) -> Iterator[Row]:

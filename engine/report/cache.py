@@ -1,0 +1,150 @@
+"""What the scan read from each rotated segment, kept between reports.
+
+A rotated segment never changes (only the active one is appended to; compaction
+and repair replace files, which changes their inode, size or time), so the rows
+engine/report/scan.py reads from one are the same every time: a year's report
+then costs one pass over the year once, and reading these files after (about a
+tenth of the time). The key is the segment's name, inode, size and modification
+time; a file is written whole (temporary name, then rename) with a CRC-32 of its
+content, and one that fails the check is read past: the segment is scanned again.
+
+Kept under $XDG_CACHE_HOME/vigil/report (default ~/.cache), one folder per
+data_dir, never inside data_dir (the daemon's). Not writable: no cache, same report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import marshal
+import os
+import struct
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.report.scan import Row
+
+__all__ = ["SegmentCache"]
+
+_MAGIC = b"VIGILRC2"
+_HEAD = struct.Struct(">8sI")
+_LEN = struct.Struct(">I")  # each chunk: its length, then a marshal.dumps of its rows
+
+
+def _root(data_dir: str) -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    tag = hashlib.sha256(os.path.realpath(data_dir).encode()).hexdigest()[:16]
+    return os.path.join(base, "vigil", "report", tag)
+
+
+class SegmentCache:
+    def __init__(self, data_dir: str) -> None:
+        self.root = _root(data_dir)
+
+    def _path(self, segment: str) -> str | None:
+        try:
+            st = os.stat(segment)
+        except OSError:
+            return None
+        name = os.path.basename(segment)
+        return os.path.join(self.root, f"{name}.{st.st_ino}-{st.st_size}-{st.st_mtime_ns}")
+
+    def load(self, segment: str) -> Iterator[list[Row]] | None:
+        """The rows of `segment`, chunk by chunk; None when not kept (or not whole)."""
+        path = self._path(segment)
+        if path is None:
+            return None
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return None
+        if len(data) < _HEAD.size:
+            return None
+        magic, crc = _HEAD.unpack_from(data)
+        body = memoryview(data)[_HEAD.size :]
+        if magic != _MAGIC or zlib.crc32(body) != crc:
+            return None
+        return self._chunks(body)
+
+    @staticmethod
+    def _chunks(body: memoryview) -> Iterator[list[Row]]:
+        # checked whole above: one chunk at a time, not a segment's rows at once
+        at = 0
+        while at < len(body):
+            (n,) = _LEN.unpack_from(body, at)
+            at += _LEN.size
+            yield marshal.loads(body[at : at + n])
+            at += n
+
+    def writer(self, segment: str) -> _Writer | None:
+        """A writer of `segment`'s rows, chunk by chunk (not a segment's rows held at
+        once); None when the cache folder cannot be written."""
+        path = self._path(segment)
+        if path is None:
+            return None
+        try:
+            os.makedirs(self.root, exist_ok=True)
+            name = os.path.basename(segment) + "."
+            for old in os.listdir(self.root):  # this segment's older versions
+                if old.startswith(name):
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(self.root, old))
+            return _Writer(path)
+        except OSError:
+            return None
+
+    def forget_others(self, segments: Iterable[str]) -> None:
+        """Drop what is kept for segments that are gone (compacted away)."""
+        names = {os.path.basename(s) for s in segments}
+        try:
+            kept = os.listdir(self.root)
+        except OSError:
+            return
+        for k in kept:
+            if k.rsplit(".", 1)[0] not in names:
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.root, k))
+
+
+class _Writer:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.tmp = f"{path}.tmp{os.getpid()}"
+        self.f = open(self.tmp, "wb")  # noqa: SIM115 - closed by done() or drop()
+        self.f.write(_HEAD.pack(_MAGIC, 0))  # the CRC is written last
+        self.crc = 0
+        self.broken = False
+
+    def add(self, rows: list[Row]) -> None:
+        """Keep `rows`; a cache that cannot be written is given up, never an error."""
+        if self.broken:
+            return
+        try:
+            blob = marshal.dumps(rows)
+            head = _LEN.pack(len(blob))
+            self.crc = zlib.crc32(blob, zlib.crc32(head, self.crc))
+            self.f.write(head)
+            self.f.write(blob)
+        except (OSError, ValueError):
+            self.drop()
+
+    def done(self) -> None:
+        if self.broken:
+            return
+        try:
+            self.f.seek(0)
+            self.f.write(_HEAD.pack(_MAGIC, self.crc))
+            self.f.close()
+            os.replace(self.tmp, self.path)
+        except OSError:
+            self.drop()
+
+    def drop(self) -> None:
+        self.broken = True
+        with contextlib.suppress(OSError):
+            self.f.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.tmp)
