@@ -102,6 +102,40 @@ class Aggregate:
         return (rs,) if isinstance(rs, str) else tuple(sorted(rs))
 
 
+def _add_route(
+    routes: dict[bytes, str | set[str]], fp: bytes, rs: str | set[str], route: str
+) -> None:
+    if isinstance(rs, set):
+        rs.add(route)
+    else:
+        routes[fp] = {rs, route}
+
+
+def _spread(
+    agg: Aggregate,
+    tally: dict[tuple[bytes, str, tuple[tuple[str, ...], tuple[str, ...]], bool, bool], int],
+) -> None:
+    """The tallied notifications, counted for each rule, route and team they were about."""
+    for (kind, route, (rules, teams), off, sleep), n in tally.items():
+        ok = kind == b"notified"
+        for counts, names in ((agg.by_rule, rules), (agg.by_route, (route,)), (agg.by_team, teams)):
+            for name in names:
+                if not ok:
+                    counts.failures[name] = counts.failures.get(name, 0) + n
+                    continue
+                counts.notifications[name] = counts.notifications.get(name, 0) + n
+                if off:
+                    counts.off_hours[name] = counts.off_hours.get(name, 0) + n
+                if sleep:
+                    counts.sleep_hours[name] = counts.sleep_hours.get(name, 0) + n
+        if ok:
+            agg.notifications += n
+            agg.off_hours += n * off
+            agg.sleep_hours += n * sleep
+        else:
+            agg.failures += n
+
+
 def _bump(d: dict[str, int], key: str) -> None:
     d[key] = d.get(key, 0) + 1
 
@@ -154,46 +188,49 @@ def aggregate(
     known = agg.seen
     by_rule, by_route, by_team = agg.by_rule, agg.by_route, agg.by_team
     routes = agg.routes
+    route_names = names.routes
+    per_bucket = agg.sent_per_bucket
+    # notifications counted by who they were about, spread over the groups at the end
+    tally: dict[tuple[bytes, str, tuple[tuple[str, ...], tuple[str, ...]], bool, bool], int] = {}
     for t, kind, a, b, labels, since in rows:
         if kind == b"notified" or kind == b"notify_failed":
             if t < start:
                 continue
-            ok = kind == b"notified"
-            route = names.route(b)
-            rules: set[str] = set()
-            teams: set[str] = set()
-            for fp in a:
+            route = route_names.get(b) or names.route(b)
+            if len(a) == 1:  # the usual case: no sets
+                fp = a[0]
                 rs = routes.get(fp)
                 if rs is None:
                     routes[fp] = route
-                elif isinstance(rs, set):
-                    rs.add(route)
                 elif rs != route:
-                    routes[fp] = {rs, route}
+                    _add_route(routes, fp, rs, route)
                 k = known.get(fp)
-                if k is not None:
-                    rules.add(k.rule)
-                    teams.add(k.team)
-            if not ok:
-                agg.failures += 1
-                for counts, group in ((by_rule, rules), (by_route, (route,)), (by_team, teams)):
-                    for name in group:
-                        _bump(counts.failures, name)
-                continue
-            off = off_hours is not None and off_hours(t)
-            sleep = sleep_hours is not None and sleep_hours(t)
-            for counts, group in ((by_rule, rules), (by_route, (route,)), (by_team, teams)):
-                for name in group:
-                    _bump(counts.notifications, name)
-                    if off:
-                        _bump(counts.off_hours, name)
-                    if sleep:
-                        _bump(counts.sleep_hours, name)
-            agg.notifications += 1
-            agg.off_hours += off
-            agg.sleep_hours += sleep
-            d = int((t - start) // bucket)
-            agg.sent_per_bucket[d] = agg.sent_per_bucket.get(d, 0) + 1
+                who: tuple[tuple[str, ...], tuple[str, ...]] = (
+                    ((k.rule,), (k.team,)) if k is not None else ((), ())
+                )
+            else:
+                rules: set[str] = set()
+                teams: set[str] = set()
+                for fp in a:
+                    rs = routes.get(fp)
+                    if rs is None:
+                        routes[fp] = route
+                    elif rs != route:
+                        _add_route(routes, fp, rs, route)
+                    k = known.get(fp)
+                    if k is not None:
+                        rules.add(k.rule)
+                        teams.add(k.team)
+                who = (tuple(sorted(rules)), tuple(sorted(teams)))
+            if kind == b"notified":
+                off = off_hours is not None and off_hours(t)
+                sleep = sleep_hours is not None and sleep_hours(t)
+                d = int((t - start) // bucket)
+                per_bucket[d] = per_bucket.get(d, 0) + 1
+            else:
+                off = sleep = False
+            key = (kind, route, who, off, sleep)
+            tally[key] = tally.get(key, 0) + 1
             continue
         if kind == b"acknowledged":
             ep = open_.get(a)
@@ -240,4 +277,5 @@ def aggregate(
                 agg.incidents.append(ep)
             del open_[a]
     agg.incidents.extend(ep for ep in open_.values() if ep.firing is not None)
+    _spread(agg, tally)
     return agg

@@ -21,7 +21,7 @@ import os
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
     from engine.report.scan import Row
@@ -52,32 +52,40 @@ class SegmentCache:
         return os.path.join(self.root, f"{name}.{st.st_ino}-{st.st_size}-{st.st_mtime_ns}")
 
     def load(self, segment: str) -> Iterator[list[Row]] | None:
-        """The rows of `segment`, chunk by chunk; None when not kept (or not whole)."""
+        """The rows of `segment`, chunk by chunk; None when not kept (or not whole).
+        The file is checked whole first, then read one chunk at a time (never a
+        segment's rows, nor the file, in memory at once)."""
         path = self._path(segment)
         if path is None:
             return None
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            f = open(path, "rb")  # noqa: SIM115 - closed by _chunks or below
         except OSError:
             return None
-        if len(data) < _HEAD.size:
+        try:
+            head = f.read(_HEAD.size)
+            if len(head) < _HEAD.size:
+                f.close()
+                return None
+            magic, crc = _HEAD.unpack(head)
+            got = 0
+            while block := f.read(1 << 20):
+                got = zlib.crc32(block, got)
+        except OSError:
+            f.close()
             return None
-        magic, crc = _HEAD.unpack_from(data)
-        body = memoryview(data)[_HEAD.size :]
-        if magic != _MAGIC or zlib.crc32(body) != crc:
+        if magic != _MAGIC or got != crc:
+            f.close()
             return None
-        return self._chunks(body)
+        f.seek(_HEAD.size)
+        return self._chunks(f)
 
     @staticmethod
-    def _chunks(body: memoryview) -> Iterator[list[Row]]:
-        # checked whole above: one chunk at a time, not a segment's rows at once
-        at = 0
-        while at < len(body):
-            (n,) = _LEN.unpack_from(body, at)
-            at += _LEN.size
-            yield marshal.loads(body[at : at + n])
-            at += n
+    def _chunks(f: BinaryIO) -> Iterator[list[Row]]:
+        with f:
+            while head := f.read(_LEN.size):
+                (n,) = _LEN.unpack(head)
+                yield marshal.loads(f.read(n))
 
     def writer(self, segment: str) -> _Writer | None:
         """A writer of `segment`'s rows, chunk by chunk (not a segment's rows held at
