@@ -28,9 +28,11 @@ if TYPE_CHECKING:
 
 __all__ = ["SegmentCache"]
 
-_MAGIC = b"VIGILRC2"
+_MAGIC = b"VIGILRC3"
 _HEAD = struct.Struct(">8sI")
-_LEN = struct.Struct(">I")  # each chunk: its length, then a marshal.dumps of its rows
+# each chunk: its length and its rows' earliest and latest times, then a
+# marshal.dumps of its rows (a chunk wholly inside a report's range is given whole)
+_LEN = struct.Struct(">Idd")
 
 
 def _root(data_dir: str) -> str:
@@ -51,8 +53,9 @@ class SegmentCache:
         name = os.path.basename(segment)
         return os.path.join(self.root, f"{name}.{st.st_ino}-{st.st_size}-{st.st_mtime_ns}")
 
-    def load(self, segment: str) -> Iterator[list[Row]] | None:
-        """The rows of `segment`, chunk by chunk; None when not kept (or not whole).
+    def load(self, segment: str) -> Iterator[tuple[float, float, list[Row]]] | None:
+        """The rows of `segment`, chunk by chunk (first, last time, rows); None when
+        not kept (or not whole).
         The file is checked whole first, then read one chunk at a time (never a
         segment's rows, nor the file, in memory at once)."""
         path = self._path(segment)
@@ -81,11 +84,11 @@ class SegmentCache:
         return self._chunks(f)
 
     @staticmethod
-    def _chunks(f: BinaryIO) -> Iterator[list[Row]]:
+    def _chunks(f: BinaryIO) -> Iterator[tuple[float, float, list[Row]]]:
         with f:
             while head := f.read(_LEN.size):
-                (n,) = _LEN.unpack(head)
-                yield marshal.loads(f.read(n))
+                n, first, last = _LEN.unpack(head)
+                yield first, last, marshal.loads(f.read(n))
 
     def writer(self, segment: str) -> _Writer | None:
         """A writer of `segment`'s rows, chunk by chunk (not a segment's rows held at
@@ -132,7 +135,8 @@ class _Writer:
             return
         try:
             blob = marshal.dumps(rows)
-            head = _LEN.pack(len(blob))
+            times = [r[0] for r in rows] or [0.0]
+            head = _LEN.pack(len(blob), min(times), max(times))
             self.crc = zlib.crc32(blob, zlib.crc32(head, self.crc))
             self.f.write(head)
             self.f.write(blob)

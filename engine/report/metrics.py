@@ -71,11 +71,13 @@ def union_seconds(intervals: Iterable[tuple[float, float]], start: float, end: f
     return _union(sorted((max(a, start), min(b, end)) for a, b in intervals))
 
 
-def _union(spans: Iterable[tuple[float, float]]) -> float:
-    """Seconds covered by `spans`, sorted by start."""
+def _union(spans: Iterable[Sequence[float | None]]) -> float:
+    """Seconds covered by `spans` ((from, to, ...) each), sorted by start."""
     total = 0.0
     reach = -math.inf
-    for a, b in spans:
+    for x in spans:
+        a, b = x[0], x[1]
+        assert a is not None and b is not None
         if b <= reach:
             continue
         total += b - max(a, reach)
@@ -104,10 +106,10 @@ def _inc(e: Episode, o: Options) -> _Inc:
 
 def _row(name: str, incs: Sequence[_Inc], counts: Counts, o: Options) -> dict[str, Any]:
     """`incs` sorted by start."""
-    n = sum(i[2] for i in incs)
+    n = sum([i[2] for i in incs])
     acked = [i[3] for i in incs if i[3] is not None]
     repaired = [i[4] for i in incs if i[4] is not None]
-    firing = _union((i[0], i[1]) for i in incs)
+    firing = _union(incs)
     return {
         "name": name,
         "incidents": n,
@@ -210,29 +212,43 @@ def build(agg: Aggregate, o: Options) -> dict[str, Any]:
     every: list[_Inc] = []
     previous = o.since - (o.until - o.since)
     none = (NONE,)
+    routes = agg.routes
+    since, until = o.since, o.until
     # by start (stable: ties keep the journal's order), as _union needs
     for e in sorted(agg.incidents, key=attrgetter("firing")):
         f = e.firing
         assert f is not None
-        if f < o.since:
+        rule = e.rule
+        if f < since:
             if f >= previous:
-                before_count[e.rule] = before_count.get(e.rule, 0) + 1
-            if e.resolved is not None and e.resolved <= o.since:
+                before_count[rule] = before_count.get(rule, 0) + 1
+            if e.resolved is not None and e.resolved <= since:
                 continue  # over before the period
         x = _inc(e, o)
         every.append(x)
-        now_count[e.rule] = now_count.get(e.rule, 0) + x[2]
-        by_rule.setdefault(e.rule, []).append(x)
-        by_team.setdefault(e.team, []).append(x)
-        for r in agg.routes_of(e.alert) or none:
-            by_route.setdefault(r, []).append(x)
+        if x[2]:
+            now_count[rule] = now_count.get(rule, 0) + 1
+        group = by_rule.get(rule)
+        if group is None:
+            group = by_rule[rule] = []
+        group.append(x)
+        group = by_team.get(e.team)
+        if group is None:
+            group = by_team[e.team] = []
+        group.append(x)
+        rs = routes.get(e.alert)
+        for r in (rs,) if isinstance(rs, str) else (sorted(rs) if rs else none):
+            group = by_route.get(r)
+            if group is None:
+                group = by_route[r] = []
+            group.append(x)
     total = _row("all", every, _totals(agg), o)
     del total["name"]
     n_buckets = max(1, math.ceil((o.until - o.since) / o.bucket))
     incidents_per = [0] * n_buckets
     for e in agg.incidents:
-        if e.firing is not None and o.since <= e.firing < o.until:
-            incidents_per[int((e.firing - o.since) // o.bucket)] += 1
+        if e.firing is not None and since <= e.firing < until:
+            incidents_per[int((e.firing - since) // o.bucket)] += 1
     return {
         "version": VERSION,
         "period": {

@@ -152,8 +152,11 @@ def scan(data_dir: str, start: str, end: str, *, cache: bool = True) -> Iterator
                 continue
             chunks = kept.load(seg.path)
             if chunks is not None:
-                for chunk in chunks:
-                    yield from (r for r in chunk if t_lo <= r[0] < t_hi)
+                for first, last, chunk in chunks:
+                    if t_lo <= first and last < t_hi:
+                        yield from chunk
+                    elif first < t_hi and last >= t_lo:
+                        yield from (r for r in chunk if t_lo <= r[0] < t_hi)
                 continue
             # read it all (the cache keeps every row), give what is in range
             w = kept.writer(seg.path)
