@@ -63,7 +63,7 @@ _LINE = re.compile(
     rb')[^\n]*"crc":"([0-9a-f]{8})"\}\n'
 )
 _SINCE = re.compile(rb'"firing_since":(\d+(?:\.\d+)?)[,}]')
-_BLOCK = 8 << 20
+_BLOCK = 4 << 20  # bytes per read: the rows of one block are held at once
 _CRC_AT = -18  # `,"crc":"xxxxxxxx"}`
 
 # (epoch, kind, a, b, labels, since):
