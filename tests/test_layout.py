@@ -10,7 +10,7 @@ never from a higher one:
 
     7  cli
     6  daemon
-    5  api, delivery, channels, explain, ruletest
+    5  api, delivery, channels, explain, ruletest, report
     4  rules, journal, notify, collectors, httpclient
     3  config
     2  expr, templates, plugins
@@ -37,6 +37,7 @@ FLOORS = {
     "channels": 5,
     "explain": 5,
     "ruletest": 5,
+    "report": 5,
     "rules": 4,
     "journal": 4,
     "notify": 4,

@@ -28,6 +28,7 @@ COMMANDS = (
     "unban",
     "dashboard",
     "logtest",
+    "report",
 )
 
 
@@ -41,7 +42,17 @@ _MODULE_OF = {
     },
     **{
         c: c
-        for c in ("run", "validate", "test", "schema", "log", "explain", "dashboard", "logtest")
+        for c in (
+            "run",
+            "validate",
+            "test",
+            "schema",
+            "log",
+            "explain",
+            "dashboard",
+            "logtest",
+            "report",
+        )
     },
     "unban": "unban",
     "bans": "unban",

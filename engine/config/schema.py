@@ -22,7 +22,7 @@ from engine.config.load import Document, format_path
 from engine.config.secrets import redact_deep
 from engine.errors import Problem
 
-SCHEMA_NAMES = ("config", "rules", "channels", "ruletest")
+SCHEMA_NAMES = ("config", "rules", "channels", "ruletest", "report")
 # engine/config/schemas is package data (in the checkout, a link to the top-level
 # schemas/, the copy editors and third-party tools point at): an installed wheel has
 # no checkout to look in. The checkout's own folder is the fallback for a tree where

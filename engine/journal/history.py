@@ -114,7 +114,9 @@ class HistoryIndex:
                 child.stdin.close()
             try:
                 child.wait(timeout=10.0)
-            except subprocess.TimeoutExpired:
+            except (subprocess.TimeoutExpired, OSError):
+                # OSError: the timed wait's sleep failed (libfaketime's EINVAL once
+                # the clock is offset); the index is a cache, a kill loses nothing
                 child.kill()
                 child.wait()
         if self._thread is not None:
