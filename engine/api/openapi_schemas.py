@@ -122,7 +122,14 @@ COMPONENT_SCHEMAS: dict[str, Any] = {
             "history": {
                 "type": "array",
                 "items": {"type": "object"},
-                "description": "journal events of this alert, oldest first (GET alerts/{fp} only)",
+                "description": "this alert's latest journal events (at most 100), oldest first "
+                "(GET alerts/{fp} only; alerts/{fp}/timeline has them all)",
+            },
+            "history_source": {
+                "enum": ["index", "journal_tail", "unavailable"],
+                "description": "where history comes from (GET alerts/{fp} only): the history "
+                "index; while it is not ready, the journal's last 20,000 lines; unavailable: "
+                "the journal could not be read",
             },
         },
     },

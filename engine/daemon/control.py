@@ -20,9 +20,9 @@ from engine.common import matchers
 from engine.common.durations import format_duration
 from engine.common.records import ApiAlert, JournalEvent, SilenceCreatedEvent, audit_event
 from engine.config.model import Silence
+from engine.daemon.alert_history import alert_history
 from engine.daemon.alert_views import AlertViews, one_view
 from engine.journal.format import format_ts
-from engine.journal.reader import iter_events
 from engine.runtime.budget import Budget
 from engine.runtime.fanout import Fanout
 
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from engine.journal.journal import Journal
     from engine.rules.evaluator import Evaluator
 
-HISTORY_CAP = 300
 BAN_FIELDS = ("key", "rule", "until", "offences", "last", "dry_run")
 
 
@@ -162,21 +161,18 @@ class Control:
             acknowledged=acknowledged,
         )
 
-    def get_alert(self, fp: str) -> ApiAlert | None:
+    async def get_alert(self, fp: str) -> ApiAlert | None:
         stored = self.live.state["alerts"].get(fp)
         if stored is None:
             return None
+        history, source = await alert_history(
+            self.info.history_index, self.live.config.data_dir, fp
+        )
+        # the alert as it is now: it may have changed while its history was read
+        stored = self.live.state["alerts"].get(fp, stored)
         view = one_view(self.live, fp, stored)
-        history: list[dict[str, Any]] = []
-        try:
-            for ev in iter_events(self.live.config.data_dir):
-                if ev.get("alert") == fp or fp in (ev.get("alerts") or ()):
-                    history.append(ev)
-                    if len(history) > HISTORY_CAP:
-                        del history[0]
-        except OSError:
-            pass  # history is a nicety; the alert itself is known
         view["history"] = history
+        view["history_source"] = source
         return view
 
     async def ack(self, fp: str, *, by: str, note: str, until: float | None) -> ApiAlert:
