@@ -379,7 +379,7 @@ class Control:
         return explain(
             live.config, rule, labels=labels, values=dict(info.hub.values), state=live.state,
             now=live.wall(), channel_status=live.dispatcher.status(), history=info.history,
-            collector_errors=dict(info.hub.down),
+            collector_errors=dict(info.hub.down), live=live.dispatcher.pipeline,
         ).to_dict()  # fmt: skip
 
     async def audit(self, action: str, *, by: str, details: Mapping[str, Any]) -> None:
