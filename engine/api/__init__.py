@@ -11,5 +11,6 @@ request.py  ServerState, Call, Fields: request bodies, fields and queries checke
 responses.py  ApiError, encode(), JSON responses, piecewise large bodies
 auth.py     bearer tokens (SHA-256 digests in the config) and roles
 facade.py   DaemonFacade: what the API needs from the daemon
-openapi.py  the OpenAPI document served at /openapi.json
+openapi.py  the OpenAPI document served at /openapi.json: its paths
+openapi_schemas.py  ... its component schemas, shared parameters and builders
 """

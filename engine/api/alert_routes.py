@@ -77,7 +77,7 @@ async def explain_rule(call: Call) -> Response:
 
 async def get_alert(call: Call) -> Response:
     fp = call.param("fp")
-    alert = call.facade.get_alert(fp)
+    alert = await call.facade.get_alert(fp)
     if alert is None:
         raise ApiError(404, f"no alert {fp[:64]}")
     return JSON(alert)

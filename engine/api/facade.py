@@ -11,7 +11,8 @@ protocol answers in the same shape:
              "acknowledged": {"by", "note", "at", "until"} | None,
              "silenced": bool, "silenced_by": [silence ids], "inhibited": bool,
              "escalation": int, "flapping": bool, "stale": bool}
-             (`get_alert` adds "history": [journal events, oldest first];
+             (`get_alert` adds "history": [journal events, oldest first] and
+             "history_source": index | journal_tail | unavailable;
              engine/common/records.py's ApiAlert)
     silence {"id", "matchers": [{"label", "value"} | {"label", "regex"}],
              "starts", "until", "reason", "created_by", "state": active|pending|expired}
@@ -90,9 +91,10 @@ class DaemonFacade(Protocol):
         carrying the list's JSON, which the server then sends as it is."""
         ...
 
-    def get_alert(self, fp: str) -> ApiAlert | None:
-        """One active alert by fingerprint, with "history": its journal events
-        (oldest first, newest last, capped to a few hundred); None if unknown."""
+    async def get_alert(self, fp: str) -> ApiAlert | None:
+        """One active alert by fingerprint, with "history": its latest journal events
+        (oldest first, newest last, capped to a hundred, never read on the event
+        loop) and "history_source": where they came from; None if unknown."""
         ...
 
     async def ack(self, fp: str, *, by: str, note: str, until: float | None) -> ApiAlert:

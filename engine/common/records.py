@@ -407,3 +407,4 @@ class ApiAlert(TypedDict):
     flapping: bool
     stale: bool
     history: NotRequired[list[dict[str, Any]]]  # get_alert only: journal events, oldest first
+    history_source: NotRequired[str]  # get_alert only: index | journal_tail | unavailable

@@ -14,16 +14,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine import __version__
-from engine.api.facade import AlertList, alert_view, filter_alerts, rfc3339, silence_view
-from engine.api.responses import encode
+from engine.api.facade import rfc3339, silence_view
 from engine.collectors.push import PushCollector
 from engine.common import matchers
 from engine.common.durations import format_duration
 from engine.common.records import ApiAlert, JournalEvent, SilenceCreatedEvent, audit_event
 from engine.config.model import Silence
+from engine.daemon.alert_history import alert_history
+from engine.daemon.alert_views import AlertViews, one_view
 from engine.journal.format import format_ts
-from engine.journal.reader import iter_events
-from engine.notify import router
 from engine.runtime.budget import Budget
 from engine.runtime.fanout import Fanout
 
@@ -37,7 +36,6 @@ if TYPE_CHECKING:
     from engine.journal.journal import Journal
     from engine.rules.evaluator import Evaluator
 
-HISTORY_CAP = 300
 BAN_FIELDS = ("key", "rule", "until", "offences", "last", "dry_run")
 
 
@@ -52,57 +50,9 @@ def _config_silence_record(s: Silence) -> dict[str, Any]:
     }
 
 
-PREPARE_PASSES = 3  # passes of prepare_alerts over alerts that changed while it ran
-
-
-class _Entry:
-    """One alert's view and its JSON, as of the alert's `version`; never changed
-    once built (the view is handed out)."""
-
-    __slots__ = ("json", "match", "version", "view")
-
-    def __init__(
-        self,
-        fp: str,
-        stored: Mapping[str, Any],
-        version: int,
-        match: Mapping[str, str],
-        marks: _Marks,
-    ) -> None:
-        self.version = version
-        self.match = match
-        by, inhibited = marks.of(fp, match)
-        self.view = alert_view(fp, stored, silenced_by=by, inhibited=inhibited)
-        self.json = encode(self.view)
-
-    def stale(self, marks: _Marks) -> bool:
-        by, inhibited = marks.of(self.view["fingerprint"], self.match)
-        return bool(by != self.view["silenced_by"] or inhibited != self.view["inhibited"])
-
-
-class _Marks:
-    """What decides an alert's `silenced_by` and `inhibited` at one moment."""
-
-    __slots__ = ("active", "inhibitor")
-
-    def __init__(self, active: list[Silence], inhibitor: router.Inhibitor | None) -> None:
-        self.active = active
-        self.inhibitor = inhibitor
-
-    def of(self, fp: str, match: Mapping[str, str]) -> tuple[list[str], bool]:
-        by = [s.id for s in self.active if all(m.matches(match) for m in s.matchers)]
-        inhibited = self.inhibitor is not None and self.inhibitor.inhibited(fp, match)
-        return by, inhibited
-
-
-def _match_labels(stored: Mapping[str, Any]) -> Mapping[str, str]:
-    return router.match_labels(
-        stored.get("labels") or {}, stored.get("rule") or "", stored.get("severity") or ""
-    )
-
-
 class LiveState(Protocol):
-    """The alert state Control reads, and the commands it journals."""
+    """The alert state Control reads (an alert_views.AlertState too), and the
+    commands it journals."""
 
     @property
     def config(self) -> Config: ...
@@ -167,12 +117,7 @@ class Control:
     def __init__(self, live: LiveState, info: DaemonInfo) -> None:
         self.live = live
         self.info = info
-        self._cache: dict[str, _Entry] = {}  # fingerprint -> its view and JSON
-        self._prepared = -1  # the state version prepare_alerts last built views for
-        self._marks: tuple[tuple[Silence, ...], tuple[str, ...]] | None = None  # in force
-        self._last: tuple[Any, AlertList] | None = None
-        self._inhibitor: router.Inhibitor | None = None  # ... the views were built with
-        self._sources: list[dict[tuple[str, ...], set[str]]] | None = None  # its sources then
+        self.views = AlertViews(live)  # the listing's cache of alert views
 
     @property
     def ready(self) -> bool:
@@ -194,74 +139,8 @@ class Control:
         return self.info.history_index
 
     # -- alerts ------------------------------------------------------------------------
-    def _silences(self) -> list[Silence]:
-        out = list(self.live.config.silences)
-        for sid, rec in self.live.state["silences"].items():
-            s = router.silence_from_state(sid, rec)
-            if s is not None:
-                out.append(s)
-        return out
-
-    def _view(
-        self, fp: str, stored: Mapping[str, Any], silences: list[Silence], now: float
-    ) -> ApiAlert:
-        labels = router.match_labels(
-            stored.get("labels") or {}, stored.get("rule") or "", stored.get("severity") or ""
-        )
-        by = [
-            s.id
-            for s in silences
-            if router.silence_active(s, now) and all(m.matches(labels) for m in s.matchers)
-        ]
-        pipeline = self.live.dispatcher.pipeline
-        inhibited = pipeline.inhibitor.inhibited(fp, labels) if pipeline is not None else False
-        return alert_view(fp, stored, silenced_by=by, inhibited=inhibited)
-
     async def prepare_alerts(self) -> None:
-        """Build, within the loop's time budget, the views a listing would otherwise
-        build at once: after a burst changed thousands of alerts, the first
-        listing would hold the loop for a hundred milliseconds or more. Alerts
-        that change while it runs (a burst being folded) are built in another
-        pass, a few at most; the listing that follows finds the views ready
-        (silence and inhibition marks are still checked by the listing itself)."""
-        app = self.live
-        for _ in range(PREPARE_PASSES):
-            if app.state_version == self._prepared:
-                return  # nothing changed since the last pass: every view is built
-            version_at_start = app.state_version
-            await self._prepare_pass()
-            self._prepared = version_at_start
-
-    async def _prepare_pass(self) -> None:
-        app = self.live
-        now = app.wall()
-        active = [s for s in self._silences() if router.silence_active(s, now)]
-        current = _Marks(active, self._active_inhibitor())
-        budget = app.budget
-        budget.start()
-        for fp in list(app.state["alerts"]):
-            if budget.spent():
-                await budget.pause()
-            # read again after a pause: the alert may have changed or gone meanwhile
-            a = app.state["alerts"].get(fp)
-            if a is not None:
-                self._entry(fp, a, current, recheck=False)
-
-    def _active_inhibitor(self) -> router.Inhibitor | None:
-        """The pipeline's inhibitor when it has rules (None: nothing is inhibited)."""
-        pipeline = self.live.dispatcher.pipeline
-        return pipeline.inhibitor if pipeline is not None and pipeline.inhibitor.rules else None
-
-    def _entry(self, fp: str, a: Mapping[str, Any], marks: _Marks, *, recheck: bool) -> _Entry:
-        """Alert `fp`'s cached view, rebuilt if the alert changed since, or (with
-        `recheck`) if its silence or inhibition marks did."""
-        version = self.live.alert_versions.get(fp, 0)
-        e = self._cache.get(fp)
-        if e is None or e.version != version:
-            e = self._cache[fp] = _Entry(fp, a, version, _match_labels(a), marks)
-        elif recheck and e.stale(marks):
-            e = self._cache[fp] = _Entry(fp, a, version, e.match, marks)
-        return e
+        await self.views.prepare()
 
     def list_alerts(
         self,
@@ -273,96 +152,27 @@ class Control:
         silenced: bool | None,
         acknowledged: bool | None,
     ) -> list[ApiAlert]:
-        """The alerts as views, with their JSON (see AlertList): each view and its
-        encoding are built once per change of the alert, or of the silences active
-        now, or of its inhibition, and reused by every listing until then. With
-        10,000 alerts, a listing is then a few milliseconds on the event loop,
-        which runs the evaluations too."""
-        app = self.live
-        now = app.wall()
-        silences = self._silences()
-        active = [s for s in silences if router.silence_active(s, now)]
-        # the silences in force: config ones by value (a reload may change one's
-        # matchers but not its id), the API's by id (their records never change)
-        configured = len(app.config.silences)  # _silences() lists them first
-        marks = (
-            tuple(s for s in silences[:configured] if router.silence_active(s, now)),
-            tuple(s.id for s in silences[configured:] if router.silence_active(s, now)),
+        return self.views.list(
+            state=state,
+            severity=severity,
+            rule=rule,
+            labels=labels,
+            silenced=silenced,
+            acknowledged=acknowledged,
         )
-        inhibitor = self._active_inhibitor()
-        recheck = self._inhibition_changed(inhibitor)
-        filters = (state, severity, rule, tuple(sorted(labels.items())), silenced, acknowledged)
-        key = (app.state_version, marks, filters)
-        if not recheck and self._last is not None and self._last[0] == key:
-            return self._last[1]
-        alerts = app.state["alerts"]
-        cache = self._cache
-        # the silences in force or the inhibitions changed: look at every alert's
-        # marks again, and rebuild the views whose marks did change
-        recheck = recheck or self._marks != marks
-        self._marks = marks
-        current = _Marks(active, inhibitor)
-        entries: list[_Entry] = []
-        for fp, a in alerts.items():
-            # cheap filters before anything else: 10,000 alerts per listing
-            if (
-                (state is not None and a.get("state") != state)
-                or (severity is not None and a.get("severity") != severity)
-                or (rule is not None and a.get("rule") != rule)
-            ):
-                continue
-            entries.append(self._entry(fp, a, current, recheck=recheck))
-        if len(cache) > len(alerts) + 1024:  # resolved alerts' entries
-            for fp in [fp for fp in cache if fp not in alerts]:
-                del cache[fp]
-        if labels or silenced is not None or acknowledged is not None:
-            views = filter_alerts(
-                [e.view for e in entries],
-                labels=labels,
-                silenced=silenced,
-                acknowledged=acknowledged,
-            )
-            keep = {id(v) for v in views}
-            entries = [e for e in entries if id(e.view) in keep]
-        out = AlertList(e.view for e in entries)
-        out.json = b'{"alerts":[' + b",".join(e.json for e in entries) + b"]}"
-        self._last = (key, out)
-        return out
 
-    def _inhibition_changed(self, inhibitor: router.Inhibitor | None) -> bool:
-        """Whether any alert's inhibition may differ from when the cached views were
-        built. The inhibitor changes as the notification pipeline takes in firing
-        and resolved alerts, which may be later than their events were folded into
-        the state; comparing its index of firing sources with a copy is exact and
-        costs one pass over the firing sources."""
-        if inhibitor is None:
-            changed = self._inhibitor is not None
-            self._inhibitor, self._sources = None, None
-            return changed
-        sources = getattr(inhibitor, "_sources", None)
-        if not isinstance(sources, list):
-            return True  # an Inhibitor without the index we know: check every alert
-        if inhibitor is self._inhibitor and sources == self._sources:
-            return False
-        self._inhibitor = inhibitor
-        self._sources = [{k: set(v) for k, v in idx.items()} for idx in sources]
-        return True
-
-    def get_alert(self, fp: str) -> ApiAlert | None:
+    async def get_alert(self, fp: str) -> ApiAlert | None:
         stored = self.live.state["alerts"].get(fp)
         if stored is None:
             return None
-        view = self._view(fp, stored, self._silences(), self.live.wall())
-        history: list[dict[str, Any]] = []
-        try:
-            for ev in iter_events(self.live.config.data_dir):
-                if ev.get("alert") == fp or fp in (ev.get("alerts") or ()):
-                    history.append(ev)
-                    if len(history) > HISTORY_CAP:
-                        del history[0]
-        except OSError:
-            pass  # history is a nicety; the alert itself is known
+        history, source = await alert_history(
+            self.info.history_index, self.live.config.data_dir, fp
+        )
+        # the alert as it is now: it may have changed while its history was read
+        stored = self.live.state["alerts"].get(fp, stored)
+        view = one_view(self.live, fp, stored)
         view["history"] = history
+        view["history_source"] = source
         return view
 
     async def ack(self, fp: str, *, by: str, note: str, until: float | None) -> ApiAlert:
@@ -379,7 +189,7 @@ class Control:
                 }
             ]
         )
-        return self._view(fp, self.live.state["alerts"][fp], self._silences(), self.live.wall())
+        return one_view(self.live, fp, self.live.state["alerts"][fp])
 
     async def unack(self, fp: str, *, by: str) -> ApiAlert:
         stored = self.live.state["alerts"].get(fp)
@@ -387,7 +197,7 @@ class Control:
             raise KeyError(fp)
         if stored.get("ack"):
             await self.live.emit([{"event": "unacknowledged", "alert": fp, "by": by}])
-        return self._view(fp, self.live.state["alerts"][fp], self._silences(), self.live.wall())
+        return one_view(self.live, fp, self.live.state["alerts"][fp])
 
     # -- silences ---------------------------------------------------------------------------
     def list_silences(self, *, expired: bool = False) -> list[dict[str, Any]]:
@@ -569,7 +379,7 @@ class Control:
         return explain(
             live.config, rule, labels=labels, values=dict(info.hub.values), state=live.state,
             now=live.wall(), channel_status=live.dispatcher.status(), history=info.history,
-            collector_errors=dict(info.hub.down),
+            collector_errors=dict(info.hub.down), live=live.dispatcher.pipeline,
         ).to_dict()  # fmt: skip
 
     async def audit(self, action: str, *, by: str, details: Mapping[str, Any]) -> None:

@@ -124,9 +124,12 @@ class Breaker:
 
     def retry_in(self) -> float:
         """Seconds until a probe may go out (0 when one may now)."""
-        if self.opened_at is None:
-            return 0.0
-        return max(0.0, self.opened_at + self.cooldown - self.clock())
+        at = self.probe_at()
+        return 0.0 if at is None else max(0.0, at - self.clock())
+
+    def probe_at(self) -> float | None:
+        """When (on `clock`) a probe may go out; None while closed."""
+        return None if self.opened_at is None else self.opened_at + self.cooldown
 
 
 @dataclass(frozen=True, slots=True)

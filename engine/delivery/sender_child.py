@@ -122,8 +122,12 @@ class Child:
         """The channels' status, if it changed since it was last sent."""
         if self.senders is None:
             return None
+        workers = self.senders.workers
         status = {
+            # when the breaker lets a probe through: monotonic, the same clock in the
+            # parent (CLOCK_MONOTONIC is the system's), and unchanged while it is open
             name: {k: s[k] for k in ("queued", "folded", "breaker", "error")}
+            | {"probe_at": workers[name].breaker.probe_at() if name in workers else None}
             for name, s in self.senders.status().items()
         }
         if status == self._last_status:

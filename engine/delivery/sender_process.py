@@ -211,9 +211,14 @@ class SenderProcess:
     def status(self) -> dict[str, dict[str, Any]]:
         out = {}
         for c in self.channels:
-            s = self._mirror.get(c.name) or {"queued": 0, "folded": 0, "breaker": "closed"}
+            s = dict(self._mirror.get(c.name) or {"queued": 0, "folded": 0, "breaker": "closed"})
             sent, failed = self._counts.get(c.name, (0, 0))
-            out[c.name] = {**s, "sent": sent, "failed": failed, "error": s.get("error")}
+            probe_at = s.pop("probe_at", None)
+            retry_in = 0.0 if probe_at is None else max(0.0, probe_at - time.monotonic())
+            out[c.name] = {
+                **s, "sent": sent, "failed": failed, "error": s.get("error"),
+                "retry_in": round(retry_in, 3),
+            }  # fmt: skip
         return out
 
     def traits(self) -> tuple[set[str], set[str]]:

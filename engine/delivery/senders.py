@@ -193,12 +193,14 @@ class Senders:
             w.queue.put_nowait((n, fut))
 
     def status(self) -> dict[str, dict[str, Any]]:
-        """Per channel: queue length, breaker state, sent/failed counts (for /metrics)."""
+        """Per channel: queue length, breaker state (and seconds until it lets a
+        probe through), sent/failed counts (for /metrics)."""
         return {
             name: {
                 "queued": len(w.queue),
                 "folded": w.queue.folded,
                 "breaker": w.breaker.state,
+                "retry_in": round(w.breaker.retry_in(), 3),  # until a probe may go out
                 "sent": w.sent,
                 "failed": w.failed,
                 "error": w.error,

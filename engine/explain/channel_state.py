@@ -1,7 +1,9 @@
 """One channel as `vigil explain` sees it: whether and when it was told, when its
 group flushes next (the pipeline's own query, engine/notify/groups.why_not), its
 rate limit (engine/notify/ratelimit.window_hold over the recent sends and held
-notifications), and what the dispatcher says of it (breaker, error, queue). The last step of the pipeline's order, after the holds
+notifications; online, the running pipeline's own limiter), and what the dispatcher
+says of it (breaker and when it tries again, error, queue). The last step of the
+pipeline's order, after the holds
 (engine/explain/holds.py) have let a notification through; separate because it
 reads the channels' status and send times, which nothing else here does."""
 
@@ -101,9 +103,12 @@ def explain_channel(
     rl = cfg.rate_limit
     status = facts.channel_status.get(name) if facts.channel_status is not None else None
     if rl is not None:
-        times = [*facts.sent_at.get(name, ()), *((status or {}).get("sent_at") or ())]
-        sent = [t for t in (as_number(x) for x in times) if t is not None]
-        rate = window_hold(rl, sent, int((status or {}).get("held") or 0), now)
+        if facts.live is not None:  # the daemon's own limiter: its sends and what it holds
+            rate = facts.live.rate.hold(name, now)
+        else:
+            times = [*facts.sent_at.get(name, ()), *((status or {}).get("sent_at") or ())]
+            sent = [t for t in (as_number(x) for x in times) if t is not None]
+            rate = window_hold(rl, sent, int((status or {}).get("held") or 0), now)
         lines.append(f"rate limit {rl.max} per {duration_text(rl.per)}")
         if rate.held:
             held, recent = rate.detail["held"], rate.detail["recent"]
@@ -136,14 +141,25 @@ def explain_channel(
                 )
             )
         if breaker == "open":
+            retry_in = as_number(status.get("retry_in"))
+            probe = (
+                f"in {duration_text(retry_in)}, at {when_text(now + retry_in, now)}"
+                if retry_in is not None
+                else "when its cooldown ends"
+            )
             reasons.append(
                 Reason(
                     "breaker_open",
                     f"channel {name}'s circuit breaker is open after repeated failures "
                     f"(sent {status.get('sent', 0)}, failed {status.get('failed', 0)}): "
-                    "deliveries fail fast until its cooldown ends, then one probe is tried",
+                    f"deliveries fail fast; one probe is tried {probe}",
                     channel=name,
-                    data={"sent": status.get("sent"), "failed": status.get("failed")},
+                    data={
+                        "sent": status.get("sent"),
+                        "failed": status.get("failed"),
+                        "retry_in": retry_in,
+                    },
+                    next_at=iso_or_none(now + retry_in) if retry_in is not None else None,
                 )
             )
         elif breaker == "half_open":

@@ -1,7 +1,7 @@
 """Why a rule is or is not firing, and where its notification would go.
 
     explain(config, rule_id, *, labels, values, state, now, channel_status=None,
-            history=None, collector_errors=None) -> Explanation
+            history=None, collector_errors=None, sent_at=None, live=None) -> Explanation
     parse_labels(["k=v"])      --labels / ?label= as a dict; ValueError for a bad one
     find_rule(config, id)      the rule, or UnknownRule with a did-you-mean
     result.Explanation.to_dict()  JSON-able, versioned; what GET /api/v1/explain/{rule} returns
@@ -15,14 +15,16 @@ Pure: no I/O, no clock reads. The caller passes
                     routing are explained
     state           the durable state of engine/journal/store.py (journal replay / App.state)
     now             wall-clock epoch seconds the explanation is "as of"
-    channel_status  Dispatcher.status(): {channel: {queued, folded, breaker, sent,
-                    failed, error}}; optional extra keys `held` (notifications held
+    channel_status  Dispatcher.status(): {channel: {queued, folded, breaker, retry_in,
+                    sent, failed, error}}; optional extra keys `held` (notifications held
                     by the rate limit now) and `sent_at` (recent send times, epoch
                     seconds; the offline CLI fills it from the journal)
     history         the daemon's sample history, for window functions (avg_over ...)
     collector_errors  collector name -> why its last collection failed
     sent_at         channel -> recent send times (epoch seconds), for the rate limit
                     when channel_status cannot say (offline: `notified` journal events)
+    live            the running daemon's notification pipeline (facts.LivePipeline,
+                    read only): its rate limiter's sends and held notifications
 
 The parts, each in a module of its own: which alerts and whether their
 condition holds (condition.py), what the timers make of it (timer.py), where a
@@ -53,7 +55,7 @@ from engine.config.model import Config, Rule
 from engine.explain.condition import ConditionExplainer
 from engine.explain.delivery import DeliveryExplainer
 from engine.explain.evidence import evidence
-from engine.explain.facts import Facts
+from engine.explain.facts import Facts, LivePipeline
 from engine.explain.notes import instance_note, rule_notes
 from engine.explain.result import AlertState, Explanation, Instance, UnknownRule
 from engine.explain.timer import TimerExplainer
@@ -95,6 +97,7 @@ def explain(
     history: History | None = None,
     collector_errors: Mapping[str, str] | None = None,
     sent_at: Mapping[str, Sequence[float]] | None = None,
+    live: LivePipeline | None = None,
 ) -> Explanation:
     """Explain rule `rule_id` as of `now`; see the module docstring.
 
@@ -104,8 +107,9 @@ def explain(
     """
     rule = find_rule(config, rule_id)
     facts = Facts(
-        config, rule, values, state, now, channel_status, history, collector_errors, sent_at
-    )
+        config, rule, values, state, now, channel_status, history, collector_errors, sent_at,
+        live,
+    )  # fmt: skip
     parts = _Parts(facts)
     notes: list[str] = []
     if not rule.enabled:

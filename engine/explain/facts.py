@@ -10,14 +10,30 @@ class."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from engine.config.model import Config, Rule, Silence
 from engine.explain.rebuilt import inhibitor, rebuild, targeted
 from engine.expr.history import History
 from engine.expr.scope import EvalScope
+from engine.notify.hold import Hold
 from engine.notify.pipeline import Pipeline
 from engine.notify.router import Inhibitor, silence_from_state
+
+
+class RateHolds(Protocol):
+    def hold(self, channel: str, now: float) -> Hold:
+        """The channel's rate limit's "why not now" (engine/notify/ratelimit.py)."""
+        ...
+
+
+class LivePipeline(Protocol):
+    """What explain reads of the running daemon's notification pipeline (the
+    dispatcher's engine/notify/pipeline.Pipeline), never changing it: its rate
+    limiter, which alone knows the sends in the window and what it holds."""
+
+    @property
+    def rate(self) -> RateHolds: ...
 
 
 class Facts:
@@ -32,6 +48,7 @@ class Facts:
         history: History | None,
         collector_errors: Mapping[str, str] | None,
         sent_at: Mapping[str, Sequence[float]] | None,
+        live: LivePipeline | None = None,
     ) -> None:
         self.config = config
         self.rule = rule
@@ -40,6 +57,7 @@ class Facts:
         self.state = state
         self._pipeline: Pipeline | None = None
         self.channel_status = channel_status
+        self.live = live  # the running daemon's pipeline (online explain only)
         self.errors = dict(collector_errors or {})
         self.alerts: Mapping[str, Any] = state.get("alerts") or {}
         self.down: Mapping[str, Any] = state.get("collectors_down") or {}

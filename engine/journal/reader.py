@@ -6,9 +6,10 @@ beside a running daemon, without taking the lock or starting a writer.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import BinaryIO
 
 from engine.errors import JournalError
@@ -95,12 +96,8 @@ def _rotated_since(data_dir: str, seen: set[str], last: int) -> bool:
     return False
 
 
-def tail_events(data_dir: str | os.PathLike[str], n: int) -> list[Event]:
-    """The last `n` events, oldest first; reads the files backwards, not whole."""
-    d = os.fspath(data_dir)
-    out: list[Event] = []
-    if n <= 0:
-        return out
+def _lines_backwards(d: str) -> Generator[tuple[str, int, bytes]]:
+    """(segment path, offset, line) of every complete line, newest first."""
     for seg in reversed(list_segments(d)):
         try:
             f = open(seg.path, "rb")  # noqa: SIM115 - closed by the with below
@@ -112,14 +109,49 @@ def tail_events(data_dir: str | os.PathLike[str], n: int) -> list[Event]:
             if end != size and not seg.active:
                 raise corrupt(seg.path, end, "incomplete final line")
             for off, line in reverse_lines(f, end):
-                try:
-                    out.append(open_line(line))
-                except BadLine as e:
-                    raise corrupt(seg.path, off, e.reason) from None
-                if len(out) >= n:
-                    break
-        if len(out) >= n:
-            break
+                yield seg.path, off, line
+
+
+def _open(path: str, off: int, line: bytes) -> Event:
+    try:
+        return open_line(line)
+    except BadLine as e:
+        raise corrupt(path, off, e.reason) from None
+
+
+def tail_events(data_dir: str | os.PathLike[str], n: int) -> list[Event]:
+    """The last `n` events, oldest first; reads the files backwards, not whole."""
+    out: list[Event] = []
+    if n <= 0:
+        return out
+    with contextlib.closing(_lines_backwards(os.fspath(data_dir))) as lines:
+        for path, off, line in lines:
+            out.append(_open(path, off, line))
+            if len(out) >= n:
+                break
+    out.reverse()
+    return out
+
+
+def tail_matching(
+    data_dir: str | os.PathLike[str],
+    n: int,
+    *,
+    needle: bytes,
+    keep: Callable[[Event], bool],
+    scan: int,
+) -> list[Event]:
+    """The last `n` events that `keep`, oldest first, among the journal's last `scan`
+    lines: a bounded read backwards. Only lines holding `needle` are parsed."""
+    out: list[Event] = []
+    with contextlib.closing(_lines_backwards(os.fspath(data_dir))) as lines:
+        for i, (path, off, line) in enumerate(lines):
+            if i >= scan or len(out) >= n:
+                break
+            if needle in line:
+                ev = _open(path, off, line)
+                if keep(ev):
+                    out.append(ev)
     out.reverse()
     return out
 

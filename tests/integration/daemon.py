@@ -70,10 +70,13 @@ class Daemon:
         tmp.write_text(json.dumps(values))
         os.replace(tmp, self.metrics)  # never a half-written file for the collector
 
-    def start(self, *extra: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
+    def start(
+        self, *extra: str, env: Mapping[str, str] | None = None, wait: bool = True
+    ) -> subprocess.Popen[str]:
         """Start the daemon (with `env` added to this process's environment) and
-        return once this run's `started` event is in the journal."""
-        before = sum(1 for e in self.events() if e["event"] == "started")
+        return once this run's `started` event is in the journal (at once without
+        `wait`: a large journal is slow to read here)."""
+        before = sum(1 for e in self.events() if e["event"] == "started") if wait else 0
         with open(self.logfile, "a") as log:
             self.proc = subprocess.Popen(
                 [VIGIL, "run", "-c", str(self.root / "vigil.yaml"), *extra],
@@ -83,6 +86,8 @@ class Daemon:
                 text=True,
                 env={**os.environ, **(env or {})},
             )
+        if not wait:
+            return self.proc
         self.wait_for(
             lambda evs: sum(1 for e in evs if e["event"] == "started") > before, what="started"
         )

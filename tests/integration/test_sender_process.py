@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import pickle
 import signal
@@ -223,6 +224,30 @@ def test_a_removed_channel_reports_each_notification_it_had_failed_once() -> Non
             await asyncio.sleep(0.2)
             assert len(rep.got) == 30 and not sp.inflight
             assert set(sp.status()) == {"b"}
+            rx.reset(Reply())
+            await sp.aclose(0.5)
+
+    asyncio.run(main())
+
+
+def test_an_open_breaker_says_when_it_lets_a_probe_through() -> None:
+    """The child's breaker, mirrored: `retry_in` counts down to its probe (explain
+    tells it), on the monotonic clock the two processes share."""
+
+    async def main() -> None:
+        with Receiver(default=Reply(status=503)) as rx:
+            rep = Reports()
+            settings = dataclasses.replace(FAST, breaker_threshold=1, breaker_cooldown=60.0)
+            sp = SenderProcess(settings, rep)
+            sp.configure([hook("a", rx)])
+            sp.start()
+            assert sp.status()["a"]["retry_in"] == 0.0  # closed
+            sp.put(note("a", 1))
+            await until(lambda: sp.status()["a"]["breaker"] == "open")
+            first = sp.status()["a"]["retry_in"]
+            assert 40.0 < first <= 60.0, first
+            await asyncio.sleep(0.3)
+            assert sp.status()["a"]["retry_in"] < first  # the same deadline, nearer
             rx.reset(Reply())
             await sp.aclose(0.5)
 

@@ -200,7 +200,7 @@ class FakeFacade:
             acknowledged=acknowledged,
         )
 
-    def get_alert(self, fp: str) -> dict[str, Any] | None:
+    async def get_alert(self, fp: str) -> dict[str, Any] | None:
         a = self.alerts.get(fp)
         if a is None:
             return None

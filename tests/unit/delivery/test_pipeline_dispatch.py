@@ -238,10 +238,11 @@ def test_breaker_opens_fails_fast_and_closes_after_a_probe() -> None:
         await d.submit([fire("a", time.time())])
         await until(lambda: bool(journal.of("notify_failed")))
         assert d.status()["ops"]["breaker"] == "open"
+        assert d.status()["ops"]["retry_in"] == 30.0  # until the probe
         text = await d.send_test("ops")
         assert "circuit open" in text and ch["ops"].attempts == 2  # not even tried
         mono[0] = 30.0
-        assert d.status()["ops"]["breaker"] == "half_open"
+        assert d.status()["ops"]["breaker"] == "half_open" and d.status()["ops"]["retry_in"] == 0
         text = await d.send_test("ops")
         assert text.startswith("ops: delivered") and d.status()["ops"]["breaker"] == "closed"
         assert ch["ops"].sent[-1].kind == "test" and "[TEST]" in ch["ops"].sent[-1].title

@@ -367,6 +367,26 @@ def test_rate_limited_into_a_digest(config: Config) -> None:
     assert {a.fingerprint for a in n.alerts} == {fingerprint(x, hooks) for x in held}
 
 
+def test_rate_limited_as_the_live_limiter_holds_it(config: Config) -> None:
+    """Online, explain reads the running pipeline's own rate limiter (no send times
+    from the journal): it names the limit, the held notifications, and when the
+    digest goes, which is when the pipeline sends it."""
+    hooks = {"team": "hooks"}
+    r = Run(config, T0)
+    for rule in ("hook_a", "hook_b", "hook_c", "hook_d"):
+        r.ingest(fire(rule, hooks, T0), T0)
+    r.advance(T0 + 10)
+    told = {a.fingerprint for _, n in r.sent for a in n.alerts}
+    held = [
+        x for x in ("hook_a", "hook_b", "hook_c", "hook_d") if fingerprint(x, hooks) not in told
+    ]
+    e = explain(config, held[0], labels=hooks, values=None, state=r.state, now=r.now, live=r.p)
+    rl = reason(e.instances[0], "rate_limited")
+    assert rl.data == {"max": 2, "per": 60.0, "held": 2, "recent": 2}
+    assert at_of(rl.next_at) == T0 + 60
+    assert sends_first_at(r, "hook", fingerprint(held[0], hooks), T0 + 60).kind == "digest"
+
+
 def test_flapping_hold_until_it_calms(config: Config) -> None:
     """The state machine (the real Evaluator) flaps the alert; explain says until
     when the hold lasts at least; the pipeline sends its latest state then."""
@@ -457,11 +477,12 @@ def test_breaker_open_holds_until_its_probe(config: Config) -> None:
 
     def status() -> dict[str, dict[str, Any]]:
         return {"ops": {"queued": 1, "folded": 0, "breaker": b.state, "sent": 0, "failed": 2,
-                        "error": None}}  # fmt: skip
+                        "error": None, "retry_in": b.retry_in()}}  # fmt: skip
 
     e = explain(config, "cpu_high", labels=INFRA, values=None, state=r.state, now=T0,
                 channel_status=status())  # fmt: skip
-    assert "breaker_open" in [x.code for x in e.instances[0].delivery.withheld]
+    br = reason(e.instances[0], "breaker_open")
+    assert br.data["retry_in"] == 30.0 and at_of(br.next_at) == T0 + 30  # when the probe goes
     assert not b.allow()
     clock[0] = 30.0
     e = explain(config, "cpu_high", labels=INFRA, values=None, state=r.state, now=T0 + 30,
