@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.collectors.base import Collector, create, restore_state, state_events
@@ -50,6 +50,10 @@ class Collecting:
         self.recorded = windowed(config.rules())
         self._cut_logged: dict[str, str] = {}  # collector -> what was last cut (logged once)
         self._collecting = 0  # collections in flight (drained at shutdown)
+        # one collection at a time per collector: the interval job and a prompt one
+        # (engine/daemon/react.py) may both be due
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.on_news: Callable[[str], None] | None = None  # a collector says news() after a read
 
     @property
     def busy(self) -> bool:
@@ -67,7 +71,8 @@ class Collecting:
     async def collect(self, name: str) -> None:
         self._collecting += 1
         try:
-            await self._collect(name)
+            async with self._locks.setdefault(name, asyncio.Lock()):
+                await self._collect(name)
         finally:
             self._collecting -= 1
 
@@ -97,6 +102,9 @@ class Collecting:
         self.hub.last[name] = self.clock.wall()
         if name in self.recorded:
             self.history.record_tree(name, self.clock.wall(), sample)
+        news = getattr(c, "news", None)
+        if self.on_news is not None and news is not None and news():
+            self.on_news(name)
         if name in self.hub.down:
             del self.hub.down[name]
             rule = synthetic_rule("collector_down", {"collector": name}, "")
