@@ -68,21 +68,26 @@ class Collecting:
     async def collect_all(self) -> None:
         await asyncio.gather(*(self.collect(n) for n in self.collectors))
 
-    async def collect(self, name: str) -> None:
+    async def collect(self, name: str, *, woken: bool = False) -> None:
+        """One read of collector `name`; `woken` (engine/daemon/react.py): by a write,
+        through its `collect_woken`, which may have nothing for the rules."""
         self._collecting += 1
         try:
             async with self._locks.setdefault(name, asyncio.Lock()):
-                await self._collect(name)
+                await self._collect(name, woken)
         finally:
             self._collecting -= 1
 
-    async def _collect(self, name: str) -> None:
+    async def _collect(self, name: str, woken: bool) -> None:
         c = self.collectors.get(name)
         if c is None:  # removed by a reload while its job was due
             return
         t0 = self.clock.mono()
+        read = getattr(c, "collect_woken", None) if woken else None
         try:
-            sample = await asyncio.wait_for(c.collect(self.clock.wall()), timeout=c.timeout + 1.0)
+            sample = await asyncio.wait_for(
+                (read or c.collect)(self.clock.wall()), timeout=c.timeout + 1.0
+            )
         except (CollectorError, TimeoutError, OSError) as e:
             self.metrics.collector(name, up=False)
             await self._collector_failed(name, str(e) or type(e).__name__)
@@ -90,8 +95,8 @@ class Collecting:
         saved = state_events(name, c)  # durable before the sample is read (logtail offsets)
         if saved:
             await self.events.record(saved)
-        if self.collectors.get(name) is not c:
-            return  # replaced meanwhile
+        if self.collectors.get(name) is not c or sample is None:
+            return  # replaced meanwhile, or a woken read with nothing new for the rules
         # the boundary: valid text, bounded depth and size, whatever the collector read
         sample, cut = clean(sample)
         if cut is not None and self._cut_logged.get(name) != cut:

@@ -121,7 +121,7 @@ class Reactor:
         return float(gap) if gap else 0.0
 
     async def _collect(self, name: str) -> None:
-        await self.collecting.collect(name)
+        await self.collecting.collect(name, woken=True)
 
     def _news(self, collector: str) -> None:
         if self._loop is None:
