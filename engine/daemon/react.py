@@ -12,6 +12,7 @@ a bounded number of passes and evaluations per second, whatever its line rate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -58,6 +59,8 @@ class Coalesced:
             wait = self._started.get(key, float("-inf")) + self._gap(key) - self._clock.mono()
             if wait > 0:
                 await asyncio.sleep(wait)
+            if self._stopped:
+                return
             self._again.discard(key)  # what came before this run starts is seen by it
             self._started[key] = self._clock.mono()
             try:
@@ -67,13 +70,13 @@ class Coalesced:
             if key not in self._again:
                 return
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float) -> None:
+        """No run starts any more; the runs in flight finish (an evaluation cut
+        short would have stepped alerts without journaling them), within `timeout`."""
         self._stopped = True
         tasks = [t for t in self._tasks.values() if not t.done()]
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
 
 
 class Reactor:
@@ -83,7 +86,7 @@ class Reactor:
         self.collecting = collecting
         self.evaluation = evaluation
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._watched: set[int] = set()  # id() of the collectors woken by their writes
+        self._watched: dict[str, Collector] = {}  # the collectors woken by their writes
         self._readers: dict[str, list[RuleGroup]] = {}  # collector -> the groups reading it
         self._groups: dict[str, RuleGroup] = {}
         self._collects = Coalesced(self._collect, self._react_gap, clock)
@@ -98,19 +101,20 @@ class Reactor:
         """After a start or a reload: watch new collectors, re-read who reads what."""
         self._readers = readers(config)
         self._groups = {g.name: g for g in config.groups}
+        watched, self._watched = self._watched, {}
         for name, c in self.collecting.collectors.items():
             watch = getattr(c, "watch", None)
-            if watch is not None and id(c) not in self._watched:
-                self._watched.add(id(c))
-                watch(self._waker(name))
-        self._watched &= {id(c) for c in self.collecting.collectors.values()}
+            if watch is not None:
+                if watched.get(name) is not c:  # new, or rebuilt by the reload
+                    watch(self._waker(name))
+                self._watched[name] = c
 
     def _waker(self, name: str) -> Callable[[], None]:
         loop = self._loop
         assert loop is not None
 
         def wake() -> None:  # from the collector's watching thread
-            if not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed at the stop
                 loop.call_soon_threadsafe(self._collects.trigger, name)
 
         return wake
@@ -134,10 +138,9 @@ class Reactor:
         if g is not None:  # removed by a reload meanwhile
             await self.evaluation.run_group(g, prompt=True)
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float) -> None:
         self._loop = None
-        await self._collects.stop()
-        await self._evaluations.stop()
+        await asyncio.gather(self._collects.stop(timeout), self._evaluations.stop(timeout))
 
 
 def readers(config: Config) -> dict[str, list[RuleGroup]]:

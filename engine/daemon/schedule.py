@@ -136,7 +136,7 @@ class Scheduler:
         # failure with a traceback: let them finish first (bounded: collectors
         # have their own timeouts, and a stop must not hang)
         self.scheduler.pause()
-        await self.reactor.stop()
+        await self.reactor.stop(SHUTDOWN_DRAIN_SECONDS)
         # a job handed to the loop just before the pause counts itself in
         # as collecting or running only at its first step: let it take it
         for _ in range(2):

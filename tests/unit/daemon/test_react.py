@@ -32,7 +32,7 @@ def test_a_burst_of_triggers_runs_once_per_gap_never_twice_at_once() -> None:
             c.trigger("g")
             await asyncio.sleep(0.001)
         await asyncio.sleep(0.3)
-        await c.stop()
+        await c.stop(5.0)
 
     asyncio.run(asyncio.wait_for(main(), 10))
     assert not overlap
@@ -56,7 +56,7 @@ def test_a_trigger_during_a_run_makes_one_more_run() -> None:
         c.trigger("g")
         c.trigger("g")
         await asyncio.sleep(0.3)
-        await c.stop()
+        await c.stop(5.0)
 
     asyncio.run(asyncio.wait_for(main(), 10))
     assert runs == 2
