@@ -1,6 +1,7 @@
 """Security monitoring speed (issue 16, Speed): the whole path a log line takes.
 
-    .venv/bin/python bench/logtail.py [--lines 1000000] [--no-latency] [--no-baseline]
+    .venv/bin/python bench/logtail.py [--lines 1000000] [--interval 1s] [--no-latency]
+        [--no-ticks] [--no-baseline] [--crowdsec-lines 20000]
 
 Throughput: bench/detect.py's generated nginx access log (realistic traffic, 1 %
 attacks) read by the real `logtail` collector (follower, offsets, batches, the
@@ -8,8 +9,11 @@ reader thread) with the detection settings of the `web` collector of
 deploy/security.yaml (the five shipped packs, its own admin pattern, four
 windows, the allowlists), pass after pass (`collect()`, as the daemon calls it)
 until every line is in. Printed: lines/s by wall clock and per CPU second of the
-process (the reader thread included). fail2ban-regex on the same file where it
-is installed (bench/detect.py's comparison; CrowdSec is not packaged here).
+process (the reader thread included). Then the baselines on the same file
+(bench/logtail_baselines.py; Debian's fail2ban and crowdsec unpacked into
+.cache/baselines/ by deploy/baselines.sh, fetched on the first run, never
+installed): fail2ban-regex with nginx-botsearch and with this pack's URL regexes,
+and CrowdSec's one-shot file mode on the first --crowdsec-lines lines.
 
 Latency (root, `nft` and `ip netns` needed; skipped otherwise): a real daemon
 follows a log that a writer process fills with 10,000 benign lines/s; every
@@ -18,10 +22,16 @@ follows a log that a writer process fills with 10,000 benign lines/s; every
 whose `nft` runs inside a network namespace made here (never the host's
 firewall). Measured: from the append to the address being in the nftables set
 (`nft list set` polled every 10 ms, so figures are up to 10 ms late). Collector
-and rule group interval: --interval (default 50ms): the latency is about one
-collector pass plus one evaluation plus one nft batch. The sample lists the
-default `max_reported: 500` keys (most hits first): listing 10,000 made every
-pass and evaluation walk 10,000 elements, and the p50 above a second.
+and rule group interval: --interval (default 1s): the write wakes a collector
+pass (`react: 50ms`), whose new hits wake an evaluation of the group at once
+(engine/daemon/react.py), so the latency is about one pass plus one evaluation
+plus one nft batch, whatever the interval. The sample lists the default
+`max_reported: 500` keys (most hits first).
+
+Punctuality: a real daemon (under bench/notify.py's probes) with the `web`
+collector of deploy/security.yaml ingesting 10,000 lines/s of the generated
+traffic (1 % attacks: its group is evaluated promptly all along) and an unrelated
+100 ms `probe` group: how late the probe's ticks start (target: never over 10 ms).
 """
 
 from __future__ import annotations
