@@ -1,6 +1,7 @@
 """Security monitoring speed (issue 16, Speed): the whole path a log line takes.
 
-    .venv/bin/python bench/logtail.py [--lines 1000000] [--no-latency] [--no-baseline]
+    .venv/bin/python bench/logtail.py [--lines 1000000] [--interval 1s] [--no-latency]
+        [--no-ticks] [--no-baseline] [--crowdsec-lines 20000]
 
 Throughput: bench/detect.py's generated nginx access log (realistic traffic, 1 %
 attacks) read by the real `logtail` collector (follower, offsets, batches, the
@@ -8,8 +9,11 @@ reader thread) with the detection settings of the `web` collector of
 deploy/security.yaml (the five shipped packs, its own admin pattern, four
 windows, the allowlists), pass after pass (`collect()`, as the daemon calls it)
 until every line is in. Printed: lines/s by wall clock and per CPU second of the
-process (the reader thread included). fail2ban-regex on the same file where it
-is installed (bench/detect.py's comparison; CrowdSec is not packaged here).
+process (the reader thread included). Then the baselines on the same file
+(bench/logtail_baselines.py; Debian's fail2ban and crowdsec unpacked into
+.cache/baselines/ by deploy/baselines.sh, fetched on the first run, never
+installed): fail2ban-regex with nginx-botsearch and with this pack's URL regexes,
+and CrowdSec's one-shot file mode on the first --crowdsec-lines lines.
 
 Latency (root, `nft` and `ip netns` needed; skipped otherwise): a real daemon
 follows a log that a writer process fills with 10,000 benign lines/s; every
@@ -18,16 +22,23 @@ follows a log that a writer process fills with 10,000 benign lines/s; every
 whose `nft` runs inside a network namespace made here (never the host's
 firewall). Measured: from the append to the address being in the nftables set
 (`nft list set` polled every 10 ms, so figures are up to 10 ms late). Collector
-and rule group interval: --interval (default 50ms): the latency is about one
-collector pass plus one evaluation plus one nft batch. The sample lists the
-default `max_reported: 500` keys (most hits first): listing 10,000 made every
-pass and evaluation walk 10,000 elements, and the p50 above a second.
+and rule group interval: --interval (default 1s): the write wakes a collector
+pass (`react: 50ms`), whose new hits wake an evaluation of the group at once
+(engine/daemon/react.py), so the latency is about one pass plus one evaluation
+plus one nft batch, whatever the interval. The sample lists the default
+`max_reported: 500` keys (most hits first).
+
+Punctuality: a real daemon (under bench/notify.py's probes) with the `web`
+collector of deploy/security.yaml ingesting 10,000 lines/s of the generated
+traffic (1 % attacks: its group is evaluated promptly all along) and an unrelated
+100 ms `probe` group: how late the probe's ticks start (target: never over 10 ms).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -45,6 +56,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import logtail_baselines as baselines  # noqa: E402
 from bench.detect import benign_target, fail2ban, generate, quality  # noqa: E402
 from engine.collectors.logtail.collector import LogtailCollector  # noqa: E402
 from engine.config.build import ConfigLoader  # noqa: E402
@@ -52,6 +64,15 @@ from engine.config.model import CollectorConfig, frozen_map  # noqa: E402
 from engine.detect.sink import DetectSink  # noqa: E402
 
 RATE = 10_000  # background lines/s in the latency run
+
+RULE = """\
+  - id: web_sqli
+    each: web.keys
+    expr: it.hits.sqli >= 1
+    severity: critical
+    annotations:
+      evidence: "{% for e in it.evidence %}{{ e.line }}\\n{% endfor %}"
+"""
 
 
 def web_settings() -> dict[str, Any]:
@@ -71,7 +92,7 @@ async def _drain(c: LogtailCollector, lines: int) -> dict[str, Any]:
     return sample
 
 
-def throughput(n: int, baseline: bool) -> None:
+def throughput(n: int, baseline: bool, crowdsec_lines: int) -> None:
     tmp = tempfile.mkdtemp(prefix="vigil-logtail-bench-")
     try:
         path = os.path.join(tmp, "access.log")
@@ -104,8 +125,9 @@ def throughput(n: int, baseline: bool) -> None:
                 f"benign lines hit: {bh:,}/{b:,} ({100 * bh / max(b, 1):.3f} %)"
             )
         if baseline:
+            baselines.fail2ban_env()
             fail2ban(path, n, rate)
-            print("crowdsec: not installed here (no Debian package in this image); not compared")
+            baselines.crowdsec(path, n, rate, crowdsec_lines)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -166,17 +188,7 @@ def latency(attacks: int, interval: str) -> None:
     try:
         log = tmp / "access.log"
         log.touch()
-        rules = f"""
-group: web
-interval: {interval}
-rules:
-  - id: web_sqli
-    each: web.keys
-    expr: it.hits.sqli >= 1
-    severity: critical
-    annotations:
-      evidence: "{{% for e in it.evidence %}}{{{{ e.line }}}}\\n{{% endfor %}}"
-"""
+        rules = f"group: web\ninterval: {interval}\nrules:\n{RULE}"
         ban = {
             "name": "fw", "type": "ban", "nft_command": ["ip", "netns", "exec", ns, "nft"],
             "bantime": "1h", "max_active": 100_000, "max_per_minute": 100_000,
@@ -262,19 +274,101 @@ rules:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+# -- the evaluation tick's punctuality ---------------------------------------------------
+
+
+def punctuality(seconds: float, interval: str, react: str) -> None:
+    """How late a 100 ms `probe` group (an unrelated rule) starts its ticks while a
+    real daemon's logtail collector (the `web` collector of deploy/security.yaml)
+    ingests 10,000 lines/s of bench/detect.py's traffic (1 % attacks, so its group
+    is evaluated promptly on news all along). The daemon runs under bench/notify.py's
+    probes (`tick`: how late the probe group's job started after its due time)."""
+    import yaml
+
+    from tests.integration.daemon import Daemon
+
+    tmp = Path(tempfile.mkdtemp(prefix="vigil-tick-bench-"))
+    writer = proc = None
+    try:
+        log, probe, source = tmp / "access.log", tmp / "probe.txt", tmp / "source.log"
+        log.touch()
+        generate(str(source), 20_000)
+        d = Daemon(tmp, f"group: web\ninterval: {interval}\nrules:\n{RULE}")
+        (tmp / "rules" / "probe.yaml").write_text(
+            "group: probe\ninterval: 100ms\nrules:\n  - {id: probe, expr: fixed.limit > 1000}\n"
+        )
+        sec = yaml.safe_load((ROOT / "deploy" / "security.yaml").read_text())
+        (web,) = [c for c in sec["collectors"] if c["name"] == "web"]
+        web.update(paths=[str(log)], start="end", interval=interval, react=react)
+        cfg = tmp / "vigil.yaml"
+        cfg.write_text(
+            cfg.read_text().replace("collectors:\n", f"collectors:\n  - {json.dumps(web)}\n")
+        )
+        with open(tmp / "daemon.log", "w") as out:
+            proc = subprocess.Popen(
+                [sys.executable, str(ROOT / "bench" / "notify.py"), "daemon", str(cfg), str(probe)],
+                cwd=tmp, stdout=out, stderr=out,
+            )  # fmt: skip
+        d.wait_for(lambda evs: any(e["event"] == "started" for e in evs), 60, "the start")
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(log), str(RATE)], stdin=subprocess.PIPE, text=True
+        )
+        assert writer.stdin is not None
+        writer.stdin.write(source.read_text())
+        writer.stdin.close()
+        time.sleep(3.0)  # the traffic flows and the collector keeps up
+        t0 = time.time()
+        time.sleep(seconds)
+        t1 = time.time()
+        rows = [ln.split() for ln in probe.read_text().splitlines()]
+        ticks = sorted(float(r[2]) * 1e3 for r in rows if r[0] == "tick" and t0 <= float(r[1]) < t1)
+        starts = sorted(float(r[1]) for r in rows if r[0] == "tick" and t0 <= float(r[1]) < t1)
+        web = sorted(
+            float(r[2]) * 1e3 for r in rows if r[0] == "run-web" and t0 <= float(r[1]) < t1
+        )
+        if not ticks:
+            print(f"tick lateness: no probe tick seen; see {tmp / 'daemon.log'}")
+            return
+        p = lambda q: ticks[min(int(q * len(ticks)), len(ticks) - 1)]  # noqa: E731
+        gap = max((b - a for a, b in itertools.pairwise(starts)), default=0.1)
+        print(
+            f"evaluation tick of a 100 ms probe group while logtail ingests {RATE:,} lines/s "
+            f"(web collector of deploy/security.yaml, interval {interval}, {seconds:.0f} s, "
+            f"react {react}, {len(ticks)} ticks; the web group ran {len(web)} times, "
+            f"{web[len(web) // 2] if web else 0:.1f} ms median): late p50 "
+            f"{p(0.5):.1f} ms, p99 {p(0.99):.1f} ms, max {ticks[-1]:.1f} ms; longest gap "
+            f"{gap * 1e3 - 100:.1f} ms over 100 ms (target: never late by more than 10 ms: "
+            f"{'met' if ticks[-1] <= 10 else 'missed'})"
+        )
+    finally:
+        for child in (writer, proc):
+            if child is not None:
+                child.terminate()
+                child.wait(30)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--attacks", type=int, default=100, help="banned addresses in the latency run")
-    ap.add_argument("--interval", default="50ms", help="collector and rule interval (50ms)")
+    ap.add_argument("--interval", default="1s", help="collector and rule interval (1s)")
+    ap.add_argument("--tick-seconds", type=float, default=20.0, help="the punctuality run's length")
+    ap.add_argument("--react", default="50ms", help="the collector's react in the punctuality run")
+    ap.add_argument("--no-ticks", action="store_true", help="skip the punctuality run")
+    ap.add_argument(
+        "--crowdsec-lines", type=int, default=20_000, help="lines of the log CrowdSec reads"
+    )
     ap.add_argument("--no-latency", action="store_true")
     ap.add_argument("--no-throughput", action="store_true")
     ap.add_argument("--no-baseline", action="store_true")
     args = ap.parse_args()
     if not args.no_throughput:
-        throughput(args.lines, not args.no_baseline)
+        throughput(args.lines, not args.no_baseline, args.crowdsec_lines)
     if not args.no_latency:
         latency(args.attacks, args.interval)
+    if not args.no_ticks:
+        punctuality(args.tick_seconds, args.interval, args.react)
 
 
 if __name__ == "__main__":

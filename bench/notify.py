@@ -256,10 +256,10 @@ def daemon_main(config: str, probe_out: str) -> int:
 
     run_group = Evaluation.run_group
 
-    async def timed_group(self: Evaluation, group: Any) -> None:
+    async def timed_group(self: Evaluation, group: Any, **kw: Any) -> None:
         t0, w0 = time.perf_counter(), time.time()
         try:
-            await run_group(self, group)
+            await run_group(self, group, **kw)
         finally:
             sink.write(f"run-{group.name} {w0:.6f} {time.perf_counter() - t0:.6f}\n")
 

@@ -36,4 +36,6 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[test]'
+# fail2ban and CrowdSec for bench/logtail.py, unpacked, never installed (deploy/baselines.sh)
+if [ "${VIGIL_BASELINES:-0}" = 1 ]; then deploy/baselines.sh; fi
 echo "setup: ready (.venv)"

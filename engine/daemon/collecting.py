@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.collectors.base import Collector, create, restore_state, state_events
@@ -50,6 +50,10 @@ class Collecting:
         self.recorded = windowed(config.rules())
         self._cut_logged: dict[str, str] = {}  # collector -> what was last cut (logged once)
         self._collecting = 0  # collections in flight (drained at shutdown)
+        # one collection at a time per collector: the interval job and a prompt one
+        # (engine/daemon/react.py) may both be due
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.on_news: Callable[[str], None] | None = None  # a collector says news() after a read
 
     @property
     def busy(self) -> bool:
@@ -64,20 +68,26 @@ class Collecting:
     async def collect_all(self) -> None:
         await asyncio.gather(*(self.collect(n) for n in self.collectors))
 
-    async def collect(self, name: str) -> None:
+    async def collect(self, name: str, *, woken: bool = False) -> None:
+        """One read of collector `name`; `woken` (engine/daemon/react.py): by a write,
+        through its `collect_woken`, which may have nothing for the rules."""
         self._collecting += 1
         try:
-            await self._collect(name)
+            async with self._locks.setdefault(name, asyncio.Lock()):
+                await self._collect(name, woken)
         finally:
             self._collecting -= 1
 
-    async def _collect(self, name: str) -> None:
+    async def _collect(self, name: str, woken: bool) -> None:
         c = self.collectors.get(name)
         if c is None:  # removed by a reload while its job was due
             return
         t0 = self.clock.mono()
+        read = getattr(c, "collect_woken", None) if woken else None
         try:
-            sample = await asyncio.wait_for(c.collect(self.clock.wall()), timeout=c.timeout + 1.0)
+            sample = await asyncio.wait_for(
+                (read or c.collect)(self.clock.wall()), timeout=c.timeout + 1.0
+            )
         except (CollectorError, TimeoutError, OSError) as e:
             self.metrics.collector(name, up=False)
             await self._collector_failed(name, str(e) or type(e).__name__)
@@ -85,8 +95,8 @@ class Collecting:
         saved = state_events(name, c)  # durable before the sample is read (logtail offsets)
         if saved:
             await self.events.record(saved)
-        if self.collectors.get(name) is not c:
-            return  # replaced meanwhile
+        if self.collectors.get(name) is not c or sample is None:
+            return  # replaced meanwhile, or a woken read with nothing new for the rules
         # the boundary: valid text, bounded depth and size, whatever the collector read
         sample, cut = clean(sample)
         if cut is not None and self._cut_logged.get(name) != cut:
@@ -97,6 +107,9 @@ class Collecting:
         self.hub.last[name] = self.clock.wall()
         if name in self.recorded:
             self.history.record_tree(name, self.clock.wall(), sample)
+        news = getattr(c, "news", None)
+        if self.on_news is not None and news is not None and news():
+            self.on_news(name)
         if name in self.hub.down:
             del self.hub.down[name]
             rule = synthetic_rule("collector_down", {"collector": name}, "")

@@ -9,6 +9,7 @@ hands over the new rules here.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -54,7 +55,7 @@ class Evaluation:
         self.clock = clock
         self.evaluator = Evaluator(history)
         self._limit_alerts(config)
-        self._running_groups: set[str] = set()
+        self._running_groups: dict[str, bool] = {}  # name -> a prompt run (react.py)?
 
     @property
     def running(self) -> bool:
@@ -72,13 +73,19 @@ class Evaluation:
         ev.max_alerts_total = config.max_alerts_total
 
     # -- ticks ---------------------------------------------------------------------------
-    async def run_group(self, group: RuleGroup) -> None:
+    async def run_group(self, group: RuleGroup, *, prompt: bool = False) -> None:
+        """One evaluation of `group`: on its tick, or `prompt`ly because a collector it
+        reads has news (engine/daemon/react.py), which waits for a run in flight."""
+        while prompt and group.name in self._running_groups:
+            await asyncio.sleep(0.005)
         if group.name in self._running_groups:
+            if self._running_groups[group.name]:
+                return  # a prompt run is evaluating fresh values right now: no overrun
             # never stacked: the previous run of this group is still going
             self.metrics.evaluation_overrun(group.name)
             log.warning("group %s overran its interval of %ss", group.name, group.interval)
             return
-        self._running_groups.add(group.name)
+        self._running_groups[group.name] = prompt
         try:
             t0 = self.clock.mono()
             snap = self.hub.snapshot(self.clock.wall(), t0)
@@ -103,7 +110,7 @@ class Evaluation:
             if problems:
                 await self.events.emit(problems)
         finally:
-            self._running_groups.discard(group.name)
+            self._running_groups.pop(group.name, None)
 
     def problem_events(self) -> list[AlertEvent]:
         """One alert per rule and problem (engine/rules/rule_health.py): firing when it

@@ -19,6 +19,7 @@ from engine.daemon.clock import Clock
 from engine.daemon.collecting import Collecting
 from engine.daemon.evaluation import Evaluation
 from engine.daemon.metrics import Metrics
+from engine.daemon.react import Reactor
 from engine.runtime.clock_steps import replan
 
 log = logging.getLogger("vigil")
@@ -42,6 +43,8 @@ class Scheduler:
         self.metrics = metrics
         self.clock = clock
         self.scheduler: AsyncIOScheduler | None = None  # once started
+        # between the ticks: a pass on a write, an evaluation on news (react.py)
+        self.reactor = Reactor(collecting, evaluation, clock)
         self._overrun_logged: dict[str, float] = {}
 
     def start(self, config: Config) -> None:
@@ -67,6 +70,7 @@ class Scheduler:
             self._add_group_job(sched, g, spread=True)
         self.scheduler = sched
         sched.start()
+        self.reactor.start(config)
 
     def reschedule(self, old: Config, new: Config) -> None:
         """Change the jobs where `new` differs from `old` (no-op before the start)."""
@@ -89,6 +93,7 @@ class Scheduler:
         for c in new.collectors:
             if old_cc.get(c.name) != c:
                 self._add_collector_job(sched, c.name, new)
+        self.reactor.reconfigure(new)
 
     def _add_collector_job(self, sched: AsyncIOScheduler, name: str, config: Config) -> None:
         c = self.collecting.collectors[name]
@@ -131,6 +136,7 @@ class Scheduler:
         # failure with a traceback: let them finish first (bounded: collectors
         # have their own timeouts, and a stop must not hang)
         self.scheduler.pause()
+        await self.reactor.stop(SHUTDOWN_DRAIN_SECONDS)
         # a job handed to the loop just before the pause counts itself in
         # as collecting or running only at its first step: let it take it
         for _ in range(2):

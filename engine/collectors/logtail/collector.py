@@ -9,6 +9,7 @@
       max_pass_bytes: 64MiB   # read per pass at most; the rest the next pass
       recent_lines: 100       # the newest lines kept for rules to read
       save_interval: 5s       # journal a file's offset at most this often (0s: every pass)
+      react: 50ms             # a write wakes a pass at once, at most one per react (0s: off)
       interval: 1s
       # parsing and detection (engine/detect/settings.py): any of these keys adds
       # a DetectSink, and the sample gains `keys` (for `each`) and `totals`
@@ -27,6 +28,11 @@ created later. The sample (what rules read as `logs.lines`, `each: logs.files`):
     sink_errors  line sinks that raised (engine/collectors/logtail/sink.py)
     keys, totals with detection: one element per key, and totals (engine/detect/sink.py)
 
+With `react` (engine/collectors/logtail/wake.py) a write to a followed file
+wakes a pass without waiting for `interval`, and a pass that found new pattern
+hits (or, without detection, new lines) says so in `news()`: the daemon then
+evaluates the groups that read this collector at once (engine/daemon/react.py).
+
 Reading runs in a worker thread (OneThread), bounded per pass by bytes and by
 the collector's timeout. A path's offset and counters are one `collector_state`
 record (engine/collectors/base.py, Stateful), journaled after a pass that moved
@@ -41,7 +47,7 @@ again): at most `save_interval` of them.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -50,6 +56,7 @@ from engine.collectors.base import Sample
 from engine.collectors.logtail.follow import Limits
 from engine.collectors.logtail.sink import LineSink, RecentLines
 from engine.collectors.logtail.tailer import STARTS, Tailer
+from engine.collectors.logtail.wake import Waker
 from engine.config.model import CollectorConfig
 from engine.detect import settings as detect
 from engine.detect.sink import DetectSink
@@ -68,6 +75,7 @@ class LogtailSettings:
     max_pass_bytes: int
     recent_lines: int
     save_interval: float
+    react: float = 0.05  # seconds between passes woken by writes; 0: only on the interval
     detect: detect.DetectSettings | None = None
 
 
@@ -82,8 +90,13 @@ class LogtailCollector:
         self._recent = RecentLines(settings.recent_lines)
         self._sinks: list[LineSink] = [self._recent]
         limits = Limits(settings.max_line_bytes, settings.batch_bytes)
-        if settings.detect is not None:
-            self._sinks.append(DetectSink(settings.detect))
+        self._detect = DetectSink(settings.detect) if settings.detect is not None else None
+        if self._detect is not None:
+            self._sinks.append(self._detect)
+        self.react = settings.react or None  # read by engine/daemon/react.py
+        self._waker: Waker | None = None
+        self._seen = -1  # hits (or lines) after the previous pass: news() compares
+        self._news = False
         self._tailer = Tailer(settings.paths, limits, settings.start, self._sinks)
         self._thread = OneThread()
         self._changes: dict[str, dict[str, Any] | None] = {}
@@ -109,6 +122,7 @@ class LogtailCollector:
             max_pass_bytes=s.size("max_pass_bytes", 64 * 1024 * 1024),
             recent_lines=recent,
             save_interval=s.duration("save_interval", 5.0),
+            react=s.duration("react", 0.05),
             detect=detect.parse(config.settings) if _detects(config) else None,
         )
         for key in detect.DETECT_KEYS:
@@ -135,27 +149,64 @@ class LogtailCollector:
         out, self._changes = self._changes, {}
         return out
 
+    # -- Reacting (engine/daemon/react.py) -------------------------------------------------
+
+    def watch(self, wake: Callable[[], None]) -> None:
+        """Call `wake()` (from another thread) when a followed file is written."""
+        if self.react is not None and self._waker is None:
+            self._waker = Waker(self.settings.paths, wake)
+
+    def news(self) -> bool:
+        """Whether the last pass found what rules should see at once: new pattern
+        hits (per-key counts), or new lines when there is no detection."""
+        return self._news
+
     # -- Collector -------------------------------------------------------------------------
 
     async def collect(self, now: float) -> Sample:
         return await self._thread.run(self._pass, self.timeout)
+
+    async def collect_woken(self, now: float) -> Sample | None:
+        """A pass woken by a write: its sample only when it has news(), else None
+        (the lines are read and counted all the same; the interval's pass
+        publishes them). Building the sample scores every key, which costs more
+        than reading a busy log's lines between two ticks."""
+        return await self._thread.run(self._woken_pass, self.timeout)
 
     async def aclose(self) -> None:
         # a pass still running in its thread owns the files; it ends on its own bound
         if self._thread.idle():
             self._changes.update(self._tailer.changes())  # the daemon journals them at stop
             self._tailer.close()
+        if self._waker is not None:
+            self._waker.close()
+            self._waker = None
+
+    def _woken_pass(self) -> dict[str, Any] | None:
+        self._read()
+        return self._values() if self._news else None
 
     def _pass(self) -> dict[str, Any]:
+        self._read()
+        return self._values()
+
+    def _read(self) -> None:
+        waker = self._waker
+        if waker is not None:
+            waker.arm()  # before reading: a write from now on wakes the next pass
         # stop starting reads at half the timeout: the sample is still built in time
         self._tailer.poll(self.settings.max_pass_bytes, time.monotonic() + self.timeout / 2)
+        if waker is not None:
+            waker.follow(self._tailer.reading())
+        d = self._detect
+        seen = sum(d.pattern_totals.values()) if d is not None else self._tailer.lines()
+        self._news, self._seen = self._seen >= 0 and seen != self._seen, seen
         self._changes.update(self._tailer.changes(self.settings.save_interval))
         errors = [f"{p}: {f.error}" for p, f in self._tailer.followed.items() if f.error]
         if errors and len(errors) == len(self._tailer.followed):
             # nothing readable (a missing file is not an error: it may appear later)
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             raise CollectorError(errors[0] + more)
-        return self._values()
 
     def _values(self) -> dict[str, Any]:
         files = []

@@ -259,6 +259,14 @@ class Tailer:
             for p in self.patterns
         )
 
+    def reading(self) -> list[str]:
+        """The real paths of the files open now (followed and draining)."""
+        out = [f.file.name for f in self.followed.values() if f.file is not None]
+        return out + [of.name for of, _ in self.draining]
+
+    def lines(self) -> int:
+        return sum(f.counters.lines for f in self.followed.values())
+
     def close(self) -> None:
         for f in self.followed.values():
             if f.file is not None:
