@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine import __version__
+from engine.api.daemon_routes import SCHEMAS as RULE_SCHEMAS
 from engine.api.preview_routes import SCHEMAS
 
 
@@ -254,6 +255,7 @@ _SCHEMAS: dict[str, Any] = {
         },
     },
     **SCHEMAS,  # ChannelPreviewRequest, ChannelPreview (preview_routes.py)
+    **RULE_SCHEMAS,  # Rule (daemon_routes.py)
     "Status": {
         "type": "object",
         "properties": {
@@ -432,9 +434,7 @@ _PATHS: dict[str, Any] = {
         "get": {
             "summary": "rules of the running configuration",
             "responses": {
-                "200": _json(
-                    {"type": "object", "properties": {"rules": {"type": "array"}}}, "rules"
-                ),
+                "200": _json(_list("rules", "Rule"), "rules"),
                 **_READ,
             },
         }

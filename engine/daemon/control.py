@@ -21,6 +21,7 @@ from engine.common import matchers
 from engine.common.durations import format_duration
 from engine.common.records import ApiAlert, JournalEvent, SilenceCreatedEvent, audit_event
 from engine.config.model import Silence
+from engine.daemon.rule_runtime import rule_runtime
 from engine.journal.format import format_ts
 from engine.journal.reader import iter_events
 from engine.notify import router
@@ -443,6 +444,7 @@ class Control:
     # -- configuration ------------------------------------------------------------------------
     def list_rules(self) -> list[dict[str, Any]]:
         out = []
+        runtime = rule_runtime(self.info.evaluator, self.live.config.groups)
         for g in self.live.config.groups:
             for r in g.rules:
                 out.append(
@@ -464,6 +466,7 @@ class Control:
                         "enabled": r.enabled,
                         "interval": format_duration(g.interval),
                         "source": str(r.source),
+                        **runtime[r.id],
                     }
                 )
         return out

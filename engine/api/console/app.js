@@ -123,6 +123,13 @@ $("login-form").addEventListener("submit", (ev) => {
   refresh();
 });
 $("logout").addEventListener("click", () => showLogin());
+// charts are drawn for the window's width (chart.js): a new width redraws them
+window.addEventListener(
+  "resize",
+  debounce(() => {
+    if (current && !$("app").hidden) VIEWS[current].render();
+  }, 50),
+);
 if (token.get()) refresh();
 else showLogin();
 // a slow safety net; the live stream does the real work
