@@ -83,7 +83,10 @@ async function act(fn) {
   }
 }
 
-const soon = debounce(refresh, 250);
+// each tab waits its own 250-750 ms after an event before reading the state
+// again: tabs that follow the same daemon do not all ask in the same instant
+// (the daemon answers them one after the other, and its ticks wait meanwhile)
+const soon = debounce(refresh, 250 + Math.floor(Math.random() * 500));
 
 function startLive() {
   stopLive = follow({
