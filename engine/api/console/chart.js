@@ -36,11 +36,12 @@ const pad2 = (n) => String(n).padStart(2, "0");
 
 // a short local time for an axis, as precise as the span shown needs:
 // "14:05:30" under an hour, "14:05" under two days, "Nov 30 14:05" beyond
-export function tick(ms, span) {
+// (or when `dated`: the two ends of a day apart read the same without it)
+export function tick(ms, span, dated = span > 2 * 86400e3) {
   const d = new Date(ms);
   const hm = pad2(d.getHours()) + ":" + pad2(d.getMinutes());
   if (span < 3600e3) return hm + ":" + pad2(d.getSeconds());
-  return span > 2 * 86400e3 ? d.toLocaleDateString(undefined, { month: "short", day: "numeric" }) + " " + hm : hm;
+  return dated ? d.toLocaleDateString(undefined, { month: "short", day: "numeric" }) + " " + hm : hm;
 }
 
 // bars of counts per bucket: [{t, n, text}] oldest first
@@ -58,8 +59,9 @@ export function bars(box, rows, name) {
   out.append(label(2, 10, "max " + max));
   if (rows.length) {
     const span = Date.parse(rows[rows.length - 1].t) - Date.parse(rows[0].t);
-    out.append(label(2, h - 3, tick(Date.parse(rows[0].t), span)));
-    out.append(label(w - 2, h - 3, tick(Date.parse(rows[rows.length - 1].t), span), "end"));
+    const dated = span >= 12 * 3600e3;
+    out.append(label(2, h - 3, tick(Date.parse(rows[0].t), span, dated)));
+    out.append(label(w - 2, h - 3, tick(Date.parse(rows[rows.length - 1].t), span, dated), "end"));
   }
   box.replaceChildren(out);
 }
