@@ -7,10 +7,44 @@ alert or silence; reload and channel tests are the admin-only writes.
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.responses import Response
 
 from engine.api.request import MAX_NAME, Call
 from engine.api.responses import JSON, ApiError
+
+_WHEN = {"type": ["string", "null"], "format": "date-time"}
+# one rule of GET /api/v1/rules (merged into /openapi.json by openapi.py)
+SCHEMAS: dict[str, Any] = {
+    "Rule": {
+        "type": "object",
+        "description": "a rule's configuration (id, group, expr, severity, for, labels, "
+        "annotations, interval, source ...) and what it does at run time",
+        "properties": {
+            **{k: {"type": "string"} for k in ("id", "group", "expr", "severity", "source")},
+            "enabled": {"type": "boolean"},
+            "evaluated_at": {
+                **_WHEN,
+                "description": "when its group last ran (rules run a group at a time)",
+            },
+            "evaluation_seconds": {
+                "type": ["number", "null"],
+                "description": "how long its group's last run took, all its rules together",
+            },
+            "firing": {"type": "integer", "description": "its alerts firing now"},
+            "pending": {"type": "integer", "description": "its alerts pending now"},
+            "value": {
+                "description": "the value of its live alert (a rule without `each`); "
+                "null when quiet: a false condition's value is not computed"
+            },
+            "failures": {
+                "type": "integer",
+                "description": "its evaluations that raised an error since the daemon started",
+            },
+        },
+    }
+}
 
 
 async def list_rules(call: Call) -> Response:

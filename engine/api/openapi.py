@@ -186,9 +186,7 @@ _PATHS: dict[str, Any] = {
         "get": {
             "summary": "rules of the running configuration",
             "responses": {
-                "200": json_response(
-                    {"type": "object", "properties": {"rules": {"type": "array"}}}, "rules"
-                ),
+                "200": json_response(list_of("rules", "Rule"), "rules"),
                 **READ,
             },
         }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.api.daemon_routes import SCHEMAS as RULE_SCHEMAS
 from engine.api.preview_routes import SCHEMAS
 
 
@@ -257,6 +258,7 @@ COMPONENT_SCHEMAS: dict[str, Any] = {
         },
     },
     **SCHEMAS,  # ChannelPreviewRequest, ChannelPreview (preview_routes.py)
+    **RULE_SCHEMAS,  # Rule (daemon_routes.py)
     "Status": {
         "type": "object",
         "properties": {

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.responses import Response, StreamingResponse
 
@@ -24,6 +25,12 @@ from engine.api.responses import JSON, ApiError, encode
 from engine.api.tickets import TICKET_SECONDS
 from engine.runtime.fanout import Subscription
 
+# each event's frame, encoded once for all streams: the fan-out hands every
+# subscriber the same summary dicts, and encoding them again per stream cost the
+# loop 1-1.5 ms per stream for a burst of 200 events (bench/console.py). Held by
+# the summary itself (kept alive here, so its id is not reused), oldest dropped.
+_FRAMES: dict[int, tuple[dict[str, Any], bytes]] = {}
+_FRAMES_MAX = 4096
 HEARTBEAT_SECONDS = 15.0  # a comment line: proxies keep the connection, dead tokens are seen
 RETRY_MS = 3000  # what EventSource waits before reconnecting by itself
 
@@ -91,12 +98,19 @@ async def _stream(call: Call, sub: Subscription, digest: str) -> AsyncIterator[b
                     return
                 yield b": keepalive\n\n"
                 continue
-            out: list[bytes] = []
-            for ev in batch:
-                seq = ev.get("seq")
-                if isinstance(seq, int):
-                    out.append(b"id: %d\n" % seq)
-                out += (b"data: ", encode(ev), b"\n\n")
-            yield b"".join(out)
+            yield b"".join([_frame(ev) for ev in batch])
     finally:
         sub.close()
+
+
+def _frame(ev: dict[str, Any]) -> bytes:
+    """`id: <seq>` and `data: <json>` of one event, encoded once for every stream."""
+    hit = _FRAMES.get(id(ev))
+    if hit is not None and hit[0] is ev:
+        return hit[1]
+    seq = ev.get("seq")
+    frame = (b"id: %d\n" % seq if isinstance(seq, int) else b"") + b"data: " + encode(ev) + b"\n\n"
+    if len(_FRAMES) >= _FRAMES_MAX:
+        del _FRAMES[next(iter(_FRAMES))]  # the oldest (dicts keep their order)
+    _FRAMES[id(ev)] = (ev, frame)
+    return frame

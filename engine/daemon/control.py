@@ -22,6 +22,7 @@ from engine.common.records import ApiAlert, JournalEvent, SilenceCreatedEvent, a
 from engine.config.model import Silence
 from engine.daemon.alert_history import alert_history
 from engine.daemon.alert_views import AlertViews, one_view
+from engine.daemon.rule_runtime import rule_runtime
 from engine.journal.format import format_ts
 from engine.runtime.budget import Budget
 from engine.runtime.fanout import Fanout
@@ -253,6 +254,7 @@ class Control:
     # -- configuration ------------------------------------------------------------------------
     def list_rules(self) -> list[dict[str, Any]]:
         out = []
+        runtime = rule_runtime(self.info.evaluator, self.live.config.groups)
         for g in self.live.config.groups:
             for r in g.rules:
                 out.append(
@@ -274,6 +276,7 @@ class Control:
                         "enabled": r.enabled,
                         "interval": format_duration(g.interval),
                         "source": str(r.source),
+                        **runtime[r.id],
                     }
                 )
         return out

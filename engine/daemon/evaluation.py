@@ -101,7 +101,9 @@ class Evaluation:
                     t = time.perf_counter()
                     if self.config is not config:
                         break  # a reload swapped the rules: the rest is theirs now
-            self.metrics.observe_evaluation(group.name, took + time.perf_counter() - t)
+            took += time.perf_counter() - t
+            self.metrics.observe_evaluation(group.name, took)
+            self.evaluator.last_runs[group.name] = (snap.wall, took)
             if transitions:
                 await self.events.transitions(transitions, self.clock.mono())
             for rid in self.evaluator.health.take_failed():

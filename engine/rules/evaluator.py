@@ -119,6 +119,9 @@ class Evaluator:
         # per rule object: its plain fingerprint and the collectors it reads
         self._plan: dict[str, tuple[Rule, str, frozenset[str]]] = {}
         self.health = RuleHealth()
+        # group name -> (wall time, seconds) of its last evaluation, set by the
+        # daemon (engine/daemon/evaluation.py): the rules view shows it per rule
+        self.last_runs: dict[str, tuple[float, float]] = {}
         # caps on `each` alert instances (Config.max_alerts_per_rule/_total)
         self.max_alerts_per_rule = 10_000
         self.max_alerts_total = 50_000

@@ -1,9 +1,11 @@
 // The alerts view: label matcher filter, facets (state, severity, muted),
 // grouping by any label (collapsible groups with counts), actions in dialogs.
-// Filtering is done here over /api/v1/alerts, which the live stream refreshes.
+// Filtering is done here over /api/v1/alerts, which the live stream refreshes;
+// resolved alerts of the last hours come from the history (resolved.js).
 import { api, enc } from "./api.js";
 import * as dialogs from "./dialogs.js";
 import * as M from "./matchers.js";
+import * as R from "./resolved.js";
 import { $, ago, el, num, safeUrl } from "./util.js";
 
 const SEVERITIES = ["emergency", "critical", "warning", "info"];
@@ -16,6 +18,7 @@ const ui = {
   severities: new Set(SEVERITIES),
   muted: true, // show silenced and inhibited alerts
   collapsed: new Set(),
+  resolved: 0, // hours of resolved alerts shown below the active ones; 0: none
 };
 let ctx = null;
 
@@ -32,12 +35,20 @@ function fromAddress() {
     }
   }
   if (q.has("group")) ui.group = q.get("group");
+  const h = Number(q.get("resolved"));
+  ui.resolved = R.HOURS.includes(h) ? h : 0;
+}
+
+export async function load() {
+  fromAddress(); // before mount: a link may ask for the resolved ones
+  if (ui.resolved) await R.load(ui.resolved);
 }
 
 function toAddress() {
   const q = new URLSearchParams();
   if (ui.filter.trim()) q.set("filter", ui.filter.trim());
   if (ui.group) q.set("group", ui.group);
+  if (ui.resolved) q.set("resolved", ui.resolved);
   const s = q.toString();
   history.replaceState(null, "", "#/alerts" + (s ? "?" + s : ""));
 }
@@ -66,6 +77,16 @@ export function mount(root, context) {
     ui.muted = muted.checked;
     render();
   });
+  const resolved = el("input", { type: "checkbox", id: "show-resolved", checked: ui.resolved > 0 });
+  const hours = el("select", { id: "resolved-hours", "aria-label": "resolved of the last" });
+  for (const h of R.HOURS) hours.append(el("option", { value: h, text: h + " h", selected: (ui.resolved || 24) === h }));
+  const resolvedChanged = () => {
+    ui.resolved = resolved.checked ? Number(hours.value) : 0;
+    toAddress();
+    ctx.refresh(); // reads them, then renders
+  };
+  resolved.addEventListener("change", resolvedChanged);
+  hours.addEventListener("change", resolvedChanged);
   root.replaceChildren(
     el(
       "section",
@@ -82,6 +103,7 @@ export function mount(root, context) {
       el("fieldset", { class: "facets", id: "facet-state" }, el("legend", { text: "State" })),
       el("fieldset", { class: "facets", id: "facet-severity" }, el("legend", { text: "Severity" })),
       el("fieldset", { class: "facets" }, el("legend", { text: "Show" }), el("label", { class: "check" }, muted, " silenced, inhibited")),
+      el("fieldset", { class: "facets" }, el("legend", { text: "Resolved" }), el("label", { class: "check", for: "show-resolved" }, resolved, " of the last"), hours),
     ),
     el("h2", { id: "count", text: "Alerts" }),
     el("div", { id: "groups" }),
@@ -171,6 +193,7 @@ export function render() {
   const keys = [...groups.keys()].sort();
   const out = keys.map((k) => groupSection(k, groups.get(k)));
   if (!shown.length) out.push(el("p", { class: "empty", text: all.length ? "No alert matches the filter." : "No active alerts." }));
+  if (ui.resolved) out.push(R.section(ui.resolved, ui.matchers));
   // a live update redraws the list: the focused control keeps the focus
   const focused = document.activeElement && document.activeElement.dataset.key;
   $("groups").replaceChildren(...out);

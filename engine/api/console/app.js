@@ -83,7 +83,10 @@ async function act(fn) {
   }
 }
 
-const soon = debounce(refresh, 250);
+// each tab waits its own 250-750 ms after an event before reading the state
+// again: tabs that follow the same daemon do not all ask in the same instant
+// (the daemon answers them one after the other, and its ticks wait meanwhile)
+const soon = debounce(refresh, 250 + Math.floor(Math.random() * 500));
 
 function startLive() {
   stopLive = follow({
@@ -123,6 +126,13 @@ $("login-form").addEventListener("submit", (ev) => {
   refresh();
 });
 $("logout").addEventListener("click", () => showLogin());
+// charts are drawn for the window's width (chart.js): a new width redraws them
+window.addEventListener(
+  "resize",
+  debounce(() => {
+    if (current && !$("app").hidden) VIEWS[current].render();
+  }, 50),
+);
 if (token.get()) refresh();
 else showLogin();
 // a slow safety net; the live stream does the real work

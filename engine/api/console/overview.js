@@ -1,15 +1,19 @@
-// The overview: what is going on now (counts of the active alerts, the noisiest
-// rules now) and, where the daemon keeps a history index, alert volume per hour
-// over 24 h or 7 d (GET /api/v1/history/counts). A daemon without that endpoint
-// does not list it in /openapi.json (asked once: a 404 each time would be an
-// error line in the browser's console) or answers 404: the chart is left out.
+// The overview: what is going on now (counts of the active alerts) and, from the
+// daemon's history index, alert volume per hour over 24 h or 7 d
+// (GET /api/v1/history/counts) and the noisiest rules over the same span: those
+// with most alert episodes (GET /api/v1/history). A daemon without the history
+// endpoints does not list them in /openapi.json (asked once: a 404 each time
+// would be an error line in the browser's console): the overview then shows
+// the rules with most active alerts instead, and no chart.
 import { api } from "./api.js";
+import { bars } from "./chart.js";
 import { $, el } from "./util.js";
 
 const ui = { span: 24 };
+const NOISY = 10000; // episodes read for the noisy rules (the API's largest page)
 let ctx = null;
-let history = null; // {buckets} | "absent" | null (not asked yet)
-let served = null; // whether the daemon serves the history counts
+let history = null; // {buckets, episodes, truncated} | "absent" | null (not asked yet)
+let served = null; // whether the daemon serves the history
 
 export async function load() {
   if (served === null) {
@@ -21,9 +25,13 @@ export async function load() {
     return;
   }
   const to = new Date();
-  const from = new Date(to.getTime() - ui.span * 3600e3);
+  const from = new Date(to.getTime() - ui.span * 3600e3).toISOString();
   try {
-    history = await api("GET", `/api/v1/history/counts?by=hour&from=${from.toISOString()}&to=${to.toISOString()}`);
+    const [counts, eps] = await Promise.all([
+      api("GET", `/api/v1/history/counts?by=hour&from=${from}&to=${to.toISOString()}`),
+      api("GET", `/api/v1/history?from=${from}&limit=${NOISY}`),
+    ]);
+    history = { buckets: counts.buckets || [], episodes: eps.episodes || [], truncated: eps.truncated };
   } catch (e) {
     if (e.status === 404) history = "absent";
     else throw e;
@@ -38,14 +46,14 @@ export function mount(root, context) {
     b.addEventListener("click", async () => {
       ui.span = h;
       spans.querySelectorAll("button").forEach((x) => x.setAttribute("aria-pressed", String(x === b)));
-      await ctx.act(load);
+      await ctx.refresh();
     });
     spans.append(b);
   }
   root.replaceChildren(
     el("section", { class: "tiles", id: "tiles", "aria-label": "now" }),
     el("section", { class: "card", id: "volume", hidden: true }, el("div", { class: "card-head" }, el("h2", { text: "Alert volume per hour" }), spans), el("div", { id: "volume-chart" })),
-    el("section", { class: "card", id: "noisy" }, el("h2", { text: "Rules with most active alerts" }), el("ol", { id: "noisy-list" })),
+    el("section", { class: "card", id: "noisy" }, el("h2", { id: "noisy-title", text: "Noisiest rules" }), el("ol", { id: "noisy-list" })),
   );
   render();
 }
@@ -68,43 +76,42 @@ export function render() {
     tile("rule problems", (st.rule_problems || []).length, "#/rules"),
     tile("collectors down", down, "#/system"),
   );
-  const per = {};
-  for (const a of alerts) per[a.rule] = (per[a.rule] || 0) + 1;
-  const top = Object.entries(per).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, 10);
-  $("noisy-list").replaceChildren(...top.map(([r, c]) => el("li", {}, el("strong", { text: r }), ` ${c}`)));
-  if (!top.length) $("noisy-list").replaceChildren(el("li", { class: "empty", text: "No active alerts." }));
+  const span = ui.span === 24 ? "24 h" : "7 d";
   const absent = history === "absent" || history === null;
   $("volume").hidden = absent;
-  if (!absent) chart($("volume-chart"), history.buckets || []);
+  if (absent) noisyNow(alerts);
+  else {
+    noisy(history.episodes, span, history.truncated);
+    const rows = history.buckets.map((b) => ({
+      t: b.t,
+      n: b.started || 0,
+      text: `${new Date(b.t).toLocaleString()}: ${b.started || 0} started, ${b.fired || 0} started firing, ${b.firing || 0} firing`,
+    }));
+    bars($("volume-chart"), rows, `alerts started per hour over ${span}`);
+  }
 }
 
-function chart(box, buckets) {
-  const ns = "http://www.w3.org/2000/svg";
-  const w = 720, h = 120, n = Math.max(1, buckets.length);
-  const max = Math.max(1, ...buckets.map((b) => b.started || 0));
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
-  svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", `alerts started per hour, at most ${max}`);
-  svg.setAttribute("preserveAspectRatio", "none");
-  svg.setAttribute("class", "chart");
-  buckets.forEach((b, i) => {
-    const bh = Math.round(((b.started || 0) / max) * (h - 20));
-    const r = document.createElementNS(ns, "rect");
-    r.setAttribute("class", "bar");
-    r.setAttribute("x", (i * w) / n + 1);
-    r.setAttribute("width", Math.max(1, w / n - 2));
-    r.setAttribute("y", h - 12 - bh);
-    r.setAttribute("height", bh);
-    const tip = document.createElementNS(ns, "title");
-    tip.textContent = `${new Date(b.t).toLocaleString()}: ${b.started || 0} started, ${b.firing || 0} firing`;
-    r.append(tip);
-    svg.append(r);
-  });
-  const label = document.createElementNS(ns, "text");
-  label.setAttribute("x", 2);
-  label.setAttribute("y", 10);
-  label.textContent = "max " + max;
-  svg.append(label);
-  box.replaceChildren(svg);
+function ranked(list, key) {
+  const per = {};
+  for (const x of list) (per[x[key]] ||= []).push(x);
+  return Object.entries(per).sort((a, b) => b[1].length - a[1].length || a[0].localeCompare(b[0])).slice(0, 10);
+}
+
+function noisy(episodes, span, truncated) {
+  $("noisy-title").textContent = `Noisiest rules, last ${span}` + (truncated ? ` (the latest ${episodes.length} alerts)` : "");
+  const top = ranked(episodes, "rule");
+  $("noisy-list").replaceChildren(
+    ...top.map(([r, eps]) => {
+      const fired = eps.filter((e) => e.firing_at).length;
+      return el("li", { "data-rule": r }, el("a", { href: "#/rules?rule=" + encodeURIComponent(r), text: r }), ` ${eps.length} ${eps.length === 1 ? "alert" : "alerts"}, ${fired} fired`);
+    }),
+  );
+  if (!top.length) $("noisy-list").replaceChildren(el("li", { class: "empty", text: `No alerts in the last ${span}.` }));
+}
+
+function noisyNow(alerts) {
+  $("noisy-title").textContent = "Rules with most active alerts";
+  const top = ranked(alerts, "rule");
+  $("noisy-list").replaceChildren(...top.map(([r, a]) => el("li", { "data-rule": r }, el("strong", { text: r }), ` ${a.length}`)));
+  if (!top.length) $("noisy-list").replaceChildren(el("li", { class: "empty", text: "No active alerts." }));
 }

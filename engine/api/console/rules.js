@@ -1,13 +1,36 @@
-// The rules view: every rule with its state now (from the active alerts), its
-// health (the daemon's rule problems), expression, timing, labels and source.
+// The rules view: every rule with its state now, last value, last evaluation
+// (its group's time and duration), failed evaluations and health (the daemon's
+// rule problems), expression, timing, labels and source; and, opened with its
+// History button, its last 24 hours (rulehistory.js).
 import { api } from "./api.js";
-import { $, el } from "./util.js";
+import * as H from "./rulehistory.js";
+import { $, ago, el, num, when } from "./util.js";
 
-const ui = { text: "", only: "all" };
+const ui = { text: "", only: "all", open: new Set() };
+const histories = new Map(); // rule id -> what rulehistory.load() read
 let ctx = null;
 
 export async function load(store) {
-  store.rules = (await api("GET", "/api/v1/rules")).rules;
+  // #/rules?rule=ID (the overview's links) opens that rule's history
+  const asked = new URLSearchParams(location.hash.split("?")[1] || "").get("rule");
+  if (asked) ui.open.add(asked);
+  const [r] = await Promise.all([api("GET", "/api/v1/rules"), ...[...ui.open].map(loadHistory)]);
+  store.rules = r.rules;
+}
+
+async function loadHistory(rule) {
+  histories.set(rule, await H.load(rule));
+}
+
+async function toggle(rule) {
+  if (ui.open.has(rule)) {
+    ui.open.delete(rule);
+    history.replaceState(null, "", "#/rules");
+    render();
+    return;
+  }
+  ui.open.add(rule);
+  await ctx.act(() => loadHistory(rule));
 }
 
 export function mount(root, context) {
@@ -49,7 +72,7 @@ export function render() {
   const problems = {};
   for (const p of (ctx.store.status && ctx.store.status.rule_problems) || []) (problems[p.rule] ||= []).push(p);
   const shown = rules.filter((r) => {
-    const c = counts[r.id] || {};
+    const c = live(r, counts);
     if (ui.only === "active" && !(c.firing || c.pending)) return false;
     if (ui.only === "problems" && !problems[r.id]) return false;
     if (ui.only === "disabled" && r.enabled !== false) return false;
@@ -57,12 +80,38 @@ export function render() {
     return [r.id, r.group, r.expr].some((s) => String(s || "").toLowerCase().includes(ui.text));
   });
   $("rule-count").textContent = `Rules (${shown.length} of ${rules.length})`;
-  const items = shown.map((r) => item(r, counts[r.id] || {}, problems[r.id] || []));
+  const card = $("rules").querySelector("li.rule-item"); // charts are drawn for its width
+  const px = card ? card.clientWidth - 30 : 0;
+  const items = shown.map((r) => item(r, live(r, counts), problems[r.id] || [], px));
   if (!shown.length) items.push(el("li", { class: "empty", text: "No rule matches." }));
+  // a live update redraws the list: the focused button keeps the focus
+  const focused = document.activeElement && document.activeElement.dataset.key;
   $("rules").replaceChildren(...items);
+  if (focused) {
+    const again = $("rules").querySelector(`[data-key="${CSS.escape(focused)}"]`);
+    if (again) again.focus();
+  }
 }
 
-function item(r, c, probs) {
+// its alerts now: the daemon's counts, else (an older daemon) the active alerts'
+function live(r, counts) {
+  return r.firing !== undefined ? { firing: r.firing, pending: r.pending } : counts[r.id] || {};
+}
+
+function runtime(r) {
+  if (r.enabled === false) return "not evaluated (disabled)";
+  const parts = [];
+  parts.push(
+    r.evaluated_at
+      ? `evaluated ${ago(r.evaluated_at)} ago (its group in ${num(+(r.evaluation_seconds * 1000).toFixed(2))} ms)`
+      : "not evaluated yet",
+  );
+  parts.push(r.value === null || r.value === undefined ? "no live value" : `value ${num(r.value)}`);
+  if (r.failures) parts.push(`${r.failures} failed evaluations`);
+  return parts.join(" · ");
+}
+
+function item(r, c, probs, px) {
   let state = "ok";
   if (r.enabled === false) state = "disabled";
   else if (c.firing) state = "firing";
@@ -86,6 +135,25 @@ function item(r, c, probs) {
     el("p", { class: "meta", text: timing + (r.channels ? " · to " + r.channels.join(", ") : "") }),
     el("p", { class: probs.length ? "health error" : "health muted", text: health }),
     el("ul", { class: "labels", "aria-label": "labels" }, ...Object.entries(r.labels || {}).map(([k, v]) => el("li", {}, el("span", { class: "chip", text: `${k}=${v}` })))),
+    el("p", { class: "meta runtime", title: when(r.evaluated_at), text: runtime(r) }),
     el("p", { class: "meta" }, el("code", { class: "fp", text: r.source })),
+    historyPart(r, px),
   );
+}
+
+function historyPart(r, px) {
+  const open = ui.open.has(r.id);
+  const id = "h-" + r.id;
+  const button = el("button", {
+    type: "button",
+    class: "history-toggle",
+    "aria-expanded": String(open),
+    "aria-controls": id,
+    "data-key": "history:" + r.id,
+    text: open ? "Hide history" : "History",
+    onclick: () => toggle(r.id),
+  });
+  const d = histories.get(r.id);
+  const panel = el("div", { class: "rule-history", id, hidden: !open }, ...(open && d ? H.render(d, px) : []));
+  return el("div", {}, button, panel);
 }

@@ -1,5 +1,5 @@
 // The collectors and channels view: the daemon itself (uptime, journal, last
-// reload), each collector up or down with its error, each channel's breaker,
+// reload), each collector up or down with its last good collection and error, each channel's breaker,
 // queue and sent/failed counts.
 import { api } from "./api.js";
 import { $, ago, el, when } from "./util.js";
@@ -57,6 +57,7 @@ export function render() {
       { "data-collector": name },
       el("th", { scope: "row", text: name }),
       el("td", {}, el("span", { class: "badge " + (c.up ? "up" : "down"), text: c.up ? "up" : "down" })),
+      el("td", { class: "last", title: when(c.last), text: c.last ? ago(c.last) + " ago" : "never" }),
       el("td", { class: "error", text: c.error || "" }),
     ),
   );
@@ -77,7 +78,7 @@ export function render() {
   });
   $("system").replaceChildren(
     daemon,
-    table(`Collectors (${collectors.length})`, ["collector", "state", "error"], collectors),
+    table(`Collectors (${collectors.length})`, ["collector", "state", "last collection", "error"], collectors),
     table(`Channels (${channels.length})`, ["channel", "type", "breaker", "queued", "sent", "failed", "last error"], channels),
   );
 }

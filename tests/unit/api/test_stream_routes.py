@@ -97,3 +97,17 @@ def test_a_client_that_goes_away_gives_its_subscription_back() -> None:
             await stop(server, task)
 
     asyncio.run(main())
+
+
+def test_an_event_is_encoded_once_for_every_stream() -> None:
+    """The fan-out hands each stream the same summary dict: its frame is encoded
+    once (the same bytes object for the next stream), and an equal but distinct
+    event gets its own frame."""
+    from engine.api.stream_routes import _frame
+
+    ev = {"event": "firing", "seq": 7, "alert": "abc"}
+    first = _frame(ev)
+    assert first == b'id: 7\ndata: {"event":"firing","seq":7,"alert":"abc"}\n\n'
+    assert _frame(ev) is first
+    other = {"event": "resolved", "alert": "abc"}
+    assert _frame(other) == b'data: {"event":"resolved","alert":"abc"}\n\n'

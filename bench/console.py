@@ -1,0 +1,325 @@
+"""Issue 17's acceptance line for the web console: "the daemon's tick never late by
+more than 10 ms while 20 browsers follow live updates".
+
+A real daemon (bench/notify.py's launcher: `vigil run` plus probes; the 100 ms
+`probe` group's lateness is read from when APScheduler runs its job against
+when it was due) with 200 rules `app.level > i` in a 1 s group, which fire all
+together and resolve all together as `app.level` goes from 0 to 200 and back
+every WAVE seconds: 400 alert events a wave through the live stream. Meanwhile
+the followers:
+
+  sse       (default) CLIENTS clients in one child process, each doing what the
+            console does: a ticket (POST /api/v1/events/ticket), GET
+            /api/v1/events?ticket=, and on events (debounced 250-750 ms, its
+            own per client as in app.js; deliveries ignored) GET /api/v1/alerts, /silences?all=true and /status.
+  chromium  CLIENTS pages of Debian's headless chromium (one browser process,
+            a page each) running the real console, logged in on the alerts
+            view: 20 renderers on 2 CPUs compete with the daemon for the CPU,
+            which is what this mode measures too.
+
+Printed: the probe group's tick lateness (max, p99, median) over the waves,
+the event loop's worst lag, the events and reads the followers made, the
+daemon's CPU and the machine's steal.
+
+    python bench/console.py [sse|chromium] [--clients 20] [--waves 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from machine import children_cpu, cpu_ticks, process_cpu, steal_pct  # noqa: E402
+from notify import Daemon, wait  # noqa: E402
+
+RULES = 200
+WAVE = 3.0  # seconds between a rise and a fall of app.level
+TOKEN = "bench-console-viewer-token-5b1e"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def tree_cpu(pid: int) -> float:
+    """Seconds of CPU of process `pid` and all its live descendants (Playwright's
+    driver, Chromium's browser, renderer and GPU processes)."""
+    parent: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, grew = {pid}, True
+    while grew:
+        more = {p for p, pp in parent.items() if pp in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return sum(process_cpu(p) for p in tree)
+
+
+def lay_out(root: Path, port: int) -> None:
+    etc, run = root / "etc", root / "run"
+    for p in (etc / "rules", etc / "channels", run, root / "data"):
+        p.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(TOKEN.encode()).hexdigest()
+    (etc / "vigil.yaml").write_text(
+        f"rules: [rules]\nchannels: [channels]\ndata_dir: {root / 'data'}\n"
+        "collectors:\n"
+        "  - {name: system, type: system, enabled: false}\n"
+        f"  - {{name: app, type: file, path: {run / 'metrics.json'}, format: json,"
+        " interval: 100ms}\n"
+        "  - {name: fixed, type: static, values: {limit: 10}}\n"
+        f"api: {{listen: '127.0.0.1:{port}', tokens: [{{name: bench, sha256: {digest},"
+        " role: viewer}]}\n"
+    )
+    lines = ["group: burst", "interval: 1s", "rules:"]
+    lines += [
+        f"  - {{id: wave_{i:03d}, expr: 'app.level > {i}', severity: warning,"
+        f" labels: {{id: a{i:03d}, team: t{i % 5}}},"
+        " annotations: {summary: 'element {{ labels.id }} is on'}}"
+        for i in range(RULES)
+    ]
+    (etc / "rules" / "wave.yaml").write_text("\n".join(lines) + "\n")
+    (etc / "rules" / "probe.yaml").write_text(
+        "group: probe\ninterval: 100ms\nrules:\n  - {id: probe, expr: fixed.limit > 1000}\n"
+    )
+
+
+# --- followers: SSE clients ------------------------------------------------------------
+
+
+def stopped(out: str, stop_at: float) -> bool:
+    """The run told the followers to stop (or its bound passed)."""
+    return time.time() >= stop_at or Path(out + ".stop").exists()
+
+
+async def _follow(url: str, stop_at: float, counts: dict[str, int]) -> None:
+    import httpx
+
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=url, headers=auth, timeout=30) as c:
+        pending: asyncio.Task[None] | None = None
+        wait_s = 0.25 + random.random() * 0.5  # spreads the clients
+
+        async def reread() -> None:
+            await asyncio.sleep(wait_s)  # the console's debounce: its own for each tab
+            for path in ("/api/v1/alerts", "/api/v1/silences?all=true", "/api/v1/status"):
+                (await c.get(path)).raise_for_status()
+            counts["reads"] += 1
+
+        while time.time() < stop_at:
+            ticket = (await c.post("/api/v1/events/ticket", json={})).json()["ticket"]
+            left = stop_at - time.time()
+            try:
+                async with c.stream(
+                    "GET", f"/api/v1/events?ticket={ticket}", timeout=max(1.0, left)
+                ) as r:
+                    async for line in r.aiter_lines():
+                        if line.startswith("event: dropped"):
+                            counts["dropped"] += 1
+                            break
+                        if not line.startswith("data:"):
+                            continue
+                        counts["events"] += 1
+                        kind = json.loads(line[5:]).get("event")
+                        if kind not in ("notified", "notify_failed") and (
+                            pending is None or pending.done()
+                        ):
+                            pending = asyncio.create_task(reread())
+                        if time.time() >= stop_at:
+                            break
+            except httpx.ReadTimeout:
+                pass
+        if pending is not None:
+            pending.cancel()
+
+
+def sse_main(url: str, clients: int, stop_at: float, out: str) -> None:
+    counts = {"events": 0, "reads": 0, "dropped": 0}
+
+    async def all_of_them() -> None:
+        tasks = [asyncio.create_task(_follow(url, stop_at, counts)) for _ in range(clients)]
+        # a quiet stream sends only a heartbeat every 15 s: stop when told, not then
+        while not stopped(out, stop_at) and not all(t.done() for t in tasks):
+            await asyncio.sleep(0.2)
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+
+    asyncio.run(all_of_them())
+    Path(out).write_text(json.dumps(counts))
+
+
+# --- followers: Chromium pages ---------------------------------------------------------
+
+
+def chromium_main(url: str, clients: int, stop_at: float, out: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    counts = {"events": 0, "reads": 0, "dropped": 0, "pages_live": 0}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        pages = []
+        for _ in range(clients):
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.on(
+                "request",
+                lambda r: (
+                    counts.__setitem__("reads", counts["reads"] + 1)
+                    if r.url.endswith("/api/v1/alerts")
+                    else None
+                ),
+            )
+            page.goto(url + "/")
+            page.locator("#token").fill(TOKEN)
+            page.get_by_role("button", name="Open").click()
+            page.locator("#live").get_by_text("● live").wait_for(timeout=60_000)
+            pages.append(page)
+        counts["pages_live"] = len(pages)
+        Path(out + ".ready").write_text("1")
+        while not stopped(out, stop_at):
+            pages[0].wait_for_timeout(200)
+        browser.close()
+    Path(out).write_text(json.dumps(counts))
+
+
+# --- the run ---------------------------------------------------------------------------
+
+
+def set_level(root: Path, level: int) -> None:
+    tmp = root / "run" / "metrics.tmp"
+    tmp.write_text(json.dumps({"level": level}))
+    os.replace(tmp, root / "run" / "metrics.json")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", nargs="?", choices=("sse", "chromium"), default="sse")
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--waves", type=int, default=10)
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="vigil-bench-console-"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    lay_out(root, port)
+    set_level(root, 0)
+    d = Daemon(root)
+    follower: subprocess.Popen[bytes] | None = None
+    try:
+        d.start()
+        span = args.waves * 2 * WAVE
+        setup = 120.0 if args.mode == "chromium" else 5.0  # 20 pages take a while to open
+        stop_at = time.time() + setup + span + 2
+        counts_file = root / "run" / "followers.json"
+        follower = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "follow",
+                args.mode,
+                url,
+                str(args.clients),
+                str(stop_at),
+                str(counts_file),
+            ],
+            cwd=root / "run",
+        )
+        if args.mode == "chromium":
+            wait(lambda: Path(str(counts_file) + ".ready").exists(), setup)
+        else:
+            time.sleep(2.0)  # connected
+        pid, fpid = d.proc.pid if d.proc else 0, follower.pid
+
+        def cpu() -> tuple[float, float, float]:
+            # the daemon, its children (history index, sender), the followers (and chromium)
+            return process_cpu(pid), children_cpu(pid), tree_cpu(fpid)
+
+        t0, ticks0, cpu0 = time.time(), cpu_ticks(), cpu()
+        fired = 0
+        for _ in range(args.waves):
+            set_level(root, RULES)
+            time.sleep(WAVE)
+            set_level(root, 0)
+            time.sleep(WAVE)
+        fired = sum(e["event"] == "firing" for e in d.events())
+        t1, ticks1, cpu1 = time.time(), cpu_ticks(), cpu()
+        Path(str(counts_file) + ".stop").write_text("1")
+        follower.wait(timeout=60)
+        counts = json.loads(counts_file.read_text())
+        late = sorted(x for t, x in d.probes("tick", t0) if t <= t1)
+        lag = max((x for t, x in d.probes("lag", t0) if t <= t1), default=0.0)
+        own = d.lag_work(t0)
+        load = os.getloadavg()[0]
+        if not late:
+            print("no probe ticks recorded", file=sys.stderr)
+            return 1
+        p99 = late[min(len(late) - 1, int(len(late) * 0.99))]
+        print(
+            f"console followers: {args.clients} {args.mode} "
+            f"({'Chromium pages running the console' if args.mode == 'chromium' else 'SSE clients re-reading alerts, silences and status as the console does'})\n"
+            f"  {args.waves} waves of {RULES} alerts firing then resolving ({fired} firing events) in {t1 - t0:.0f} s\n"
+            f"  probe group (100 ms) tick lateness over {len(late)} ticks: max {late[-1] * 1e3:.1f} ms, "
+            f"p99 {p99 * 1e3:.1f} ms, median {statistics.median(late) * 1e3:.1f} ms (budget: 10 ms)\n"
+            f"  event loop's worst lag: {lag * 1e3:.1f} ms, of which its own work at most "
+            f"{own * 1e3:.1f} ms (the rest: its thread not running); load average {load:.1f}\n"
+            + (
+                f"  followers: {counts['events']} events received, {counts['reads']} re-reads "
+                f"(alerts, silences, status), {counts['dropped']} dropped streams\n"
+                if args.mode == "sse"
+                else f"  followers: {counts['pages_live']} pages live, {counts['reads']} "
+                "GET /api/v1/alerts made by them (the console's re-reads)\n"
+            )
+            + f"  CPU, % of a core: daemon {100 * (cpu1[0] - cpu0[0]) / (t1 - t0):.0f}, its children "
+            f"{100 * (cpu1[1] - cpu0[1]) / (t1 - t0):.0f}, followers {100 * (cpu1[2] - cpu0[2]) / (t1 - t0):.0f}; "
+            f"machine steal {steal_pct(ticks0, ticks1):.1f} %"
+        )
+        return 0 if late[-1] <= 0.010 else 2
+    finally:
+        if follower is not None and follower.poll() is None:
+            follower.kill()
+            follower.wait(10)
+        d.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["follow"]:
+        mode, url, n, stop, out = sys.argv[2:7]
+        (sse_main if mode == "sse" else chromium_main)(url, int(n), float(stop), out)
+    else:
+        sys.exit(main())
