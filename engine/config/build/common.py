@@ -57,13 +57,16 @@ def resolve_settings(
     env: Mapping[str, str] | None,
     *,
     urls: bool = True,
+    top: bool = True,
 ) -> Any:
     """Resolve ${env:..}/${file:..} inside a settings tree; strings with one become Secrets.
     With `urls` (settings vigil itself connects with, not a command's arguments), an
-    http(s) URL to a metadata / link-local address is a problem."""
+    http(s) URL to a metadata / link-local address is a problem. Only a plugin's own
+    (`top`) settings named path/ca_file/cwd are files: a `path` deeper down is data
+    (a logtail allowlist's `allow: {path: "^/health"}` is a regex, not a file)."""
     if isinstance(value, str):
         if not has_ref(value):
-            if path and path[-1] in _PATH_KEYS and not os.path.isabs(value):
+            if top and path and path[-1] in _PATH_KEYS and not os.path.isabs(value):
                 return os.path.normpath(os.path.join(os.path.dirname(doc.file) or ".", value))
             refusal = url_refusal(value) if urls else None
             if refusal is not None:
@@ -77,13 +80,13 @@ def resolve_settings(
     if isinstance(value, dict):
         return m.frozen_map(
             {
-                k: resolve_settings(doc, (*path, k), v, problems, env, urls=urls)
+                k: resolve_settings(doc, (*path, k), v, problems, env, urls=urls, top=False)
                 for k, v in value.items()
             }
         )
     if isinstance(value, list):
         return tuple(
-            resolve_settings(doc, (*path, i), v, problems, env, urls=urls)
+            resolve_settings(doc, (*path, i), v, problems, env, urls=urls, top=False)
             for i, v in enumerate(value)
         )
     return value

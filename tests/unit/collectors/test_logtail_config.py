@@ -75,3 +75,23 @@ def test_detection_keys_add_keys_and_totals_to_what_rules_can_read(tmp_path: Pat
     cfg = tmp_path / "vigil.yaml"
     cfg.write_text(HEAD + "  - {name: web, type: logtail, paths: [/x.log], format: nginx}\n")
     assert ConfigLoader().load(str(cfg)).problems == []
+
+
+def test_a_path_inside_a_setting_is_data_not_a_file(tmp_path: Path) -> None:
+    """Only a plugin's own `path`/`ca_file`/`cwd` settings are files made absolute
+    against the YAML file's folder; a window's `where: {path: ...}` stays as written."""
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text("group: g\nrules: []\n")
+    cfg = tmp_path / "vigil.yaml"
+    cfg.write_text(
+        HEAD
+        + "  - {name: web, type: logtail, paths: [/x.log], format: nginx,\n"
+        + '     windows: {admin: {kind: count, window: 1m, where: {path: "robots.txt"}}}}\n'
+        + "  - {name: f, type: file, path: values.json}\n"
+    )
+    result = ConfigLoader().load(str(cfg))
+    assert result.problems == []
+    assert result.config is not None
+    by_name = {c.name: c for c in result.config.collectors}
+    assert by_name["web"].settings["windows"]["admin"]["where"]["path"] == "robots.txt"
+    assert by_name["f"].settings["path"] == str(tmp_path / "values.json")
