@@ -147,3 +147,26 @@ def test_a_report_missed_while_down_is_sent_once_at_start(tmp_path: Path) -> Non
     after = [e for e in evs if e["event"] == "report_sent" and e["due"] > last]
     # the due times that passed while the daemon was down: only the latest is sent
     assert [e["due"] for e in after if e["due"] <= started] == [last + 20], after
+
+
+@pytest.mark.timeout(120)
+def test_a_report_added_by_a_reload_is_scheduled(tmp_path: Path) -> None:
+    with Receiver() as rx:
+        d = Daemon(
+            tmp_path, RULES, f'channels:\n  - {{name: hook, type: webhook, url: "{rx.url}/hook"}}\n'
+        )
+        d.start()
+        try:
+            config = tmp_path / "vigil.yaml"
+            config.write_text(
+                config.read_text() + "reports:\n  - {name: added, every: 2s, channels: [hook]}\n"
+            )
+            d.wait_for(
+                lambda evs: sum(e["event"] == "config_loaded" for e in evs) >= 2, 30, "the reload"
+            )
+            evs = d.wait_for(
+                lambda evs: any(e["event"] == "report_sent" for e in evs), 30, "a report"
+            )
+        finally:
+            assert d.stop() == 0
+    assert next(e["report"] for e in evs if e["event"] == "report_sent") == "added"
