@@ -20,6 +20,7 @@ from engine.config.model import Config, TimeInterval
 from engine.errors import VigilError
 from engine.journal.format import parse_ts
 from engine.report.build import FORMATS, make_report, render
+from engine.report.deliver import http_rules
 from engine.report.metrics import Options
 
 DAY = 86400.0
@@ -120,11 +121,6 @@ def _config(path: str | None) -> Config | None:
     return result.config
 
 
-def _http_rules(config: Config) -> tuple[str, ...]:
-    http = {c.name for c in config.collectors if c.type == "http"}
-    return tuple(sorted(r.id for r in config.rules() if http & set(r.compiled.names)))
-
-
 def _interval(given: str | None, key: str, intervals: Mapping[str, TimeInterval]) -> str | None:
     if given is not None:
         if given not in intervals:
@@ -163,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     if args.availability_rule:
         avail, source = tuple(args.availability_rule), "--availability-rule"
     elif config is not None:
-        avail, source = _http_rules(config), "rules reading an http collector"
+        avail, source = http_rules(config), "rules reading an http collector"
     else:
         avail, source = (), "no config: give --availability-rule"
     o = Options(

@@ -20,6 +20,7 @@ its builder writes them (the journal format is a contract: builders keep order).
     started / stopped                               StartedEvent / StoppedEvent
     audit                                           AuditEvent (open: the API's details)
     ban / unban                                     BanEvent / UnbanEvent (engine/channels/ban/)
+    report_sent                                     ReportSentEvent (engine/report/deliver.py)
 
 These describe what is written. Readers (engine/journal/store.py, replay, the API's
 history) stay tolerant of older journals and keep reading plain mappings.
@@ -55,6 +56,7 @@ __all__ = [
     "MarkKind",
     "NotifiedEvent",
     "NotifiedRecord",
+    "ReportSentEvent",
     "SilenceCreatedEvent",
     "SilenceExpiredEvent",
     "StartedEvent",
@@ -303,6 +305,19 @@ class UnbanEvent(TypedDict):
     by: NotRequired[str]
 
 
+class ReportSentEvent(TypedDict):
+    """A scheduled report (`reports:`) went out: its period is [since, due); `sent`
+    and `failed` name the channels. The last one per report is where a restart
+    resumes (engine/report/schedule.py's catch-up)."""
+
+    event: Literal["report_sent"]
+    report: str
+    due: float
+    since: float
+    sent: list[str]
+    failed: list[str]
+
+
 JournalEvent = Union[  # noqa: UP007 - a runtime value: event_types() reads its members
     AlertEvent,
     MarkEvent,
@@ -323,6 +338,7 @@ JournalEvent = Union[  # noqa: UP007 - a runtime value: event_types() reads its 
     AuditEvent,
     BanEvent,
     UnbanEvent,
+    ReportSentEvent,
 ]
 
 

@@ -209,6 +209,26 @@ class TimeInterval:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportSchedule:
+    """A scheduled report (`reports:` in vigil.yaml): built over the `period` seconds
+    ending at each due time and sent to `channels`. `calendar`: due each day (or each
+    `weekday`, 0 = Monday) at `at` minutes past local midnight in `timezone`; else
+    due every `period` seconds of the epoch (the test-only `every: 2s`). `during`: a
+    due time outside that time interval is sent at the interval's next start."""
+
+    name: str
+    period: float
+    channels: tuple[str, ...]
+    calendar: bool = True
+    at: int = 0
+    weekday: int | None = None
+    timezone: str = "UTC"
+    during: str | None = None
+    top: int = 5
+    source: Source = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     rules_paths: tuple[str, ...] = ("rules",)
     channels_paths: tuple[str, ...] = ("channels",)
@@ -227,6 +247,7 @@ class Config:
     inhibits: tuple[Inhibit, ...] = ()
     silences: tuple[Silence, ...] = ()
     time_intervals: tuple[TimeInterval, ...] = ()
+    reports: tuple[ReportSchedule, ...] = ()
     templates: Mapping[str, str] = field(default_factory=lambda: EMPTY)
     config_file: str | None = None
     config_hash: str = ""  # hash of every file's content, for /status

@@ -267,6 +267,12 @@ class App:
         # first values before the first evaluation, so rules do not start in no_data
         await self.collecting.collect_all()
         self.gc.freeze_startup()  # a full collection: before the first tick too
+        from engine.report.deliver import ReportRunner  # its modules load only here
+
+        self.scheduler.reports = ReportRunner(
+            self.config, self.dispatcher.send_report, self.emit, self.wall,
+            self.state.get("reports"),
+        )  # fmt: skip
         self.scheduler.start(self.config)
         self.budget.next_tick = self.scheduler.next_due  # big notification steps go between ticks
         self.ready = True

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import zlib
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -21,6 +22,9 @@ from engine.daemon.evaluation import Evaluation
 from engine.daemon.metrics import Metrics
 from engine.daemon.react import Reactor
 from engine.runtime.clock_steps import replan
+
+if TYPE_CHECKING:
+    from engine.report.deliver import ReportRunner
 
 log = logging.getLogger("vigil")
 
@@ -46,6 +50,7 @@ class Scheduler:
         # between the ticks: a pass on a write, an evaluation on news (react.py)
         self.reactor = Reactor(collecting, evaluation, clock)
         self._overrun_logged: dict[str, float] = {}
+        self.reports: ReportRunner | None = None  # scheduled reports (engine/report/deliver.py)
 
     def start(self, config: Config) -> None:
         from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
@@ -68,6 +73,9 @@ class Scheduler:
             self._add_collector_job(sched, name, config)
         for g in config.groups:
             self._add_group_job(sched, g, spread=True)
+        if self.reports is not None:
+            for r in config.reports:
+                self._plan_report(sched, r.name)
         self.scheduler = sched
         sched.start()
         self.reactor.start(config)
@@ -93,7 +101,34 @@ class Scheduler:
         for c in new.collectors:
             if old_cc.get(c.name) != c:
                 self._add_collector_job(sched, c.name, new)
+        if self.reports is not None and old.reports != new.reports:
+            self.reports.config = new
+            for r in old.reports:
+                if sched.get_job(f"report:{r.name}") is not None:
+                    sched.remove_job(f"report:{r.name}")
+            for r in new.reports:
+                self._plan_report(sched, r.name)
+        elif self.reports is not None:
+            self.reports.config = new  # its channels and intervals
         self.reactor.reconfigure(new)
+
+    def _plan_report(self, sched: AsyncIOScheduler, name: str) -> None:
+        # one date job at a time per report: the next one is planned when it ran
+        assert self.reports is not None
+        nxt = self.reports.next(name)
+        if nxt is None:
+            return
+        due, when = nxt
+        sched.add_job(
+            self._report, "date", args=[name, due], run_date=datetime.fromtimestamp(when, UTC),
+            id=f"report:{name}", replace_existing=True, misfire_grace_time=None,
+        )  # fmt: skip
+
+    async def _report(self, name: str, due: float) -> None:
+        assert self.reports is not None
+        await self.reports.run(name, due)
+        if self.scheduler is not None and any(r.name == name for r in self.reports.config.reports):
+            self._plan_report(self.scheduler, name)
 
     def _add_collector_job(self, sched: AsyncIOScheduler, name: str, config: Config) -> None:
         c = self.collecting.collectors[name]

@@ -223,6 +223,12 @@ class Dispatcher:
             return f"{channel}: delivered in {o.seconds:.2f}s ({o.attempts} attempt(s))"
         return f"{channel}: failed after {o.attempts} attempt(s): {o.error}"
 
+    async def send_report(self, n: Notification) -> tuple[bool, str | None]:
+        """Send a scheduled report's notification (engine/report/deliver.py) through
+        its channel's queue, retries and breaker (journaled `notified`, kind report)."""
+        o = await self.senders.send_test(n)
+        return o.ok, o.error
+
     def status(self) -> dict[str, dict[str, Any]]:
         """Per channel: queue length, breaker state, sent/failed counts (for /metrics)."""
         return self.senders.status()

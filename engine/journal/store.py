@@ -174,6 +174,9 @@ def fold_event(state: dict[str, Any], event: dict[str, Any]) -> None:
                 mine.pop(key, None)
     elif kind in ("ban", "unban"):
         _fold_ban(state, kind, event)
+    elif kind == "report_sent" and isinstance(event.get("due"), int | float):
+        # where a scheduled report resumes after a restart (engine/report/schedule.py)
+        state.setdefault("reports", {})[str(event.get("report"))] = float(event["due"])
 
 
 PRUNE_AT = 1024  # a channel's book is swept of forgotten offenders past this size, then 2x

@@ -72,7 +72,7 @@ class Notification:
     title: str
     body: str
     html: str | None = None
-    kind: Literal["alerts", "digest", "test", "escalation"] = "alerts"
+    kind: Literal["alerts", "digest", "test", "escalation", "report"] = "alerts"
     escalation_level: int = 0
     extra: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
 
@@ -97,7 +97,7 @@ class Notification:
             out["kind"] = self.kind
         if self.escalation_level:
             out["escalation_level"] = self.escalation_level
-        if self.kind in ("digest", "test"):
+        if self.kind in ("digest", "test", "report"):
             out["title"] = self.title
             out["body"] = self.body
         return out

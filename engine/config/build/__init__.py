@@ -22,6 +22,7 @@ from engine.config import catalog, partial
 from engine.config import model as m
 from engine.config.build.files import classify_file, default_config_path, expand_paths
 from engine.config.build.notify import build_notify
+from engine.config.build.reports import build_reports
 from engine.config.build.rules import RuleContext, RuleIds, build_group, check_rule_cross_refs
 from engine.config.build.top import build_top, given_collectors
 from engine.config.load import MAX_BYTES, Document, YamlError, load_text, open_regular
@@ -231,6 +232,9 @@ class ConfigLoader:
                 if part is not None:
                     channel_docs.append(part)
         notify = build_notify(channel_docs, problems, env)
+        reports = build_reports(
+            cfg_doc, notify.channel_names, {t.name for t in notify.time_intervals}, problems
+        )
 
         check_rule_cross_refs(
             rule_docs, notify.channel_names, problems, check_channels=bool(channel_files)
@@ -261,6 +265,7 @@ class ConfigLoader:
             inhibits=notify.inhibits,
             silences=notify.silences,
             time_intervals=notify.time_intervals,
+            reports=reports,
             templates=m.frozen_map(notify.templates),
             config_file=config_path,
             config_hash=content_hash.hexdigest()[:16],
