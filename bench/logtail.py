@@ -326,6 +326,13 @@ def punctuality(seconds: float, interval: str, react: str) -> None:
         web = sorted(
             float(r[2]) * 1e3 for r in rows if r[0] == "run-web" and t0 <= float(r[1]) < t1
         )
+        # the loop's own work (its thread's CPU while the worst lag of each 100 ms
+        # built up): what other processes on a shared machine do not change
+        work = sorted(
+            min(float(r[2]), float(r[3])) * 1e3
+            for r in rows
+            if r[0] == "lag" and len(r) >= 4 and t0 <= float(r[1]) < t1
+        )
         if not ticks:
             print(f"tick lateness: no probe tick seen; see {tmp / 'daemon.log'}")
             return
@@ -340,6 +347,12 @@ def punctuality(seconds: float, interval: str, react: str) -> None:
             f"{gap * 1e3 - 100:.1f} ms over 100 ms (target: never late by more than 10 ms: "
             f"{'met' if ticks[-1] <= 10 else 'missed'})"
         )
+        if work:
+            q = lambda f: work[min(int(f * len(work)), len(work) - 1)]  # noqa: E731
+            print(
+                f"the loop's own work in its worst lag per 100 ms: p50 {q(0.5):.1f} ms, "
+                f"p99 {q(0.99):.1f} ms, max {work[-1]:.1f} ms"
+            )
     finally:
         for child in (writer, proc):
             if child is not None:

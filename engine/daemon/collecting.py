@@ -97,8 +97,12 @@ class Collecting:
             await self.events.record(saved)
         if self.collectors.get(name) is not c or sample is None:
             return  # replaced meanwhile, or a woken read with nothing new for the rules
-        # the boundary: valid text, bounded depth and size, whatever the collector read
-        sample, cut = clean(sample)
+        # the boundary: valid text, bounded depth and size, whatever the collector read;
+        # walked in a worker thread: a logtail sample of 500 keys with their evidence
+        # costs milliseconds that the loop's next tick must not wait for (issue 16)
+        sample, cut = await asyncio.to_thread(clean, sample)
+        if self.collectors.get(name) is not c:
+            return  # replaced meanwhile
         if cut is not None and self._cut_logged.get(name) != cut:
             self._cut_logged[name] = cut
             log.warning("collector %s: values cut at the boundary: %s", name, cut)

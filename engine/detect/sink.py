@@ -26,14 +26,13 @@ not on the time written in the line (a replayed old log counts as now).
 
 from __future__ import annotations
 
-import heapq
 import ipaddress
 import time
 from collections.abc import Callable, Iterable, Sequence
-from operator import itemgetter
 from typing import Any, Protocol
 
 from engine.detect.patterns import CACHE_SIZE, CACHE_TEXT, Matcher, compile_regex, field_text
+from engine.detect.ranking import Ranking
 from engine.detect.settings import DetectSettings
 from engine.detect.windows import (
     KeyState,
@@ -102,6 +101,7 @@ class DetectSink:
         self._ip_allowed: dict[str, bool] = {}
         self.counts = {"lines": 0, "parsed": 0, "unparsed": 0, "allowed": 0, "unkeyed": 0}
         self.pattern_totals = dict.fromkeys(self._names, 0)
+        self._ranking: Ranking[dict[str, int]] = Ranking()
 
     # -- LineSink ----------------------------------------------------------------------
 
@@ -120,6 +120,7 @@ class DetectSink:
         key_field = self.settings.key
         touch = self.table.touch
         keys = self.table.keys
+        dirty = self._ranking.dirty.add
         move_to_end = keys.move_to_end
         # what each window's add() takes, computed once for the whole batch
         args = [
@@ -153,6 +154,7 @@ class DetectSink:
                 continue
             if len(key) > KEY_CHARS:
                 key = key[:KEY_CHARS]
+            dirty(key)
             st = keys.get(key)
             if st is None:
                 st = touch(key, now)
@@ -261,28 +263,12 @@ class DetectSink:
     def snapshot(self, now: float) -> dict[str, Any]:
         table = self.table
         table.expire(now)
-        specs = self.settings.windows
-        # score every key (hits, then the windows in their order) but build the
-        # element of the listed ones only: most keys are ordinary clients
-        scored: list[tuple[tuple[float, ...], str, KeyState, dict[str, int]]] = []
-        for key, st in table:
-            by_pattern: dict[str, int] = {}
-            if st.hits:
-                for name, c in list(st.hits.items()):
-                    got = c.read(now)
-                    if got:
-                        by_pattern[name] = got
-                    else:
-                        del st.hits[name]  # its window is empty: free it
-            score = (
-                sum(by_pattern.values()),
-                *(value(spec, w, now) for spec, w in zip(specs, st.windows, strict=True)),
-            )
-            scored.append((score, key, st, by_pattern))
-        top = heapq.nlargest(self.settings.max_reported, scored, key=itemgetter(0))
-        listed = [
-            self._element(key, st, by_pattern, score, now) for score, key, st, by_pattern in top
-        ]
+        # the best max_reported keys, re-scoring only those touched since the last
+        # snapshot, listed or bounded above the listed (engine/detect/ranking.py)
+        top = self._ranking.top(
+            self.settings.max_reported, now, table.keys, lambda key: self._score(key, now)
+        )
+        listed = [self._element(key, table.keys[key], bp, score, now) for key, score, bp in top]
         pack_totals = dict.fromkeys(self.settings.packs, 0)
         for name, got in self.pattern_totals.items():
             pack_totals[self._pack_of[name]] += got
@@ -293,9 +279,27 @@ class DetectSink:
             keys=len(table),
             keys_dropped=table.dropped,
             keys_expired=table.expired,
-            keys_unlisted=len(scored) - len(listed),
+            keys_unlisted=len(table) - len(listed),
         )
         return {"keys": listed, "totals": totals}
+
+    def _score(self, key: str, now: float) -> tuple[tuple[float, ...], dict[str, int]]:
+        """A key's score (hits, then the windows in their order) and hits by pattern."""
+        st = self.table.keys[key]
+        by_pattern: dict[str, int] = {}
+        if st.hits:
+            for name, c in list(st.hits.items()):
+                got = c.read(now)
+                if got:
+                    by_pattern[name] = got
+                else:
+                    del st.hits[name]  # its window is empty: free it
+        specs = self.settings.windows
+        score = (
+            sum(by_pattern.values()),
+            *(value(spec, w, now) for spec, w in zip(specs, st.windows, strict=True)),
+        )
+        return score, by_pattern
 
     def _element(
         self,
