@@ -56,7 +56,10 @@ async def list_channels(call: Call) -> Response:
 
 
 async def status(call: Call) -> Response:
-    return JSON(call.facade.status())
+    # `caller`: the console shows an operator's actions only to a token that may use them
+    who = call.who
+    caller = {"name": who.name, "role": who.role} if who is not None else None
+    return JSON({**call.facade.status(), "caller": caller})
 
 
 async def push_metrics(call: Call) -> Response:

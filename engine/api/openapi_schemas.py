@@ -273,6 +273,14 @@ COMPONENT_SCHEMAS: dict[str, Any] = {
                     "errors": {"type": "array", "items": {"type": "string"}},
                 },
             },
+            "caller": {
+                "type": "object",
+                "description": "the token asking: its name and role",
+                "properties": {
+                    "name": {"type": "string"},
+                    "role": {"enum": ["viewer", "operator", "admin"]},
+                },
+            },
         },
     },
 }

@@ -5,6 +5,7 @@
 import { api, enc } from "./api.js";
 import * as dialogs from "./dialogs.js";
 import * as M from "./matchers.js";
+import * as P from "./preview.js";
 import * as R from "./resolved.js";
 import { $, ago, el, num, safeUrl } from "./util.js";
 
@@ -280,6 +281,17 @@ function alertItem(a) {
         }),
     }),
   );
+  if (P.allowed(ctx.store)) {
+    actions.append(
+      el("button", {
+        type: "button",
+        text: "Preview",
+        title: "Preview notification: what a channel would send for this alert (nothing is sent)",
+        "data-key": a.fingerprint + ":preview",
+        onclick: () => P.preview({ alerts: ctx.store.alerts, alert: a.fingerprint }),
+      }),
+    );
+  }
   return el(
     "li",
     { class: "alert sev-" + a.severity + (a.silenced || a.inhibited ? " muted-alert" : ""), "data-fp": a.fingerprint },

@@ -5,6 +5,7 @@ import * as alerts from "./alerts.js";
 import { setupDialogs } from "./dialogs.js";
 import { follow } from "./live.js";
 import * as overview from "./overview.js";
+import { setupPreview } from "./preview.js";
 import * as rules from "./rules.js";
 import * as silences from "./silences.js";
 import * as system from "./system.js";
@@ -114,6 +115,7 @@ function route() {
 
 whenUnauthorized(showLogin);
 setupDialogs();
+setupPreview();
 window.addEventListener("hashchange", () => {
   if (!$("app").hidden) refresh(true); // the new view's own data first
 });

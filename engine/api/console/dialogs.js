@@ -6,18 +6,21 @@ import { $, el } from "./util.js";
 
 let opener = null;
 
-function open(dialog, first) {
+export function open(dialog, first) {
   opener = document.activeElement;
   dialog.querySelectorAll(".dialog-error").forEach((p) => (p.textContent = ""));
   dialog.showModal();
   (first || dialog.querySelector("input, textarea, select, button")).focus();
 }
 
-function setup(dialog) {
+export function setup(dialog) {
   // an error is about what was sent: editing the form clears it
   dialog.addEventListener("input", () => dialog.querySelectorAll(".dialog-error").forEach((p) => (p.textContent = "")));
   dialog.addEventListener("close", () => {
-    if (opener && opener.isConnected) opener.focus();
+    // a live update may have redrawn the opener meanwhile: its successor has its data-key
+    const key = opener && opener.dataset && opener.dataset.key;
+    const back = opener && !opener.isConnected && key ? document.querySelector(`[data-key="${CSS.escape(key)}"]`) : opener;
+    if (back && back.isConnected) back.focus();
     opener = null;
   });
   dialog.querySelectorAll("button.cancel").forEach((b) => b.addEventListener("click", () => dialog.close()));

@@ -2,6 +2,7 @@
 // reload), each collector up or down with its last good collection and error, each channel's breaker,
 // queue and sent/failed counts.
 import { api } from "./api.js";
+import * as P from "./preview.js";
 import { $, ago, el, when } from "./util.js";
 
 let ctx = null;
@@ -61,6 +62,8 @@ export function render() {
       el("td", { class: "error", text: c.error || "" }),
     ),
   );
+  // an operator's endpoint; next to the name, so it is in sight at 360 px too
+  const canPreview = P.allowed(ctx.store);
   const channels = (ctx.store.channels || []).map((ch) => {
     const s = ch.status || {};
     const breaker = s.breaker || "closed";
@@ -69,6 +72,21 @@ export function render() {
       { "data-channel": ch.name },
       el("th", { scope: "row", text: ch.name }),
       el("td", { text: ch.type }),
+      canPreview
+        ? el(
+            "td",
+            {},
+            el("button", {
+              type: "button",
+              class: "preview-channel",
+              "data-key": "channel:" + ch.name + ":preview", // focus comes back here (dialogs.js)
+              text: "Preview",
+              "aria-label": "Preview " + ch.name,
+              title: "Preview notification: what this channel would send (nothing is sent)",
+              onclick: () => P.preview({ alerts: ctx.store.alerts, channel: ch.name }),
+            }),
+          )
+        : null,
       el("td", {}, el("span", { class: "badge " + (breaker === "closed" ? "up" : "down"), text: breaker })),
       el("td", { class: "num", text: s.queued ?? 0 }),
       el("td", { class: "num", text: s.sent ?? 0 }),
@@ -79,6 +97,6 @@ export function render() {
   $("system").replaceChildren(
     daemon,
     table(`Collectors (${collectors.length})`, ["collector", "state", "last collection", "error"], collectors),
-    table(`Channels (${channels.length})`, ["channel", "type", "breaker", "queued", "sent", "failed", "last error"], channels),
+    table(`Channels (${channels.length})`, ["channel", "type", ...(canPreview ? ["notification"] : []), "breaker", "queued", "sent", "failed", "last error"], channels),
   );
 }

@@ -570,6 +570,14 @@ def test_unknown_route_method_and_crash_are_json(client: AsgiClient, facade: Fak
     assert r.status_code == 500 and r.json() == {"error": "internal error; see the daemon's log"}
 
 
+def test_status_says_who_is_asking(client: AsgiClient) -> None:
+    """The console offers an operator's actions (the notification preview) only
+    to a token that may use them: the status names the caller and its role."""
+    for role in ("viewer", "operator", "admin"):
+        r = client.get("/api/v1/status", headers=bearer(role))
+        assert r.status_code == 200 and r.json()["caller"] == {"name": NAMES[role], "role": role}
+
+
 # -- /metrics and the OpenAPI document -----------------------------------------------------
 
 
