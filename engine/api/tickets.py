@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 TICKET_SECONDS = 30.0
-MAX_TICKETS = 256  # outstanding; the oldest goes first
+MAX_TICKETS = 256  # outstanding in all; the oldest goes first
+# outstanding per token: asking for more pushes out that token's own oldest, so
+# one token asking in a loop cannot void the tickets other tokens just got
+MAX_PER_TOKEN = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,16 +33,25 @@ class Ticket:
 class Tickets:
     def __init__(self, seconds: float = TICKET_SECONDS) -> None:
         self.seconds = seconds
-        self._open: OrderedDict[str, Ticket] = OrderedDict()
+        self._open: OrderedDict[str, Ticket] = OrderedDict()  # oldest first
+        self._mine: dict[str, deque[str]] = {}  # token digest -> its tickets, oldest first
 
     def issue(self, digest: str) -> str:
         now = time.monotonic()
-        while self._open and (
-            len(self._open) >= MAX_TICKETS or next(iter(self._open.values())).expires <= now
-        ):
+        while self._open and next(iter(self._open.values())).expires <= now:
+            self._open.popitem(last=False)
+        for d in list(self._mine):  # forget the used and expired (as many as tokens)
+            self._mine[d] = deque(t for t in self._mine[d] if t in self._open)
+            if not self._mine[d]:
+                del self._mine[d]
+        mine = self._mine.setdefault(digest, deque())
+        while len(mine) >= MAX_PER_TOKEN:
+            self._open.pop(mine.popleft(), None)
+        while len(self._open) >= MAX_TICKETS:  # many tokens at once
             self._open.popitem(last=False)
         ticket = secrets.token_urlsafe(24)
         self._open[ticket] = Ticket(digest, now + self.seconds)
+        mine.append(ticket)
         return ticket
 
     def redeem(self, ticket: str) -> str | None:

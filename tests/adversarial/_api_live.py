@@ -3,8 +3,10 @@ daemon (tests/integration/daemon.py) and the journal as the witness."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +123,20 @@ class HealthProbe:
         assert self.results, "no probe ran"
         bad = [(s, round(t, 3)) for s, t in self.results if s != 200 or t > bound]
         assert not bad, f"{len(bad)} of {len(self.results)} probes failed or were late: {bad[:10]}"
+
+
+@contextlib.contextmanager
+def health_during(d: Daemon) -> Iterator[None]:
+    """What runs inside: /health answers 200 within 1 s throughout (HealthProbe)."""
+    with HealthProbe(d) as health:
+        yield
+        time.sleep(0.3)  # at least one probe, also for the quick ones
+    health.check()
+
+
+def stop_clean(d: Daemon) -> None:
+    """Stop `d`: exit 0, and no traceback in its log."""
+    code = d.stop()
+    log = d.log()
+    assert "Traceback" not in log, log[-3000:]
+    assert code == 0

@@ -18,7 +18,15 @@ import psutil
 import pytest
 
 from engine.api.guard import MAX_HEADER_BYTES, MAX_HEADERS, REQUEST_SECONDS
-from tests.adversarial._api_live import ADMIN, HealthProbe, make_daemon, rules, wait_ready
+from tests.adversarial._api_live import (
+    ADMIN,
+    HealthProbe,
+    health_during,
+    make_daemon,
+    rules,
+    stop_clean,
+    wait_ready,
+)
 from tests.integration.daemon import Daemon
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -32,19 +40,14 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     try:
         yield d
     finally:
-        code = d.stop()
-        log = d.log()
-        assert "Traceback" not in log, log[-3000:]
-        assert code == 0
+        stop_clean(d)
 
 
 @pytest.fixture(autouse=True)
 def health_throughout(live: Daemon) -> Iterator[None]:
     """Every attack here: /health answers 200 within 1 s while it runs."""
-    with HealthProbe(live) as health:
+    with health_during(live):
         yield
-        time.sleep(0.3)  # at least one probe, also for the quick ones
-    health.check()
 
 
 def connect(d: Daemon) -> socket.socket:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from engine.api.server import bound_address, create_app, serve, stop
-from engine.api.tickets import Tickets
+from engine.api.tickets import MAX_PER_TOKEN, MAX_TICKETS, Tickets
 from engine.daemon.metrics import Metrics
 from tests.unit.api.test_api_fakes import AsgiClient, FakeFacade, api_config, bearer
 
@@ -37,6 +37,19 @@ def test_a_ticket_is_single_use_and_expires(monkeypatch: pytest.MonkeyPatch) -> 
     later = time.monotonic() + 31
     monkeypatch.setattr(time, "monotonic", lambda: later)
     assert t.redeem(b) is None
+
+
+def test_tickets_are_bounded_per_token_and_in_all() -> None:
+    """A token asking in a loop pushes out its own oldest tickets, never another
+    token's; all tokens together hold at most MAX_TICKETS."""
+    t = Tickets(seconds=30)
+    other = t.issue("d-other")
+    mine = [t.issue("d-loop") for _ in range(MAX_TICKETS + 50)]
+    assert t.redeem(other) == "d-other"
+    assert t.redeem(mine[-MAX_PER_TOKEN - 1]) is None
+    assert all(t.redeem(x) == "d-loop" for x in mine[-MAX_PER_TOKEN:])
+    many = [t.issue(f"d{i}") for i in range(MAX_TICKETS + 50)]  # as many tokens
+    assert sum(t.redeem(x) is not None for x in many) == MAX_TICKETS
 
 
 def test_ticket_needs_a_token_and_a_bad_ticket_is_401(client: AsgiClient) -> None:
