@@ -17,6 +17,7 @@ import secrets
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -229,6 +230,19 @@ def test_a_4300_digit_value_and_templates_in_the_data(live: Daemon) -> None:
     r = preview(live, "archive", {"rule": "queue_deep", "labels": labels, "value": 5})
     title = r.json()["notification"]["title"]
     assert title == "queue_deep {{ 7 * 7 }} 5", title
+
+
+def test_many_large_previews_at_once(live: Daemon) -> None:
+    """Previews of near-limit bodies from 8 clients at once, for every channel:
+    the loop keeps answering /health (the autouse probe) and each gets its answer."""
+    body = {"rule": "queue_deep", "labels": {"host": "h" * 200}, "value": "z" * 900_000}
+
+    def one(i: int) -> int:
+        return preview(live, ALL_CHANNELS[i % len(ALL_CHANNELS)], body).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(one, range(24)))
+    assert codes == [200] * 24
 
 
 def test_reserved_labels_cannot_be_overridden(live: Daemon) -> None:
