@@ -213,6 +213,25 @@ def test_preview_dialog_shows_what_the_api_renders_and_sends_nothing(tmp_path: P
                     expect(viewer.locator('tr[data-channel="hook"]')).to_be_visible()
                     expect(viewer.locator("button.preview-channel")).to_have_count(0)
                     viewer.close()
+
+                    # dark mode follows the system, the dialog too
+                    dark = browser.new_page(
+                        color_scheme="dark", viewport={"width": 1280, "height": 800}
+                    )
+                    dark.set_default_timeout(10_000)
+                    dark.goto(d.url + "/")
+                    log_in(dark, TOKEN)
+                    card(dark, "queue_deep").get_by_role("button", name="Preview").click()
+                    dark.locator("#preview-channel").select_option("archive")
+                    expect(dark.locator("#preview-out .p-title")).to_have_text(
+                        archive["notification"]["title"]
+                    )
+                    bg = dark.evaluate(
+                        "getComputedStyle(document.getElementById('preview-dialog')).backgroundColor"
+                    )
+                    assert bg == "rgb(27, 31, 39)", bg  # --card of the dark scheme
+                    shoot(dark, "preview-dark", full_page=False)
+                    dark.close()
                 finally:
                     browser.close()
             # nothing was sent: the receiver saw nothing, no line was written, no delivery journaled

@@ -7,7 +7,7 @@ import * as dialogs from "./dialogs.js";
 import * as M from "./matchers.js";
 import * as P from "./preview.js";
 import * as R from "./resolved.js";
-import { $, ago, el, num, safeUrl } from "./util.js";
+import { $, ago, el, keepingFocus, num, safeUrl } from "./util.js";
 
 const SEVERITIES = ["emergency", "critical", "warning", "info"];
 const STATES = ["firing", "pending"];
@@ -195,13 +195,7 @@ export function render() {
   const out = keys.map((k) => groupSection(k, groups.get(k)));
   if (!shown.length) out.push(el("p", { class: "empty", text: all.length ? "No alert matches the filter." : "No active alerts." }));
   if (ui.resolved) out.push(R.section(ui.resolved, ui.matchers));
-  // a live update redraws the list: the focused control keeps the focus
-  const focused = document.activeElement && document.activeElement.dataset.key;
-  $("groups").replaceChildren(...out);
-  if (focused) {
-    const again = $("groups").querySelector(`[data-key="${CSS.escape(focused)}"]`);
-    if (again) again.focus();
-  }
+  keepingFocus($("groups"), () => $("groups").replaceChildren(...out));
 }
 
 function groupSection(key, alerts) {

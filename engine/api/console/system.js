@@ -3,7 +3,7 @@
 // queue and sent/failed counts.
 import { api } from "./api.js";
 import * as P from "./preview.js";
-import { $, ago, el, when } from "./util.js";
+import { $, ago, el, keepingFocus, when } from "./util.js";
 
 let ctx = null;
 const NUMERIC = new Set(["queued", "sent", "failed"]);
@@ -94,9 +94,9 @@ export function render() {
       el("td", { class: "error", text: s.error || "" }),
     );
   });
-  $("system").replaceChildren(
+  keepingFocus($("system"), () => $("system").replaceChildren(
     daemon,
     table(`Collectors (${collectors.length})`, ["collector", "state", "last collection", "error"], collectors),
     table(`Channels (${channels.length})`, ["channel", "type", ...(canPreview ? ["notification"] : []), "breaker", "queued", "sent", "failed", "last error"], channels),
-  );
+  ));
 }

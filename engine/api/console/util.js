@@ -61,3 +61,14 @@ export function debounce(fn, ms) {
     t = setTimeout(() => fn(...args), ms);
   };
 }
+
+// a live update redraws a view: the focused control comes back focused in the
+// redrawn one (its successor has the same data-key)
+export function keepingFocus(root, draw) {
+  const focused = document.activeElement && document.activeElement.dataset.key;
+  draw();
+  if (focused && !root.contains(document.activeElement)) {
+    const again = root.querySelector(`[data-key="${CSS.escape(focused)}"]`);
+    if (again) again.focus();
+  }
+}
