@@ -13,6 +13,7 @@ within 1 s throughout (a probe asks every 0.2 s on a fresh connection).
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import socket
 import time
@@ -38,6 +39,7 @@ from tests.integration.daemon import Daemon
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 OPERATOR = "tok-operator-adv-3a8d"
+GONE = "tok-viewer-adv-removed-77f1"  # a token the last test removes by a reload
 RULES = """\
 group: app
 interval: 100ms
@@ -80,7 +82,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         tmp_path_factory.mktemp("preview-tickets"),
         RULES,
         CHANNELS,
-        tokens={**TOKENS, "ops": (OPERATOR, "operator")},
+        tokens={**TOKENS, "ops": (OPERATOR, "operator"), "gone": (GONE, "viewer")},
     )
     d.set_values({"queue": 50})
     d.start()
@@ -373,3 +375,17 @@ def test_streams_beyond_the_limit_are_refused_and_then_served_again(live: Daemon
             break
         time.sleep(0.2)
     assert status == 200
+
+
+def test_a_ticket_of_a_token_removed_by_a_reload_is_refused(live: Daemon) -> None:
+    t = ticket(live, GONE)
+    config = live.root / "vigil.yaml"
+    text = config.read_text()
+    entry = re.search(r", \{name: gone, [^}]*\}", text)
+    assert entry is not None, text
+    config.write_text(text.replace(entry.group(0), ""))
+    r = httpx.post(live.url + "/api/v1/reload", headers=bearer(ADMIN), timeout=30)
+    assert r.status_code == 200 and r.json()["ok"], r.text
+    status, message = stream_status(live, f"ticket={t}")
+    assert status == 401 and "ticket unknown, used or expired" in message
+    refused(httpx.post(live.url + "/api/v1/events/ticket", headers=bearer(GONE), timeout=10), 401)
