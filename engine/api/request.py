@@ -29,6 +29,7 @@ from engine.common.durations import parse_duration
 from engine.common.records import ApiAlert
 from engine.config.model import ApiConfig
 from engine.runtime.budget import Budget
+from engine.runtime.fanout import Subscription
 
 T = TypeVar("T")
 
@@ -51,6 +52,8 @@ class ServerState:
     # encoding one, and between evaluations pollers keep asking for the same list
     last_alerts: tuple[list[ApiAlert], bytes] | None = None
     tickets: Tickets = field(default_factory=Tickets)  # for the event stream (tickets.py)
+    # token digest -> its live event streams (stream_routes.py bounds them per token)
+    streams: dict[str, set[Subscription]] = field(default_factory=dict)
 
 
 @dataclass

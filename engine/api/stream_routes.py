@@ -6,9 +6,10 @@ or silence it is about); a client reads the details from the other endpoints.
 A client that falls behind is sent `event: dropped` and the stream ends: it
 reconnects and reads the state afresh, and the daemon never waits for it.
 
-Viewer role. A browser's EventSource cannot send headers, so besides
-`Authorization: Bearer` the stream takes `?ticket=` from POST
-/api/v1/events/ticket (single use, 30 s; see tickets.py for why not a cookie).
+Viewer role; at most MAX_STREAMS_PER_TOKEN streams per token (429 beyond) and
+fanout.MAX_SUBSCRIBERS in all (503). A browser's EventSource cannot send
+headers, so besides `Authorization: Bearer` the stream takes `?ticket=` from
+POST /api/v1/events/ticket (single use, 30 s; see tickets.py for why not a cookie).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ _FRAMES: dict[int, tuple[dict[str, Any], bytes]] = {}
 _FRAMES_MAX = 4096
 HEARTBEAT_SECONDS = 15.0  # a comment line: proxies keep the connection, dead tokens are seen
 RETRY_MS = 3000  # what EventSource waits before reconnecting by itself
+# one token's streams at once (of fanout.MAX_SUBSCRIBERS in all): a client that
+# opens streams in a loop cannot take every one and leave the others the 60 s poll
+MAX_STREAMS_PER_TOKEN = 16
 
 
 async def events_ticket(call: Call) -> Response:
@@ -73,9 +77,16 @@ async def events(call: Call) -> Response:
         except Unauthorized as e:
             raise ApiError(401, e.message, {"WWW-Authenticate": e.challenge}) from None
         digest = token_digest((header or "").strip().partition(" ")[2].strip())
+    mine = {s for s in call.state.streams.get(digest, ()) if not s.closed}
+    if len(mine) >= MAX_STREAMS_PER_TOKEN:
+        raise ApiError(
+            429, f"this token has {MAX_STREAMS_PER_TOKEN} live event streams open; close one"
+        )
     sub = call.facade.stream.subscribe()
     if sub is None:
         raise ApiError(503, "too many live event streams open; try again later")
+    mine.add(sub)
+    call.state.streams[digest] = mine
     return StreamingResponse(
         _stream(call, sub, digest),
         media_type="text/event-stream",

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from engine.api.stream_routes import MAX_STREAMS_PER_TOKEN
 from engine.api.tickets import MAX_PER_TOKEN, MAX_TICKETS, TICKET_SECONDS
 from engine.runtime.fanout import MAX_SUBSCRIBERS
 from tests.adversarial._api_live import (
@@ -40,6 +41,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 OPERATOR = "tok-operator-adv-3a8d"
 GONE = "tok-viewer-adv-removed-77f1"  # a token the last test removes by a reload
+SPARE = "tok-viewer-adv-spare-0c4e"
 RULES = """\
 group: app
 interval: 100ms
@@ -82,7 +84,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         tmp_path_factory.mktemp("preview-tickets"),
         RULES,
         CHANNELS,
-        tokens={**TOKENS, "ops": (OPERATOR, "operator"), "gone": (GONE, "viewer")},
+        tokens={
+            **TOKENS,
+            "ops": (OPERATOR, "operator"),
+            "gone": (GONE, "viewer"),
+            "spare": (SPARE, "viewer"),
+        },
     )
     d.set_values({"queue": 50})
     d.start()
@@ -355,26 +362,58 @@ def test_one_token_asking_for_many_tickets_does_not_void_another_tokens(live: Da
     assert stream_status(live, f"ticket={mine[-MAX_PER_TOKEN]}")[0] == 200
 
 
-def test_streams_beyond_the_limit_are_refused_and_then_served_again(live: Daemon) -> None:
-    opened: list[socket.socket] = []
+def open_streams(d: Daemon, tokens: list[str]) -> list[socket.socket]:
+    """A stream for each of `tokens` (by ticket), from 32 clients a loopback
+    address: each stays under the per-client connection limit (guard.PER_CLIENT)."""
+    out: list[socket.socket] = []
     try:
-        for i in range(MAX_SUBSCRIBERS):
-            # 32 clients a loopback address: each under the per-client connection limit
-            s, head = open_stream(live, f"ticket={ticket(live)}", f"127.0.0.{2 + i // 32}")
-            opened.append(s)
+        for i, token in enumerate(tokens):
+            s, head = open_stream(d, f"ticket={ticket(d, token)}", f"127.0.0.{2 + i // 32}")
+            out.append(s)
             assert head.startswith(b"HTTP/1.1 200"), head[:200]
+    except BaseException:
+        for s in out:
+            s.close()
+        raise
+    return out
+
+
+def served_again(d: Daemon, token: str) -> None:
+    """Once its streams are closed, `token` opens one again (the daemon sees them
+    closed at once or at its next write to them)."""
+    deadline = time.monotonic() + 20
+    status = 0
+    while time.monotonic() < deadline:
+        status, _ = stream_status(d, f"ticket={ticket(d, token)}")
+        if status == 200:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no stream for the token again: {status}")
+
+
+def test_one_token_cannot_take_every_stream(live: Daemon) -> None:
+    opened = open_streams(live, [VIEWER] * MAX_STREAMS_PER_TOKEN)
+    try:
         status, message = stream_status(live, f"ticket={ticket(live)}")
+        assert status == 429 and "live event streams open" in message, (status, message)
+        assert stream_status(live, f"ticket={ticket(live, SPARE)}")[0] == 200  # others still can
+    finally:
+        for s in opened:
+            s.close()
+    served_again(live, VIEWER)
+
+
+def test_streams_beyond_the_limit_are_refused_and_then_served_again(live: Daemon) -> None:
+    tokens = [VIEWER, ADMIN, OPERATOR, GONE] * MAX_STREAMS_PER_TOKEN
+    assert len(tokens) == MAX_SUBSCRIBERS
+    opened = open_streams(live, tokens)
+    try:
+        status, message = stream_status(live, f"ticket={ticket(live, SPARE)}")
         assert status == 503 and "too many live event streams" in message
     finally:
         for s in opened:
             s.close()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:  # the daemon sees the closed ones at its next write
-        status, _ = stream_status(live, f"ticket={ticket(live)}")
-        if status == 200:
-            break
-        time.sleep(0.2)
-    assert status == 200
+    served_again(live, SPARE)
 
 
 def test_a_ticket_of_a_token_removed_by_a_reload_is_refused(live: Daemon) -> None:
