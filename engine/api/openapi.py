@@ -326,7 +326,7 @@ _PATHS: dict[str, Any] = {
             "parameters": [query("ticket", {"type": "string"}, "from POST /api/v1/events/ticket")],
             "responses": {
                 "200": {"description": "the stream", "content": {"text/event-stream": {}}},
-                **errors(401, 422, 503),
+                **errors(401, 422, 429, 503),
             },
         }
     },

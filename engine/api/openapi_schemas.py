@@ -26,6 +26,7 @@ def errors(*codes: int) -> dict[str, Any]:
         404: "no such object",
         413: "request body too large",
         422: "a field is wrong (the message names it)",
+        429: "too many at once for this token",
         502: "the channel could not deliver",
         503: "not ready",
     }
