@@ -97,6 +97,9 @@ class Journald:
         return out.stdout.splitlines()
 
     def stop(self) -> None:
+        # a daemon killed with -9 leaves its journalctl behind (under systemd the
+        # unit's cgroup is killed whole; here the test cleans up)
+        subprocess.run(["pkill", "-f", f"--directory={self.journal}"], check=False, timeout=10)
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
