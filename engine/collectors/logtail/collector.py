@@ -94,6 +94,8 @@ class LogtailCollector:
         self._sinks: list[LineSink] = [self._recent]
         limits = Limits(settings.max_line_bytes, settings.batch_bytes)
         self._detect = DetectSink(settings.detect) if settings.detect is not None else None
+        # the per-key windows start empty (engine/collectors/base.py, fills_for)
+        self.fills_for = detect.span(settings.detect) if settings.detect is not None else 0.0
         if self._detect is not None:
             self._sinks.append(self._detect)
         self.react = settings.react or None  # read by engine/daemon/react.py
