@@ -111,7 +111,7 @@ class Collecting:
         self.hub.last[name] = self.clock.wall()
         fills = getattr(c, "fills_for", 0.0)
         if fills and name not in self.hub.filling:
-            self.hub.filling[name] = self.clock.mono() + fills
+            self.hub.filling[name] = (self.clock.mono() + fills, self.clock.wall() + fills)
         if name in self.recorded:
             self.history.record_tree(name, self.clock.wall(), sample)
         news = getattr(c, "news", None)

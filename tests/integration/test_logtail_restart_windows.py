@@ -11,14 +11,17 @@ again, says the attack is over.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from engine.common.timefmt import to_epoch
 from tests.integration.daemon import Daemon
 
-WINDOW = 4.0
+WINDOW = 6.0
 
 RULES = """
 group: auth
@@ -52,7 +55,7 @@ def _t(ts: str) -> float:
 def test_a_restart_holds_the_alert_until_its_window_is_full_again(tmp_path: Path) -> None:
     log = tmp_path / "auth.log"
     log.write_text("")
-    d = Daemon(tmp_path, RULES)
+    d = Daemon(tmp_path, RULES, tokens={"viewer": ("viewer-token", "viewer")})
     cfg = tmp_path / "vigil.yaml"
     collector = (
         f"  - {{name: auth, type: logtail, paths: [{log}], interval: 100ms, format: sshd,\n"
@@ -70,6 +73,17 @@ def test_a_restart_holds_the_alert_until_its_window_is_full_again(tmp_path: Path
         assert d.stop() == 0
         d.start()
         started = time.time()
+        # explain says why the alert is still firing with an empty window
+        why = ""
+        while "windows are filling" not in why and time.time() < started + WINDOW / 2:
+            with contextlib.suppress(httpx.TransportError):
+                why = httpx.get(
+                    f"{d.url}/api/v1/explain/ssh_bruteforce",
+                    headers={"Authorization": "Bearer viewer-token"},
+                    timeout=10,
+                ).text
+            time.sleep(0.1)
+        assert "auth's windows are filling since the start" in why, why
         # the window the lines were counted in is over by WINDOW after the start at
         # the latest: the alert resolves then, not at the first evaluation
         evs = d.wait_for(lambda evs: kinds(evs)[-1][0] == "resolved", 30, "the resolve")
