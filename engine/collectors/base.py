@@ -38,6 +38,12 @@ collect, and after every successful collect journals `state_changes()` (key ->
 new record, None to forget the key) as `collector_state` events, durably, before
 the sample is published.
 
+`fills_for` (optional attribute, seconds): values that count over windows of
+the collector's own (logtail's per-key windows) start empty, so for this long
+after the collector's first read they may undercount. Meanwhile a false result of
+a rule reading it does not end a pending or firing alert (engine/rules/evaluator.py,
+`_hold`): "fewer than 10 failures in 10m" is not known 2 minutes after a restart.
+
 `metric_names(config)` (optional classmethod): the metric names the type
 provides for this configuration, known without collecting, or None when only
 collecting can tell. The validator uses it to reject `api.stauts` at load time.

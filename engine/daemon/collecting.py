@@ -109,6 +109,9 @@ class Collecting:
         self.metrics.collector(name, up=True, duration=self.clock.mono() - t0)
         self.hub.values[name] = sample
         self.hub.last[name] = self.clock.wall()
+        fills = getattr(c, "fills_for", 0.0)
+        if fills and name not in self.hub.filling:
+            self.hub.filling[name] = (self.clock.mono() + fills, self.clock.wall() + fills)
         if name in self.recorded:
             self.history.record_tree(name, self.clock.wall(), sample)
         news = getattr(c, "news", None)
@@ -171,6 +174,7 @@ class Collecting:
                 c = self.collectors.pop(name)
                 self.hub.values.pop(name, None)
                 self.hub.down.pop(name, None)
+                self.hub.filling.pop(name, None)  # the new one's windows start empty
                 await c.aclose()
         for name, c in built.items():
             restore_state(name, c, self.events.durable.state)

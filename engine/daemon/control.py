@@ -84,6 +84,8 @@ class _Hub(Protocol):
     def down(self) -> Mapping[str, str]: ...
     @property
     def last(self) -> Mapping[str, float]: ...
+    @property
+    def filling(self) -> Mapping[str, tuple[float, float]]: ...
 
 
 class DaemonInfo(Protocol):
@@ -383,6 +385,7 @@ class Control:
             live.config, rule, labels=labels, values=dict(info.hub.values), state=live.state,
             now=live.wall(), channel_status=live.dispatcher.status(), history=info.history,
             collector_errors=dict(info.hub.down), live=live.dispatcher.pipeline,
+            filling={n: wall for n, (_, wall) in info.hub.filling.items()},
         ).to_dict()  # fmt: skip
 
     async def audit(self, action: str, *, by: str, details: Mapping[str, Any]) -> None:

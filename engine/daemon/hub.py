@@ -24,10 +24,14 @@ class CollectorHub:
     values: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     down: dict[str, str] = field(default_factory=dict)  # name -> error
     last: dict[str, float] = field(default_factory=dict)  # name -> wall time of its last good read
+    # name -> (monotonic, wall) time its windows are full (a collector's fills_for
+    # after its first read); set once per collector object, cleared when rebuilt
+    filling: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def snapshot(self, wall: float, mono: float) -> Snapshot:
         # values are replaced whole per collection, so a shallow copy is a consistent view
-        return Snapshot(dict(self.values), frozenset(self.down), wall, mono)
+        filling = frozenset(n for n, (until, _) in self.filling.items() if until > mono)
+        return Snapshot(dict(self.values), frozenset(self.down), wall, mono, filling)
 
 
 def max_window(config: Config) -> float:

@@ -79,6 +79,19 @@ class DetectSettings:
     max_reported: int = 500
 
 
+def span(settings: DetectSettings) -> float:
+    """Seconds of lines the per-key values reflect: the longest window (the hits
+    window, count/rate/distinct windows, a full bucket's time to drain). After a
+    start the values have seen less than this and may undercount."""
+    spans = [settings.window]
+    for w in settings.windows:
+        if w.kind == "bucket":
+            spans.append(w.capacity / w.leak if w.leak > 0 else 0.0)
+        else:
+            spans.append(w.window)
+    return max(spans)
+
+
 def parse(raw: Mapping[str, Any]) -> DetectSettings:
     """ValueError whose message starts with the setting's path, for bad settings."""
     mine = {k: _plain(v) for k, v in raw.items() if k in DETECT_KEYS}

@@ -21,6 +21,7 @@ Pure: no I/O, no clock reads. The caller passes
                     seconds; the offline CLI fills it from the journal)
     history         the daemon's sample history, for window functions (avg_over ...)
     collector_errors  collector name -> why its last collection failed
+    filling           collector name -> when (epoch) its own windows are full after a start
     sent_at         channel -> recent send times (epoch seconds), for the rate limit
                     when channel_status cannot say (offline: `notified` journal events)
     live            the running daemon's notification pipeline (facts.LivePipeline,
@@ -56,7 +57,7 @@ from engine.explain.condition import ConditionExplainer
 from engine.explain.delivery import DeliveryExplainer
 from engine.explain.evidence import evidence
 from engine.explain.facts import Facts, LivePipeline
-from engine.explain.notes import instance_note, rule_notes
+from engine.explain.notes import filling_notes, instance_note, rule_notes
 from engine.explain.result import AlertState, Explanation, Instance, UnknownRule
 from engine.explain.timer import TimerExplainer
 from engine.explain.wording import as_number, iso_time, when_text
@@ -98,6 +99,7 @@ def explain(
     collector_errors: Mapping[str, str] | None = None,
     sent_at: Mapping[str, Sequence[float]] | None = None,
     live: LivePipeline | None = None,
+    filling: Mapping[str, float] | None = None,
 ) -> Explanation:
     """Explain rule `rule_id` as of `now`; see the module docstring.
 
@@ -132,6 +134,7 @@ def explain(
             lambda t: when_text(as_number(t), now),
         )
     )  # fmt: skip
+    notes.extend(filling_notes(facts.reads, filling or {}, now))
     wanted = dict(labels or {})
     targets = parts.condition.targets(wanted, notes)
     instances = [parts.instance(lab, it, note) for lab, it, note in targets]

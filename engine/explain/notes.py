@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from engine.explain.wording import iso_time
+
 PROBLEMS = {
     "rule_error": "cannot be evaluated",
     "rule_no_data": "gets no data",
@@ -54,6 +56,18 @@ def rule_notes(
             f"the rule {PROBLEMS[str(problem)]}{shown}"
         )
     return notes
+
+
+def filling_notes(reads: Collection[str], filling: Mapping[str, float], now: float) -> list[str]:
+    """The collectors the rule reads whose windows are still filling after a start
+    (engine/collectors/base.py, fills_for): false results do not end alerts yet."""
+    return [
+        f"collector {name}'s windows are filling since the start until {iso_time(until)}: "
+        "they may undercount, so until then a false result does not resolve the rule's "
+        "pending or firing alerts (a true one still fires)"
+        for name in sorted(reads)
+        if (until := filling.get(name)) is not None and until > now
+    ]
 
 
 def instance_note(alert: Mapping[str, Any] | None) -> str | None:

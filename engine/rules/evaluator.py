@@ -38,6 +38,9 @@ class Snapshot:
     down: frozenset[str]  # collectors whose last collection failed
     wall: float  # epoch seconds
     mono: float  # monotonic seconds
+    # collectors whose windows are still filling after a start or reload (see
+    # engine/collectors/base.py, fills_for): they may undercount, never overcount
+    filling: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,22 @@ def _stale(reads: frozenset[str], snap: Snapshot) -> bool:
     """Whether a collector the rule reads is down: its alerts then keep their
     state (stale), rather than judge data that is missing for that reason."""
     return bool(snap.down) and not reads.isdisjoint(snap.down)
+
+
+def _hold(result: Result, prev: Alert | None, reads: frozenset[str], snap: Snapshot) -> Result:
+    """A false result from windows that are still filling does not end an alert: the
+    window has not seen its whole span since the start, so "below the threshold"
+    is not known yet (a true result is: a count can only grow). The alert keeps its
+    state and timers until the windows are full."""
+    if (
+        result.kind == "value"
+        and not result.matched
+        and prev is not None
+        and prev.state in ("pending", "firing")
+        and not reads.isdisjoint(snap.filling)
+    ):
+        return replace(result, held=True)
+    return result
 
 
 def _plain(value: Any) -> Any:
@@ -183,6 +202,8 @@ class Evaluator:
             prev = alerts.get(fp)
             if reads <= available:
                 result = self._result(rule, base, prev)
+                if snap.filling:
+                    result = _hold(result, prev, reads, snap)
             else:
                 result = _STALE if _stale(reads, snap) else _NO_DATA
             if result.kind != "value" or rule.id not in self.health.quiet:
@@ -405,6 +426,8 @@ class Evaluator:
         out: list[Transition],
     ) -> None:
         prev = self.alerts.get(fp)
+        if snap.filling:
+            result = _hold(result, prev, self._plan_of(rule)[2], snap)
         alert, events = step(rule, prev, result, snap.mono, labels=labels)
         if alert is not prev:
             self._keep(fp, alert, events)

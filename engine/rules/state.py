@@ -102,6 +102,9 @@ class Result:
     error: str | None = None
     # an `each` rule's element, for its annotations (`it`); never stored in the Alert
     element: Any = None
+    # a false value that cannot end the alert yet (windows still filling): the
+    # state and timers stay, the value is kept for display
+    held: bool = False
 
 
 class Alert(NamedTuple):
@@ -299,6 +302,8 @@ def _advance(
     if kind == "value":
         matched, resolve_ok, value = result.matched, result.resolve_ok, result.value
         no_data, error = False, None
+        if result.held:
+            matched = None
     elif kind == "no_data":
         if not no_data:
             kinds.append("no_data")

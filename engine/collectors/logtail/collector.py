@@ -3,6 +3,7 @@
     - name: logs
       type: logtail
       paths: [/var/log/nginx/access.log, /var/log/app/*.log]
+      journald: {units: [ssh.service]}   # and/or entries from journald (journald.py)
       start: saved            # saved (default) | end | beginning
       max_line_bytes: 16KiB   # longer lines are cut (counted in `truncated`)
       batch_bytes: 1MiB       # one read; one batch for the line sinks
@@ -53,6 +54,7 @@ from typing import Any, ClassVar, Self
 
 from engine.collectors._util import OneThread, Settings
 from engine.collectors.base import Sample
+from engine.collectors.logtail import journald
 from engine.collectors.logtail.follow import Limits
 from engine.collectors.logtail.sink import LineSink, RecentLines
 from engine.collectors.logtail.tailer import STARTS, Tailer
@@ -77,6 +79,7 @@ class LogtailSettings:
     save_interval: float
     react: float = 0.05  # seconds between passes woken by writes; 0: only on the interval
     detect: detect.DetectSettings | None = None
+    journald: journald.JournaldSettings | None = None
 
 
 class LogtailCollector:
@@ -91,6 +94,8 @@ class LogtailCollector:
         self._sinks: list[LineSink] = [self._recent]
         limits = Limits(settings.max_line_bytes, settings.batch_bytes)
         self._detect = DetectSink(settings.detect) if settings.detect is not None else None
+        # the per-key windows start empty (engine/collectors/base.py, fills_for)
+        self.fills_for = detect.span(settings.detect) if settings.detect is not None else 0.0
         if self._detect is not None:
             self._sinks.append(self._detect)
         self.react = settings.react or None  # read by engine/daemon/react.py
@@ -98,13 +103,21 @@ class LogtailCollector:
         self._seen = -1  # hits (or lines) after the previous pass: news() compares
         self._news = False
         self._tailer = Tailer(settings.paths, limits, settings.start, self._sinks)
+        self._journal = (
+            journald.JournalSource(settings.journald, limits, settings.start, self._sinks)
+            if settings.journald is not None
+            else None
+        )
         self._thread = OneThread()
         self._changes: dict[str, dict[str, Any] | None] = {}
 
     @classmethod
     def from_config(cls, config: CollectorConfig) -> Self:
         s = Settings(cls.type_name, config.settings)
-        paths = s.str_list("paths", nonempty=True)
+        journal = journald.parse(s.get("journald")) if s.has("journald") else None
+        if journal is None and not s.has("paths"):
+            raise ValueError("paths: required (the files to follow), unless journald is set")
+        paths = s.str_list("paths", (), nonempty=journal is None)
         for i, p in enumerate(paths):
             if not p.startswith("/"):
                 raise ValueError(f"paths[{i}]: must be an absolute path, got {p!r}")
@@ -124,6 +137,7 @@ class LogtailCollector:
             save_interval=s.duration("save_interval", 5.0),
             react=s.duration("react", 0.05),
             detect=detect.parse(config.settings) if _detects(config) else None,
+            journald=journal,
         )
         for key in detect.DETECT_KEYS:
             s.has(key)  # read by detect.parse above
@@ -143,7 +157,13 @@ class LogtailCollector:
     # -- Stateful (engine/collectors/base.py) --------------------------------------------
 
     def restore(self, saved: Mapping[str, Any]) -> None:
-        self._tailer.restore(saved)
+        rec = saved.get(journald.NAME)
+        if self._journal is not None and isinstance(rec, Mapping):
+            self._journal.restore(rec)
+        # journald's record is not a path's: the tailer would forget it
+        self._tailer.restore({k: v for k, v in saved.items() if k != journald.NAME})
+        if self._journal is None and journald.NAME in saved:
+            self._changes[journald.NAME] = None  # journald no longer read: its record goes
 
     def state_changes(self) -> dict[str, dict[str, Any] | None]:
         out, self._changes = self._changes, {}
@@ -178,6 +198,9 @@ class LogtailCollector:
         if self._thread.idle():
             self._changes.update(self._tailer.changes())  # the daemon journals them at stop
             self._tailer.close()
+            if self._journal is not None:
+                self._changes.update(self._journal.changes())
+                self._journal.close()
         if self._waker is not None:
             self._waker.close()
             self._waker = None
@@ -195,15 +218,26 @@ class LogtailCollector:
         if waker is not None:
             waker.arm()  # before reading: a write from now on wakes the next pass
         # stop starting reads at half the timeout: the sample is still built in time
-        self._tailer.poll(self.settings.max_pass_bytes, time.monotonic() + self.timeout / 2)
+        deadline = time.monotonic() + self.timeout / 2
+        self._tailer.poll(self.settings.max_pass_bytes, deadline)
+        j = self._journal
+        if j is not None:
+            j.poll(self.settings.max_pass_bytes, deadline)
         if waker is not None:
             waker.follow(self._tailer.reading())
         d = self._detect
-        seen = sum(d.pattern_totals.values()) if d is not None else self._tailer.lines()
+        seen = sum(d.pattern_totals.values()) if d is not None else self._lines()
         self._news, self._seen = self._seen >= 0 and seen != self._seen, seen
         self._changes.update(self._tailer.changes(self.settings.save_interval))
+        if j is not None:
+            self._changes.update(j.changes(self.settings.save_interval))
         errors = [f"{p}: {f.error}" for p, f in self._tailer.followed.items() if f.error]
-        if errors and len(errors) == len(self._tailer.followed):
+        sources = len(self._tailer.followed)
+        if j is not None:
+            sources += 1
+            if j.error is not None:
+                errors.append(f"{journald.NAME}: {j.error}")
+        if errors and len(errors) == sources:
             # nothing readable (a missing file is not an error: it may appear later)
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             raise CollectorError(errors[0] + more)
@@ -225,10 +259,25 @@ class LogtailCollector:
                     "error": f.error,
                 }
             )
-        out: dict[str, Any] = {**total, "files": files, "sink_errors": self._tailer.sink_errors}
+        j = self._journal
+        sink_errors = self._tailer.sink_errors
+        if j is not None:
+            c = j.counters
+            row = {"lines": c.lines, "bytes": c.bytes, "truncated": c.truncated, "rotations": 0}
+            for k in total:
+                total[k] += row[k]
+            files.append(
+                {"labels": {"path": journald.NAME}, **row, "offset": None, "error": j.error}
+            )
+            sink_errors += j.sink_errors
+        out: dict[str, Any] = {**total, "files": files, "sink_errors": sink_errors}
         for sink in self._sinks:
             out.update(sink.values())
         return out
+
+    def _lines(self) -> int:
+        n = self._tailer.lines()
+        return n + self._journal.counters.lines if self._journal is not None else n
 
 
 def _detects(config: CollectorConfig) -> bool:

@@ -22,10 +22,13 @@ Contract for a sink
 
 from __future__ import annotations
 
+import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+log = logging.getLogger("vigil")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +62,17 @@ class RecentLines:
 
     def values(self) -> Mapping[str, Any]:
         return {"recent": [{"path": p, "line": line} for p, line in self._recent]}
+
+
+def hand_over(sinks: Sequence[LineSink], batch: LineBatch, failed_before: int) -> int:
+    """Give `batch` to every sink; how many raised (counted by the caller in
+    `sink_errors`; the first failure of a source, `failed_before == 0`, is logged)."""
+    failed = 0
+    for sink in sinks:
+        try:
+            sink.lines(batch)
+        except Exception:
+            if failed_before + failed == 0:
+                log.exception("logtail: a line sink failed (counted in sink_errors)")
+            failed += 1
+    return failed

@@ -35,7 +35,7 @@ from typing import Any
 
 from engine.collectors.logtail.follow import Counters, Limits, OpenFile
 from engine.collectors.logtail.identity import FileId, find_elsewhere, same_start
-from engine.collectors.logtail.sink import LineBatch, LineSink
+from engine.collectors.logtail.sink import LineBatch, LineSink, hand_over
 
 log = logging.getLogger("vigil")
 
@@ -237,13 +237,7 @@ class Tailer:
         return False
 
     def _deliver(self, batch: LineBatch) -> None:
-        for sink in self.sinks:
-            try:
-                sink.lines(batch)
-            except Exception:
-                self.sink_errors += 1
-                if self.sink_errors == 1:
-                    log.exception("logtail: a line sink failed (counted in sink_errors)")
+        self.sink_errors += hand_over(self.sinks, batch, self.sink_errors)
 
     # -- paths -------------------------------------------------------------------------
 

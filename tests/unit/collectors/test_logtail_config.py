@@ -35,7 +35,7 @@ def test_a_good_logtail_collector_loads(tmp_path: Path) -> None:
         (
             "  - {name: logs, type: logtail, paths: [/x.log], colour: red}\n",
             "vigil.yaml:5:50: collectors[0].colour: unknown key 'colour' (allowed: allow, "
-            "allow_networks, batch_bytes, enabled, evidence, format, idle, interval, key, "
+            "allow_networks, batch_bytes, enabled, evidence, format, idle, interval, journald, key, "
             "max_distinct, max_keys, max_line_bytes, max_pass_bytes, max_reported, name, packs, "
             "paths, patterns, react, recent_lines, save_interval, start, timeout, type, window, windows)",
         ),
@@ -51,6 +51,25 @@ def test_a_good_logtail_collector_loads(tmp_path: Path) -> None:
         (
             "  - {name: logs, type: logtail, paths: [/x.log], max_line_bytes: 2MiB}\n",
             "vigil.yaml:5:66: collectors[0].max_line_bytes: at most 1048576 bytes (1MiB)",
+        ),
+        (
+            "  - {name: logs, type: logtail}\n",
+            "vigil.yaml:5:5: collectors[0]: paths: required (the files to follow), unless "
+            "journald is set",
+        ),
+        (
+            "  - {name: logs, type: logtail, journald: {unit: [ssh.service]}}\n",
+            "vigil.yaml:5:44: collectors[0].journald.unit: unknown key 'unit'; did you mean "
+            "'units'? (allowed: directory, matches, units)",
+        ),
+        (
+            "  - {name: logs, type: logtail, journald: {matches: [sshd]}}\n",
+            "vigil.yaml:5:54: collectors[0].journald.matches[0]: expected a value matching "
+            "^[A-Z0-9_]+=; got 'sshd'",
+        ),
+        (
+            "  - {name: logs, type: logtail, journald: true}\n",
+            "vigil.yaml:5:43: collectors[0].journald: expected an object, got boolean True",
         ),
     ],
 )
@@ -95,3 +114,29 @@ def test_a_path_inside_a_setting_is_data_not_a_file(tmp_path: Path) -> None:
     by_name = {c.name: c for c in result.config.collectors}
     assert by_name["web"].settings["windows"]["admin"]["where"]["path"] == "robots.txt"
     assert by_name["f"].settings["path"] == str(tmp_path / "values.json")
+
+
+@pytest.mark.parametrize(
+    "yaml",
+    [
+        "  - {name: auth, type: logtail, journald: {}}\n",
+        "  - {name: auth, type: logtail, journald: {units: [ssh.service, 'user@1000.service']}}\n",
+        "  - {name: auth, type: logtail, paths: [/var/log/auth.log],\n"
+        "     journald: {matches: [SYSLOG_IDENTIFIER=sshd], directory: /var/log/journal}}\n",
+    ],
+)
+def test_journald_alone_or_beside_files_loads(tmp_path: Path, yaml: str) -> None:
+    assert problems(tmp_path, yaml) == []
+
+
+def test_a_journald_entry_reads_as_syslog_text_whatever_its_bytes() -> None:
+    from engine.collectors.logtail.journald import _text
+
+    assert _text({"MESSAGE": "Failed password", "SYSLOG_IDENTIFIER": "sshd", "_PID": "7"}) == (
+        "sshd[7]: Failed password"
+    )
+    # journalctl prints a MESSAGE that is not UTF-8 as its byte values
+    binary = {"MESSAGE": [0x61, 0xFF, 0x62], "SYSLOG_IDENTIFIER": "app"}
+    assert _text(binary) == "app: a\ufffdb"
+    assert _text({"MESSAGE": None}) == ""
+    assert _text({"MESSAGE": "kernel line", "SYSLOG_PID": "1"}) == "kernel line"
