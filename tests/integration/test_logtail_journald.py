@@ -69,14 +69,16 @@ def following(d: Daemon, j: Journald) -> int:
     at the newest entry, so entries sent before it has started are (rightly) not
     read. Sends a harmless entry until one is counted; returns the count."""
     d.wait_for(_started, 30, "the start")
+    before = records(d)
+    base, n = (before[-1]["lines"] if before else 0), len(before)
     for _ in range(60):
         j.send("Connection closed by authenticating user x 10.0.0.1 port 1 [preauth]")
         try:
-            d.wait_for(lambda evs: any(r["lines"] for r in records(d)), 1.0, "a read entry")
+            d.wait_for(lambda evs: any(r["lines"] > base for r in records(d)[n:]), 1.0, "one")
         except AssertionError:
             continue
         time.sleep(1.0)  # a warm-up sent just before may still be on its way
-        return max(r["lines"] for r in records(d))
+        return int(records(d)[-1]["lines"])
     raise AssertionError("the journald source never read an entry")
 
 
@@ -147,6 +149,27 @@ def test_entries_written_while_down_are_read_once_at_the_next_start(
         time.sleep(1.0)  # a few more passes: nothing may be counted twice
         assert d.stop() == 0
         assert records(d)[-1]["lines"] == warm + before + down, "each entry counted once"
+    finally:
+        if d.proc is not None and d.proc.poll() is None:
+            d.stop()
+
+
+def test_start_end_skips_what_was_written_while_down(tmp_path: Path, journald: Journald) -> None:
+    """`start: end` ignores the saved cursor, as it ignores a file's saved offset."""
+    d = daemon(tmp_path, journald, expected=10**9, save="100ms")
+    try:
+        d.start()
+        warm = following(d, journald)
+        assert d.stop() == 0
+        for i in range(5):
+            journald.send(failed("192.0.2.1", f"late{i}"))
+        cfg = tmp_path / "vigil.yaml"
+        cfg.write_text(cfg.read_text().replace("type: logtail,", "type: logtail, start: end,"))
+        d.start()
+        after = following(d, journald)  # counts the entries read after this start only
+        assert d.stop() == 0
+        assert records(d)[-1]["lines"] == after, "the entries written while down were read"
+        assert after > warm
     finally:
         if d.proc is not None and d.proc.poll() is None:
             d.stop()

@@ -115,6 +115,7 @@ class JournalSource:
         self._offset = 0  # bytes of lines handed out since start: evidence offsets
         self._next_start = float("-inf")
         self._started_at = 0.0
+        self._spawned = False  # journalctl was started once already
         self._said = b""  # journalctl's stderr, its last line names why it exited
         self._saved: dict[str, Any] | None = None
         self._saved_at = float("-inf")
@@ -179,8 +180,12 @@ class JournalSource:
             return None
         where = [f"--directory={self.settings.directory}"] if self.settings.directory else []
         argv = [exe, "--output=json", f"--output-fields={FIELDS}", "--follow", "--no-pager"]
-        cursor = self.cursor
-        if cursor is None and self.start != "beginning":
+        # `start` applies to the first start only (`end` and `beginning` ignore a
+        # saved cursor, as they ignore a file's saved offset); a journalctl started
+        # again after it exited goes on from the last entry read
+        again, self._spawned = self._spawned, True
+        cursor = self.cursor if again or self.start == "saved" else None
+        if cursor is None and (again or self.start != "beginning"):
             cursor = _newest(exe, where)
         # `--lines=0` is not used: systemd 252's journalctl -f -n 0 with a match can
         # miss the first entries or stop with "Data from the specified boot (+0) is
