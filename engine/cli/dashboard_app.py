@@ -41,6 +41,7 @@ from engine.cli.dashboard_model import (
     next_group,
     silence_matchers,
 )
+from engine.cli.tables import one_line
 from engine.common import matchers
 from engine.errors import ClientError
 
@@ -254,7 +255,7 @@ class Dashboard(App[None]):
             if self.group_by != NO_GROUP:
                 key = f"group:{g.key}"
                 self.rows[key] = g
-                title = Text(f"▸ {self.group_by}={g.key}", style="bold")
+                title = Text(one_line(f"▸ {self.group_by}={g.key}"), style="bold")
                 info = f"{len(g.alerts)} alert(s), {g.firing} firing"
                 rows.append(
                     (key, (_sev(g.worst), Text(), title, Text(info), Text(), Text(), Text()))
@@ -262,7 +263,7 @@ class Dashboard(App[None]):
             for a in g.alerts:
                 self.rows[a.fp] = a
                 cells = alert_cells(a, now, self.group_by)
-                rows.append((a.fp, (_sev(a.severity), *map(Text, cells[1:]))))
+                rows.append((a.fp, (_sev(a.severity), *map(_cell, cells[1:]))))
         _fill_keyed(table, rows)
 
     # -- the selection ---------------------------------------------------------------------
@@ -295,7 +296,8 @@ class Dashboard(App[None]):
             text = f"{self.group_by}={a.key}: {len(a.alerts)} alert(s); s silences them all"
         else:
             text = "no alerts" + (" match the filter" if self.filters else "")
-        self.query_one("#detail", Static).update(Text(text, no_wrap=True, overflow="ellipsis"))
+        shown = "\n".join(one_line(x) for x in text.split("\n"))
+        self.query_one("#detail", Static).update(Text(shown, no_wrap=True, overflow="ellipsis"))
 
     def _need_alert(self) -> Alert | None:
         a = self.selected()
@@ -440,11 +442,14 @@ def _sev(severity: str) -> Text:
 
 
 def _fill(table: DataTable[Any], rows: Sequence[tuple[str, ...]]) -> None:
-    _fill_keyed(table, [(str(i), tuple(map(Text, r))) for i, r in enumerate(rows)])
+    _fill_keyed(table, [(str(i), tuple(map(_cell, r))) for i, r in enumerate(rows)])
 
 
-# Every cell is a Text: a str cell would be read as console markup, and a label
-# value such as "[/b]" would then break the table (also, parsing markup costs CPU).
+def _cell(text: str) -> Text:
+    """Every cell is a Text: a str cell would be read as console markup, and a label
+    value such as "[/b]" would then break the table (also, parsing markup costs CPU).
+    Escaped: a log line's ESC or BEL must not reach the operator's terminal."""
+    return Text(one_line(text))
 
 
 def _fill_keyed(table: DataTable[Any], rows: Sequence[tuple[str, tuple[Text, ...]]]) -> None:

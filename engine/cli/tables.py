@@ -3,7 +3,9 @@
 Piped or redirected (`vigil alerts | grep team=svc`, a file, a CI log), a row is
 one line however long, columns aligned with spaces, never wrapped or folded at
 80 columns as rich does when it cannot see a terminal; a cell's line break or tab
-is escaped, so it cannot split a row either.
+is escaped, so it cannot split a row either. Every control character of a cell is
+escaped in both forms: cells carry data (labels and lines from logs), and an ESC
+or BEL from an attacker must not retitle, clear or recolour the operator's terminal.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class Rows:
             return
         if title:
             out.write(title + "\n")
-        cells = [self.columns, *([_one_line(c) for c in row] for row in self.rows)]
+        cells = [self.columns, *([one_line(c) for c in row] for row in self.rows)]
         widths = [max(len(r[i]) for r in cells) for i in range(len(self.columns))]
         for r in cells:
             # the last column is not padded: no trailing blanks
@@ -44,13 +46,16 @@ class Rows:
     def _rich(self, out: IO[str], caption: str, title: str) -> None:
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(box=None, header_style="bold", pad_edge=False, title=title or None)
         for col in self.columns:
             # ids must stay whole to be copied; free text folds instead
             table.add_column(col, overflow="fold", no_wrap=col in self.no_wrap)
         for row in self.rows:
-            table.add_row(*row)
+            # cells are data (log lines, labels): Text, so "[bold]" is not markup, and
+            # escaped, so an ESC or BEL never reaches the terminal
+            table.add_row(*(Text(one_line(c)) for c in row))
         console = Console(file=out)
         console.print(table)
         if caption:
@@ -62,7 +67,8 @@ def _is_terminal(stream: Any) -> bool:
     return bool(isatty and isatty())
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
+    """`text` on one line, every control character escaped (\\x1b, \\n ...)."""
     return str(text).translate(_ESCAPES)
 
 
@@ -79,7 +85,9 @@ def evidence_lines(alerts: list[dict[str, Any]], limit: int) -> list[str]:
         labels = ",".join(f"{k}={v}" for k, v in sorted((a.get("labels") or {}).items()))
         more = f", the last {limit} of {len(lines)}" if len(lines) > limit else ""
         out.append(
-            f"evidence of {str(a.get('fingerprint'))[:12]} {a.get('rule')} {{{labels}}}{more}:"
+            one_line(
+                f"evidence of {str(a.get('fingerprint'))[:12]} {a.get('rule')} {{{labels}}}{more}:"
+            )
         )
-        out.extend("  " + _one_line(x) for x in lines[-limit:])
+        out.extend("  " + one_line(x) for x in lines[-limit:])
     return out

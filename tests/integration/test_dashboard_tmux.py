@@ -142,3 +142,26 @@ def test_dashboard_filters_and_refuses_a_bad_filter(tmp_path: Path) -> None:
             term.wait_for(lambda s: "EXITED 0" in s, what="q quits with 0")
     finally:
         d.stop()
+
+
+def test_terminal_escapes_in_the_data_reach_the_screen_as_text(tmp_path: Path) -> None:
+    """A label from monitored data (a log line's address field, a disk name) holding
+    an OSC title sequence and a clear-screen: the dashboard shows it escaped, the
+    terminal's title stays, the screen is not cleared (issue 14 F)."""
+    d = Daemon(tmp_path, RULES, tokens={"oncall": (TOKEN, "operator")})
+    hostile = "\x1b]2;pwned\x07\x1b[2Jsdx"
+    d.set_values({"cpu": 1, "disks": [{"labels": {"disk": hostile}, "used": 95}]})
+    d.start()
+    try:
+        d.wait_for(lambda evs: any(e["event"] == "firing" for e in evs), what="the alert")
+        token = tmp_path / "token"
+        token.write_text(TOKEN + "\n")
+        argv = [VIGIL, "dashboard", "--url", d.url, "--token-file", str(token)]
+        with Terminal(argv, width=80, height=24, cwd=str(tmp_path)) as term:
+            title = term._tmux("display-message", "-p", "#{pane_title}")
+            screen = term.wait_for(lambda s: "1 alert" in s and "disk_full" in s, what="it")
+            assert r"\x1b]2;pwned\x07\x1b[2Jsdx" in screen, screen
+            assert "pwned" not in term._tmux("display-message", "-p", "#{pane_title}")
+            assert term._tmux("display-message", "-p", "#{pane_title}") == title
+    finally:
+        d.stop()
