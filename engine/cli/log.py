@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
+from engine.cli.tables import one_line
 from engine.common.durations import format_duration, parse_duration
 from engine.config.load import YamlError, load_file
 from engine.errors import JournalError, VigilError
@@ -396,7 +397,8 @@ def format_event(ev: dict[str, Any]) -> str:
     if isinstance(labels, dict) and labels:
         parts.append("{" + ",".join(f"{k}={_short(v)}" for k, v in labels.items()) + "}")
     parts += [f"{k}={_short(_time_field(ev, k, v))}" for k, v in ev.items() if k not in _LEAD]
-    return " ".join(parts).rstrip()
+    # labels and values come from monitored data: no ESC or BEL to the terminal
+    return one_line(" ".join(parts).rstrip())
 
 
 # time fields that journals before 13.18 hold as epoch seconds: shown in RFC 3339

@@ -26,6 +26,7 @@ from array import array
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from engine.cli.tables import one_line
 from engine.detect import formats, packs
 from engine.detect import settings as detect
 from engine.detect.sink import DetectSink
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"totals": sample["totals"], "keys": sample["keys"][: args.top]}))
     else:
         for line in render(sample, settings, args.top, args.show, took):
-            print(line)
+            print(one_line(line))  # log lines are hostile: no ESC or BEL to the terminal
     return 0
 
 
