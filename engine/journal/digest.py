@@ -71,8 +71,8 @@ class Chunk:
         except OSError:
             return None
         body = _body(data)
-        if body is None:
-            return None
+        if body is None or _META.unpack_from(data, _HEAD.size)[:2] != (self.start, self.end):
+            return None  # damaged, or written anew since its header was read
         try:
             got = marshal.loads(body)
         except (EOFError, ValueError, TypeError):
