@@ -28,8 +28,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import marshal
+import math
 import os
 import struct
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -49,6 +51,7 @@ _HEAD = struct.Struct(">8sI")  # magic, CRC-32 of everything after
 _META = struct.Struct(">QQddHH")
 _EDGE = 64  # bytes of the journal kept from each end of a chunk's range
 ACTIVE_MIN = 1 << 20  # the active segment's lines are kept once a block is this long
+RECHECK = 3600.0  # seconds between checks of every chunk's content (~0.1 s a year's)
 
 
 def rows_dir(data_dir: str) -> str:
@@ -156,10 +159,19 @@ class Digester:
     """Writes the chunks of the journal's new lines; the one writer (the history
     follower's thread)."""
 
-    def __init__(self, data_dir: str, *, block: int = BLOCK, active_min: int = ACTIVE_MIN) -> None:
+    def __init__(
+        self,
+        data_dir: str,
+        *,
+        block: int = BLOCK,
+        active_min: int = ACTIVE_MIN,
+        recheck: float = RECHECK,
+    ) -> None:
         self.data_dir = data_dir
         self.block = block  # bytes of journal per chunk (smaller in tests)
         self.active_min = active_min
+        self.recheck = recheck
+        self._checked = -math.inf  # when every chunk was last read whole and checked
         self.folder = rows_dir(data_dir)
         # (inode, the segment's first bytes) -> end of its checked chunks
         self._ends: dict[tuple[int, bytes], int] = {}
@@ -172,6 +184,11 @@ class Digester:
         once a block of ACTIVE_MIN bytes is there); drop the files of segments gone.
         Returns the number of chunks written."""
         os.makedirs(self.folder, mode=0o750, exist_ok=True)
+        if time.monotonic() - self._checked >= self.recheck:
+            # a chunk damaged at rest is read past by reports (the journal instead):
+            # checked again now and then, so that it is written anew
+            self._ends.clear()
+            self._checked = time.monotonic()
         kept = listing(self.folder, sweep=True)
         live: set[int] = set()
         before = self.written

@@ -146,7 +146,14 @@ def test_damaged_chunk_is_never_trusted(journal: Path, damage: str) -> None:
         raw = bytearray(os.urandom(len(raw)))
     victim.write_bytes(bytes(raw))
     assert report(journal) == plain
-    digest(journal)  # the daemon's child at its next start checks every chunk: rebuilt
+    running = Digester(str(journal), block=900, active_min=0, recheck=0)
+    running.update()  # the daemon's child checks every chunk at its start and hourly
+    assert victim.read_bytes() != bytes(raw)
+    assert report(journal) == plain
+    raw = bytearray(victim.read_bytes())
+    raw[len(raw) - 5] ^= 0x01
+    victim.write_bytes(bytes(raw))
+    running.update()  # the same child, its hour (here: no time) later
     assert victim.read_bytes() != bytes(raw)
     assert report(journal) == plain
 
