@@ -33,9 +33,9 @@ import os
 import struct
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from engine.errors import JournalError
 from engine.journal.files import FILE_MODE, list_segments
@@ -155,6 +155,25 @@ def chain(fd: int, files: dict[int, dict[int, str]]) -> Iterator[Chunk]:
         at = c.end
 
 
+def _shared(got: Iterable[Row]) -> list[Row]:
+    """Rows whose equal bytes (kinds, alerts, rules, labels) are one object each:
+    marshal then writes each once (half the size of a chunk; the same values)."""
+    one: dict[Any, Any] = {}
+    out = []
+    for t, kind, a, b, labels, since in got:
+        out.append(
+            (
+                t,
+                one.setdefault(kind, kind),
+                one.setdefault(a, a) if isinstance(a, bytes) else a,
+                one.setdefault(b, b) if isinstance(b, bytes) else b,
+                one.setdefault(labels, labels) if isinstance(labels, bytes) else labels,
+                since,
+            )
+        )
+    return out
+
+
 class Digester:
     """Writes the chunks of the journal's new lines; the one writer (the history
     follower's thread)."""
@@ -259,7 +278,7 @@ class Digester:
                 break
             if not block:
                 continue  # a line longer than a block: read on
-            got = list(rows(segment, offset, block, b"", b"~"))
+            got = _shared(rows(segment, offset, block, b"", b"~"))
             end = offset + len(block)
             head, tail = _edges(f.fileno(), offset, end)
             self._write(key[0], offset, end, head + tail, len(head), got)
