@@ -224,8 +224,10 @@ class Digester:
                 live.add(st.st_ino)
                 key = (st.st_ino, os.pread(fd, _EDGE, 0))
                 files = kept.get(st.st_ino, {})
-                if key not in self._ends or len(files) != self._count.get(key):
-                    # not seen yet (a start, a new segment), or files gone meanwhile
+                end = self._ends.get(key)
+                if end is None or end > st.st_size or len(files) != self._count.get(key):
+                    # not seen yet (a start, a new segment), cut short (another file
+                    # with its inode and first line), or files gone meanwhile
                     self._ends[key], self._count[key] = self._check(fd, st.st_size, files)
                 try:
                     self._extend(seg.path, seg.active, f, key, stop)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from engine.journal.digest import Digester, listing, rows_dir
+from engine.journal.digest import Digester, chain, listing, rows_dir
 from engine.report.build import make_report, render
 from tests.unit.report import fixed
 from tests.unit.report.journal_gen import write_journal
@@ -104,7 +104,7 @@ def test_index_ahead_of_the_journal(tmp_path: Path) -> None:
     write_journal(str(d), evs[: len(evs) // 2], SEG)
     older = {p.name: p.read_bytes() for p in d.glob("alerts*.jsonl")}
     write_journal(str(d), evs[len(evs) // 2 :], SEG)
-    digest(d)
+    running = digest(d)
     for p in d.glob("alerts*.jsonl"):
         if p.name not in older:
             p.unlink()
@@ -116,6 +116,38 @@ def test_index_ahead_of_the_journal(tmp_path: Path) -> None:
     restored = tmp_path / "restored"
     write_journal(str(restored), evs[: len(evs) // 2], SEG)
     assert report(d) == report(restored, index=False)
+    running.update()  # the running child: the rows of the files put back
+    assert all_kept(d)
+    assert report(d) == report(restored, index=False)
+
+
+def test_active_segment_cut_short_under_the_running_child(tmp_path: Path) -> None:
+    """The same file, the same first line, fewer lines (an older copy put back):
+    the running child drops the rows past its end and keeps those of what it holds."""
+    d = tmp_path / "data"
+    evs = events()
+    write_journal(str(d), evs[: len(evs) // 2])  # one segment: the active one
+    older = (d / "alerts.jsonl").read_bytes()
+    write_journal(str(d), evs[len(evs) // 2 :])
+    running = digest(d)
+    assert all_kept(d)
+    with open(d / "alerts.jsonl", "r+b") as f:
+        f.truncate(len(older))
+    assert report(d) == report(d, index=False)
+    running.update()
+    assert all_kept(d)
+    assert report(d) == report(d, index=False)
+
+
+def all_kept(d: Path) -> bool:
+    """Whether the kept rows cover every segment whole."""
+    files = listing(rows_dir(str(d)))
+    for seg in d.glob("alerts*.jsonl"):
+        with open(seg, "rb") as f:
+            ends = [c.end for c in chain(f.fileno(), files)]
+        if (ends[-1] if ends else 0) != seg.stat().st_size:
+            return False
+    return True
 
 
 def test_journal_copied_elsewhere(journal: Path, tmp_path: Path) -> None:
