@@ -85,9 +85,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--decimals", type=int, default=3, metavar="N", help="availability's decimals (3)"
     )
     p.add_argument(
-        "--no-cache",
+        "--no-index",
         action="store_true",
-        help="neither use nor keep what was read of rotated segments (~/.cache/vigil/report)",
+        help="read every journal line, not the rows the daemon's history index keeps",
     )
     p.set_defaults(func=run)
 
@@ -180,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
     # collector would walk them again and again for nothing (~15% of the run)
     gc.disable()
     try:
-        report = make_report(data_dir, o, intervals, cache=not args.no_cache)
+        report = make_report(data_dir, o, intervals, index=not args.no_index)
     finally:
         gc.enable()
     out = render(report, fmt)

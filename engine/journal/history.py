@@ -14,7 +14,9 @@ a thread instead (`start(child=False)`). Queries (engine/journal/history_query.p
 run in a thread of their own with a read-only connection (WAL: readers do not wait
 for the writer), never in the event loop.
 
-The index can be deleted at any time: it is rebuilt from the journal.
+Each pass also keeps the rows `vigil report` reads (engine/journal/digest.py), in
+data_dir/history/rows. The index and the rows can be deleted at any time: they are
+rebuilt from the journal.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from engine.errors import JournalError, VigilError
+from engine.journal.digest import Digester
 from engine.journal.history_build import Builder, IndexBroken, connect, index_path, remove_index
 from engine.journal.history_query import Reader
 from engine.journal.history_tail import Cursor, events_after
@@ -74,6 +77,7 @@ class HistoryIndex:
         self._reader: Reader | None = None
         self._cursor = Cursor()  # where the last pass stopped reading the journal
         self._child: subprocess.Popen[bytes] | None = None
+        self.rows = Digester(data_dir)  # the report's rows, kept beside the index
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, *, child: bool = True) -> None:
@@ -157,6 +161,7 @@ class HistoryIndex:
                 if self.error != str(e):
                     log.warning("history index cannot read the journal: %s", e)
                 self.error = str(e)
+            self.keep_rows()
             self._wake.wait(self.poll)
             self._wake.clear()
         if builder is not None:
@@ -209,6 +214,13 @@ class HistoryIndex:
         self.report()
         return total
 
+    def keep_rows(self) -> None:
+        """Keep the report's rows of the journal's new lines (engine/journal/digest.py)."""
+        try:
+            self.rows.update(self._stop.is_set)
+        except OSError as e:
+            log.warning("history index cannot keep the report's rows: %s", e)
+
     def build_now(self) -> int:
         """Bring the index up to date in the caller's thread (tools, tests, benchmarks)."""
         b = self.open_builder()
@@ -216,6 +228,7 @@ class HistoryIndex:
             return self.catch_up(b)
         finally:
             b.db.close()
+            self.keep_rows()
 
     # -- queries -----------------------------------------------------------------------------
     def _close_reader(self) -> None:

@@ -25,10 +25,10 @@ __all__ = ["firing_throughout"]
 _END = "9999-12-31T23:59:59.999Z"
 
 
-def _later(data_dir: str, until: float, cache: bool) -> Iterator[tuple[bytes, str, Any, float]]:
+def _later(data_dir: str, until: float, index: bool) -> Iterator[tuple[bytes, str, Any, float]]:
     """(alert, rule, labels, firing_since) of resolved events after `until`, and
     of the newest snapshot's firing alerts."""
-    for _t, kind, fp, rule, labels, since in scan(data_dir, format_ts(until), _END, cache=cache):
+    for _t, kind, fp, rule, labels, since in scan(data_dir, format_ts(until), _END, index=index):
         if kind == b"resolved" and since is not None:
             yield fp, (rule or b"").decode("utf-8", "replace") or NONE, labels, since
     snap = read_snapshot(data_dir)
@@ -52,13 +52,13 @@ def firing_throughout(
     seen: Container[bytes],
     team_label: str,
     *,
-    cache: bool = True,
+    index: bool = True,
 ) -> list[Episode]:
     """Episodes of alerts not in `seen` (every alert with an event in the window
     read) that began firing before `since` and still fired at `until`."""
     out: list[Episode] = []
     done: set[bytes] = set()
-    for fp, rule, labels, began in _later(data_dir, until, cache):
+    for fp, rule, labels, began in _later(data_dir, until, index):
         if fp in seen or fp in done:
             continue
         done.add(fp)  # the first word after the window is the one that counts

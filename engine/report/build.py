@@ -39,10 +39,11 @@ def make_report(
     o: Options,
     intervals: Mapping[str, TimeInterval] | None = None,
     *,
-    cache: bool = True,
+    index: bool = True,
 ) -> dict[str, Any]:
-    """The report (metrics.build's dict) of the journal in data_dir; `cache`: keep
-    and reuse what is read of rotated segments (engine/report/cache.py)."""
+    """The report (metrics.build's dict) of the journal in data_dir; `index`: read
+    the rows the history index keeps where they match the journal (else every line:
+    the same report, slower)."""
     iv = intervals or {}
     for name in (o.off_hours, o.sleep_hours, o.maintenance):
         if name is not None and name not in iv:
@@ -53,7 +54,7 @@ def make_report(
     if o.maintenance is not None:
         o = replace(o, maintenance_spans=spans(iv[o.maintenance], o.since, o.until))
     agg = aggregate(
-        scan(data_dir, format_ts(scan_start), format_ts(o.until), cache=cache),
+        scan(data_dir, format_ts(scan_start), format_ts(o.until), index=index),
         start=o.since,
         end=o.until,
         team_label=o.team_label,
@@ -62,7 +63,7 @@ def make_report(
         bucket=o.bucket,
     )
     agg.incidents += firing_throughout(
-        data_dir, scan_start, o.until, agg.seen, o.team_label, cache=cache
+        data_dir, scan_start, o.until, agg.seen, o.team_label, index=index
     )
     return build(agg, o)
 
