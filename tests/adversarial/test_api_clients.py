@@ -17,7 +17,7 @@ import httpx
 import psutil
 import pytest
 
-from engine.api.guard import MAX_HEADER_BYTES, MAX_HEADERS, REQUEST_SECONDS
+from engine.api.guard import MAX_HEADER_BYTES, MAX_HEADERS, PER_CLIENT, REQUEST_SECONDS
 from tests.adversarial._api_live import (
     ADMIN,
     HealthProbe,
@@ -116,6 +116,42 @@ def test_idle_and_half_sent_connections_do_not_starve_health(live: Daemon) -> No
         stop.set()
         t.join(5)
         for s in idle + slow:
+            s.close()
+
+
+def connect_from(d: Daemon, ip: str) -> socket.socket:
+    """A connection from another loopback address: another client to the daemon."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    s.settimeout(5)
+    s.bind((ip, 0))
+    s.connect(("127.0.0.1", d.port))
+    return s
+
+
+def test_one_client_holds_at_most_per_client_connections(live: Daemon) -> None:
+    """14.D10: a client opening more than PER_CLIENT idle connections loses its own
+    oldest ones at once (long before any idle or request deadline), and another
+    client's connections are left alone."""
+    other = [connect_from(live, "127.0.0.2") for _ in range(10)]
+    started = time.monotonic()
+    flood = [connect_from(live, "127.0.0.3") for _ in range(PER_CLIENT + 86)]
+    try:
+        while time.monotonic() - started < 3.0:
+            if sum(not closed_by_server(s) for s in flood) <= PER_CLIENT:
+                break
+            time.sleep(0.1)
+        # well inside the request deadline: evicted, not timed out
+        assert time.monotonic() - started < REQUEST_SECONDS / 2
+        still = [i for i, s in enumerate(flood) if not closed_by_server(s)]
+        assert len(still) == PER_CLIENT, f"{len(still)} of {len(flood)} still open"
+        assert still == list(range(len(flood) - PER_CLIENT, len(flood)))  # the oldest went
+        assert not any(closed_by_server(s) for s in other)  # the other client lost nothing
+        with connect_from(live, "127.0.0.2") as s:  # and is answered
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: vigil\r\nConnection: close\r\n\r\n")
+            assert s.recv(65536).startswith(b"HTTP/1.1 200"), "the other client was not answered"
+    finally:
+        for s in other + flood:
             s.close()
 
 

@@ -14,6 +14,7 @@ from engine.config.model import Rule, RuleGroup
 from engine.expr.compiler import compile_expr
 from engine.expr.history import History
 from engine.rules.evaluator import Evaluator, Snapshot
+from tests.adversarial._api_live import HealthProbe, wait_ready
 from tests.integration.daemon import Daemon
 
 
@@ -90,15 +91,18 @@ def test_a_daemon_fed_100k_elements_fires_100_and_says_so(tmp_path: Path) -> Non
     d.set_values({"hosts": hosts(100_000)})
     d.start()
     try:
-        evs = d.wait_for(
-            lambda evs: any(
-                e["event"] == "firing" and e.get("rule") == "cardinality_exceeded" for e in evs
-            ),
-            timeout=60,
-            what="cardinality_exceeded",
-        )
-        time.sleep(2.5)  # two more evaluations: nothing new
-        evs = d.events()
+        wait_ready(d, timeout=60)  # the 100,000 elements are read again every second
+        with HealthProbe(d) as health:  # /health within 1 s throughout the attack
+            evs = d.wait_for(
+                lambda evs: any(
+                    e["event"] == "firing" and e.get("rule") == "cardinality_exceeded" for e in evs
+                ),
+                timeout=60,
+                what="cardinality_exceeded",
+            )
+            time.sleep(2.5)  # two more evaluations: nothing new
+            evs = d.events()
+        health.check()
     finally:
         assert d.stop() == 0
     firing = [e for e in evs if e["event"] == "firing"]

@@ -20,6 +20,7 @@ import pytest
 from engine.config.model import LogConfig
 from engine.journal.journal import Journal
 from engine.journal.reader import iter_events
+from tests.adversarial._api_live import HealthProbe
 from tests.adversarial.hook_channel import CHANNELS
 from tests.integration.daemon import Daemon
 from tests.integration.receivers import Receiver
@@ -74,29 +75,35 @@ def test_deep_and_huge_values_are_bounded_and_drop_no_transition(tmp_path: Path)
         try:
             with httpx.Client(base_url=d.url, timeout=10) as c:
                 wait(lambda: c.get("/ready").status_code == 200, "ready")
-                write_values(d, 50, hostile=True)  # all three rules turn true in one tick
+                with HealthProbe(d) as health:  # /health within 1 s throughout the attack
+                    write_values(d, 50, hostile=True)  # all three rules turn true in one tick
 
-                def fired() -> set[str]:
-                    return {
-                        a["rule"]
-                        for r in rx.requests
-                        if r.path == "/hook"
-                        for a in r.json()["alerts"]
-                        if a["status"] == "firing"
-                    }
+                    def fired() -> set[str]:
+                        return {
+                            a["rule"]
+                            for r in rx.requests
+                            if r.path == "/hook"
+                            for a in r.json()["alerts"]
+                            if a["status"] == "firing"
+                        }
 
-                wait(lambda: fired() >= {"deep_value", "big_value", "queue_deep"}, "all fired")
-                r = c.get("/api/v1/alerts", headers=AUTH)
-                assert r.status_code == 200, r.text[:500]
-                assert len(r.content) < 1024 * 1024, len(r.content)
-                write_values(d, 1, hostile=False)
-                wait(
-                    lambda: (
-                        sum(1 for e in iter_events(tmp_path / "data") if e["event"] == "resolved")
-                        >= 3
-                    ),
-                    "all resolved",
-                )
+                    wait(lambda: fired() >= {"deep_value", "big_value", "queue_deep"}, "all fired")
+                    r = c.get("/api/v1/alerts", headers=AUTH)
+                    assert r.status_code == 200, r.text[:500]
+                    assert len(r.content) < 1024 * 1024, len(r.content)
+                    write_values(d, 1, hostile=False)
+                    wait(
+                        lambda: (
+                            sum(
+                                1
+                                for e in iter_events(tmp_path / "data")
+                                if e["event"] == "resolved"
+                            )
+                            >= 3
+                        ),
+                        "all resolved",
+                    )
+                health.check()
         finally:
             d.stop()
         firing = {e["rule"] for e in d.events() if e["event"] == "firing"}

@@ -21,6 +21,7 @@ import pytest
 from engine.common.boundary import clean
 from engine.delivery.retry import Breaker, RetryPolicy, deliver
 from engine.errors import DeliveryError
+from tests.adversarial._api_live import HealthProbe, wait_ready
 from tests.adversarial.hook_channel import CHANNELS
 from tests.integration.daemon import Daemon
 from tests.integration.receivers import Receiver
@@ -76,29 +77,38 @@ def test_lone_surrogates_in_data_and_notes_kill_no_channel(tmp_path: Path) -> No
         d.set_values({"queue": 1, "hosts": hosts})
         d.start()
         try:
+            wait_ready(d)
             with httpx.Client(base_url=d.url, timeout=10) as c:
-                wait(lambda: ("host_bad", "firing") in sent(rx), "host_bad firing delivered")
-                body = next(r for r in rx.requests if r.path == "/hook").json()
-                assert body["alerts"][0]["labels"]["host"] == "web\ufffd1"
-                # GET /api/v1/alerts answers, and the channel still works for others
-                r = c.get("/api/v1/alerts", headers=AUTH)
-                assert r.status_code == 200, r.text
-                (fp,) = [a["fingerprint"] for a in r.json()["alerts"] if a["rule"] == "host_bad"]
-                d.set_values({"queue": 50, "hosts": hosts})
-                wait(lambda: ("queue_deep", "firing") in sent(rx), "queue_deep firing delivered")
-                # an ack whose note holds a lone surrogate (raw JSON escape on the wire)
-                r = c.post(
-                    f"/api/v1/alerts/{fp}/ack",
-                    content=b'{"note": "looking \\ud800 at it"}',
-                    headers={**AUTH, "content-type": "application/json"},
-                )
-                assert r.status_code == 200, r.text
-                assert c.get("/api/v1/alerts", headers=AUTH).status_code == 200
-                # the acked alert's resolve goes out
-                hosts[0]["errors"] = 0
-                d.set_values({"queue": 1, "hosts": hosts})
-                wait(lambda: ("host_bad", "resolved") in sent(rx), "host_bad resolved delivered")
-                wait(lambda: ("queue_deep", "resolved") in sent(rx), "queue_deep resolved")
+                with HealthProbe(d) as health:  # /health within 1 s throughout the attack
+                    wait(lambda: ("host_bad", "firing") in sent(rx), "host_bad firing delivered")
+                    body = next(r for r in rx.requests if r.path == "/hook").json()
+                    assert body["alerts"][0]["labels"]["host"] == "web\ufffd1"
+                    # GET /api/v1/alerts answers, and the channel still works for others
+                    r = c.get("/api/v1/alerts", headers=AUTH)
+                    assert r.status_code == 200, r.text
+                    (fp,) = [
+                        a["fingerprint"] for a in r.json()["alerts"] if a["rule"] == "host_bad"
+                    ]
+                    d.set_values({"queue": 50, "hosts": hosts})
+                    wait(
+                        lambda: ("queue_deep", "firing") in sent(rx), "queue_deep firing delivered"
+                    )
+                    # an ack whose note holds a lone surrogate (raw JSON escape on the wire)
+                    r = c.post(
+                        f"/api/v1/alerts/{fp}/ack",
+                        content=b'{"note": "looking \\ud800 at it"}',
+                        headers={**AUTH, "content-type": "application/json"},
+                    )
+                    assert r.status_code == 200, r.text
+                    assert c.get("/api/v1/alerts", headers=AUTH).status_code == 200
+                    # the acked alert's resolve goes out
+                    hosts[0]["errors"] = 0
+                    d.set_values({"queue": 1, "hosts": hosts})
+                    wait(
+                        lambda: ("host_bad", "resolved") in sent(rx), "host_bad resolved delivered"
+                    )
+                    wait(lambda: ("queue_deep", "resolved") in sent(rx), "queue_deep resolved")
+                health.check()
         finally:
             d.stop()
         evs = d.events()

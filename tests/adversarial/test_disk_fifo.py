@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.adversarial._api_live import HealthProbe
 from tests.integration.daemon import VIGIL, Daemon
 
 pytestmark = pytest.mark.slow
@@ -92,30 +93,35 @@ def test_a_fifo_in_the_rules_folder_blocks_no_reload_and_no_stop(tmp_path: Path)
     try:
         with httpx.Client(base_url=d.url, timeout=10) as c:
             wait(lambda: c.get("/ready").status_code == 200, "ready")
-            os.mkfifo(tmp_path / "rules" / "pipe.yaml")  # the watcher sees it: a reload
-            evs = d.wait_for(
-                lambda evs: any(e["event"] == "config_rejected" for e in evs),
-                what="the reload rejected",
-            )
-            rejected = next(e for e in evs if e["event"] == "config_rejected")
-            assert any("pipe.yaml" in e and "a FIFO" in e for e in rejected["errors"]), rejected
-            # the reload lock is free: the API answers at once, with the same error
-            t0 = time.monotonic()
-            r = c.post("/api/v1/reload", headers=ADMIN)
-            assert time.monotonic() - t0 < 5.0
-            assert r.status_code == 422 and "a FIFO" in r.text, r.text
-            # and later edits are seen again
-            (tmp_path / "rules" / "pipe.yaml").unlink()
-            (tmp_path / "rules" / "r.yaml").write_text(RULES.replace("queue_deep", "queue_deeper"))
-            d.wait_for(
-                lambda evs: (
-                    any(e["event"] == "config_loaded" and e.get("rules") for e in evs[-20:])
-                    and any(
-                        e.get("rule") == "config_invalid" and e["event"] == "resolved" for e in evs
-                    )
-                ),
-                what="the fixed configuration loaded",
-            )
+            with HealthProbe(d) as health:  # /health within 1 s throughout the attack
+                os.mkfifo(tmp_path / "rules" / "pipe.yaml")  # the watcher sees it: a reload
+                evs = d.wait_for(
+                    lambda evs: any(e["event"] == "config_rejected" for e in evs),
+                    what="the reload rejected",
+                )
+                rejected = next(e for e in evs if e["event"] == "config_rejected")
+                assert any("pipe.yaml" in e and "a FIFO" in e for e in rejected["errors"]), rejected
+                # the reload lock is free: the API answers at once, with the same error
+                t0 = time.monotonic()
+                r = c.post("/api/v1/reload", headers=ADMIN)
+                assert time.monotonic() - t0 < 5.0
+                assert r.status_code == 422 and "a FIFO" in r.text, r.text
+                # and later edits are seen again
+                (tmp_path / "rules" / "pipe.yaml").unlink()
+                (tmp_path / "rules" / "r.yaml").write_text(
+                    RULES.replace("queue_deep", "queue_deeper")
+                )
+                d.wait_for(
+                    lambda evs: (
+                        any(e["event"] == "config_loaded" and e.get("rules") for e in evs[-20:])
+                        and any(
+                            e.get("rule") == "config_invalid" and e["event"] == "resolved"
+                            for e in evs
+                        )
+                    ),
+                    what="the fixed configuration loaded",
+                )
+            health.check()
         assert d.proc is not None
         t0 = time.monotonic()
         code = d.stop(signal.SIGTERM, timeout=20)

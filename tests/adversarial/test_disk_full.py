@@ -22,6 +22,7 @@ import pytest
 from engine.journal.files import ACTIVE
 from engine.journal.maintenance import verify
 from engine.journal.reader import iter_events
+from tests.adversarial._api_live import HealthProbe
 from tests.adversarial.hook_channel import CHANNELS
 from tests.integration.daemon import VIGIL, Daemon
 from tests.integration.receivers import Receiver
@@ -91,46 +92,48 @@ def test_full_disk_alerts_from_memory_and_catches_up(tmp_path: Path, tmpfs: Path
         try:
             with httpx.Client(base_url=d.url, timeout=5) as c:
                 wait(lambda: c.get("/ready").status_code == 200, "ready")
-                filler = fill(tmpfs)
-                # transitions the full disk cannot take
-                d.set_values({"queue": 50, "disks": DISKS})
+                with HealthProbe(d) as health:  # /health within 1 s throughout the attack
+                    filler = fill(tmpfs)
+                    # transitions the full disk cannot take
+                    d.set_values({"queue": 50, "disks": DISKS})
 
-                # alerting goes on from memory: the rule's firing AND journal_degraded
-                # reach the receiver although nothing reaches the disk
-                def seen(name: str, status: str) -> bool:
-                    return any(
-                        name in r.body.decode(errors="replace") and status in r.body.decode()
-                        for r in rx.requests
-                        if r.path == "/hook"
+                    # alerting goes on from memory: the rule's firing AND journal_degraded
+                    # reach the receiver although nothing reaches the disk
+                    def seen(name: str, status: str) -> bool:
+                        return any(
+                            name in r.body.decode(errors="replace") and status in r.body.decode()
+                            for r in rx.requests
+                            if r.path == "/hook"
+                        )
+
+                    wait(lambda: seen("queue_deep", "firing"), "queue_deep firing delivered")
+                    wait(lambda: seen("journal_degraded", "firing"), "journal_degraded delivered")
+                    r = c.get("/ready")
+                    assert r.status_code == 503, r.text
+                    assert "journal" in r.json()["error"] and "No space" in r.json()["error"]
+                    h = c.get("/health")
+                    assert h.status_code == 200 and h.json()["status"] == "degraded", h.text
+                    # the disk really refused a write: what came after it is held in memory,
+                    # in order, so journal_degraded's own firing cannot be on disk yet (some
+                    # transitions may be: they fit in the journal's last, already allocated page)
+                    on_disk = [(e["event"], e.get("rule")) for e in iter_events(tmpfs)]
+                    assert ("firing", "journal_degraded") not in on_disk, on_disk
+
+                    filler.unlink()  # space returns: the journal catches up by itself
+                    wait(lambda: c.get("/ready").status_code == 200, "ready again")
+                    wait(
+                        lambda: seen("journal_degraded", "resolved"),
+                        "journal_degraded resolved delivered",
                     )
-
-                wait(lambda: seen("queue_deep", "firing"), "queue_deep firing delivered")
-                wait(lambda: seen("journal_degraded", "firing"), "journal_degraded delivered")
-                r = c.get("/ready")
-                assert r.status_code == 503, r.text
-                assert "journal" in r.json()["error"] and "No space" in r.json()["error"]
-                h = c.get("/health")
-                assert h.status_code == 200 and h.json()["status"] == "degraded", h.text
-                # the disk really refused a write: what came after it is held in memory,
-                # in order, so journal_degraded's own firing cannot be on disk yet (some
-                # transitions may be: they fit in the journal's last, already allocated page)
-                on_disk = [(e["event"], e.get("rule")) for e in iter_events(tmpfs)]
-                assert ("firing", "journal_degraded") not in on_disk, on_disk
-
-                filler.unlink()  # space returns: the journal catches up by itself
-                wait(lambda: c.get("/ready").status_code == 200, "ready again")
-                wait(
-                    lambda: seen("journal_degraded", "resolved"),
-                    "journal_degraded resolved delivered",
-                )
-                d.set_values({"queue": 1, "disks": DISKS})
-                wait(
-                    lambda: any(
-                        e.get("rule") == "queue_deep" and e["event"] == "resolved"
-                        for e in iter_events(tmpfs)
-                    ),
-                    "the resolve journaled",
-                )
+                    d.set_values({"queue": 1, "disks": DISKS})
+                    wait(
+                        lambda: any(
+                            e.get("rule") == "queue_deep" and e["event"] == "resolved"
+                            for e in iter_events(tmpfs)
+                        ),
+                        "the resolve journaled",
+                    )
+                health.check()
         finally:
             code = d.stop()
         assert code == 0, d.log()[-3000:]

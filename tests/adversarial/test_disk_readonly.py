@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.adversarial._api_live import HealthProbe
 from tests.integration.daemon import VIGIL, Daemon
 
 pytestmark = pytest.mark.slow
@@ -124,19 +125,21 @@ def test_data_dir_turning_read_only_while_running(tmp_path: Path, ext4: Path) ->
         with httpx.Client(base_url=d.url, timeout=5) as c:
             wait(lambda: c.get("/ready").status_code == 200, "ready")
             # a file-system error: the kernel remounts it read-only under the daemon
-            Path(f"/sys/fs/ext4/{device_of(ext4)}/trigger_fs_error").write_text("test\n")
-            d.set_values({"queue": 50})
-            wait(lambda: c.get("/ready").status_code == 503, "not ready on a read-only disk")
-            assert "Read-only file system" in c.get("/ready").json()["error"]
-            # alerting goes on from memory: the firing is in the API though not on disk
-            wait(
-                lambda: any(
-                    a["rule"] == "queue_deep" and a["state"] == "firing"
-                    for a in c.get("/api/v1/alerts", headers=AUTH).json()["alerts"]
-                ),
-                "queue_deep firing in memory",
-            )
-            time.sleep(1.5)  # a few ticks and retries: still one line, no traceback
+            with HealthProbe(d) as health:  # /health within 1 s throughout the attack
+                Path(f"/sys/fs/ext4/{device_of(ext4)}/trigger_fs_error").write_text("test\n")
+                d.set_values({"queue": 50})
+                wait(lambda: c.get("/ready").status_code == 503, "not ready on a read-only disk")
+                assert "Read-only file system" in c.get("/ready").json()["error"]
+                # alerting goes on from memory: the firing is in the API though not on disk
+                wait(
+                    lambda: any(
+                        a["rule"] == "queue_deep" and a["state"] == "firing"
+                        for a in c.get("/api/v1/alerts", headers=AUTH).json()["alerts"]
+                    ),
+                    "queue_deep firing in memory",
+                )
+                time.sleep(1.5)  # a few ticks and retries: still one line, no traceback
+            health.check()
             log = d.log()
             assert "Traceback" not in log, log[-3000:]
             failed = [ln for ln in log.splitlines() if "ERROR" in ln and "write failed" in ln]

@@ -12,6 +12,7 @@ import httpx
 
 from engine.common.boundary import clean
 from engine.common.json_bounded import loads
+from tests.adversarial._api_live import HealthProbe, wait_ready
 from tests.integration.daemon import Daemon
 from tests.integration.receivers import Receiver, Reply
 from tests.integration.test_http_collector import probe
@@ -40,16 +41,22 @@ def test_a_deep_value_is_cut_and_the_rest_of_file_and_push_still_alert(tmp_path:
     d.metrics.write_text(f'{{"queue": 50, "deep": {DEEP}}}')
     d.start()
     try:
-        d.wait_for(lambda evs: "firing" in d.alert_events("queue_deep"), 30, "queue_deep")
-        assert "collector_down" not in {e.get("rule") for e in d.events()}
-        with httpx.Client(base_url=d.url, timeout=10) as c:
-            r = c.post(
-                "/api/v1/metrics",
-                content=f'{{"collector": "biz", "values": {{"orders": 9, "deep": {DEEP}}}}}',
-                headers={"Authorization": "Bearer op-token", "Content-Type": "application/json"},
-            )
-            assert r.status_code == 200, r.text
-        d.wait_for(lambda evs: "firing" in d.alert_events("pushed_high"), 30, "pushed_high")
+        wait_ready(d)
+        with HealthProbe(d) as health:  # /health within 1 s throughout the attack
+            d.wait_for(lambda evs: "firing" in d.alert_events("queue_deep"), 30, "queue_deep")
+            assert "collector_down" not in {e.get("rule") for e in d.events()}
+            with httpx.Client(base_url=d.url, timeout=10) as c:
+                r = c.post(
+                    "/api/v1/metrics",
+                    content=f'{{"collector": "biz", "values": {{"orders": 9, "deep": {DEEP}}}}}',
+                    headers={
+                        "Authorization": "Bearer op-token",
+                        "Content-Type": "application/json",
+                    },
+                )
+                assert r.status_code == 200, r.text
+            d.wait_for(lambda evs: "firing" in d.alert_events("pushed_high"), 30, "pushed_high")
+        health.check()
     finally:
         code = d.stop()
     log = d.log()

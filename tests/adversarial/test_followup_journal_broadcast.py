@@ -15,6 +15,7 @@ import httpx
 from engine.config.model import Channel, Config, Matcher, Route
 from engine.journal.reader import iter_events
 from engine.notify import router
+from tests.adversarial._api_live import HealthProbe
 from tests.adversarial.test_disk_full import DISKS, fill, tmpfs, wait
 from tests.integration.daemon import Daemon
 from tests.integration.receivers import Receiver
@@ -64,16 +65,20 @@ def test_journal_degraded_reaches_every_channel_not_only_the_routed_ones(
         try:
             with httpx.Client(base_url=d.url, timeout=5) as c:
                 wait(lambda: c.get("/ready").status_code == 200, "ready")
-                filler = fill(tmpfs)
-                # transitions the full disk cannot take (more than the last page holds)
-                d.set_values({"queue": 50, "disks": DISKS})
-                wait(lambda: _seen(a, "queue_deep", "firing"), "queue_deep to team_x")
-                # the route matches team="x" only, yet both channels hear of the journal
-                wait(lambda: _seen(a, "journal_degraded", "firing"), "journal_degraded to team_x")
-                wait(lambda: _seen(b, "journal_degraded", "firing"), "journal_degraded to ops")
-                assert not _seen(b, "queue_deep", "firing")  # ordinary routing unchanged
-                filler.unlink()
-                wait(lambda: c.get("/ready").status_code == 200, "ready again")
+                with HealthProbe(d) as health:  # /health within 1 s throughout the attack
+                    filler = fill(tmpfs)
+                    # transitions the full disk cannot take (more than the last page holds)
+                    d.set_values({"queue": 50, "disks": DISKS})
+                    wait(lambda: _seen(a, "queue_deep", "firing"), "queue_deep to team_x")
+                    # the route matches team="x" only, yet both channels hear of the journal
+                    wait(
+                        lambda: _seen(a, "journal_degraded", "firing"), "journal_degraded to team_x"
+                    )
+                    wait(lambda: _seen(b, "journal_degraded", "firing"), "journal_degraded to ops")
+                    assert not _seen(b, "queue_deep", "firing")  # ordinary routing unchanged
+                    filler.unlink()
+                    wait(lambda: c.get("/ready").status_code == 200, "ready again")
+                health.check()
         finally:
             code = d.stop()
         assert code == 0, d.log()[-3000:]
