@@ -11,6 +11,7 @@ line each:
     cb <wall time> <cpu s> <name>      a loop callback over 1 ms of the loop thread's CPU
     pass <wall time> <cpu s> <read cpu s> <lines>   a logtail pass in the reader thread
                                        (all of it, and its reading and detection part)
+    clean <wall time> <cpu s>          the boundary walk of a sample, in a worker thread
     ccall <cpu s> <name>               with BENCH_GIL=1: the reader thread's longest C
                                        calls (written at each new longest per kind; a C call
                                        keeps the GIL whatever the switch interval; the profiler slows the thread's Python
@@ -52,6 +53,24 @@ def install(sink: TextIO) -> None:
 
     asyncio.events.Handle._run = timed_run  # type: ignore[method-assign]
     _reader(sink)
+    _boundary(sink)
+
+
+def _boundary(sink: TextIO) -> None:
+    """The boundary walk of each sample (engine/daemon/collecting.py), in a worker
+    thread: its CPU competes for the GIL like the reader's."""
+    from engine.daemon import collecting
+
+    inner = collecting.clean
+
+    def timed(value: Any, **kw: Any) -> Any:
+        c = time.thread_time()
+        try:
+            return inner(value, **kw)
+        finally:
+            sink.write(f"clean {time.time():.6f} {time.thread_time() - c:.6f}\n")
+
+    collecting.clean = timed  # type: ignore[assignment]
 
 
 def _reader(sink: TextIO) -> None:

@@ -349,6 +349,13 @@ def punctuality(seconds: float, interval: str, react: str) -> None:
             f"{gap * 1e3 - 100:.1f} ms over 100 ms (target: never late by more than 10 ms: "
             f"{'met' if ticks[-1] <= 10 else 'missed'})"
         )
+        pauses = sorted(
+            float(r[2]) * 1e3 for r in rows if r[0] == "gc" and t0 <= float(r[1]) < t1
+        )  # a collection holds the GIL whichever thread allocated
+        print(
+            f"garbage collections over 5 ms: {len(pauses)}"
+            + (f", longest {pauses[-1]:.1f} ms" if pauses else "")
+        )
         if work:
             q = lambda f: work[min(int(f * len(work)), len(work) - 1)]  # noqa: E731
             print(
@@ -391,6 +398,13 @@ def _cpu_figures(path: Path, t0: float, t1: float) -> None:
             f"{q(cpu, 0.5):.1f} ms, p99 {q(cpu, 0.99):.1f} ms, max {cpu[-1]:.1f} ms (of which "
             f"reading and detection max {read[-1]:.1f} ms), {sum(cpu) / (t1 - t0) / 10:.1f} % "
             "of a CPU"
+        )
+    walks = sorted(float(r[2]) * 1e3 for r in rows if r[0] == "clean" and t0 <= float(r[1]) < t1)
+    if walks:
+        print(
+            f"boundary walk of a sample (worker thread): {len(walks)} walks, CPU p50 "
+            f"{walks[len(walks) // 2]:.1f} ms, max {walks[-1]:.1f} ms, "
+            f"{sum(walks) / (t1 - t0) / 10:.1f} % of a CPU"
         )
     calls = sorted(((float(r[1]) * 1e3, r[2]) for r in rows if r[0] == "ccall"), reverse=True)
     if calls:
