@@ -35,6 +35,7 @@ from engine.detect.patterns import CACHE_SIZE, CACHE_TEXT, Matcher, compile_rege
 from engine.detect.ranking import Ranking
 from engine.detect.settings import DetectSettings
 from engine.detect.windows import (
+    INF,
     KeyState,
     KeyTable,
     Slotted,
@@ -42,6 +43,7 @@ from engine.detect.windows import (
     WindowSpec,
     slot,
     slot_of,
+    steady_until,
     value,
 )
 
@@ -297,15 +299,18 @@ class DetectSink:
         )
         return {"keys": listed, "totals": totals}
 
-    def _score(self, key: str, now: float) -> tuple[tuple[float, ...], dict[str, int]]:
-        """A key's score (hits, then the windows in their order) and hits by pattern."""
+    def _score(self, key: str, now: float) -> tuple[tuple[float, ...], dict[str, int], float]:
+        """A key's score (hits, then the windows in their order), hits by pattern,
+        and until when both hold if no line touches the key."""
         st = self.table.keys[key]
         by_pattern: dict[str, int] = {}
+        until = INF
         if st.hits:
             for name, c in list(st.hits.items()):
                 got = c.read(now)
                 if got:
                     by_pattern[name] = got
+                    until = min(until, c.steady_until())
                 else:
                     del st.hits[name]  # its window is empty: free it
         specs = self.settings.windows
@@ -313,7 +318,9 @@ class DetectSink:
             sum(by_pattern.values()),
             *(value(spec, w, now) for spec, w in zip(specs, st.windows, strict=True)),
         )
-        return score, by_pattern
+        for w in st.windows:
+            until = min(until, steady_until(w, now))
+        return score, by_pattern, until
 
     def _element(
         self,
