@@ -12,6 +12,7 @@ line each:
     pass <wall time> <cpu s> <read cpu s> <lines>   a logtail pass in the reader thread
                                        (all of it, and its reading and detection part)
     clean <wall time> <cpu s>          the boundary walk of a sample, in a worker thread
+    gccpu <wall time> <cpu s> gen<n>-<loop|other>   a garbage collection over 1 ms of CPU
     ccall <cpu s> <name>               with BENCH_GIL=1: the reader thread's longest C
                                        calls (written at each new longest per kind; a C call
                                        keeps the GIL whatever the switch interval; the profiler slows the thread's Python
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.events
+import gc
 import os
 import sys
 import threading
@@ -54,6 +56,23 @@ def install(sink: TextIO) -> None:
     asyncio.events.Handle._run = timed_run  # type: ignore[method-assign]
     _reader(sink)
     _boundary(sink)
+    _collections(sink, loop_thread)
+
+
+def _collections(sink: TextIO, loop_thread: int) -> None:
+    """Garbage collections over 1 ms of their thread's CPU: a collection holds the
+    GIL in one piece, in whichever thread allocated past the threshold."""
+    started: dict[int, float] = {}
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        me = threading.get_ident()
+        if phase == "start":
+            started[me] = time.thread_time()
+        elif me in started and (took := time.thread_time() - started.pop(me)) > THRESHOLD:
+            where = "loop" if me == loop_thread else "other"
+            sink.write(f"gccpu {time.time():.6f} {took:.6f} gen{info['generation']}-{where}\n")
+
+    gc.callbacks.append(on_gc)
 
 
 def _boundary(sink: TextIO) -> None:

@@ -350,11 +350,11 @@ def punctuality(seconds: float, interval: str, react: str) -> None:
             f"{'met' if ticks[-1] <= 10 else 'missed'})"
         )
         pauses = sorted(
-            float(r[2]) * 1e3 for r in rows if r[0] == "gc" and t0 <= float(r[1]) < t1
+            (float(r[2]) * 1e3, r[3]) for r in rows if r[0] == "gc" and t0 <= float(r[1]) < t1
         )  # a collection holds the GIL whichever thread allocated
         print(
             f"garbage collections over 5 ms: {len(pauses)}"
-            + (f", longest {pauses[-1]:.1f} ms" if pauses else "")
+            + (f" ({', '.join(f'{g} {ms:.1f} ms' for ms, g in pauses[-4:])})" if pauses else "")
         )
         if work:
             q = lambda f: work[min(int(f * len(work)), len(work) - 1)]  # noqa: E731
@@ -406,6 +406,13 @@ def _cpu_figures(path: Path, t0: float, t1: float) -> None:
             f"{walks[len(walks) // 2]:.1f} ms, max {walks[-1]:.1f} ms, "
             f"{sum(walks) / (t1 - t0) / 10:.1f} % of a CPU"
         )
+    gcs = sorted(
+        (float(r[2]) * 1e3, r[3]) for r in rows if r[0] == "gccpu" and t0 <= float(r[1]) < t1
+    )
+    print(
+        f"garbage collections over 1 ms of CPU: {len(gcs)}"
+        + (f" (longest: {', '.join(f'{g} {ms:.1f} ms' for ms, g in gcs[-4:])})" if gcs else "")
+    )
     calls = sorted(((float(r[1]) * 1e3, r[2]) for r in rows if r[0] == "ccall"), reverse=True)
     if calls:
         print(
