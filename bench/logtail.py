@@ -32,6 +32,12 @@ Punctuality: a real daemon (under bench/notify.py's probes) with the `web`
 collector of deploy/security.yaml ingesting 10,000 lines/s of the generated
 traffic (1 % attacks: its group is evaluated promptly all along) and an unrelated
 100 ms `probe` group: how late the probe's ticks start (target: never over 10 ms).
+On a shared machine that lateness mostly measures the other processes, so the run
+also prints what the daemon itself decides (bench/cpu_probe.py, by threads' own
+CPU time): the loop's callbacks over 1 ms, the logtail reader thread's CPU per
+pass, the boundary walk's per sample, and garbage collections (each holds the GIL
+in one piece); BENCH_CPU=<file> keeps the raw lines, BENCH_GIL=1 adds the reader
+thread's longest C calls (profiled: its other figures are then slower).
 """
 
 from __future__ import annotations
