@@ -53,7 +53,8 @@ BENCH_SENDER_PROFILE=<file> its sender process,
 BENCH_SLOW=1 to have asyncio name every callback over 5 ms in run/daemon.log,
 BENCH_ITER=<file> to have the daemon write there what filled each loop iteration
 over 5 ms (bench/loop_probe.py; with BENCH_SAMPLE=1, the engine code seen in each
-callback over 3 ms instead), BENCH_PHASES=<file> to have it write there the
+callback over 3 ms instead), BENCH_CPU=<file> to have it write there the loop thread's CPU per callback over 1 ms and
+the logtail reader thread's CPU per pass (bench/cpu_probe.py), BENCH_PHASES=<file> to have it write there the
 loop thread's CPU time by phase (evaluation, journal, pipeline, the hand-over to the
 sender process...) in 50 ms buckets (bench/phase_probe.py), BENCH_ONLY_A=<n> or BENCH_ONLY_C=<n> to run only (a) or (c), n times.
 
@@ -215,6 +216,10 @@ def daemon_main(config: str, probe_out: str) -> int:
 
         out = open(os.environ["BENCH_ITER"], "a", buffering=1)  # noqa: SIM115
         (loop_probe.steps if os.environ.get("BENCH_SAMPLE") else loop_probe.iterations)(out)
+    if os.environ.get("BENCH_CPU"):
+        import cpu_probe
+
+        cpu_probe.install(open(os.environ["BENCH_CPU"], "a", buffering=1))  # noqa: SIM115
     inner = aex.run_coroutine_job
 
     async def timed_job(job: Any, alias: str, run_times: list[Any], logger: str) -> Any:

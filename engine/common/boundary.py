@@ -16,6 +16,10 @@ take its collector's other metrics down with it:
 
 `clean()` returns the same object when nothing needed a change (the common
 case costs one walk and no copies) and says what it cut, for one log line.
+With a `Memo` (one per source), a container that passed the previous walk
+unchanged at the same depth is not walked again: for sources that never change a
+container once handed out and rebuild only what changed (logtail's per-key
+elements: of 500 listed keys, most are the same objects from one pass to the next).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ MAX_DEPTH = 16
 MAX_STR = 64 * 1024
 MAX_ITEMS = 100_000
 MAX_INT = 2**64
+
+MEMO_MIN = 16  # items under a container worth remembering it for the next walk
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SHOWN_CUTS = 3  # paths named in a report of what was cut
@@ -42,15 +48,33 @@ def clean_text(text: str, max_len: int = MAX_STR) -> str:
     return text
 
 
+# id -> (the container, its depth, the items walked under it); the container is
+# held, so its id cannot be reused while it is remembered
+Passed = dict[int, tuple[Any, int, int]]
+
+
+class Memo:
+    """The containers of one source's last walk that passed unchanged. Only for a
+    source that never changes a container it has handed out: one that comes again
+    is then known to be clean. Holds the last walk's containers, no more."""
+
+    __slots__ = ("passed",)
+
+    def __init__(self) -> None:
+        self.passed: Passed = {}
+
+
 class _Walk:
     """One walk over a value. Paths are built only for containers and cuts: most
     nodes are scalars that pass as they are, and the walk runs on every sample."""
 
-    __slots__ = ("budget", "cuts", "max_depth", "max_str")
+    __slots__ = ("budget", "cuts", "max_depth", "max_str", "memo", "passed")
 
-    def __init__(self, max_depth: int, max_str: int, max_items: int) -> None:
+    def __init__(self, max_depth: int, max_str: int, max_items: int, memo: Memo | None) -> None:
         self.max_depth, self.max_str, self.budget = max_depth, max_str, max_items
         self.cuts: list[str] = []
+        self.memo = memo.passed if memo is not None else None
+        self.passed: Passed = {}  # this walk's, for the memo
 
     def cut(self, path: str, why: str) -> None:
         self.cuts.append(f"{path or 'value'}: {why}")
@@ -76,9 +100,13 @@ class _Walk:
             if depth >= self.max_depth:
                 self.cut(path, f"nested deeper than {self.max_depth} levels")
                 return None
-            if isinstance(v, Mapping):
-                return self.mapping(v, path, depth)
-            return self.sequence(v, path, depth)
+            if self.memo is None:
+                return (
+                    self.mapping(v, path, depth)
+                    if isinstance(v, Mapping)
+                    else (self.sequence(v, path, depth))
+                )
+            return self.remembered(v, path, depth)
         if isinstance(v, int):  # subclasses (IntEnum, numpy-like): their plain value
             return self.value(int(v), path, depth)
         if isinstance(v, float):
@@ -87,6 +115,24 @@ class _Walk:
             return self.value(str.__str__(v), path, depth)
         self.cut(path, f"a {t.__name__} is not plain data")
         return None
+
+    def remembered(self, v: Any, path: str, depth: int) -> Any:
+        """A container walked with a memo: skipped when it passed the last walk."""
+        assert self.memo is not None
+        got = self.memo.get(id(v))
+        if got is not None and got[0] is v and got[1] == depth and got[2] < self.budget:
+            self.budget -= got[2]
+            self.passed[id(v)] = got
+            return v
+        budget, cuts = self.budget, len(self.cuts)
+        out = (
+            self.mapping(v, path, depth)
+            if isinstance(v, Mapping)
+            else (self.sequence(v, path, depth))
+        )
+        if out is v and len(self.cuts) == cuts and budget - self.budget >= MEMO_MIN:
+            self.passed[id(v)] = (v, depth, budget - self.budget)
+        return out
 
     def _plain(self, item: Any) -> bool:
         """Whether `item` passes as it is without a closer look (the common case)."""
@@ -148,11 +194,15 @@ def clean(
     max_depth: int = MAX_DEPTH,
     max_str: int = MAX_STR,
     max_items: int = MAX_ITEMS,
+    memo: Memo | None = None,
 ) -> tuple[Any, str | None]:
     """(`value` made safe, what was cut as one short text or None). The same
-    object comes back when nothing had to change."""
-    w = _Walk(max_depth, max_str, max_items)
+    object comes back when nothing had to change. `memo`: the source's (see Memo),
+    updated to this walk."""
+    w = _Walk(max_depth, max_str, max_items, memo)
     out = w.value(value, "", 0)
+    if memo is not None:
+        memo.passed = w.passed
     if not w.cuts:
         return out, None
     more = f" (and {len(w.cuts) - _SHOWN_CUTS} more)" if len(w.cuts) > _SHOWN_CUTS else ""

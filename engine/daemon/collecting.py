@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from engine.collectors.base import Collector, create, restore_state, state_events
-from engine.common.boundary import clean
+from engine.common.boundary import Memo, clean
 from engine.common.records import CollectorStateEvent, JournalEvent
 from engine.config.model import CollectorConfig, Config, Rule
 from engine.daemon.clock import Clock
@@ -49,6 +50,8 @@ class Collecting:
         # a collection of 10,000 values costs ~200 ms to record: only what a window reads
         self.recorded = windowed(config.rules())
         self._cut_logged: dict[str, str] = {}  # collector -> what was last cut (logged once)
+        # the boundary's memo of each collector whose samples share unchanged parts
+        self._memos: dict[str, tuple[Collector, Memo]] = {}
         self._collecting = 0  # collections in flight (drained at shutdown)
         # one collection at a time per collector: the interval job and a prompt one
         # (engine/daemon/react.py) may both be due
@@ -100,7 +103,7 @@ class Collecting:
         # the boundary: valid text, bounded depth and size, whatever the collector read;
         # walked in a worker thread: a logtail sample of 500 keys with their evidence
         # costs milliseconds that the loop's next tick must not wait for (issue 16)
-        sample, cut = await asyncio.to_thread(clean, sample)
+        sample, cut = await asyncio.to_thread(partial(clean, memo=self._memo(name, c)), sample)
         if self.collectors.get(name) is not c:
             return  # replaced meanwhile
         if cut is not None and self._cut_logged.get(name) != cut:
@@ -125,6 +128,17 @@ class Collecting:
                  self.events.synthetic("resolved", rule, None)],
                 durable=True,
             )  # fmt: skip
+
+    def _memo(self, name: str, c: Collector) -> Memo | None:
+        """A collector that says `shares_values` (it never changes a container it
+        handed out, and hands out the same ones while unchanged) gets a Memo: the
+        boundary walks only what is new in its sample."""
+        if not getattr(c, "shares_values", False):
+            return None
+        got = self._memos.get(name)
+        if got is None or got[0] is not c:  # new, or rebuilt by a reload
+            got = self._memos[name] = (c, Memo())
+        return got[1]
 
     async def _collector_failed(self, name: str, error: str) -> None:
         self.hub.values.pop(name, None)

@@ -35,6 +35,7 @@ from engine.detect.patterns import CACHE_SIZE, CACHE_TEXT, Matcher, compile_rege
 from engine.detect.ranking import Ranking
 from engine.detect.settings import DetectSettings
 from engine.detect.windows import (
+    INF,
     KeyState,
     KeyTable,
     Slotted,
@@ -42,6 +43,7 @@ from engine.detect.windows import (
     WindowSpec,
     slot,
     slot_of,
+    steady_until,
     value,
 )
 
@@ -102,6 +104,11 @@ class DetectSink:
         self.counts = {"lines": 0, "parsed": 0, "unparsed": 0, "allowed": 0, "unkeyed": 0}
         self.pattern_totals = dict.fromkeys(self._names, 0)
         self._ranking: Ranking[dict[str, int]] = Ranking()
+        # the elements of the last snapshot, key -> (score, hits by pattern, element):
+        # a key no line touched since, with the same score and hits, is listed with
+        # the same element object (most of them, between two passes a second apart),
+        # which the boundary walk (engine/common/boundary.py, Memo) then skips too
+        self._listed: dict[str, tuple[tuple[float, ...], dict[str, int], dict[str, Any]]] = {}
 
     # -- LineSink ----------------------------------------------------------------------
 
@@ -263,12 +270,21 @@ class DetectSink:
     def snapshot(self, now: float) -> dict[str, Any]:
         table = self.table
         table.expire(now)
+        touched = set(self._ranking.dirty)  # their last_seen and evidence may differ
         # the best max_reported keys, re-scoring only those touched since the last
         # snapshot, listed or bounded above the listed (engine/detect/ranking.py)
         top = self._ranking.top(
             self.settings.max_reported, now, table.keys, lambda key: self._score(key, now)
         )
-        listed = [self._element(key, table.keys[key], bp, score, now) for key, score, bp in top]
+        before, kept = self._listed, {}
+        listed = []
+        for key, score, bp in top:
+            was = before.get(key)
+            if was is None or key in touched or was[0] != score or was[1] != bp:
+                was = (score, bp, self._element(key, table.keys[key], bp, score, now))
+            kept[key] = was
+            listed.append(was[2])
+        self._listed = kept
         pack_totals = dict.fromkeys(self.settings.packs, 0)
         for name, got in self.pattern_totals.items():
             pack_totals[self._pack_of[name]] += got
@@ -283,15 +299,18 @@ class DetectSink:
         )
         return {"keys": listed, "totals": totals}
 
-    def _score(self, key: str, now: float) -> tuple[tuple[float, ...], dict[str, int]]:
-        """A key's score (hits, then the windows in their order) and hits by pattern."""
+    def _score(self, key: str, now: float) -> tuple[tuple[float, ...], dict[str, int], float]:
+        """A key's score (hits, then the windows in their order), hits by pattern,
+        and until when both hold if no line touches the key."""
         st = self.table.keys[key]
         by_pattern: dict[str, int] = {}
+        until = INF
         if st.hits:
             for name, c in list(st.hits.items()):
                 got = c.read(now)
                 if got:
                     by_pattern[name] = got
+                    until = min(until, c.steady_until())
                 else:
                     del st.hits[name]  # its window is empty: free it
         specs = self.settings.windows
@@ -299,7 +318,9 @@ class DetectSink:
             sum(by_pattern.values()),
             *(value(spec, w, now) for spec, w in zip(specs, st.windows, strict=True)),
         )
-        return score, by_pattern
+        for w in st.windows:
+            until = min(until, steady_until(w, now))
+        return score, by_pattern, until
 
     def _element(
         self,

@@ -32,6 +32,10 @@ from dataclasses import dataclass
 
 SLOTS = 20
 KINDS = ("count", "rate", "distinct", "bucket")
+INF = float("inf")
+# seconds before the computed moment a window's value is no longer taken as
+# steady: the clock's floating-point rounding must never make it late
+STEADY_MARGIN = 1e-3
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,12 @@ class Slotted:
             self._trim(int(now // self.width))
         return self.total
 
+    def steady_until(self) -> float:
+        """After a read: until when the count stays what it read, with no new event
+        (its oldest slot leaves the window then)."""
+        slots = self.slots
+        return (slots[0][0] + SLOTS) * self.width - STEADY_MARGIN if slots else INF
+
     def _trim(self, slot: int) -> None:
         slots = self.slots
         oldest = slot - SLOTS
@@ -135,6 +145,12 @@ class Distinct:
             del seen[first]
         return len(seen)
 
+    def steady_until(self) -> float:
+        """After a read: until when the count stays, with no new value (the oldest
+        value leaves the window then)."""
+        seen = self.seen
+        return seen[next(iter(seen))] + self.window - STEADY_MARGIN if seen else INF
+
 
 class Bucket:
     __slots__ = ("last", "leak", "level")
@@ -150,6 +166,10 @@ class Bucket:
 
     def read(self, now: float) -> float:
         return max(0.0, self.level - max(0.0, now - self.last) * self.leak)
+
+    def steady_until(self, now: float) -> float:
+        """A bucket that is not empty drains all the time: `now` (only until now)."""
+        return INF if self.leak == 0 or self.read(now) == 0.0 else now
 
 
 Window = Slotted | Distinct | Bucket
@@ -182,6 +202,11 @@ def value(spec: WindowSpec, w: Window, now: float) -> float:
         return round(w.read(now), 3)
     n = w.read(now)
     return n / spec.window if kind == "rate" else n
+
+
+def steady_until(w: Window, now: float) -> float:
+    """After `value(..., w, now)`: until when that value holds with no new event."""
+    return w.steady_until(now) if isinstance(w, Bucket) else w.steady_until()
 
 
 def read(spec: WindowSpec, w: Window, now: float) -> dict[str, float | bool]:

@@ -21,6 +21,10 @@ from engine.rules.rule_health import Outcome, RuleHealth
 from engine.rules.state import IDLE, Alert, Event, Result, fingerprint, is_idle, step
 
 _NO_LABELS: Mapping[str, str] = MappingProxyType({})
+# an `each` element's labels as given (string pairs in their order), or _MERGED and
+# the labels they became, sorted
+LabelKey = tuple[Any, ...]
+_MERGED = object()
 # rules or `each` elements per piece of Evaluator.steps: ~0.1-0.5 ms of work
 STEP = 64
 _NO_DATA = Result("no_data")
@@ -90,6 +94,12 @@ def _element_labels(rule: Rule, el_labels: Mapping[Any, Any]) -> Mapping[str, st
     return MappingProxyType(merged)
 
 
+def _annotated(rule: Rule, result: Result) -> bool:
+    """Whether a transition carries its `each` element: annotations may read it
+    (`it.evidence`: the lines behind it)."""
+    return bool(rule.annotations) and result.kind == "value"
+
+
 def _stale(reads: frozenset[str], snap: Snapshot) -> bool:
     """Whether a collector the rule reads is down: its alerts then keep their
     state (stale), rather than judge data that is missing for that reason."""
@@ -131,10 +141,11 @@ class Evaluator:
         self.alerts: dict[str, Alert] = {}  # fingerprint -> live alert
         self.rules: dict[str, Rule] = {}  # rule id -> rule, for alerts' rules
         self._each_fps: dict[str, set[str]] = {}  # rule id -> fingerprints of its instances
-        # rule id -> element labels -> fingerprint, holding only the elements of the
-        # rule's latest evaluation: elements come and go (pods, disks), and a cache
-        # of every label set ever seen would grow without end (14.A3)
-        self._fp: dict[str, dict[tuple[tuple[str, str], ...], str]] = {}
+        # rule id -> (the rule, element labels as given -> (its labels, fingerprint)),
+        # holding only the elements of the rule's latest evaluation: elements come
+        # and go (pods, disks), and a cache of every label set ever seen would grow
+        # without end (14.A3); the rule: its own labels are part of the result
+        self._fp: dict[str, tuple[Rule, dict[LabelKey, tuple[Mapping[str, str], str]]]] = {}
         # per rule object: its plain fingerprint and the collectors it reads
         self._plan: dict[str, tuple[Rule, str, frozenset[str]]] = {}
         self.health = RuleHealth()
@@ -148,21 +159,31 @@ class Evaluator:
         # file ...): a rule reading them that never gets data raises rule_no_data
         self.runtime_named: frozenset[str] = frozenset()
 
-    def _fingerprint(
-        self,
-        rule: Rule,
-        labels: Mapping[str, str],
-        fresh: dict[tuple[tuple[str, str], ...], str] | None,
-    ) -> str:
-        """`fresh`: this evaluation's cache, which replaces the rule's old one."""
-        key = tuple(sorted(labels.items()))
+    def _identity(
+        self, rule: Rule, el: Any, fresh: dict[LabelKey, tuple[Mapping[str, str], str]] | None
+    ) -> tuple[Mapping[str, str], str]:
+        """An `each` element's labels and fingerprint; `fresh`: this evaluation's
+        cache, which replaces the rule's old one. Cached by the element's labels as
+        given when they are all strings (the usual case; an element's labels are
+        rebuilt on every collection), else by the labels they become."""
+        el_labels = el.get("labels") if isinstance(el, dict) else None
+        if not isinstance(el_labels, dict):
+            return rule.labels, self._plan_of(rule)[1]
         old = self._fp.get(rule.id)
-        fp = old.get(key) if old is not None else None
-        if fp is None:
-            fp = fingerprint(rule.id, labels)
+        cache = old[1] if old is not None and old[0] is rule else {}
+        key: LabelKey = tuple(el_labels.items())
+        for k, v in el_labels.items():
+            if type(k) is not str or type(v) is not str:
+                # 1 and True are equal keys, but become "1" and "True"
+                key = (_MERGED, *sorted(_element_labels(rule, el_labels).items()))
+                break
+        got = cache.get(key)
+        if got is None:
+            labels = _element_labels(rule, el_labels)
+            got = (labels, fingerprint(rule.id, labels))
         if fresh is not None:
-            fresh[key] = fp
-        return fp
+            fresh[key] = got
+        return got
 
     def _plan_of(self, rule: Rule) -> tuple[Rule, str, frozenset[str]]:
         plan = self._plan.get(rule.id)
@@ -250,7 +271,7 @@ class Evaluator:
         alerts = self.alerts
         live = sum(1 for fp in known if fp in alerts)
         over: str | None = None
-        fresh: dict[tuple[tuple[str, str], ...], str] = {}
+        fresh: dict[LabelKey, tuple[Mapping[str, str], str]] = {}
 
         def skip(fp: str) -> bool:
             # once the cap refused one element, others it would refuse are not
@@ -261,8 +282,8 @@ class Evaluator:
                 and (live >= cap or len(alerts) >= self.max_alerts_total)
             )
 
-        instances = self._each_instances(rule, base, has_data, snap, listed, fresh, skip)
-        for n, (fp, labels, result) in enumerate(instances, 1):
+        instances = self._each_results(rule, base, has_data, snap, listed, fresh, skip)
+        for n, (fp, labels, result, el) in enumerate(instances, 1):
             if result is _SKIPPED:
                 if n % STEP == 0:
                     yield
@@ -281,7 +302,7 @@ class Evaluator:
             else:
                 was = fp in alerts
                 seen.add(fp)
-                self._step(rule, fp, labels, result, snap, out)
+                self._step(rule, fp, labels, result, snap, out, el)
                 live += (fp in alerts) - was
             if n % STEP == 0:
                 yield
@@ -308,7 +329,7 @@ class Evaluator:
         known.clear()
         known.update(fp for fp in seen if fp in self.alerts)
         known.update(held)
-        self._fp[rule.id] = fresh
+        self._fp[rule.id] = (rule, fresh)
 
     def instances(
         self, rule: Rule, snap: Snapshot
@@ -331,19 +352,23 @@ class Evaluator:
                 if kept is not None:
                     yield efp, kept.labels, _STALE
             return
-        yield from self._each_instances(rule, base, has_data, snap)
+        for fp, labels, result, el in self._each_results(rule, base, has_data, snap):
+            if _annotated(rule, result):
+                result = replace(result, element=el)
+            yield fp, labels, result
 
-    def _each_instances(
+    def _each_results(
         self,
         rule: Rule,
         base: EvalScope,
         has_data: bool,
         snap: Snapshot,
         listed: list[bool] | None = None,
-        fresh: dict[tuple[tuple[str, str], ...], str] | None = None,
+        fresh: dict[LabelKey, tuple[Mapping[str, str], str]] | None = None,
         skip: Callable[[str], bool] | None = None,
-    ) -> Iterator[tuple[str, Mapping[str, str], Result]]:
-        """`listed` gets True appended when `each` gave a list (even an empty one);
+    ) -> Iterator[tuple[str, Mapping[str, str], Result, Any]]:
+        """Each instance of an `each` rule: (fingerprint, labels, result, element).
+        `listed` gets True appended when `each` gave a list (even an empty one);
         `fresh` gets the fingerprints of this evaluation's elements; an element
         whose fingerprint `skip` says True for comes as _SKIPPED, not evaluated."""
         assert rule.compiled_each is not None
@@ -355,32 +380,27 @@ class Evaluator:
             return
         except ExprError as e:
             # its instances cannot be known: one error alert for the rule itself
-            yield self._plan_of(rule)[1], rule.labels, Result("error", error=f"each: {e.message}")
+            error = Result("error", error=f"each: {e.message}")
+            yield self._plan_of(rule)[1], rule.labels, error, None
             return
         if not isinstance(got, list):
             why = f"each: expected a list, got {type(got).__name__}"
-            yield self._plan_of(rule)[1], rule.labels, Result("error", error=why)
+            yield self._plan_of(rule)[1], rule.labels, Result("error", error=why), None
             return
         if listed is not None:
             listed.append(True)
         for el in got:
-            el_labels = el.get("labels") if isinstance(el, dict) else None
-            labels = (
-                _element_labels(rule, el_labels) if isinstance(el_labels, dict) else rule.labels
-            )
-            fp = self._fingerprint(rule, labels, fresh)
+            labels, fp = self._identity(rule, el, fresh)
             if skip is not None and skip(fp):
-                yield fp, labels, _SKIPPED
+                yield fp, labels, _SKIPPED, el
                 continue
             if rule.compiled.it_series:
                 # window functions over `it.x` read this element's own series
                 self.history.record_tree(fp, snap.wall, el)
             scope = base.for_element(el, fp)
-            result = self._result(rule, scope, self.alerts.get(fp) or IDLE)
-            if rule.annotations and result.kind == "value":
-                # annotations may read the element (`it.evidence`): the lines behind it
-                result = replace(result, element=el)
-            yield fp, labels, result
+            # the element goes with the result (not in it: one Result per element
+            # would be built for the few that make a transition)
+            yield fp, labels, self._result(rule, scope, self.alerts.get(fp) or IDLE), el
 
     def _observe(
         self, rule: Rule, reads: frozenset[str], outcome: Outcome, error: str | None
@@ -424,15 +444,19 @@ class Evaluator:
         result: Result,
         snap: Snapshot,
         out: list[Transition],
+        element: Any = None,
     ) -> None:
+        """`element`: an `each` rule's element, which its annotations read."""
         prev = self.alerts.get(fp)
         if snap.filling:
             result = _hold(result, prev, self._plan_of(rule)[2], snap)
         alert, events = step(rule, prev, result, snap.mono, labels=labels)
-        if alert is not prev:
+        if alert is not prev and not (prev is None and alert is IDLE):  # IDLE: none kept
             self._keep(fp, alert, events)
-        for ev in events:
-            out.append(Transition(ev, rule, snap.wall, result.element))
+        if events:
+            el = element if _annotated(rule, result) else None
+            for ev in events:
+                out.append(Transition(ev, rule, snap.wall, el))
 
     def adopt(self, rules: list[Rule], snap: Snapshot) -> list[Transition]:
         """Take a reloaded rule set. Alerts whose rule and fingerprint still exist keep

@@ -84,6 +84,9 @@ class LogtailSettings:
 
 class LogtailCollector:
     type_name: ClassVar[str] = "logtail"
+    # its samples share the elements of keys that did not change, never changed
+    # once handed out (engine/detect/sink.py): the boundary skips them (Memo)
+    shares_values: ClassVar[bool] = True
 
     def __init__(self, config: CollectorConfig, settings: LogtailSettings) -> None:
         self.name = config.name

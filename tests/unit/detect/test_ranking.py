@@ -76,3 +76,26 @@ def test_incremental_top_agrees_with_scoring_every_key(
                 assert sum(el["hits"].values()) == score[0]
                 assert (el["n_30s"], el["nf_rate"], el["paths"], el["b"]) == score[1:]
             assert got["totals"]["keys_unlisted"] == len(full.table) - len(want)
+
+
+def test_an_untouched_key_is_rescored_only_once_its_score_may_have_changed() -> None:
+    from engine.detect.ranking import Ranking
+
+    ranking: Ranking[None] = Ranking()
+    keys = {"a": 3.0, "b": 2.0, "c": 1.0}
+    until = {"a": 50.0, "b": float("inf"), "c": float("inf")}
+    calls: list[str] = []
+
+    def score(key: str) -> tuple[tuple[float, ...], None, float]:
+        calls.append(key)
+        return (keys[key],), None, until[key]
+
+    ranking.dirty.update(keys)
+    assert [k for k, _, _ in ranking.top(2, 10.0, keys, score)] == ["a", "b"]
+    assert sorted(calls) == ["a", "b", "c"]
+    calls.clear()
+    assert [k for k, _, _ in ranking.top(2, 20.0, keys, score)] == ["a", "b"]
+    assert calls == []  # nothing touched, nothing left a window: the last scores hold
+    keys["a"] = 0.5  # a's oldest event leaves its window at 50
+    assert [k for k, _, _ in ranking.top(2, 60.0, keys, score)] == ["b", "c"]
+    assert calls == ["a"]

@@ -302,3 +302,27 @@ def test_a_hostile_key_is_cut_to_a_label_sized_value() -> None:
     s.lines(Batch("a", 0, 0, ['{"u": "%s"}' % ("A" * 100_000)] * 2))
     (el,) = s.values()["keys"]
     assert el["user"] == "A" * KEY_CHARS and el["labels"] == {"user": "A" * KEY_CHARS}
+
+
+def test_an_element_is_kept_only_while_nothing_about_its_key_changed() -> None:
+    # a snapshot lists an untouched key with the same score by the element it listed
+    # before; a line for the key (even one that changes no window's value, at the
+    # same clock reading) or a window that moves with time gives a new one
+    t = [1000.0]
+    users = {"kind": "distinct", "field": "user", "where": {"status": ["401"]}}
+    s = sink({"format": "nginx", "evidence": 3, "windows": {"users_5m": users}}, t)
+    s.lines(Batch("a", 0, 0, [web("203.0.113.9", "/login", "401", user="bob")]))
+    s.lines(Batch("a", 0, 0, [web("192.0.2.3", "/login", "401", user="ann")]))
+    first = by_key(s.values())
+    second = by_key(s.values())
+    assert second["203.0.113.9"] is first["203.0.113.9"]
+    # the same user again: users_5m stays 1, but there is one more line of evidence
+    s.lines(Batch("a", 100, 100, [web("203.0.113.9", "/login", "401", user="bob")]))
+    third = by_key(s.values())
+    assert third["203.0.113.9"]["users_5m"] == 1
+    assert len(third["203.0.113.9"]["evidence"]) == 2
+    assert third["192.0.2.3"] is first["192.0.2.3"]
+    t[0] += 301  # the user leaves its 5-minute window: a new element says so
+    fourth = by_key(s.values())
+    assert fourth["192.0.2.3"]["users_5m"] == 0
+    assert fourth["192.0.2.3"] is not first["192.0.2.3"]
