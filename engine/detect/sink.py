@@ -109,6 +109,18 @@ class DetectSink:
         # the same element object (most of them, between two passes a second apart),
         # which the boundary walk (engine/common/boundary.py, Memo) then skips too
         self._listed: dict[str, tuple[tuple[float, ...], dict[str, int], dict[str, Any]]] = {}
+        self._now = float("-inf")
+
+    def time(self, now: float) -> float:
+        """The sink's time for a clock reading `now`: never before one it was given.
+        Windows measure durations, and reading one drops what has left it; had the
+        clock stepped back, a value dropped at the later reading would be gone while
+        one not read then would count again, so keys would differ by when they were
+        last read. After a step back the windows stand still until the clock is
+        past where they were."""
+        if now > self._now:
+            self._now = now
+        return self._now
 
     # -- LineSink ----------------------------------------------------------------------
 
@@ -122,6 +134,7 @@ class DetectSink:
 
     def feed(self, lines: Iterable[str], now: float, path: str = "", start: int = 0) -> None:
         """Parse, match and count `lines` (consecutive, from byte `start` of `path`)."""
+        now = self.time(now)
         parse = self._parse
         match = self._matcher.match if self.settings.patterns else None
         key_field = self.settings.key
@@ -268,6 +281,7 @@ class DetectSink:
     # -- what rules read -----------------------------------------------------------------
 
     def snapshot(self, now: float) -> dict[str, Any]:
+        now = self.time(now)
         table = self.table
         table.expire(now)
         touched = set(self._ranking.dirty)  # their last_seen and evidence may differ
