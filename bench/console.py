@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -74,20 +75,7 @@ def free_port() -> int:
 def tree_cpu(pid: int) -> float:
     """Seconds of CPU of process `pid` and all its live descendants (Playwright's
     driver, Chromium's browser, renderer and GPU processes)."""
-    parent: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    parent[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    tree, grew = {pid}, True
-    while grew:
-        more = {p for p, pp in parent.items() if pp in tree} - tree
-        tree |= more
-        grew = bool(more)
-    return sum(process_cpu(p) for p in tree)
+    return sum(process_cpu(p) for p in _tree(pid))
 
 
 def lay_out(root: Path, port: int) -> None:
@@ -191,20 +179,23 @@ def sse_main(url: str, clients: int, stop_at: float, out: str) -> None:
 def chromium_main(url: str, clients: int, stop_at: float, out: str) -> None:
     from playwright.sync_api import sync_playwright
 
-    counts = {"events": 0, "reads": 0, "dropped": 0, "pages_live": 0}
+    counts: dict[str, Any] = {"events": 0, "reads": 0, "dropped": 0, "pages_live": 0}
+    paths: dict[str, int] = {}  # API requests by path, once every page is live
+    live = [False]
+
+    def seen(r: Any) -> None:
+        path = r.url.removeprefix(url).partition("?")[0]
+        if live[0] and path.startswith("/api/"):
+            paths[path] = paths.get(path, 0) + 1
+        if live[0] and path == "/api/v1/alerts":
+            counts["reads"] += 1
+
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         pages = []
         for _ in range(clients):
             page = browser.new_page(viewport={"width": 1280, "height": 800})
-            page.on(
-                "request",
-                lambda r: (
-                    counts.__setitem__("reads", counts["reads"] + 1)
-                    if r.url.endswith("/api/v1/alerts")
-                    else None
-                ),
-            )
+            page.on("request", seen)
             page.goto(url + "/")
             page.locator("#token").fill(TOKEN)
             page.get_by_role("button", name="Open").click()
@@ -212,8 +203,12 @@ def chromium_main(url: str, clients: int, stop_at: float, out: str) -> None:
             pages.append(page)
         counts["pages_live"] = len(pages)
         Path(out + ".ready").write_text("1")
+        while not Path(out + ".go").exists() and not stopped(out, stop_at):
+            pages[0].wait_for_timeout(50)
+        live[0] = True  # the waves start: count from here
         while not stopped(out, stop_at):
             pages[0].wait_for_timeout(200)
+        counts["paths"] = paths
         browser.close()
     Path(out).write_text(json.dumps(counts))
 
@@ -227,12 +222,44 @@ def set_level(root: Path, level: int) -> None:
     os.replace(tmp, root / "run" / "metrics.json")
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("mode", nargs="?", choices=("sse", "chromium"), default="sse")
-    ap.add_argument("--clients", type=int, default=20)
-    ap.add_argument("--waves", type=int, default=10)
-    args = ap.parse_args()
+VARIANTS = {
+    "normal": "browsers and daemon at the same priority, as today",
+    "idle": "browsers at SCHED_IDLE (chrt --idle 0): they get only the CPU the daemon"
+    " leaves, as browsers on operators' machines would",
+    "pinned": "daemon on CPU 0 alone, browsers on CPU 1 (taskset); other processes of"
+    " the machine still share both",
+}
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and its live descendants."""
+    parent: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with (
+                contextlib.suppress(OSError, IndexError, ValueError),
+                open(f"/proc/{entry}/stat") as f,
+            ):
+                parent[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+    tree, grew = {pid}, True
+    while grew:
+        more = {p for p, pp in parent.items() if pp in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return sorted(tree)
+
+
+def _idle_share(pid: int) -> str:
+    """How many of `pid`'s tree run at SCHED_IDLE (policy 5), to check chrt took."""
+    procs = _tree(pid)
+    idle = 0
+    for p in procs:
+        with contextlib.suppress(OSError, IndexError, ValueError), open(f"/proc/{p}/stat") as f:
+            idle += int(f.read().rsplit(")", 1)[1].split()[38]) == 5
+    return f"{idle} of {len(procs)} follower processes at SCHED_IDLE"
+
+
+def run(mode: str, clients: int, waves: int, variant: str) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="vigil-bench-console-"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -242,79 +269,137 @@ def main() -> int:
     follower: subprocess.Popen[bytes] | None = None
     try:
         d.start()
-        span = args.waves * 2 * WAVE
-        setup = 120.0 if args.mode == "chromium" else 5.0  # 20 pages take a while to open
+        pid = d.proc.pid if d.proc else 0
+        prefix: list[str] = []
+        if variant == "idle":
+            prefix = ["chrt", "--idle", "0"]
+        elif variant == "pinned":
+            for p in _tree(pid):  # the daemon, its threads and its sender process
+                subprocess.run(
+                    ["taskset", "-a", "-cp", "0", str(p)], check=True, capture_output=True
+                )
+            prefix = ["taskset", "-c", "1"]
+        span = waves * 2 * WAVE
+        setup = 120.0 if mode == "chromium" else 5.0  # 20 pages take a while to open
         stop_at = time.time() + setup + span + 2
         counts_file = root / "run" / "followers.json"
+        argv = (clients, stop_at, counts_file)
         follower = subprocess.Popen(
-            [
-                sys.executable,
-                __file__,
-                "follow",
-                args.mode,
-                url,
-                str(args.clients),
-                str(stop_at),
-                str(counts_file),
-            ],
+            [*prefix, sys.executable, __file__, "follow", mode, url, *map(str, argv)],
             cwd=root / "run",
         )
-        if args.mode == "chromium":
+        if mode == "chromium":
             wait(lambda: Path(str(counts_file) + ".ready").exists(), setup)
         else:
             time.sleep(2.0)  # connected
-        pid, fpid = d.proc.pid if d.proc else 0, follower.pid
+        fpid = follower.pid
+        checked = _idle_share(fpid) if variant == "idle" else ""
 
         def cpu() -> tuple[float, float, float]:
             # the daemon, its children (history index, sender), the followers (and chromium)
             return process_cpu(pid), children_cpu(pid), tree_cpu(fpid)
 
+        Path(str(counts_file) + ".go").write_text("1")
         t0, ticks0, cpu0 = time.time(), cpu_ticks(), cpu()
-        fired = 0
-        for _ in range(args.waves):
+        for _ in range(waves):
             set_level(root, RULES)
             time.sleep(WAVE)
             set_level(root, 0)
             time.sleep(WAVE)
         fired = sum(e["event"] == "firing" for e in d.events())
         t1, ticks1, cpu1 = time.time(), cpu_ticks(), cpu()
+        load = os.getloadavg()
         Path(str(counts_file) + ".stop").write_text("1")
         follower.wait(timeout=60)
         counts = json.loads(counts_file.read_text())
-        late = sorted(x for t, x in d.probes("tick", t0) if t <= t1)
-        lag = max((x for t, x in d.probes("lag", t0) if t <= t1), default=0.0)
-        own = d.lag_work(t0)
-        load = os.getloadavg()[0]
-        if not late:
-            print("no probe ticks recorded", file=sys.stderr)
-            return 1
-        p99 = late[min(len(late) - 1, int(len(late) * 0.99))]
-        print(
-            f"console followers: {args.clients} {args.mode} "
-            f"({'Chromium pages running the console' if args.mode == 'chromium' else 'SSE clients re-reading alerts, silences and status as the console does'})\n"
-            f"  {args.waves} waves of {RULES} alerts firing then resolving ({fired} firing events) in {t1 - t0:.0f} s\n"
-            f"  probe group (100 ms) tick lateness over {len(late)} ticks: max {late[-1] * 1e3:.1f} ms, "
-            f"p99 {p99 * 1e3:.1f} ms, median {statistics.median(late) * 1e3:.1f} ms (budget: 10 ms)\n"
-            f"  event loop's worst lag: {lag * 1e3:.1f} ms, of which its own work at most "
-            f"{own * 1e3:.1f} ms (the rest: its thread not running); load average {load:.1f}\n"
-            + (
-                f"  followers: {counts['events']} events received, {counts['reads']} re-reads "
-                f"(alerts, silences, status), {counts['dropped']} dropped streams\n"
-                if args.mode == "sse"
-                else f"  followers: {counts['pages_live']} pages live, {counts['reads']} "
-                "GET /api/v1/alerts made by them (the console's re-reads)\n"
-            )
-            + f"  CPU, % of a core: daemon {100 * (cpu1[0] - cpu0[0]) / (t1 - t0):.0f}, its children "
-            f"{100 * (cpu1[1] - cpu0[1]) / (t1 - t0):.0f}, followers {100 * (cpu1[2] - cpu0[2]) / (t1 - t0):.0f}; "
-            f"machine steal {steal_pct(ticks0, ticks1):.1f} %"
-        )
-        return 0 if late[-1] <= 0.010 else 2
+        ticks = [(late, own) for t, late, own in d.ticks(t0) if t <= t1]
+        return {
+            "ticks": ticks,
+            "lag": max((x for t, x in d.probes("lag", t0) if t <= t1), default=0.0),
+            "lag_own": d.lag_work(t0),
+            "fired": fired,
+            "span": t1 - t0,
+            "load": load,
+            "counts": counts,
+            "cpu": [(b - a) / (t1 - t0) for a, b in zip(cpu0, cpu1, strict=True)],
+            "steal": steal_pct(ticks0, ticks1),
+            "checked": checked,
+        }
     finally:
         if follower is not None and follower.poll() is None:
             follower.kill()
             follower.wait(10)
         d.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def report(mode: str, clients: int, waves: int, variant: str, r: dict[str, Any]) -> None:
+    ticks = r["ticks"]
+    late = sorted(x for x, _ in ticks)
+    p99 = late[min(len(late) - 1, int(len(late) * 0.99))]
+    worst_late, worst_own = max(ticks)
+    own = sorted(o for _, o in ticks)
+    counts, cpu = r["counts"], r["cpu"]
+    edges = 2 * waves
+    if mode == "sse":
+        who = "SSE clients re-reading alerts, silences and status as the console does"
+        reads = (
+            f"  followers: {counts['events']} events received, {counts['reads']} re-reads "
+            f"(alerts, silences, status), {counts['dropped']} dropped streams\n"
+        )
+    else:
+        who = "Chromium pages running the console"
+        paths = counts.get("paths", {})
+        each = ", ".join(
+            f"{p} {n / edges / clients:.2f}" for p, n in sorted(paths.items(), key=lambda x: -x[1])
+        )
+        reads = (
+            f"  followers: {counts['pages_live']} pages live; API requests per page per "
+            f"burst (a rise or a fall): {each or 'none'}\n"
+        )
+    print(
+        f"[{variant}] {clients} {mode} followers ({who}): {VARIANTS[variant]}\n"
+        + (f"  checked: {r['checked']}\n" if r["checked"] else "")
+        + f"  {waves} waves of {RULES} alerts firing then resolving ({r['fired']} firing events)"
+        f" in {r['span']:.0f} s; load average {r['load'][0]:.1f} {r['load'][1]:.1f}\n"
+        f"  probe group (100 ms) tick lateness over {len(late)} ticks: max {late[-1] * 1e3:.1f} ms, "
+        f"p99 {p99 * 1e3:.1f} ms, median {statistics.median(late) * 1e3:.1f} ms (budget: 10 ms)\n"
+        f"  the loop thread's own CPU while a tick was due and waiting (load-independent): "
+        f"worst tick's {worst_own * 1e3:.1f} ms of its {worst_late * 1e3:.1f} ms; "
+        f"max over all ticks {own[-1] * 1e3:.1f} ms, p99 "
+        f"{own[min(len(own) - 1, int(len(own) * 0.99))] * 1e3:.1f} ms\n"
+        f"  event loop's worst lag: {r['lag'] * 1e3:.1f} ms, of which its own work at most "
+        f"{r['lag_own'] * 1e3:.1f} ms (the rest: its thread not running)\n"
+        + reads
+        + f"  CPU, % of a core: daemon {100 * cpu[0]:.0f}, its children {100 * cpu[1]:.0f}, "
+        f"followers {100 * cpu[2]:.0f}; machine steal {r['steal']:.1f} %"
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", nargs="?", choices=("sse", "chromium"), default="sse")
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--waves", type=int, default=10)
+    ap.add_argument(
+        "--variants",
+        default=None,
+        help="comma-separated, of " + ", ".join(VARIANTS) + " (chromium: all; sse: normal)",
+    )
+    args = ap.parse_args()
+    chosen = (
+        args.variants or ("normal,idle,pinned" if args.mode == "chromium" else "normal")
+    ).split(",")
+    for v in chosen:
+        if v not in VARIANTS:
+            ap.error(f"--variants: {v!r} is none of {', '.join(VARIANTS)}")
+    for v in chosen:
+        r = run(args.mode, args.clients, args.waves, v)
+        if not r["ticks"]:
+            print(f"[{v}] no probe ticks recorded", file=sys.stderr)
+            return 1
+        report(args.mode, args.clients, args.waves, v, r)
+    return 0
 
 
 if __name__ == "__main__":

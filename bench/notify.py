@@ -63,6 +63,7 @@ No asserts: this prints figures for a person to read.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import gc
 import itertools
@@ -200,7 +201,8 @@ class Receiver:
 
 def daemon_main(config: str, probe_out: str) -> int:
     """`vigil run -c config` plus probes, written to `probe_out` as lines
-    `<kind> <wall time> <seconds>`: tick (how late the probe group started),
+    `<kind> <wall time> <seconds>`: tick (how late the probe group started; then
+    the loop thread's CPU time from the last lag step before it was due),
     lag (the loop's worst lag in the last 100 ms), run-<group> (a group run's wall
     time, from its start) and gc (a collection over 5 ms, with its generation)."""
     import apscheduler.executors.asyncio as aex
@@ -216,11 +218,16 @@ def daemon_main(config: str, probe_out: str) -> int:
         out = open(os.environ["BENCH_ITER"], "a", buffering=1)  # noqa: SIM115
         (loop_probe.steps if os.environ.get("BENCH_SAMPLE") else loop_probe.iterations)(out)
     inner = aex.run_coroutine_job
+    # (wall time, loop thread's CPU time) every lag_monitor step (5 ms): a late
+    # tick's own share is the loop's CPU from the last step before it was due
+    steps: collections.deque[tuple[float, float]] = collections.deque(maxlen=400)
 
     async def timed_job(job: Any, alias: str, run_times: list[Any], logger: str) -> Any:
         if job.id == "group:probe":
-            now = time.time()
-            sink.write(f"tick {now:.6f} {now - run_times[-1].timestamp():.6f}\n")
+            now, cpu, due = time.time(), time.thread_time(), run_times[-1].timestamp()
+            before = [c for w, c in steps if w <= due]
+            own = f" {cpu - before[-1]:.6f}" if before else ""
+            sink.write(f"tick {now:.6f} {now - due:.6f}{own}\n")
         return await inner(job, alias, run_times, logger)
 
     aex.run_coroutine_job = timed_job
@@ -243,6 +250,7 @@ def daemon_main(config: str, probe_out: str) -> int:
         worst, worst_cpu, window_end = 0.0, 0.0, time.monotonic() + 0.1
         while True:
             t0, c0 = time.monotonic(), time.thread_time()
+            steps.append((time.time(), c0))
             await asyncio.sleep(step)
             t1, c1 = time.monotonic(), time.thread_time()
             if t1 - t0 - step > worst:
@@ -360,6 +368,19 @@ class Daemon:
             if len(parts) >= 4 and parts[0] == "lag" and float(parts[1]) >= since:
                 out.append(min(float(parts[2]), float(parts[3])))
         return max(out)
+
+    def ticks(self, since: float = 0.0) -> list[tuple[float, float, float]]:
+        """(wall time, lateness, the loop thread's CPU time from the last lag step
+        before the tick was due until it started) of each probe tick, in s: how
+        much of a late tick was the daemon's own work, whatever the machine's load."""
+        if not self.probe.exists():
+            return []
+        out = []
+        for line in self.probe.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 4 and parts[0] == "tick" and float(parts[1]) >= since:
+                out.append((float(parts[1]), float(parts[2]), float(parts[3])))
+        return out
 
     def probes(self, kind: str, since: float = 0.0) -> list[tuple[float, float]]:
         """(wall time, seconds) of the probe lines of one kind, from `since` on."""
