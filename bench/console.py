@@ -9,19 +9,38 @@ every WAVE seconds: 400 alert events a wave through the live stream. Meanwhile
 the followers:
 
   sse       (default) CLIENTS clients in one child process, each doing what the
-            console does: a ticket (POST /api/v1/events/ticket), GET
-            /api/v1/events?ticket=, and on events (debounced 250-750 ms, its
-            own per client as in app.js; deliveries ignored) GET /api/v1/alerts, /silences?all=true and /status.
+            console does on its alerts view: a ticket (POST /api/v1/events/ticket),
+            GET /api/v1/events?ticket=, and on events (debounced 250-750 ms, its
+            own per client as in app.js) GET again what they changed: alert and
+            silence events the alert list; deliveries and audit lines nothing;
+            other kinds also /silences?all=true and /status.
   chromium  CLIENTS pages of Debian's headless chromium (one browser process,
             a page each) running the real console, logged in on the alerts
-            view: 20 renderers on 2 CPUs compete with the daemon for the CPU,
-            which is what this mode measures too.
+            view. Run in variants (--variants, all by default), since on this
+            machine the 20 renderers share its 2 CPUs with the daemon while in
+            production they run on the operators' machines:
+              normal  browsers and daemon at the same priority;
+              idle    the browsers at SCHED_IDLE (`chrt --idle 0`): they only
+                      get CPU the daemon does not want, a stand-in for remote
+                      browsers (printed: how many of their processes took it);
+              pinned  the daemon (all its threads and processes) on CPU 0, the
+                      browsers on CPU 1 (`taskset`);
+              realtime  the browsers at SCHED_IDLE and the daemon at SCHED_FIFO 1
+                      (`chrt -f`, needs root): no other process takes the CPU
+                      from it, so the lateness left is the daemon's own.
+            Other processes of the machine (other users) still compete in the
+            first three: see the load average printed.
 
-Printed: the probe group's tick lateness (max, p99, median) over the waves,
-the event loop's worst lag, the events and reads the followers made, the
-daemon's CPU and the machine's steal.
+Printed, per variant: the probe group's tick lateness (max, p99, median) over
+the waves; the loop thread's own CPU time while each tick was due and waiting
+(from the last 5 ms lag step before it was due until it ran: what of the
+lateness was the daemon's own work, whatever the load; the rest its thread was
+not running); the event loop's worst lag; the events and reads the followers
+made (chromium: each page's API requests per burst); the daemon's CPU and the
+machine's steal.
 
     python bench/console.py [sse|chromium] [--clients 20] [--waves 10]
+                            [--variants normal,idle,pinned,realtime]
 """
 
 from __future__ import annotations
@@ -114,6 +133,22 @@ def stopped(out: str, stop_at: float) -> bool:
     return time.time() >= stop_at or Path(out + ".stop").exists()
 
 
+# what app.js reads again on the alerts view for an event of each kind
+_QUIET = {"notified", "notify_failed", "report_sent", "audit"}
+_ALERT_LIST = {"pending", "firing", "resolved", "inactive", "flapping", "flapping_end"}
+_ALERT_LIST |= {"no_data", "error", "stale", "stale_end", "acknowledged", "unacknowledged"}
+_ALERT_LIST |= {"escalated", "silenced", "unsilenced", "inhibited", "uninhibited"}
+_ALERT_LIST |= {"silence_created", "silence_expired"}
+
+
+def _changes(kind: str | None) -> tuple[str, ...]:
+    if kind in _QUIET:
+        return ()
+    if kind in _ALERT_LIST:
+        return ("/api/v1/alerts",)
+    return ("/api/v1/alerts", "/api/v1/silences?all=true", "/api/v1/status")
+
+
 async def _follow(url: str, stop_at: float, counts: dict[str, int]) -> None:
     import httpx
 
@@ -121,10 +156,13 @@ async def _follow(url: str, stop_at: float, counts: dict[str, int]) -> None:
     async with httpx.AsyncClient(base_url=url, headers=auth, timeout=30) as c:
         pending: asyncio.Task[None] | None = None
         wait_s = 0.25 + random.random() * 0.5  # spreads the clients
+        wanted: set[str] = set()
 
         async def reread() -> None:
             await asyncio.sleep(wait_s)  # the console's debounce: its own for each tab
-            for path in ("/api/v1/alerts", "/api/v1/silences?all=true", "/api/v1/status"):
+            paths = sorted(wanted)
+            wanted.clear()
+            for path in paths:
                 (await c.get(path)).raise_for_status()
             counts["reads"] += 1
 
@@ -142,10 +180,8 @@ async def _follow(url: str, stop_at: float, counts: dict[str, int]) -> None:
                         if not line.startswith("data:"):
                             continue
                         counts["events"] += 1
-                        kind = json.loads(line[5:]).get("event")
-                        if kind not in ("notified", "notify_failed") and (
-                            pending is None or pending.done()
-                        ):
+                        wanted.update(_changes(json.loads(line[5:]).get("event")))
+                        if wanted and (pending is None or pending.done()):
                             pending = asyncio.create_task(reread())
                         if time.time() >= stop_at:
                             break
@@ -228,6 +264,9 @@ VARIANTS = {
     " leaves, as browsers on operators' machines would",
     "pinned": "daemon on CPU 0 alone, browsers on CPU 1 (taskset); other processes of"
     " the machine still share both",
+    "realtime": "daemon at SCHED_FIFO 1 (chrt -f), browsers at SCHED_IDLE: no other"
+    " process of the machine takes the CPU from the daemon, so its ticks are late"
+    " only by its own work (a host that runs the daemon, browsers elsewhere)",
 }
 
 
@@ -271,8 +310,11 @@ def run(mode: str, clients: int, waves: int, variant: str) -> dict[str, Any]:
         d.start()
         pid = d.proc.pid if d.proc else 0
         prefix: list[str] = []
-        if variant == "idle":
+        if variant in ("idle", "realtime"):
             prefix = ["chrt", "--idle", "0"]
+        if variant == "realtime":  # needs CAP_SYS_NICE (root): chrt says so if not
+            for p in _tree(pid):
+                subprocess.run(["chrt", "-f", "-a", "-p", "1", str(p)], check=True)
         elif variant == "pinned":
             for p in _tree(pid):  # the daemon, its threads and its sender process
                 subprocess.run(
@@ -293,7 +335,7 @@ def run(mode: str, clients: int, waves: int, variant: str) -> dict[str, Any]:
         else:
             time.sleep(2.0)  # connected
         fpid = follower.pid
-        checked = _idle_share(fpid) if variant == "idle" else ""
+        checked = _idle_share(fpid) if variant in ("idle", "realtime") else ""
 
         def cpu() -> tuple[float, float, float]:
             # the daemon, its children (history index, sender), the followers (and chromium)
@@ -387,9 +429,8 @@ def main() -> int:
         help="comma-separated, of " + ", ".join(VARIANTS) + " (chromium: all; sse: normal)",
     )
     args = ap.parse_args()
-    chosen = (
-        args.variants or ("normal,idle,pinned" if args.mode == "chromium" else "normal")
-    ).split(",")
+    every = ",".join(VARIANTS)
+    chosen = (args.variants or (every if args.mode == "chromium" else "normal")).split(",")
     for v in chosen:
         if v not in VARIANTS:
             ap.error(f"--variants: {v!r} is none of {', '.join(VARIANTS)}")
