@@ -406,14 +406,17 @@ def report(mode: str, clients: int, waves: int, variant: str, r: dict[str, Any])
         f" in {r['span']:.0f} s; load average {r['load'][0]:.1f} {r['load'][1]:.1f}\n"
         f"  probe group (100 ms) tick lateness over {len(late)} ticks: max {late[-1] * 1e3:.1f} ms, "
         f"p99 {p99 * 1e3:.1f} ms, median {statistics.median(late) * 1e3:.1f} ms (budget: 10 ms)\n"
-        f"  the loop thread's own CPU while a tick was due and waiting (load-independent): "
+        "  the loop thread's own CPU from the lag step (<= 5 ms) before a tick was due until it"
+        " ran (load-independent; bounds what of its lateness was the daemon's own work): "
         f"worst tick's {worst_own * 1e3:.1f} ms of its {worst_late * 1e3:.1f} ms; "
         f"max over all ticks {own[-1] * 1e3:.1f} ms, p99 "
         f"{own[min(len(own) - 1, int(len(own) * 0.99))] * 1e3:.1f} ms\n"
         f"  event loop's worst lag: {r['lag'] * 1e3:.1f} ms, of which its own work at most "
         f"{r['lag_own'] * 1e3:.1f} ms (the rest: its thread not running)\n"
         + reads
-        + f"  CPU, % of a core: daemon {100 * cpu[0]:.0f}, its children {100 * cpu[1]:.0f}, "
+        + f"  CPU, % of a core: daemon {100 * cpu[0]:.1f} ({1e3 * cpu[0] * r['span'] / edges:.0f} ms"
+        " per burst, its idle ticks included), its children "
+        f"{100 * cpu[1]:.0f}, "
         f"followers {100 * cpu[2]:.0f}; machine steal {r['steal']:.1f} %"
     )
 
