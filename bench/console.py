@@ -354,7 +354,7 @@ def run(mode: str, clients: int, waves: int, variant: str) -> dict[str, Any]:
         Path(str(counts_file) + ".stop").write_text("1")
         follower.wait(timeout=60)
         counts = json.loads(counts_file.read_text())
-        ticks = [(late, own) for t, late, own in d.ticks(t0) if t <= t1]
+        ticks = [(late, own, queued) for t, late, own, queued in d.ticks(t0) if t <= t1]
         return {
             "ticks": ticks,
             "lag": max((x for t, x in d.probes("lag", t0) if t <= t1), default=0.0),
@@ -377,17 +377,17 @@ def run(mode: str, clients: int, waves: int, variant: str) -> dict[str, Any]:
 
 def report(mode: str, clients: int, waves: int, variant: str, r: dict[str, Any]) -> None:
     ticks = r["ticks"]
-    late = sorted(x for x, _ in ticks)
+    late = sorted(x for x, _, _ in ticks)
     p99 = late[min(len(late) - 1, int(len(late) * 0.99))]
-    worst_late, worst_own = max(ticks)
-    own = sorted(o for _, o in ticks)
+    worst_late, worst_own, worst_queued = max(ticks)
+    own = sorted(o for _, o, _ in ticks)
     counts, cpu = r["counts"], r["cpu"]
     edges = 2 * waves
     if mode == "sse":
-        who = "SSE clients re-reading alerts, silences and status as the console does"
+        who = "SSE clients re-reading what the console reads on its alerts view"
         reads = (
             f"  followers: {counts['events']} events received, {counts['reads']} re-reads "
-            f"(alerts, silences, status), {counts['dropped']} dropped streams\n"
+            f"(after a debounce), {counts['dropped']} dropped streams\n"
         )
     else:
         who = "Chromium pages running the console"
@@ -411,6 +411,8 @@ def report(mode: str, clients: int, waves: int, variant: str, r: dict[str, Any])
         f"worst tick's {worst_own * 1e3:.1f} ms of its {worst_late * 1e3:.1f} ms; "
         f"max over all ticks {own[-1] * 1e3:.1f} ms, p99 "
         f"{own[min(len(own) - 1, int(len(own) * 0.99))] * 1e3:.1f} ms\n"
+        f"  meanwhile the worst tick's loop thread waited {worst_queued * 1e3:.1f} ms on a run"
+        " queue (runnable, the CPUs taken by other processes: /proc/thread-self/schedstat)\n"
         f"  event loop's worst lag: {r['lag'] * 1e3:.1f} ms, of which its own work at most "
         f"{r['lag_own'] * 1e3:.1f} ms (the rest: its thread not running)\n"
         + reads
