@@ -33,9 +33,10 @@ the followers:
 
 Printed, per variant: the probe group's tick lateness (max, p99, median) over
 the waves; the loop thread's own CPU time while each tick was due and waiting
-(from the last 5 ms lag step before it was due until it ran: what of the
-lateness was the daemon's own work, whatever the load; the rest its thread was
-not running); the event loop's worst lag; the events and reads the followers
+and its wait on a run queue (/proc/thread-self/schedstat), from the loop's
+last 5 ms lag step before it was due until it ran: what of the lateness was the
+daemon's own work, whatever the load, and what other processes holding the
+CPUs; the event loop's worst lag; the events and reads the followers
 made (chromium: each page's API requests per burst); the daemon's CPU and the
 machine's steal.
 
@@ -406,8 +407,8 @@ def report(mode: str, clients: int, waves: int, variant: str, r: dict[str, Any])
         f" in {r['span']:.0f} s; load average {r['load'][0]:.1f} {r['load'][1]:.1f}\n"
         f"  probe group (100 ms) tick lateness over {len(late)} ticks: max {late[-1] * 1e3:.1f} ms, "
         f"p99 {p99 * 1e3:.1f} ms, median {statistics.median(late) * 1e3:.1f} ms (budget: 10 ms)\n"
-        "  the loop thread's own CPU from the lag step (<= 5 ms) before a tick was due until it"
-        " ran (load-independent; bounds what of its lateness was the daemon's own work): "
+        "  the loop thread's own CPU from its last 5 ms lag step before a tick was due until"
+        " it ran (load-independent; bounds what of its lateness was the daemon's own work): "
         f"worst tick's {worst_own * 1e3:.1f} ms of its {worst_late * 1e3:.1f} ms; "
         f"max over all ticks {own[-1] * 1e3:.1f} ms, p99 "
         f"{own[min(len(own) - 1, int(len(own) * 0.99))] * 1e3:.1f} ms\n"
