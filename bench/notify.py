@@ -64,6 +64,7 @@ No asserts: this prints figures for a person to read.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import gc
 import itertools
@@ -201,7 +202,9 @@ class Receiver:
 
 def daemon_main(config: str, probe_out: str) -> int:
     """`vigil run -c config` plus probes, written to `probe_out` as lines
-    `<kind> <wall time> <seconds>`: tick (how late the probe group started),
+    `<kind> <wall time> <seconds>`: tick (how late the probe group started; then
+    the loop thread's CPU time and run-queue wait from the last lag step before
+    it was due),
     lag (the loop's worst lag in the last 100 ms), run-<group> (a group run's wall
     time, from its start) and gc (a collection over 5 ms, with its generation)."""
     import apscheduler.executors.asyncio as aex
@@ -221,11 +224,25 @@ def daemon_main(config: str, probe_out: str) -> int:
 
         cpu_probe.install(open(os.environ["BENCH_CPU"], "a", buffering=1))  # noqa: SIM115
     inner = aex.run_coroutine_job
+    # (wall time, loop thread's CPU time, its time runnable but waiting for a CPU)
+    # every lag_monitor step (5 ms): a late tick's shares are the loop's CPU and
+    # run-queue wait from the last step before it was due
+    steps: collections.deque[tuple[float, float, float]] = collections.deque(maxlen=400)
+    queued: list[int] = []  # the loop thread's /proc/thread-self/schedstat, opened by it
+
+    def rq_wait() -> float:
+        """Seconds the loop thread has waited on a run queue (schedstat's 2nd field)."""
+        if not queued:
+            return 0.0
+        return int(os.pread(queued[0], 128, 0).split()[1]) / 1e9
 
     async def timed_job(job: Any, alias: str, run_times: list[Any], logger: str) -> Any:
         if job.id == "group:probe":
-            now = time.time()
-            sink.write(f"tick {now:.6f} {now - run_times[-1].timestamp():.6f}\n")
+            now, cpu, wait_ = time.time(), time.thread_time(), rq_wait()
+            due = run_times[-1].timestamp()
+            before = [(c, q) for w, c, q in steps if w <= due]
+            shares = f" {cpu - before[-1][0]:.6f} {wait_ - before[-1][1]:.6f}" if before else ""
+            sink.write(f"tick {now:.6f} {now - due:.6f}{shares}\n")
         return await inner(job, alias, run_times, logger)
 
     aex.run_coroutine_job = timed_job
@@ -245,9 +262,12 @@ def daemon_main(config: str, probe_out: str) -> int:
             asyncio.get_running_loop().set_debug(True)
             asyncio.get_running_loop().slow_callback_duration = 0.005
         step = 0.005
+        with contextlib.suppress(OSError):
+            queued.append(os.open("/proc/thread-self/schedstat", os.O_RDONLY))
         worst, worst_cpu, window_end = 0.0, 0.0, time.monotonic() + 0.1
         while True:
             t0, c0 = time.monotonic(), time.thread_time()
+            steps.append((time.time(), c0, rq_wait()))
             await asyncio.sleep(step)
             t1, c1 = time.monotonic(), time.thread_time()
             if t1 - t0 - step > worst:
@@ -365,6 +385,20 @@ class Daemon:
             if len(parts) >= 4 and parts[0] == "lag" and float(parts[1]) >= since:
                 out.append(min(float(parts[2]), float(parts[3])))
         return max(out)
+
+    def ticks(self, since: float = 0.0) -> list[tuple[float, float, float, float]]:
+        """(wall time, lateness, the loop thread's CPU time and its run-queue wait
+        from the last lag step before the tick was due until it started) of each
+        probe tick, in s: how much of a late tick was the daemon's own work and
+        how much other processes holding the CPUs, whatever the machine's load."""
+        if not self.probe.exists():
+            return []
+        out = []
+        for line in self.probe.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 5 and parts[0] == "tick" and float(parts[1]) >= since:
+                out.append((float(parts[1]), float(parts[2]), float(parts[3]), float(parts[4])))
+        return out
 
     def probes(self, kind: str, since: float = 0.0) -> list[tuple[float, float]]:
         """(wall time, seconds) of the probe lines of one kind, from `since` on."""

@@ -86,6 +86,31 @@ def test_stop_does_not_wait_for_idle_keep_alive_connections() -> None:
     asyncio.run(main())
 
 
+def test_connections_send_small_writes_at_once() -> None:
+    """TCP_NODELAY on every accepted connection: a response's body is a write of
+    its own after the headers, and with Nagle's algorithm a small one waited for
+    the client's delayed ACK (~40 ms per request on a kept-alive connection)."""
+
+    async def main() -> None:
+        app = create_app(FakeFacade(), api_config(), registry=Metrics().registry)
+        server, task = await serve(app, "127.0.0.1", 0)
+        _, port = bound_address(server)
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
+                for _ in range(2):  # the second on the kept-alive connection
+                    r = await c.get("/api/v1/status", headers=bearer("viewer"))
+                    assert r.status_code == 200
+                conns = list(server.server_state.connections)
+                assert conns
+                for conn in conns:
+                    sock = conn.transport.get_extra_info("socket")
+                    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        finally:
+            await stop(server, task)
+
+    asyncio.run(main())
+
+
 def test_busy_port_is_an_oserror_not_an_exit() -> None:
     async def main() -> None:
         with socket.socket() as blocker:

@@ -44,23 +44,37 @@ function viewName() {
   return VIEWS[name] ? name : "alerts";
 }
 
-async function refresh(mount = false) {
+// the parts of the store: each is one read of the API
+const PARTS = { alerts: "/api/v1/alerts", silences: "/api/v1/silences?all=true", status: "/api/v1/status" };
+const ALL = Object.keys(PARTS);
+// what each view shows of the store (besides what its own load() reads)
+const SHOWS = {
+  overview: ALL,
+  alerts: ["alerts"],
+  silences: ["alerts", "silences"],
+  rules: ["alerts", "status"],
+  system: ["status"],
+};
+
+async function refresh(mount = false, parts = ALL) {
   if (!token.get()) return showLogin();
   try {
     const view = VIEWS[viewName()];
+    const read = (part) => (parts.includes(part) ? api("GET", PARTS[part]) : null);
     const [a, s, st] = await Promise.all([
-      api("GET", "/api/v1/alerts"),
-      api("GET", "/api/v1/silences?all=true"),
-      api("GET", "/api/v1/status"),
+      read("alerts"),
+      read("silences"),
+      read("status"),
       view.load ? view.load(store) : null,
     ]);
-    store.alerts = a.alerts;
-    store.silences = s.silences;
-    store.status = st;
+    if (a) store.alerts = a.alerts;
+    if (s) store.silences = s.silences;
+    if (st) store.status = st;
     const first = $("app").hidden;
     showApp();
-    $("status").textContent =
-      "v" + (st.version || "?") + (st.last_reload && st.last_reload.ok === false ? " · LAST RELOAD FAILED" : "");
+    if (st)
+      $("status").textContent =
+        "v" + (st.version || "?") + (st.last_reload && st.last_reload.ok === false ? " · LAST RELOAD FAILED" : "");
     if (first || mount || current !== viewName()) route();
     else VIEWS[current].render();
     if (failed) $("error").textContent = "";
@@ -84,18 +98,47 @@ async function act(fn) {
   }
 }
 
+// what an event may change: a tab reads again only that, and only what its view
+// shows (every read is the daemon's work, times every tab that follows it).
+// Deliveries, reports and audit lines change nothing shown (an action's audit
+// comes with the action's own event); a kind not listed here may change anything.
+const QUIET = new Set(["notified", "notify_failed", "report_sent", "audit"]);
+// (engine/common/records.py: AlertEventKind, MarkKind, AckEvent, UnackEvent, EscalatedEvent)
+const ALERT_EVENTS = new Set(
+  ["pending", "firing", "resolved", "inactive", "flapping", "flapping_end", "no_data", "error"].concat(
+    ["stale", "stale_end", "silenced", "unsilenced", "inhibited", "uninhibited"],
+    ["acknowledged", "unacknowledged", "escalated"],
+  ),
+);
+const SILENCE_EVENTS = new Set(["silence_created", "silence_expired"]);
+
+function changes(kind) {
+  if (QUIET.has(kind)) return [];
+  if (ALERT_EVENTS.has(kind)) return ["alerts", "status"].filter((p) => SHOWS[viewName()].includes(p));
+  if (SILENCE_EVENTS.has(kind)) return ALL.filter((p) => SHOWS[viewName()].includes(p));
+  return ALL; // a reload, a restart, a collector: the header and every view
+}
+
 // each tab waits its own 250-750 ms after an event before reading the state
 // again: tabs that follow the same daemon do not all ask in the same instant
-// (the daemon answers them one after the other, and its ticks wait meanwhile)
-const soon = debounce(refresh, 250 + Math.floor(Math.random() * 500));
+// (the daemon answers them one after the other, and its ticks wait meanwhile);
+// the parts the events of that pause touched are read once, together
+let wanted = new Set();
+const reread = debounce(() => {
+  const parts = [...wanted];
+  wanted = new Set();
+  refresh(false, parts);
+}, 250 + Math.floor(Math.random() * 500));
+
+function soon(parts) {
+  for (const p of parts) wanted.add(p);
+  if (wanted.size) reread();
+}
 
 function startLive() {
   stopLive = follow({
-    onEvent: (ev) => {
-      // deliveries say nothing the views show; everything else may change them
-      if (ev.event !== "notified" && ev.event !== "notify_failed") soon();
-    },
-    onReset: soon,
+    onEvent: (ev) => soon(changes(ev.event)),
+    onReset: () => soon(ALL), // whatever happened while disconnected
     onState: (state) => {
       $("live").textContent = state === "live" ? "● live" : state === "off" ? "" : "○ " + state;
       $("live").dataset.state = state;
