@@ -7,7 +7,7 @@ import * as dialogs from "./dialogs.js";
 import * as M from "./matchers.js";
 import * as P from "./preview.js";
 import * as R from "./resolved.js";
-import { $, ago, el, keepingFocus, num, safeUrl } from "./util.js";
+import { $, ago, el, keepingFocus, mayAct, num, safeUrl } from "./util.js";
 
 const SEVERITIES = ["emergency", "critical", "warning", "info"];
 const STATES = ["firing", "pending"];
@@ -248,35 +248,34 @@ function alertItem(a) {
   const runbook = safeUrl(ann.runbook_url || ann.runbook || "");
   const actions = el("div", { class: "actions" });
   if (runbook) actions.append(el("a", { href: runbook, target: "_blank", rel: "noopener noreferrer", class: "runbook", text: "Runbook" }));
-  if (a.acknowledged) {
+  // a viewer's token may not act (the endpoints are operator-only): no buttons
+  if (mayAct(ctx.store)) {
+    if (a.acknowledged) {
+      actions.append(
+        el("button", {
+          type: "button",
+          text: "Unack",
+          "data-key": a.fingerprint + ":ack",
+          onclick: () => ctx.act(() => api("POST", "/api/v1/alerts/" + enc(a.fingerprint) + "/unack", {})),
+        }),
+      );
+    } else {
+      actions.append(
+        el("button", { type: "button", text: "Ack", "data-key": a.fingerprint + ":ack", onclick: () => dialogs.ack(a, ctx.refresh) }),
+      );
+    }
     actions.append(
       el("button", {
         type: "button",
-        text: "Unack",
-        "data-key": a.fingerprint + ":ack",
-        onclick: () => ctx.act(() => api("POST", "/api/v1/alerts/" + enc(a.fingerprint) + "/unack", {})),
+        text: "Silence",
+        "data-key": a.fingerprint + ":silence",
+        onclick: () =>
+          dialogs.silence({
+            matchers: [M.make("rule", "=", a.rule), ...Object.entries(a.labels || {}).map(([k, v]) => M.make(k, "=", v))],
+            alerts: () => ctx.store.alerts,
+            done: ctx.refresh,
+          }),
       }),
-    );
-  } else {
-    actions.append(
-      el("button", { type: "button", text: "Ack", "data-key": a.fingerprint + ":ack", onclick: () => dialogs.ack(a, ctx.refresh) }),
-    );
-  }
-  actions.append(
-    el("button", {
-      type: "button",
-      text: "Silence",
-      "data-key": a.fingerprint + ":silence",
-      onclick: () =>
-        dialogs.silence({
-          matchers: [M.make("rule", "=", a.rule), ...Object.entries(a.labels || {}).map(([k, v]) => M.make(k, "=", v))],
-          alerts: () => ctx.store.alerts,
-          done: ctx.refresh,
-        }),
-    }),
-  );
-  if (P.allowed(ctx.store)) {
-    actions.append(
       el("button", {
         type: "button",
         text: "Preview",

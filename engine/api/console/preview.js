@@ -1,7 +1,7 @@
 // The "Preview notification" dialog: what a channel would send for an alert,
 // rendered by the daemon from the channel's real templates (POST
 // /api/v1/channels/{name}/preview), nothing sent. The endpoint wants an
-// operator token: a viewer is not offered the dialog (allowed()).
+// operator token: a viewer is not offered the dialog (util.js, mayAct).
 import { api, enc } from "./api.js";
 import { open, setup } from "./dialogs.js";
 import { $, el } from "./util.js";
@@ -18,10 +18,6 @@ const KINDS = {
 };
 let asked = 0; // an answer to an earlier choice that arrives late is dropped
 
-export function allowed(store) {
-  const role = ((store.status || {}).caller || {}).role;
-  return role === "operator" || role === "admin";
-}
 
 function labelText(labels) {
   return Object.entries(labels || {}).map(([k, v]) => k + "=" + v).join(", ");

@@ -4,7 +4,7 @@
 import { api, enc } from "./api.js";
 import * as dialogs from "./dialogs.js";
 import * as M from "./matchers.js";
-import { $, el, until, when } from "./util.js";
+import { $, el, mayAct, until, when } from "./util.js";
 
 const ui = { show: "active" };
 let ctx = null;
@@ -38,6 +38,7 @@ export function mount(root, context) {
 
 export function render() {
   if (!ctx || !$("silences")) return;
+  $("new-silence").hidden = !mayAct(ctx.store);
   const all = ctx.store.silences;
   const shown = all.filter((s) => (ui.show === "expired" ? s.state === "expired" : s.state !== "expired"));
   shown.sort((a, b) => String(b.until).localeCompare(String(a.until)));
@@ -51,7 +52,7 @@ function item(s) {
   const ms = (s.matchers || []).map(M.fromApi);
   const hits = ctx.store.alerts.filter((a) => M.matchesAll(ms, M.alertLabels(a))).length;
   const actions = el("div", { class: "actions" });
-  if (s.state !== "expired") {
+  if (s.state !== "expired" && mayAct(ctx.store)) {
     actions.append(
       el("button", {
         type: "button",

@@ -3,7 +3,7 @@
 // queue and sent/failed counts.
 import { api } from "./api.js";
 import * as P from "./preview.js";
-import { $, ago, el, keepingFocus, when } from "./util.js";
+import { $, ago, el, keepingFocus, mayAct, when } from "./util.js";
 
 let ctx = null;
 const NUMERIC = new Set(["queued", "sent", "failed"]);
@@ -63,7 +63,7 @@ export function render() {
     ),
   );
   // an operator's endpoint; next to the name, so it is in sight at 360 px too
-  const canPreview = P.allowed(ctx.store);
+  const canPreview = mayAct(ctx.store);
   const channels = (ctx.store.channels || []).map((ch) => {
     const s = ch.status || {};
     const breaker = s.breaker || "closed";

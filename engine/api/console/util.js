@@ -72,3 +72,10 @@ export function keepingFocus(root, draw) {
     if (again) again.focus();
   }
 }
+
+// whether the signed-in token may act (ack, silence, expire, preview): those
+// endpoints are operator-only, so a viewer is not offered buttons that answer 403
+export function mayAct(store) {
+  const role = ((store.status || {}).caller || {}).role;
+  return role === "operator" || role === "admin";
+}
