@@ -35,8 +35,9 @@ _FRAMES_MAX = 4096
 HEARTBEAT_SECONDS = 15.0  # a comment line: proxies keep the connection, dead tokens are seen
 RETRY_MS = 3000  # what EventSource waits before reconnecting by itself
 # one token's streams at once (of fanout.MAX_SUBSCRIBERS in all): a client that
-# opens streams in a loop cannot take every one and leave the others the 60 s poll
-MAX_STREAMS_PER_TOKEN = 16
+# opens streams in a loop cannot take every one and leave the others the 60 s poll,
+# while a wall of screens sharing one viewer token (20 tabs) still follows live
+MAX_STREAMS_PER_TOKEN = 32
 
 
 async def events_ticket(call: Call) -> Response:

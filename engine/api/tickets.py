@@ -21,7 +21,7 @@ TICKET_SECONDS = 30.0
 MAX_TICKETS = 256  # outstanding in all; the oldest goes first
 # outstanding per token: asking for more pushes out that token's own oldest, so
 # one token asking in a loop cannot void the tickets other tokens just got
-MAX_PER_TOKEN = 16
+MAX_PER_TOKEN = 32  # as many as its streams: 20 tabs of one token loading at once
 
 
 @dataclass(frozen=True, slots=True)

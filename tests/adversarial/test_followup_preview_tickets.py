@@ -404,7 +404,8 @@ def test_one_token_cannot_take_every_stream(live: Daemon) -> None:
 
 
 def test_streams_beyond_the_limit_are_refused_and_then_served_again(live: Daemon) -> None:
-    tokens = [VIEWER, ADMIN, OPERATOR, GONE] * MAX_STREAMS_PER_TOKEN
+    each = [VIEWER, ADMIN, OPERATOR, GONE][: MAX_SUBSCRIBERS // MAX_STREAMS_PER_TOKEN]
+    tokens = each * MAX_STREAMS_PER_TOKEN
     assert len(tokens) == MAX_SUBSCRIBERS
     opened = open_streams(live, tokens)
     try:
