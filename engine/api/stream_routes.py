@@ -68,7 +68,9 @@ async def events(call: Call) -> Response:
     ticket = q.get("ticket")
     header = call.request.headers.get("authorization")
     if ticket is not None:
-        digest = call.state.tickets.redeem(ticket)
+        # used up only once the stream is served: a stream refused for the limits
+        # below leaves the ticket valid, to be tried again
+        digest = call.state.tickets.holder(ticket)
         who = _holder(call, digest) if digest is not None else None
         if digest is None or who is None:
             raise ApiError(401, "ticket unknown, used or expired; ask POST /api/v1/events/ticket")
@@ -86,6 +88,8 @@ async def events(call: Call) -> Response:
     sub = call.facade.stream.subscribe()
     if sub is None:
         raise ApiError(503, "too many live event streams open; try again later")
+    if ticket is not None:
+        call.state.tickets.redeem(ticket)  # no await since holder(): still valid
     mine.add(sub)
     call.state.streams[digest] = mine
     return StreamingResponse(

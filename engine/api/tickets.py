@@ -54,6 +54,11 @@ class Tickets:
         mine.append(ticket)
         return ticket
 
+    def holder(self, ticket: str) -> str | None:
+        """The token digest of a valid ticket, which stays valid (redeem uses it up)."""
+        found = self._open.get(ticket)
+        return found.digest if found is not None and found.expires > time.monotonic() else None
+
     def redeem(self, ticket: str) -> str | None:
         """The token digest of a valid ticket (which is used up), or None."""
         found = self._open.pop(ticket, None)

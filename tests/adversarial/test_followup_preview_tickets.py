@@ -393,14 +393,18 @@ def served_again(d: Daemon, token: str) -> None:
 
 def test_one_token_cannot_take_every_stream(live: Daemon) -> None:
     opened = open_streams(live, [VIEWER] * MAX_STREAMS_PER_TOKEN)
+    kept = ticket(live)
     try:
-        status, message = stream_status(live, f"ticket={ticket(live)}")
+        status, message = stream_status(live, f"ticket={kept}")
         assert status == 429 and "live event streams open" in message, (status, message)
         assert stream_status(live, f"ticket={ticket(live, SPARE)}")[0] == 200  # others still can
     finally:
         for s in opened:
             s.close()
     served_again(live, VIEWER)
+    # the refused ticket was not used up: it opens a stream now, once
+    assert stream_status(live, f"ticket={kept}")[0] == 200
+    assert stream_status(live, f"ticket={kept}")[0] == 401
 
 
 def test_streams_beyond_the_limit_are_refused_and_then_served_again(live: Daemon) -> None:
