@@ -179,7 +179,16 @@ class JournalSource:
             self._next_start = self.clock() + RESTART_AFTER
             return None
         where = [f"--directory={self.settings.directory}"] if self.settings.directory else []
-        argv = [exe, "--output=json", f"--output-fields={FIELDS}", "--follow", "--no-pager"]
+        # --all: without it journalctl prints a field of 4 KiB or more as null, and a
+        # long line (an attack padded out) would reach the sinks empty
+        argv = [
+            exe,
+            "--output=json",
+            f"--output-fields={FIELDS}",
+            "--follow",
+            "--no-pager",
+            "--all",
+        ]
         # `start` applies to the first start only (`end` and `beginning` ignore a
         # saved cursor, as they ignore a file's saved offset); a journalctl started
         # again after it exited goes on from the last entry read
@@ -252,6 +261,7 @@ class JournalSource:
         self._partial = data[cut + 1 :]
         out: list[str] = []
         cursor = self.cursor
+        offset = self._offset  # bytes of the lines handed out, as if the journal were a file
         for raw in data[:cut].split(b"\n"):
             try:
                 entry = orjson.loads(raw)
@@ -263,20 +273,20 @@ class JournalSource:
             if isinstance(c, str):
                 cursor = c
             line = _text(entry)
-            encoded = len(line.encode("utf-8", "replace"))
-            if encoded > self.limits.max_line_bytes:
-                line = line.encode("utf-8", "replace")[: self.limits.max_line_bytes].decode(
-                    "utf-8", "ignore"
-                )
+            whole = line.encode("utf-8", "replace")
+            size = len(whole)
+            if size > self.limits.max_line_bytes:
+                line = whole[: self.limits.max_line_bytes].decode("utf-8", "ignore")
+                size = len(line.encode())  # a character cut in two is dropped
                 self.counters.truncated += 1
             out.append(line)
             self.counters.lines += 1
-            self.counters.bytes += encoded + 1
+            self.counters.bytes += len(whole) + 1
+            offset += size + 1
         self.cursor = cursor
         if out:
-            start = self._offset
-            self._offset += sum(len(x.encode("utf-8", "replace")) + 1 for x in out)
-            batch = LineBatch(NAME, start, self._offset, out)
+            batch = LineBatch(NAME, self._offset, offset, out)
+            self._offset = offset
             self.sink_errors += hand_over(self.sinks, batch, self.sink_errors)
 
     def close(self) -> None:
