@@ -99,7 +99,9 @@ class Journald:
     def stop(self) -> None:
         # a daemon killed with -9 leaves its journalctl behind (under systemd the
         # unit's cgroup is killed whole; here the test cleans up)
-        subprocess.run(["pkill", "-f", f"--directory={self.journal}"], check=False, timeout=10)
+        subprocess.run(
+            ["pkill", "-f", "--", f"--directory={self.journal}"], check=False, timeout=10
+        )
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
