@@ -5,18 +5,14 @@ it with BENCH_CPU=<file>).
 Wall-clock lateness on a shared machine mostly measures the other processes. What
 the daemon itself decides is (a) how much CPU its loop thread spends in one
 callback (a tick waits for the callback in its way) and (b) how long the
-collector's reader thread holds the GIL the loop needs. Written to the file, one
+collector's worker thread holds the GIL the loop needs. Written to the file, one
 line each:
 
     cb <wall time> <cpu s> <name>      a loop callback over 1 ms of the loop thread's CPU
-    pass <wall time> <cpu s> <read cpu s> <lines>   a logtail pass in the reader thread
-                                       (all of it, and its reading and detection part)
+    pass <wall time> <cpu s> <process|thread>   a logtail pass in the daemon's worker
+                                       thread (with a reader process: asking it, and its answer)
     clean <wall time> <cpu s>          the boundary walk of a sample, in a worker thread
     gccpu <wall time> <cpu s> gen<n>-<loop|other>   a garbage collection over 1 ms of CPU
-    ccall <cpu s> <name>               with BENCH_GIL=1: the reader thread's longest C
-                                       calls (written at each new longest per kind; a C call
-                                       keeps the GIL whatever the switch interval; the profiler slows the thread's Python
-                                       code, not the C calls it times)
 
 asyncio's pure-Python loop is patched (Handle._run), as in bench/loop_probe.py.
 """
@@ -26,8 +22,6 @@ from __future__ import annotations
 import asyncio
 import asyncio.events
 import gc
-import os
-import sys
 import threading
 import time
 from typing import Any, TextIO
@@ -93,55 +87,22 @@ def _boundary(sink: TextIO) -> None:
 
 
 def _reader(sink: TextIO) -> None:
-    from engine.collectors.logtail.collector import LogtailCollector
+    """A pass as the daemon's worker thread runs it: with `isolate` (the default),
+    asking the reader process and taking its answer (the reading and detection
+    are the child's CPU, which bench/logtail.py reads from /proc); without, all of it."""
+    from engine.collectors.logtail.isolated import ReaderProcess
+    from engine.collectors.logtail.reader import Reader
 
-    longest: dict[str, float] = {}
-    profile = _c_calls(longest, sink) if os.environ.get("BENCH_GIL") else None
-
-    def timed(fn: Any) -> Any:
-        def wrapper(self: LogtailCollector) -> Any:
-            if profile is not None:
-                sys.setprofile(profile)
+    def timed(fn: Any, where: str) -> Any:
+        def wrapper(self: Any, woken: bool) -> Any:
             c = time.thread_time()
-            lines = self._tailer.lines()
             try:
-                return fn(self)
+                return fn(self, woken)
             finally:
                 took = time.thread_time() - c
-                if profile is not None:
-                    sys.setprofile(None)
-                got = self._tailer.lines() - lines
-                sink.write(f"pass {time.time():.6f} {took:.6f} {read[0]:.6f} {got}\n")
+                sink.write(f"pass {time.time():.6f} {took:.6f} {where}\n")
 
         return wrapper
 
-    read = [0.0]
-    inner_read = LogtailCollector._read
-
-    def timed_read(self: LogtailCollector) -> None:
-        c = time.thread_time()
-        try:
-            inner_read(self)
-        finally:
-            read[0] = time.thread_time() - c
-
-    LogtailCollector._read = timed_read  # type: ignore[method-assign]
-    LogtailCollector._pass = timed(LogtailCollector._pass)  # type: ignore[method-assign]
-    LogtailCollector._woken_pass = timed(LogtailCollector._woken_pass)  # type: ignore[method-assign]
-
-
-def _c_calls(longest: dict[str, float], sink: TextIO) -> Any:
-    started: list[float] = []
-
-    def profile(frame: Any, event: str, arg: Any) -> None:
-        if event == "c_call":
-            started.append(time.thread_time())
-        elif event in ("c_return", "c_exception") and started:
-            took = time.thread_time() - started.pop()
-            name = f"{getattr(arg, '__qualname__', arg)}@{frame.f_code.co_qualname}"
-            if took > longest.get(name, 0.0):
-                longest[name] = took
-                if took > 0.0002:  # a new longest of its kind
-                    sink.write(f"ccall {took:.6f} {name.replace(' ', '')}\n")
-
-    return profile
+    ReaderProcess.run = timed(ReaderProcess.run, "process")  # type: ignore[method-assign]
+    Reader.run = timed(Reader.run, "thread")  # type: ignore[method-assign]

@@ -52,7 +52,7 @@ def main() -> None:
             for i in range(0, n, 10_000):
                 f.write(b"".join(line(k) for k in range(i, min(n, i + 10_000))))
         size = os.path.getsize(path)
-        cfg = frozen_map({"paths": [path], "start": "beginning"})
+        cfg = frozen_map({"paths": [path], "start": "beginning", "isolate": False})
         c = LogtailCollector.from_config(CollectorConfig("logs", "logtail", None, 60.0, cfg))
         sink = Count()
         c.add_sink(sink)

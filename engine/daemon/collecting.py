@@ -113,7 +113,9 @@ class Collecting:
         self.hub.values[name] = sample
         self.hub.last[name] = self.clock.wall()
         fills = getattr(c, "fills_for", 0.0)
-        if fills and name not in self.hub.filling:
+        # and again when it comes back up: what read its windows may have restarted
+        # (logtail's reader process, isolated.py), and what it missed is being read now
+        if fills and (name not in self.hub.filling or name in self.hub.down):
             self.hub.filling[name] = (self.clock.mono() + fills, self.clock.wall() + fills)
         if name in self.recorded:
             self.history.record_tree(name, self.clock.wall(), sample)

@@ -36,12 +36,10 @@ import dataclasses
 import io
 import logging
 import operator
-import os
 import pickle
 import socket
 import struct
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from types import MappingProxyType
@@ -54,6 +52,7 @@ from engine.delivery.retry import Outcome
 from engine.delivery.senders import Books, Report, SenderSettings, channel_traits
 from engine.notify.base import AlertView, Notification
 from engine.plugins import registry
+from engine.runtime import python_child
 
 __all__ = ["FrameProtocol", "SenderProcess", "dumps"]
 
@@ -64,7 +63,6 @@ RESPAWN_FIRST = 0.2  # seconds before restarting a child that died; doubles up t
 RESPAWN_MAX = 30.0  # this while it keeps dying within
 STABLE = 60.0  # seconds of life that count as having worked
 KILL_GRACE = 5.0  # seconds beyond the drain a closing child gets before it is killed
-_SYSTEMD_ONLY = {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"}
 
 
 # -- frames --------------------------------------------------------------------------
@@ -370,15 +368,5 @@ class SenderProcess:
 
 
 def _spawn(sock: socket.socket) -> subprocess.Popen[bytes]:
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    # the daemon alone speaks to systemd (NotifyAccess=main)
-    env = {k: v for k, v in os.environ.items() if k not in _SYSTEMD_ONLY}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     level = logging.getLogger().getEffectiveLevel()
-    return subprocess.Popen(
-        [sys.executable, "-m", "engine.delivery.sender_child", str(sock.fileno()), str(level)],
-        pass_fds=(sock.fileno(),),
-        stdin=subprocess.DEVNULL,
-        process_group=0,  # a terminal's ^C is for the daemon, which then drains this
-        env=env,
-    )
+    return python_child.spawn("engine.delivery.sender_child", sock, str(level))

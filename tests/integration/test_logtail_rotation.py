@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from engine.collectors.logtail.collector import LogtailCollector
+from engine.collectors.logtail.reader import Reader
 from engine.collectors.logtail.sink import LineBatch
 from engine.config.model import CollectorConfig, frozen_map
 
@@ -59,7 +60,7 @@ class Numbers:
 
 
 def collector(path: Path, **settings: object) -> LogtailCollector:
-    raw = {"paths": [str(path)], "start": "beginning", **settings}
+    raw = {"paths": [str(path)], "start": "beginning", "isolate": False, **settings}
     return LogtailCollector.from_config(
         CollectorConfig("logs", "logtail", None, 10.0, frozen_map(raw))
     )
@@ -108,7 +109,8 @@ def run(tmp_path: Path, kind: str, per_file: int, rotations: int, rate: int) -> 
     missing = sorted(set(range(total)) - set(sink.seen))
     assert dups == 0, f"{dups} lines read twice"
     assert not missing, f"{len(missing)} of {total} lines lost, first {missing[:10]}"
-    rotated = c._tailer.followed[str(log)].counters.rotations
+    assert isinstance(c.reader, Reader)  # isolate: false, for the sink
+    rotated = c.reader.tailer.followed[str(log)].counters.rotations
     assert rotated == rotations, f"saw {rotated} rotations of {rotations}"
     return sink
 

@@ -34,58 +34,50 @@ wakes a pass without waiting for `interval`, and a pass that found new pattern
 hits (or, without detection, new lines) says so in `news()`: the daemon then
 evaluates the groups that read this collector at once (engine/daemon/react.py).
 
-Reading runs in a worker thread (OneThread), bounded per pass by bytes and by
-the collector's timeout. A path's offset and counters are one `collector_state`
-record (engine/collectors/base.py, Stateful), journaled after a pass that moved
-them (at most every `save_interval`, and once more at a clean stop) before that
-pass's sample is published; the next start resumes from them (see tailer.py for
-how `start` applies). Offset and counters move back together, so the counters
-rules read count every line exactly once across restarts; after a crash the
-lines read since the last record are read again (and handed to the line sinks
-again): at most `save_interval` of them.
+Reading, parsing and detection run in a child process (reader.py, isolated.py;
+`isolate: false`: in a worker thread), one pass at a time, bounded per pass by
+bytes and by half the collector's timeout. A path's offset and counters are one
+`collector_state` record (engine/collectors/base.py, Stateful), journaled after
+a pass that moved them (at most every `save_interval`, and once more at a clean
+stop) before that pass's sample is published; the next start resumes from them
+(see tailer.py for how `start` applies). Offset and counters move back
+together, so the counters rules read count every line exactly once across
+restarts; after a crash the lines read since the last record are read again
+(and handed to the line sinks again): at most `save_interval` of them.
 """
 
 from __future__ import annotations
 
-import time
+import contextlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar, Self
 
-from engine.collectors._util import OneThread, Settings
+from engine.collectors._util import OneThread
 from engine.collectors.base import Sample
-from engine.collectors.logtail import journald
-from engine.collectors.logtail.follow import Limits
-from engine.collectors.logtail.sink import LineSink, RecentLines
-from engine.collectors.logtail.tailer import STARTS, Tailer
+from engine.collectors.logtail.isolated import ReaderProcess
+from engine.collectors.logtail.reader import (
+    Changes,
+    LogtailSettings,
+    Pass,
+    Reader,
+    detects,
+    parse_settings,
+)
+from engine.collectors.logtail.sink import LineSink
 from engine.collectors.logtail.wake import Waker
 from engine.config.model import CollectorConfig
 from engine.detect import settings as detect
-from engine.detect.sink import DetectSink
 from engine.errors import CollectorError
 
-MAX_RECENT = 10_000
-MAX_LINE = 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class LogtailSettings:
-    paths: tuple[str, ...]
-    start: str
-    max_line_bytes: int
-    batch_bytes: int
-    max_pass_bytes: int
-    recent_lines: int
-    save_interval: float
-    react: float = 0.05  # seconds between passes woken by writes; 0: only on the interval
-    detect: detect.DetectSettings | None = None
-    journald: journald.JournaldSettings | None = None
+__all__ = ["LogtailCollector", "LogtailSettings"]
 
 
 class LogtailCollector:
     type_name: ClassVar[str] = "logtail"
     # its samples share the elements of keys that did not change, never changed
-    # once handed out (engine/detect/sink.py): the boundary skips them (Memo)
+    # once handed out (engine/detect/sink.py, and isolated.py hands out its copies
+    # the same way): the boundary skips them (Memo)
     shares_values: ClassVar[bool] = True
 
     def __init__(self, config: CollectorConfig, settings: LogtailSettings) -> None:
@@ -93,80 +85,39 @@ class LogtailCollector:
         self.interval = config.interval
         self.timeout = config.timeout
         self.settings = settings
-        self._recent = RecentLines(settings.recent_lines)
-        self._sinks: list[LineSink] = [self._recent]
-        limits = Limits(settings.max_line_bytes, settings.batch_bytes)
-        self._detect = DetectSink(settings.detect) if settings.detect is not None else None
         # the per-key windows start empty (engine/collectors/base.py, fills_for)
         self.fills_for = detect.span(settings.detect) if settings.detect is not None else 0.0
-        if self._detect is not None:
-            self._sinks.append(self._detect)
         self.react = settings.react or None  # read by engine/daemon/react.py
         self._waker: Waker | None = None
-        self._seen = -1  # hits (or lines) after the previous pass: news() compares
         self._news = False
-        self._tailer = Tailer(settings.paths, limits, settings.start, self._sinks)
-        self._journal = (
-            journald.JournalSource(settings.journald, limits, settings.start, self._sinks)
-            if settings.journald is not None
-            else None
+        # the child starts at the first pass: building a collector (validation,
+        # a reload that may be refused) starts nothing
+        self.reader: Reader | ReaderProcess = (
+            ReaderProcess(config) if settings.isolate else Reader(settings, config.timeout)
         )
         self._thread = OneThread()
-        self._changes: dict[str, dict[str, Any] | None] = {}
+        self._changes: Changes = {}
 
     @classmethod
     def from_config(cls, config: CollectorConfig) -> Self:
-        s = Settings(cls.type_name, config.settings)
-        journal = journald.parse(s.get("journald")) if s.has("journald") else None
-        if journal is None and not s.has("paths"):
-            raise ValueError("paths: required (the files to follow), unless journald is set")
-        paths = s.str_list("paths", (), nonempty=journal is None)
-        for i, p in enumerate(paths):
-            if not p.startswith("/"):
-                raise ValueError(f"paths[{i}]: must be an absolute path, got {p!r}")
-        max_line = s.size("max_line_bytes", 16 * 1024)
-        if max_line > MAX_LINE:
-            raise ValueError(f"max_line_bytes: at most {MAX_LINE} bytes (1MiB)")
-        recent = s.get("recent_lines", 100)
-        if type(recent) is not int or not 0 <= recent <= MAX_RECENT:
-            raise ValueError(f"recent_lines: expected a whole number from 0 to {MAX_RECENT}")
-        settings = LogtailSettings(
-            paths=paths,
-            start=s.choice("start", STARTS, "saved"),
-            max_line_bytes=max_line,
-            batch_bytes=s.size("batch_bytes", 1024 * 1024),
-            max_pass_bytes=s.size("max_pass_bytes", 64 * 1024 * 1024),
-            recent_lines=recent,
-            save_interval=s.duration("save_interval", 5.0),
-            react=s.duration("react", 0.05),
-            detect=detect.parse(config.settings) if _detects(config) else None,
-            journald=journal,
-        )
-        for key in detect.DETECT_KEYS:
-            s.has(key)  # read by detect.parse above
-        s.done()
-        return cls(config, settings)
+        return cls(config, parse_settings(config))
 
     @classmethod
     def metric_names(cls, config: CollectorConfig) -> frozenset[str] | None:
         names = ("lines", "bytes", "truncated", "rotations", "files", "recent", "sink_errors")
-        return frozenset((*names, "keys", "totals") if _detects(config) else names)
+        return frozenset((*names, "keys", "totals") if detects(config) else names)
 
     def add_sink(self, sink: LineSink) -> None:
         """Hand every batch of lines to `sink` as well (engine/collectors/logtail/sink.py);
-        before the first collect."""
-        self._sinks.append(sink)
+        before the first collect, with `isolate: false` (a sink runs where the lines are read)."""
+        if not isinstance(self.reader, Reader):
+            raise TypeError("add_sink needs isolate: false")
+        self.reader.add_sink(sink)
 
     # -- Stateful (engine/collectors/base.py) --------------------------------------------
 
     def restore(self, saved: Mapping[str, Any]) -> None:
-        rec = saved.get(journald.NAME)
-        if self._journal is not None and isinstance(rec, Mapping):
-            self._journal.restore(rec)
-        # journald's record is not a path's: the tailer would forget it
-        self._tailer.restore({k: v for k, v in saved.items() if k != journald.NAME})
-        if self._journal is None and journald.NAME in saved:
-            self._changes[journald.NAME] = None  # journald no longer read: its record goes
+        self.reader.restore(saved)
 
     def state_changes(self) -> dict[str, dict[str, Any] | None]:
         out, self._changes = self._changes, {}
@@ -187,102 +138,37 @@ class LogtailCollector:
     # -- Collector -------------------------------------------------------------------------
 
     async def collect(self, now: float) -> Sample:
-        return await self._thread.run(self._pass, self.timeout)
+        values = await self._pass(woken=False)
+        assert values is not None
+        return values
 
     async def collect_woken(self, now: float) -> Sample | None:
         """A pass woken by a write: its sample only when it has news(), else None
         (the lines are read and counted all the same; the interval's pass
-        publishes them). Building the sample scores every key, which costs more
-        than reading a busy log's lines between two ticks."""
-        return await self._thread.run(self._woken_pass, self.timeout)
+        publishes them)."""
+        return await self._pass(woken=True)
 
     async def aclose(self) -> None:
-        # a pass still running in its thread owns the files; it ends on its own bound
+        closed = False
         if self._thread.idle():
-            self._changes.update(self._tailer.changes())  # the daemon journals them at stop
-            self._tailer.close()
-            if self._journal is not None:
-                self._changes.update(self._journal.changes())
-                self._journal.close()
+            with contextlib.suppress(CollectorError):  # timed out
+                # the daemon journals the last records at stop
+                self._changes.update(await self._thread.run(self.reader.close, self.timeout))
+                closed = True
+        if not closed and isinstance(self.reader, ReaderProcess):
+            self.reader.kill()  # its pass is abandoned: read again after the restart
+        # (a thread's pass still running owns the files; it ends on its own bound)
         if self._waker is not None:
             self._waker.close()
             self._waker = None
 
-    def _woken_pass(self) -> dict[str, Any] | None:
-        self._read()
-        return self._values() if self._news else None
-
-    def _pass(self) -> dict[str, Any]:
-        self._read()
-        return self._values()
-
-    def _read(self) -> None:
+    async def _pass(self, woken: bool) -> dict[str, Any] | None:
         waker = self._waker
         if waker is not None:
             waker.arm()  # before reading: a write from now on wakes the next pass
-        # stop starting reads at half the timeout: the sample is still built in time
-        deadline = time.monotonic() + self.timeout / 2
-        self._tailer.poll(self.settings.max_pass_bytes, deadline)
-        j = self._journal
-        if j is not None:
-            j.poll(self.settings.max_pass_bytes, deadline)
+        p: Pass = await self._thread.run(partial(self.reader.run, woken), self.timeout)
+        self._news = p.news
+        self._changes.update(p.changes)
         if waker is not None:
-            waker.follow(self._tailer.reading())
-        d = self._detect
-        seen = sum(d.pattern_totals.values()) if d is not None else self._lines()
-        self._news, self._seen = self._seen >= 0 and seen != self._seen, seen
-        self._changes.update(self._tailer.changes(self.settings.save_interval))
-        if j is not None:
-            self._changes.update(j.changes(self.settings.save_interval))
-        errors = [f"{p}: {f.error}" for p, f in self._tailer.followed.items() if f.error]
-        sources = len(self._tailer.followed)
-        if j is not None:
-            sources += 1
-            if j.error is not None:
-                errors.append(f"{journald.NAME}: {j.error}")
-        if errors and len(errors) == sources:
-            # nothing readable (a missing file is not an error: it may appear later)
-            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-            raise CollectorError(errors[0] + more)
-
-    def _values(self) -> dict[str, Any]:
-        files = []
-        total = {"lines": 0, "bytes": 0, "truncated": 0, "rotations": 0}
-        for path, f in self._tailer.followed.items():
-            c = f.counters
-            row = {"lines": c.lines, "bytes": c.bytes, "truncated": c.truncated}
-            row["rotations"] = c.rotations
-            for k in total:
-                total[k] += row[k]
-            files.append(
-                {
-                    "labels": {"path": path},
-                    **row,
-                    "offset": f.file.offset if f.file is not None else None,
-                    "error": f.error,
-                }
-            )
-        j = self._journal
-        sink_errors = self._tailer.sink_errors
-        if j is not None:
-            c = j.counters
-            row = {"lines": c.lines, "bytes": c.bytes, "truncated": c.truncated, "rotations": 0}
-            for k in total:
-                total[k] += row[k]
-            files.append(
-                {"labels": {"path": journald.NAME}, **row, "offset": None, "error": j.error}
-            )
-            sink_errors += j.sink_errors
-        out: dict[str, Any] = {**total, "files": files, "sink_errors": sink_errors}
-        for sink in self._sinks:
-            out.update(sink.values())
-        return out
-
-    def _lines(self) -> int:
-        n = self._tailer.lines()
-        return n + self._journal.counters.lines if self._journal is not None else n
-
-
-def _detects(config: CollectorConfig) -> bool:
-    """Detection runs when any of its keys is set (a format alone counts per key)."""
-    return not detect.DETECT_KEYS.isdisjoint(config.settings)
+            waker.follow(p.reading)
+        return p.values

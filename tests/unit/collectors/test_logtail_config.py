@@ -35,7 +35,7 @@ def test_a_good_logtail_collector_loads(tmp_path: Path) -> None:
         (
             "  - {name: logs, type: logtail, paths: [/x.log], colour: red}\n",
             "vigil.yaml:5:50: collectors[0].colour: unknown key 'colour' (allowed: allow, "
-            "allow_networks, batch_bytes, enabled, evidence, format, idle, interval, journald, key, "
+            "allow_networks, batch_bytes, enabled, evidence, format, idle, interval, isolate, journald, key, "
             "max_distinct, max_keys, max_line_bytes, max_pass_bytes, max_reported, name, packs, "
             "paths, patterns, react, recent_lines, save_interval, start, timeout, type, window, windows)",
         ),
