@@ -21,7 +21,9 @@ not running, a bad match) its last error line is the source's error and it is
 started again, from the last cursor, after `RESTART_AFTER` seconds. A MESSAGE
 that is not valid UTF-8 (journalctl prints it as a list of byte values) is
 decoded with replacement characters; a line longer than `max_line_bytes` is cut
-and counted in `truncated`.
+and counted in `truncated`. An entry whose JSON is longer than what is held
+(16 × max_line_bytes + 64 KiB: any local user can send a multi-megabyte message)
+keeps its head, the rest is skipped: it is still one line, cut and counted.
 """
 
 from __future__ import annotations
@@ -47,8 +49,10 @@ log = logging.getLogger("vigil")
 
 NAME = "journald"  # the lines' path, the files element's label and the state record's key
 RESTART_AFTER = 5.0  # seconds between starts of a journalctl that exited
+TAIL = 16384  # bytes kept of the end of an entry too long to hold
 FIELDS = "MESSAGE,SYSLOG_IDENTIFIER,SYSLOG_PID,_PID,_COMM"
 _MATCH = re.compile(r"[A-Z0-9_]+=.*", re.S)
+_VALUE_END = re.compile(rb'(\\*)"(?=,")|\](?=,")')
 _UNIT = re.compile(r"[A-Za-z0-9:_.\\@*-]+")
 
 
@@ -112,6 +116,8 @@ class JournalSource:
         self.sink_errors = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._partial = b""
+        self._head: bytes | None = None  # the start of an entry too long to hold
+        self._tail = b""  # and its last TAIL bytes (the fields after the long one)
         self._offset = 0  # bytes of lines handed out since start: evidence offsets
         self._next_start = float("-inf")
         self._started_at = 0.0
@@ -224,6 +230,7 @@ class JournalSource:
             flags = fcntl.fcntl(stream.fileno(), fcntl.F_GETFL)
             fcntl.fcntl(stream.fileno(), fcntl.F_SETFL, flags | os.O_NONBLOCK)
         self._partial = b""
+        self._head, self._tail = None, b""
         self._said = b""
         self._started_at = self.clock()
         return proc
@@ -252,23 +259,41 @@ class JournalSource:
         self._next_start = self.clock() + RESTART_AFTER
 
     def _lines(self, chunk: bytes) -> None:
+        entries: list[tuple[Mapping[str, Any], bool]] = []  # (entry, cut short)
+        if self._head is not None:  # the rest of an entry too long to hold
+            nl = chunk.find(b"\n")
+            self._tail = (self._tail + (chunk if nl < 0 else chunk[:nl]))[-TAIL:]
+            if nl < 0:
+                return
+            entries.append((_salvage(self._head, self._tail), True))
+            self._head, self._tail = None, b""
+            chunk = chunk[nl + 1 :]
         data = self._partial + chunk
         cut = data.rfind(b"\n")
-        if cut < 0:
-            # an entry longer than a batch waits; one over the line cap is not waited for
-            self._partial = data if len(data) <= 16 * self.limits.max_line_bytes + 65536 else b""
-            return
-        self._partial = data[cut + 1 :]
-        out: list[str] = []
-        cursor = self.cursor
-        offset = self._offset  # bytes of the lines handed out, as if the journal were a file
-        for raw in data[:cut].split(b"\n"):
+        complete, rest = (data[:cut], data[cut + 1 :]) if cut >= 0 else (b"", data)
+        # an entry longer than a batch waits for its end; one longer than what may be
+        # held (a hostile 10 MB message) keeps its head and skips to its end, so it
+        # is counted once, cut, and never lost nor mistaken for the next entries
+        hold = 16 * self.limits.max_line_bytes + 65536
+        if len(rest) > hold:
+            self._head, self._tail, self._partial = rest[:hold], rest[-TAIL:], b""
+        else:
+            self._partial = rest
+        for raw in complete.split(b"\n") if complete else ():
             try:
                 entry = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 continue  # not an entry (journalctl prints only JSON objects here)
-            if not isinstance(entry, dict):
-                continue
+            if isinstance(entry, dict):
+                entries.append((entry, False))
+        if entries:
+            self._hand_over(entries)
+
+    def _hand_over(self, entries: list[tuple[Mapping[str, Any], bool]]) -> None:
+        out: list[str] = []
+        cursor = self.cursor
+        offset = self._offset  # bytes of the lines handed out, as if the journal were a file
+        for entry, cut_short in entries:
             c = entry.get("__CURSOR")
             if isinstance(c, str):
                 cursor = c
@@ -278,16 +303,16 @@ class JournalSource:
             if size > self.limits.max_line_bytes:
                 line = whole[: self.limits.max_line_bytes].decode("utf-8", "ignore")
                 size = len(line.encode())  # a character cut in two is dropped
+            if cut_short or size < len(whole):
                 self.counters.truncated += 1
             out.append(line)
             self.counters.lines += 1
             self.counters.bytes += len(whole) + 1
             offset += size + 1
         self.cursor = cursor
-        if out:
-            batch = LineBatch(NAME, self._offset, offset, out)
-            self._offset = offset
-            self.sink_errors += hand_over(self.sinks, batch, self.sink_errors)
+        batch = LineBatch(NAME, self._offset, offset, out)
+        self._offset = offset
+        self.sink_errors += hand_over(self.sinks, batch, self.sink_errors)
 
     def close(self) -> None:
         proc, self._proc = self._proc, None
@@ -318,6 +343,38 @@ def _newest(exe: str, where: list[str]) -> str | None:
         return None
     cursor = entry.get("__CURSOR") if isinstance(entry, dict) else None
     return cursor if isinstance(cursor, str) else None
+
+
+def _salvage(head: bytes, tail: bytes) -> dict[str, Any]:
+    """The fields of an entry known by its first and last bytes only: those before
+    the long field and its start from the head (the JSON closed where it was cut,
+    inside the field's string or its list of byte values), those after it from the
+    tail (journalctl may print MESSAGE before SYSLOG_IDENTIFIER). Fields not
+    recovered are missing; the entry is still counted."""
+    entry = _closed(head)
+    # the long value ends at its first closing quote (one not escaped) or bracket
+    for m in _VALUE_END.finditer(tail):
+        if m.group(1) and len(m.group(1)) % 2:
+            continue  # an escaped quote, inside the value
+        with contextlib.suppress(orjson.JSONDecodeError):
+            after = orjson.loads(b"{" + tail[m.end() + 1 :])  # past the comma
+            if isinstance(after, dict):
+                entry.update(after)
+            break
+    return entry
+
+
+def _closed(head: bytes) -> dict[str, Any]:
+    """The JSON object `head` begins, closed where it was cut."""
+    for trim in range(12):  # back off a cut escape, UTF-8 sequence or byte value
+        part = head[: len(head) - trim]
+        for close in (b'"}', b"]}"):
+            if close == b"]}" and head[len(part) : len(part) + 1] != b",":
+                continue  # the last byte value may be cut short: end at a comma
+            with contextlib.suppress(orjson.JSONDecodeError):
+                got = orjson.loads(part + close)
+                return got if isinstance(got, dict) else {}
+    return {}
 
 
 def _field(entry: Mapping[str, Any], key: str) -> str | None:
