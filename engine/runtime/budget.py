@@ -7,7 +7,7 @@ for a snapshot) would make every timer behind it late. Such work is done in
 small steps, asking `budget.spent()` between them and, once it says so,
 awaiting `budget.pause()` (or, in one call, `await budget.yield_if_spent()`).
 
-    budget = Budget(ms=2)          # one per loop: the daemon makes it
+    budget = Budget(ms=1)          # one per loop: the daemon makes it
     budget.start()                 # a piece of work begins
     for _ in steps():
         await budget.yield_if_spent()
@@ -70,7 +70,9 @@ class Budget:
     `next_tick()`, when set, gives the seconds until the next scheduled tick
     (negative when due, None when nothing is scheduled): `room` waits for it."""
 
-    def __init__(self, ms: float = 2.0) -> None:
+    # 1 ms, not 2: with a logtail collector ingesting 10,000 lines/s, 2 ms windows
+    # left ticks up to 12 ms late (bench/logtail.py --no-throughput --no-latency)
+    def __init__(self, ms: float = 1.0) -> None:
         self.window = ms / 1e3
         self.next_tick: Callable[[], float | None] | None = None
         self._end = 0.0  # perf_counter() at which the open window closes
