@@ -93,8 +93,11 @@ class Budget:
         timer = timer_due()
         await asyncio.sleep(0)
         if timer:
-            # the timer ran in that iteration; what it started (a scheduler's job is
-            # a task created there) runs in the next one: let it go first
+            # the timer runs in the next iteration, but after this task (asyncio runs
+            # what was made ready before that iteration's timers); what it starts (a
+            # scheduler's job is a task created there) runs in the iteration after,
+            # again after this task if it only yielded once more: so twice more
+            await asyncio.sleep(0)
             await asyncio.sleep(0)
         if self._end <= yielded:  # the window we left is over: the first one back opens one
             self._end = time.perf_counter() + self.window
