@@ -102,8 +102,13 @@ class Collecting:
             return  # replaced meanwhile, or a woken read with nothing new for the rules
         # the boundary: valid text, bounded depth and size, whatever the collector read;
         # walked in a worker thread: a logtail sample of 500 keys with their evidence
-        # costs milliseconds that the loop's next tick must not wait for (issue 16)
-        sample, cut = await asyncio.to_thread(partial(clean, memo=self._memo(name, c)), sample)
+        # costs milliseconds that the loop's next tick must not wait for (issue 16);
+        # a collector whose own process cleaned it (logtail's reader) is not walked
+        # again here, where that walk would hold the GIL the loop needs
+        cut = None
+        if not getattr(c, "cleaned", False):
+            memo = self._memo(name, c)
+            sample, cut = await asyncio.to_thread(partial(clean, memo=memo), sample)
         if self.collectors.get(name) is not c:
             return  # replaced meanwhile
         if cut is not None and self._cut_logged.get(name) != cut:

@@ -24,22 +24,10 @@ import psutil
 
 from engine.common.timefmt import to_epoch
 from tests.integration.daemon import Daemon
+from tests.integration.test_logtail_restart_windows import RULES, failed
 
 MODULE = "engine.collectors.logtail.isolated"
 WINDOW = 4.0
-RULES = """
-group: auth
-interval: 100ms
-rules:
-  - id: ssh_bruteforce
-    each: auth.keys
-    expr: it.failures >= 3
-    severity: warning
-"""
-
-
-def failed(ip: str) -> str:
-    return f"Dec  7 03:00:00 host sshd[4242]: Failed password for root from {ip} port 22 ssh2\n"
 
 
 def daemon(tmp_path: Path, log: Path) -> Daemon:

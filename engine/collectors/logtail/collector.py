@@ -80,6 +80,12 @@ class LogtailCollector:
     # the same way): the boundary skips them (Memo)
     shares_values: ClassVar[bool] = True
 
+    @property
+    def cleaned(self) -> bool:
+        """Whether its samples come cleaned at the boundary (its reader process walks
+        them where they are read, isolated.py): the daemon does not walk them again."""
+        return isinstance(self.reader, ReaderProcess)
+
     def __init__(self, config: CollectorConfig, settings: LogtailSettings) -> None:
         self.name = config.name
         self.interval = config.interval

@@ -35,12 +35,14 @@ import socket
 import subprocess
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 from types import MappingProxyType
 from typing import Any
 
 from engine.collectors.logtail.reader import Changes, Pass, Reader, parse_settings
+from engine.common.boundary import Memo, clean
 from engine.config.model import CollectorConfig, frozen_map
 from engine.errors import CollectorError
 from engine.runtime import python_child
@@ -224,11 +226,27 @@ def _reader(config: tuple[Any, ...], saved: Mapping[str, Any]) -> Reader:
     return reader
 
 
-def _pass(reader: Reader, shared: _Shared, woken: bool) -> Pass:
-    p = reader.run(woken)
-    if p.values is not None and "keys" in p.values:
-        p.values["keys"] = shared.encode(p.values["keys"])
-    return p
+class _Outbox:
+    """What a pass hands the daemon: its sample cleaned at the boundary here, where
+    it was read (engine/common/boundary.py, with a Memo: unchanged elements are not
+    walked again), so the daemon does not walk it again in its own process."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.memo = Memo()
+        self.shared = _Shared()
+        self.cut: str | None = None  # the last cut logged
+
+    def answer(self, p: Pass) -> Pass:
+        if p.values is None:
+            return p
+        values, cut = clean(p.values, memo=self.memo)
+        if cut is not None and cut != self.cut:  # once per kind of cut, as collecting.py
+            log.warning("collector %s: values cut at the boundary: %s", self.name, cut)
+            self.cut = cut
+        if "keys" in values:
+            values = {**values, "keys": self.shared.encode(values["keys"])}
+        return replace(p, values=values)
 
 
 def serve(conn: Connection) -> None:
@@ -237,7 +255,7 @@ def serve(conn: Connection) -> None:
     vigil.addHandler(logs)
     vigil.propagate = False
     reader: Reader | None = None
-    shared = _Shared()
+    out: _Outbox | None = None
     try:
         while True:
             try:
@@ -247,11 +265,11 @@ def serve(conn: Connection) -> None:
             kind = message[0]
             try:
                 if kind == "start":
-                    reader = _reader(message[1], message[2])
+                    reader, out = _reader(message[1], message[2]), _Outbox(message[1][0])
                     continue  # the first "run" answers
-                assert reader is not None, "the collector starts the child first"
+                assert reader is not None and out is not None, "the collector starts it first"
                 if kind == "run":
-                    answer: tuple[str, Any] = ("ok", _pass(reader, shared, bool(message[1])))
+                    answer: tuple[str, Any] = ("ok", out.answer(reader.run(bool(message[1]))))
                 else:
                     closing, reader = reader, None
                     answer = ("ok", closing.close())

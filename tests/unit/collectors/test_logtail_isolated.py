@@ -5,14 +5,17 @@ comes back as the same object (the boundary's Memo skips it, as it does in-threa
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 
 from engine.collectors.logtail.collector import LogtailCollector
 from engine.collectors.logtail.isolated import MODULE, ReaderProcess
 from engine.collectors.logtail.reader import Reader
+from engine.common.boundary import MAX_STR
 from engine.config.model import CollectorConfig, frozen_map
 
 
@@ -84,3 +87,31 @@ def test_building_a_collector_starts_no_process(tmp_path: Path) -> None:
     assert isinstance(c.reader, ReaderProcess) and c.reader.pid is None
     asyncio.run(c.aclose())
     assert c.reader.pid is None
+
+
+def test_the_child_cleans_the_sample_at_the_boundary_and_says_so_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The daemon does not walk a reader process's sample again (collecting.py reads
+    `cleaned`): the child cuts what the boundary cuts (a recent line over 64 KiB of
+    text) and its warning reaches the daemon's log, once for repeated cuts."""
+    log = tmp_path / "auth.log"
+    log.write_text("x" * 100_000 + "\n" + failed("192.0.2.1"))
+    c = LogtailCollector.from_config(
+        CollectorConfig(
+            "auth", "logtail", None, 30.0,
+            frozen_map({"paths": [str(log)], "start": "beginning", "max_line_bytes": "1MiB"}),
+        )
+    )  # fmt: skip
+    assert c.cleaned
+    try:
+        with caplog.at_level(logging.WARNING, logger="vigil"):
+            first = asyncio.run(c.collect(0))
+            again = asyncio.run(c.collect(0))
+    finally:
+        asyncio.run(c.aclose())
+    for sample in (first, again):
+        long = sample["recent"][0]["line"]
+        assert long.startswith("x" * MAX_STR) and long.endswith("[34464 characters cut]")
+    cuts = [r.getMessage() for r in caplog.records if "cut at the boundary" in r.getMessage()]
+    assert len(cuts) == 1 and cuts[0].startswith("collector auth: values cut"), cuts
