@@ -44,6 +44,13 @@ after the collector's first read they may undercount. Meanwhile a false result o
 a rule reading it does not end a pending or firing alert (engine/rules/evaluator.py,
 `_hold`): "fewer than 10 failures in 10m" is not known 2 minutes after a restart.
 
+`shares_values` and `cleaned` (optional attributes, bool): the daemon cleans every
+sample at the boundary (engine/common/boundary.py) in a worker thread. A
+collector that never changes a container it handed out, and hands the same one
+out again while unchanged, says `shares_values`: the walk skips what it walked
+before. One that cleaned its sample itself where it was made (logtail's reader
+process) says `cleaned`: the daemon does not walk it again.
+
 `metric_names(config)` (optional classmethod): the metric names the type
 provides for this configuration, known without collecting, or None when only
 collecting can tell. The validator uses it to reject `api.stauts` at load time.
