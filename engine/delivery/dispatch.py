@@ -241,7 +241,11 @@ class Dispatcher:
     async def unban(self, address: str, *, by: str) -> list[dict[str, Any]]:
         """Lift `address`'s ban on every ban channel that holds it (`vigil unban`):
         through each channel's queue, as a test notification the channel reads
-        (`extra.unban`); its `unban` event is journaled with the outcome."""
+        (`extra.unban`); its `unban` event is journaled with the outcome.
+        ValueError under --dry-run: that daemon makes and lifts no bans, and
+        "lifted" would be untrue."""
+        if self.dry_run:
+            raise ValueError("the daemon runs with --dry-run: it makes and lifts no bans")
         out = []
         for c in self.config.channels:
             if c.type != "ban":

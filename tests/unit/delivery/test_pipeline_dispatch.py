@@ -367,6 +367,21 @@ def test_dry_run_sends_and_journals_nothing() -> None:
     run(main)
 
 
+def test_unban_under_dry_run_is_refused_not_reported_done() -> None:
+    """A --dry-run daemon sends nothing, so `vigil unban` lifts nothing: it must
+    say so, not answer that the ban channel lifted it."""
+
+    async def main() -> None:
+        config = Config(routes=(R("fw"),), channels=(ChannelConfig("fw", "ban"),))
+        d = Dispatcher(config, emit=Journal(), state=initial_state(), dry_run=True)
+        await d.start()
+        with pytest.raises(ValueError, match="--dry-run: it makes and lifts no bans"):
+            await d.unban("203.0.113.7", by="ops")
+        await d.aclose()
+
+    run(main)
+
+
 def test_resolved_for_silenced_alert_only_on_closing_channels() -> None:
     async def main() -> None:
         chans: dict[str, FakeChannel] = {"pd": ClosingChannel("pd"), "slack": FakeChannel("slack")}
