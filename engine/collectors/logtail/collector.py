@@ -76,8 +76,8 @@ __all__ = ["LogtailCollector", "LogtailSettings"]
 class LogtailCollector:
     type_name: ClassVar[str] = "logtail"
     # its samples share the elements of keys that did not change, never changed
-    # once handed out (engine/detect/sink.py, and isolated.py hands out its copies
-    # the same way): the boundary skips them (Memo)
+    # once handed out (engine/detect/sink.py): the boundary skips them (Memo), in
+    # the reader process, or in the daemon with `isolate: false`
     shares_values: ClassVar[bool] = True
 
     @property

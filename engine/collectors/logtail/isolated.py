@@ -14,7 +14,9 @@ so it goes where the daemon's log goes. The detection sample's `keys` list
 (up to 500 elements with their evidence) mostly holds the same elements pass
 after pass (engine/detect/sink.py reuses an unchanged key's element): such an
 element crosses once and then as its number, and the daemon hands out its
-same copy again, which keeps the boundary's Memo working (collecting.py).
+same copy again, so the daemon unpickles (holding the GIL its loop needs) only
+what changed. The sample is cleaned at the boundary here (`_Outbox`), where it
+is made: the daemon does not walk it again (`cleaned`, collecting.py).
 
 The parent keeps the state records it was given and the changes since, so a
 child that dies (a crash, the OOM killer) is replaced at the next pass by one

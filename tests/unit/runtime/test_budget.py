@@ -171,3 +171,29 @@ def test_tasks_resumed_together_share_one_window() -> None:
     ran = asyncio.run(main())
     per_iteration = max(ran.count(i) for i in set(ran))
     assert len(ran) == 10 and per_iteration <= 3
+
+
+def test_work_paused_for_a_due_timer_resumes_after_the_job_the_timer_starts() -> None:
+    """A scheduler's timer starts its job as a new task (APScheduler's
+    AsyncIOExecutor): the paused work must not resume before that task has run.
+    asyncio runs what was made ready before an iteration's timers first, so the
+    work yields three times (with two it ran one more window ahead of the tick)."""
+
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        budget = Budget(ms=60_000)  # the window never runs out: only the timer counts
+        order: list[str] = []
+
+        async def job() -> None:
+            order.append("job")
+
+        loop.call_later(0.002, lambda: loop.create_task(job()))
+        budget.start()
+        while not budget.spent():  # busy until the timer is due
+            pass
+        await budget.pause()
+        order.append("work")
+        await asyncio.sleep(0.01)
+        return order
+
+    assert asyncio.run(main()) == ["job", "work"]
